@@ -1,0 +1,1 @@
+"""HTTP layer: Chalice blueprints that parse requests and shape responses."""

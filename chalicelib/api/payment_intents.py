@@ -1,0 +1,95 @@
+"""/v1/payment_intents: Stripe's PaymentIntents API."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api import params as p
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.container import services
+from chalicelib.services.context import Outcome
+
+payment_intents = Blueprint(__name__)
+bp = payment_intents
+
+
+@bp.route("/v1/payment_intents", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.CreatePaymentIntent, creates="pi")
+def create_payment_intent(call: ApiCall) -> Outcome:
+    params: p.CreatePaymentIntent = call.params
+    return services().payment_intents.create(
+        call.merchant_id,
+        call.context,
+        amount=params.amount,
+        currency=params.currency,
+        capture_method=params.capture_method,
+        payment_method=params.payment_method,
+        confirm=params.confirm,
+        description=params.description,
+        metadata=params.metadata,
+        payment_method_types=(
+            [t.value for t in params.payment_method_types] if params.payment_method_types else None
+        ),
+    )
+
+
+@bp.route("/v1/payment_intents", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ListParams)
+def list_payment_intents(call: ApiCall) -> dict:
+    params: p.ListParams = call.params
+    return services().payment_intents.list(
+        call.merchant_id,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
+
+
+@bp.route("/v1/payment_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retrieve_payment_intent(call: ApiCall, intent: str) -> dict:
+    return services().payment_intents.retrieve(call.merchant_id, intent).to_api()
+
+
+@bp.route("/v1/payment_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.UpdatePaymentIntent)
+def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
+    changes = call.params.changes()
+    if "payment_method_types" in changes and changes["payment_method_types"] is not None:
+        changes["payment_method_types"] = [str(t) for t in changes["payment_method_types"]]
+    return services().payment_intents.update(call.merchant_id, intent, call.context, changes)
+
+
+@bp.route("/v1/payment_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ConfirmPaymentIntent)
+def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
+    params: p.ConfirmPaymentIntent = call.params
+    return services().payment_intents.confirm(
+        call.merchant_id,
+        intent,
+        call.context,
+        payment_method=params.payment_method,
+        capture_method=params.capture_method,
+    )
+
+
+@bp.route("/v1/payment_intents/{intent}/capture", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.CapturePaymentIntent)
+def capture_payment_intent(call: ApiCall, intent: str) -> Outcome:
+    params: p.CapturePaymentIntent = call.params
+    return services().payment_intents.capture(
+        call.merchant_id,
+        intent,
+        call.context,
+        amount_to_capture=params.amount_to_capture,
+        metadata=params.metadata,
+    )
+
+
+@bp.route("/v1/payment_intents/{intent}/cancel", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.CancelPaymentIntent)
+def cancel_payment_intent(call: ApiCall, intent: str) -> Outcome:
+    params: p.CancelPaymentIntent = call.params
+    return services().payment_intents.cancel(
+        call.merchant_id, intent, call.context, reason=params.cancellation_reason
+    )

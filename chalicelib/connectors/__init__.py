@@ -1,0 +1,1 @@
+"""Connectors to payment service providers, behind one small interface (`base.Connector`)."""

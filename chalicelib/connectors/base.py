@@ -1,0 +1,111 @@
+"""The connector interface: what PayFlow needs from a payment service provider (PSP).
+
+A connector authorizes (and, for automatic capture, captures) a payment, captures or voids an
+authorization later, and finishes a customer authentication. Every call carries an idempotency
+key chosen by PayFlow, so the same call made twice reaches the PSP's money once. Adding a PSP is
+one module that subclasses `Connector`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from enum import StrEnum
+from typing import Any
+
+
+class ConnectorError(Exception):
+    """Root of the errors a connector raises when the PSP did not give an answer."""
+
+
+class TransientConnectorError(ConnectorError):
+    """The PSP may answer if asked again (the orchestration retries these)."""
+
+
+class PspTimeout(TransientConnectorError):
+    """The PSP did not answer in time; the operation may or may not have happened."""
+
+
+class PspUnavailable(TransientConnectorError):
+    """The PSP refused the connection or answered 5xx."""
+
+
+class PspRateLimited(TransientConnectorError):
+    """The PSP asked us to slow down."""
+
+
+class AuthorizationStatus(StrEnum):
+    """How a PSP answered an authorization."""
+
+    AUTHORIZED = "authorized"
+    """Funds are held (and captured too when the request asked for capture)."""
+    REQUIRES_ACTION = "requires_action"
+    """The customer must authenticate first."""
+    DECLINED = "declined"
+    """A definitive refusal: retrying or failing over will not help."""
+
+
+@dataclass(frozen=True)
+class PaymentMethodDetails:
+    """What a connector knows of a payment method, for validation and routing."""
+
+    id: str
+    type: str
+    brand: str | None = None
+    bin: str | None = None
+
+
+@dataclass(frozen=True)
+class Decline:
+    """Why a PSP refused, in Stripe's vocabulary."""
+
+    code: str
+    message: str
+    decline_code: str | None = None
+
+
+@dataclass(frozen=True)
+class AuthorizationRequest:
+    payment_intent_id: str
+    amount: int
+    currency: str
+    payment_method: str
+    capture: bool
+    idempotency_key: str
+
+
+@dataclass(frozen=True)
+class AuthorizationResult:
+    status: AuthorizationStatus
+    psp_reference: str
+    charge_id: str
+    decline: Decline | None = None
+    next_action: dict[str, Any] | None = None
+
+
+class Connector(ABC):
+    """One PSP."""
+
+    id: str
+
+    @abstractmethod
+    def payment_method(self, payment_method_id: str) -> PaymentMethodDetails | None:
+        """Details of a payment method this PSP can charge, or None if it does not know it."""
+
+    @abstractmethod
+    def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
+        """Authorize (and capture, if `request.capture`) a payment."""
+
+    @abstractmethod
+    def complete_action(
+        self, psp_reference: str, *, succeeded: bool, capture: bool, idempotency_key: str
+    ) -> AuthorizationResult:
+        """Finish a customer authentication that `authorize` asked for."""
+
+    @abstractmethod
+    def capture(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        """Capture `amount` of an authorization; the remainder is released."""
+
+    @abstractmethod
+    def void(self, psp_reference: str, *, idempotency_key: str) -> None:
+        """Release an authorization that will not be captured."""

@@ -1,0 +1,151 @@
+"""The payments table: every merchant-owned object (PaymentIntents, events, ...) by id.
+
+Item layout (one table, `pk`/`sk` plus one index):
+- `pk` = object id (`pi_...`, `evt_...`), `sk` = kind (`payment_intent`, `event`);
+- `gsi1pk` = `<merchant id>#<kind>`, `gsi1sk` = object id: ids sort by creation time, so the
+  index lists one merchant's objects of one kind newest first;
+- `merchant_id`, `version`, `status`/`type` at the top level for conditions and filters, and
+  `data` holding the whole object.
+Reads check `merchant_id`, so another merchant's id is indistinguishable from an unknown one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from chalicelib.dal.dynamo import WriteBatch, from_attrs, to_attrs
+
+INDEX = "gsi1"
+
+
+class Stored(Protocol):
+    id: str
+    merchant_id: str
+
+    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a newest-first list."""
+
+    items: list[dict[str, Any]]
+    has_more: bool
+
+
+class ObjectStore:
+    """Reads and conditional writes of merchant-owned objects in the payments table."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def get(self, kind: str, merchant_id: str, object_id: str) -> dict[str, Any] | None:
+        """The object's data, or None when it does not exist or belongs to someone else."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": object_id, "sk": kind}),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        if not item:
+            return None
+        values = from_attrs(item)
+        if values.get("merchant_id") != merchant_id:
+            return None
+        data: dict[str, Any] = values["data"]
+        return data
+
+    def list(
+        self,
+        kind: str,
+        merchant_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        filters: dict[str, str] | None = None,
+    ) -> Page:
+        """A page of objects newest first, Stripe's cursor semantics (ids are time-ordered)."""
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"{merchant_id}#{kind}"}
+        newest_first = ending_before is None
+        if starting_after:
+            condition += " AND gsi1sk < :cursor"
+            values[":cursor"] = starting_after
+        elif ending_before:
+            condition += " AND gsi1sk > :cursor"
+            values[":cursor"] = ending_before
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": not newest_first,
+        }
+        if filters:
+            names = {f"#f{i}": name for i, name in enumerate(filters)}
+            params["FilterExpression"] = " AND ".join(f"#f{i} = :f{i}" for i in range(len(names)))
+            params["ExpressionAttributeNames"] = names
+            values.update({f":f{i}": value for i, value in enumerate(filters.values())})
+        params["ExpressionAttributeValues"] = to_attrs(values)
+        items: list[dict[str, Any]] = []
+        # With a filter DynamoDB may return short pages: keep reading until limit + 1 or the end.
+        while len(items) <= limit:
+            params["Limit"] = limit + 1 - len(items) if not filters else max(limit + 1, 25)
+            response = self._client.query(**params)
+            items.extend(from_attrs(item)["data"] for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        has_more = len(items) > limit
+        items = items[:limit]
+        if not newest_first:
+            items.reverse()
+        return Page(items=items, has_more=has_more)
+
+    def put_new(self, batch: WriteBatch, kind: str, obj: Stored, **top_level: Any) -> None:
+        """Add the creation of `obj` to `batch`; fails if the id exists already."""
+        batch.add(
+            f"{kind}:{obj.id}",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._item(kind, obj, top_level),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        )
+
+    def put_version(
+        self, batch: WriteBatch, kind: str, obj: Stored, expected_version: int, **top_level: Any
+    ) -> None:
+        """Add a replacement of `obj` to `batch`, on condition nobody wrote it since
+        `expected_version` was read."""
+        batch.add(
+            f"{kind}:{obj.id}",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._item(kind, obj, top_level),
+                    "ConditionExpression": "version = :expected",
+                    "ExpressionAttributeValues": to_attrs({":expected": expected_version}),
+                }
+            },
+        )
+
+    def _item(self, kind: str, obj: Stored, top_level: dict[str, Any]) -> dict[str, Any]:
+        data = obj.model_dump(mode="json")
+        return to_attrs(
+            {
+                "pk": obj.id,
+                "sk": kind,
+                "gsi1pk": f"{obj.merchant_id}#{kind}",
+                "gsi1sk": obj.id,
+                "kind": kind,
+                "merchant_id": obj.merchant_id,
+                "version": data.get("version", 0),
+                **top_level,
+                "data": data,
+            }
+        )

@@ -1,0 +1,59 @@
+"""The simulator PSP's own book of operations, in its own table.
+
+A real PSP keeps its own record of what it charged, deduplicated by the idempotency key its
+caller sends. The simulator does the same with conditional puts: `pk` = `<operation>#<key>`.
+That record is what tests read to prove that nothing was charged twice.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.dal.dynamo import error_code, from_attrs, to_attrs
+
+
+class SimulatorLedger:
+    """Idempotent records of the simulator's authorizations, captures and voids."""
+
+    def __init__(self, client: Any, table_name: str) -> None:
+        self._client = client
+        self._table = table_name
+
+    def record_once(self, operation: str, key: str, record: dict[str, Any]) -> dict[str, Any]:
+        """Store `record` under (operation, key) unless one is there; return the one stored."""
+        pk = f"{operation}#{key}"
+        try:
+            self._client.put_item(
+                TableName=self._table,
+                Item=to_attrs({"pk": pk, "operation": operation, **record}),
+                ConditionExpression="attribute_not_exists(pk)",
+                ReturnValuesOnConditionCheckFailure="ALL_OLD",
+            )
+        except ClientError as error:
+            if error_code(error) != "ConditionalCheckFailedException":
+                raise
+            existing = from_attrs(error.response.get("Item", {}))
+            existing.pop("pk", None)
+            existing.pop("operation", None)
+            return existing
+        return record
+
+    def find(self, operation: str, key: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table, Key=to_attrs({"pk": f"{operation}#{key}"}), ConsistentRead=True
+        )
+        item = response.get("Item")
+        return from_attrs(item) if item else None
+
+    def all_records(self) -> list[dict[str, Any]]:
+        """Every record (a sandbox-sized scan, for tests and checks)."""
+        records: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"TableName": self._table, "ConsistentRead": True}
+        while True:
+            response = self._client.scan(**params)
+            records.extend(from_attrs(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return records
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -1,0 +1,1 @@
+"""Business rules: plain functions and models that never see an HTTP request or a Lambda event."""

@@ -1,0 +1,1 @@
+"""Application services: load objects, apply a domain rule, call PSPs, commit atomically."""

@@ -1,0 +1,171 @@
+"""Serves the Chalice app over HTTP in-process, as API Gateway would invoke it.
+
+`chalice local` stalls about 43 ms per request on keep-alive connections (headers and body go
+out in separate small writes, and Nagle's algorithm waits for the client's delayed ACK).
+Waitress buffers each response into one write and serves requests from a thread pool, so
+stripe-python's keep-alive connections get answers at full speed and concurrently.
+
+Routing and the Lambda event come from Chalice's own local gateway, so handlers see the same
+event shape they get behind API Gateway. What API Gateway would answer on its own (no such
+route, wrong method) is answered here with Stripe-shaped 404s.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import socket
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from chalice import Chalice
+from chalice.config import Config
+from chalice.local import ForbiddenError, LocalChalice, LocalGateway, LocalGatewayException
+from waitress.server import create_server
+
+from chalicelib.errors import RouteNotFound
+
+logger = logging.getLogger("payflow.sandbox.http")
+
+StartResponse = Callable[[str, list[tuple[str, str]]], Any]
+
+_REASONS = {
+    200: "OK",
+    201: "Created",
+    202: "Accepted",
+    204: "No Content",
+    400: "Bad Request",
+    401: "Unauthorized",
+    402: "Payment Required",
+    403: "Forbidden",
+    404: "Not Found",
+    405: "Method Not Allowed",
+    409: "Conflict",
+    415: "Unsupported Media Type",
+    429: "Too Many Requests",
+    500: "Internal Server Error",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+}
+
+
+class PortInUseError(RuntimeError):
+    """The port to serve on is taken."""
+
+
+def make_thread_safe(app: Chalice) -> Chalice:
+    """Give `app` a per-thread `current_request` (what `chalice local` does too): on Lambda one
+    process serves one request at a time, here a thread pool serves many."""
+    if not isinstance(app, LocalChalice):
+        app.__class__ = type("ThreadSafeChalice", (LocalChalice, app.__class__), {})
+    return app
+
+
+def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
+    error = RouteNotFound(
+        f"Unrecognized request URL ({method}: {path}). Please see the API reference at /docs."
+    )
+    return 404, {"Content-Type": "application/json"}, json.dumps(error.to_body()).encode()
+
+
+class ChaliceWsgiApp:
+    """A WSGI application that feeds requests to a Chalice app as API Gateway events."""
+
+    def __init__(self, app: Chalice, stage: str = "local") -> None:
+        self._app = make_thread_safe(app)
+        config = Config.create(chalice_stage=stage, app_name=app.app_name, chalice_app=app)
+        self._gateway = LocalGateway(app, config)
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        method = environ["REQUEST_METHOD"]
+        path = environ.get("PATH_INFO", "") or "/"
+        query = environ.get("QUERY_STRING", "")
+        headers = {
+            key[5:].replace("_", "-").lower(): value
+            for key, value in environ.items()
+            if key.startswith("HTTP_")
+        }
+        if environ.get("CONTENT_TYPE"):
+            headers["content-type"] = environ["CONTENT_TYPE"]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length else b""
+        headers["content-length"] = str(len(body))
+        status, out_headers, payload = self._handle(
+            method, path + (f"?{query}" if query else ""), headers, body
+        )
+        out_headers.setdefault("Content-Length", str(len(payload)))
+        start_response(f"{status} {_REASONS.get(status, 'Status')}", list(out_headers.items()))
+        return [payload]
+
+    def _handle(
+        self, method: str, path: str, headers: dict[str, str], body: bytes
+    ) -> tuple[int, dict[str, str], bytes]:
+        try:
+            response = self._gateway.handle_request(method, path, headers, body or None)
+        except ForbiddenError:
+            return _not_found(method, path.split("?")[0])
+        except LocalGatewayException as error:
+            return error.CODE, dict(error.headers), error.body or b""
+        status = int(response["statusCode"])
+        if status == 405:
+            # API Gateway has the path but not this method: Stripe says "unrecognized URL".
+            return _not_found(method, path.split("?")[0])
+        out_headers = {k: str(v) for k, v in (response.get("headers") or {}).items()}
+        if not any(k.lower() == "content-type" for k in out_headers):
+            out_headers["Content-Type"] = "application/json"
+        for name, values in (response.get("multiValueHeaders") or {}).items():
+            out_headers[name] = ", ".join(str(v) for v in values)
+        raw = response.get("body") or ""
+        if response.get("isBase64Encoded"):
+            payload = base64.b64decode(raw)
+        else:
+            payload = raw.encode() if isinstance(raw, str) else bytes(raw)
+        return status, out_headers, payload
+
+
+class ApiServer:
+    """The Chalice app on http://host:port, served by a waitress thread pool in the background."""
+
+    def __init__(self, app: Chalice, host: str = "127.0.0.1", port: int = 8000, threads: int = 16):
+        self.host = host
+        try:
+            self._server = create_server(
+                ChaliceWsgiApp(app),
+                host=host,
+                port=port,
+                threads=threads,
+                ident="PayFlow",
+                clear_untrusted_proxy_headers=True,
+                channel_timeout=300,
+            )
+        except OSError as error:
+            raise PortInUseError(
+                f"cannot serve the API on {host}:{port} ({error.strerror}): another program uses "
+                "the port; stop it or set PAYFLOW_PORT to a free port"
+            ) from error
+        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
+        self._thread = threading.Thread(target=self._server.run, name="payflow-api", daemon=True)
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    def start(self) -> ApiServer:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.close()
+        self._thread.join(timeout=5)
+
+
+def port_is_free(host: str, port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return False
+    return True

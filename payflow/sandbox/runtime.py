@@ -1,0 +1,160 @@
+"""The embedded sandbox: moto as AWS, the resources of infra/, the Lambda entry points driven
+by pollers, and the API, all in one process.
+
+Handlers run exactly as deployed: they read their table and queue names from the environment
+that infra/environment.json describes, and reach AWS through boto3's AWS_ENDPOINT_URL.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from payflow.sandbox.aws import EmbeddedAws
+from payflow.sandbox.chalice_bridge import handler_resolver, pollers_for
+from payflow.sandbox.http_api import ApiServer, PortInUseError, port_is_free
+from payflow.sandbox.pollers import PollerGroup
+from payflow.sandbox.provision import (
+    AwsClients,
+    Provisioned,
+    load_template,
+    provision,
+    resolve_environment,
+)
+
+logger = logging.getLogger("payflow.sandbox")
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATE = ROOT / "infra" / "resources.json"
+ENVIRONMENT = ROOT / "infra" / "environment.json"
+DEMO_MERCHANT_ID = "acct_payflowdemo"
+
+
+@dataclass(frozen=True)
+class SandboxConfig:
+    """Where the sandbox listens and who its demo merchant is."""
+
+    host: str = "127.0.0.1"
+    api_port: int = 8000
+    aws_port: int = 4566
+    secret_key: str = "sk_test_payflow"
+    admin_key: str = "sk_admin_payflow"
+    stack_name: str = "payflow"
+    settings: tuple[tuple[str, str], ...] = ()
+    """Extra PAYFLOW_* settings for the handlers (e.g. a short idempotency lease in tests)."""
+
+    @classmethod
+    def from_environ(cls, environ: dict[str, str] | None = None) -> SandboxConfig:
+        env = dict(os.environ if environ is None else environ)
+        return cls(
+            host=env.get("PAYFLOW_HOST", cls.host),
+            api_port=int(env.get("PAYFLOW_PORT", cls.api_port)),
+            aws_port=int(env.get("PAYFLOW_AWS_PORT", cls.aws_port)),
+            secret_key=env.get("PAYFLOW_SECRET_KEY", cls.secret_key),
+            admin_key=env.get("PAYFLOW_ADMIN_KEY", cls.admin_key),
+        )
+
+
+class Sandbox:
+    """Start with `start()` (or `with Sandbox(...)`), stop with `stop()`."""
+
+    def __init__(self, config: SandboxConfig | None = None) -> None:
+        self.config = config or SandboxConfig()
+        self.aws: EmbeddedAws | None = None
+        self.api: ApiServer | None = None
+        self.pollers = PollerGroup()
+        self.provisioned: Provisioned | None = None
+        self.demo_merchant: dict[str, Any] | None = None
+
+    @property
+    def api_url(self) -> str:
+        assert self.api is not None, "the sandbox is not started"
+        return self.api.url
+
+    @property
+    def aws_url(self) -> str:
+        assert self.aws is not None, "the sandbox is not started"
+        return self.aws.endpoint_url
+
+    def start(self) -> Sandbox:
+        config = self.config
+        for name, port in (
+            ("PAYFLOW_PORT", config.api_port),
+            ("PAYFLOW_AWS_PORT", config.aws_port),
+        ):
+            if port and not port_is_free(config.host, port):
+                raise PortInUseError(
+                    f"port {port} on {config.host} is in use (another sandbox?): stop that "
+                    f"program or set {name} to a free port"
+                )
+        # Imported only now: the app's modules must see the environment set up below.
+        from app import app
+
+        self.aws = EmbeddedAws(config.host, config.aws_port, resolve=handler_resolver(app))
+        self.aws.start()
+        self._configure_environment()
+        clients = AwsClients.for_endpoint(self.aws.endpoint_url)
+        self.provisioned = provision(load_template(TEMPLATE), config.stack_name, clients)
+        environment = resolve_environment(json.loads(ENVIRONMENT.read_text()), self.provisioned)
+        os.environ.update(environment)
+        self._reset_handler_state()
+
+        from chalicelib.container import services
+
+        self.demo_merchant = services().merchants.create(
+            name="PayFlow demo", merchant_id=DEMO_MERCHANT_ID, secret_key=config.secret_key
+        )
+        self.pollers = PollerGroup(
+            pollers_for(
+                app,
+                self.provisioned,
+                self.aws.client("sqs"),
+                self.aws.client("dynamodbstreams"),
+            )
+        ).start()
+        self.api = ApiServer(app, config.host, config.api_port).start()
+        return self
+
+    def stop(self) -> None:
+        if self.api is not None:
+            self.api.stop()
+        self.pollers.stop()
+        if self.aws is not None:
+            self.aws.stop()
+
+    def __enter__(self) -> Sandbox:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _configure_environment(self) -> None:
+        assert self.aws is not None
+        # The handlers run in this process, so this is their Lambda environment. Dummy
+        # credentials: nothing the sandbox does can reach a real AWS account.
+        os.environ.update(
+            {
+                "AWS_ENDPOINT_URL": self.aws.endpoint_url,
+                "AWS_ACCESS_KEY_ID": "testing",
+                "AWS_SECRET_ACCESS_KEY": "testing",
+                "AWS_DEFAULT_REGION": "us-east-1",
+                "AWS_REGION": "us-east-1",
+                "PAYFLOW_ADMIN_KEY": self.config.admin_key,
+                **dict(self.config.settings),
+            }
+        )
+        os.environ.pop("AWS_SESSION_TOKEN", None)
+        os.environ.pop("AWS_PROFILE", None)
+
+    @staticmethod
+    def _reset_handler_state() -> None:
+        # Settings and clients are read once per process; this process just changed them.
+        from chalicelib.container import services
+        from chalicelib.settings import get_settings
+
+        get_settings.cache_clear()
+        services.cache_clear()
