@@ -8,7 +8,7 @@ import sys
 import threading
 
 from payflow.sandbox.aws import PortInUseError as AwsPortInUseError
-from payflow.sandbox.http_api import PortInUseError
+from payflow.sandbox.serving import PortInUseError
 from payflow.sandbox.runtime import Sandbox, SandboxConfig
 
 BANNER = """

@@ -2,7 +2,7 @@
 
 `chalice local` stalls about 43 ms per request on keep-alive connections (headers and body go
 out in separate small writes, and Nagle's algorithm waits for the client's delayed ACK).
-Waitress buffers each response into one write and serves requests from a thread pool, so
+BackgroundServer (waitress) buffers each response into one write and serves from a thread pool, so
 stripe-python's keep-alive connections get answers at full speed and concurrently.
 
 Routing and the Lambda event come from Chalice's own local gateway, so handlers see the same
@@ -16,16 +16,15 @@ import base64
 import json
 import logging
 import socket
-import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
 from chalice import Chalice
 from chalice.config import Config
 from chalice.local import ForbiddenError, LocalChalice, LocalGateway, LocalGatewayException
-from waitress.server import create_server
 
 from chalicelib.errors import RouteNotFound
+from payflow.sandbox.serving import BackgroundServer
 
 logger = logging.getLogger("payflow.sandbox.http")
 
@@ -49,10 +48,6 @@ _REASONS = {
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
-
-
-class PortInUseError(RuntimeError):
-    """The port to serve on is taken."""
 
 
 def make_thread_safe(app: Chalice) -> Chalice:
@@ -125,40 +120,22 @@ class ChaliceWsgiApp:
         return status, out_headers, payload
 
 
-class ApiServer:
-    """The Chalice app on http://host:port, served by a waitress thread pool in the background."""
+class ApiServer(BackgroundServer):
+    """The Chalice app on http://host:port, in the background."""
 
     def __init__(self, app: Chalice, host: str = "127.0.0.1", port: int = 8000, threads: int = 16):
-        self.host = host
-        try:
-            self._server = create_server(
-                ChaliceWsgiApp(app),
-                host=host,
-                port=port,
-                threads=threads,
-                ident="PayFlow",
-                clear_untrusted_proxy_headers=True,
-                channel_timeout=300,
-            )
-        except OSError as error:
-            raise PortInUseError(
-                f"cannot serve the API on {host}:{port} ({error.strerror}): another program uses "
-                "the port; stop it or set PAYFLOW_PORT to a free port"
-            ) from error
-        self.port = int(self._server.effective_port)  # type: ignore[union-attr]
-        self._thread = threading.Thread(target=self._server.run, name="payflow-api", daemon=True)
+        super().__init__(
+            ChaliceWsgiApp(app),
+            host=host,
+            port=port,
+            threads=threads,
+            name="payflow-api",
+            port_hint="PAYFLOW_PORT",
+        )
 
     @property
     def url(self) -> str:
         return f"http://{self.host}:{self.port}"
-
-    def start(self) -> ApiServer:
-        self._thread.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.close()
-        self._thread.join(timeout=5)
 
 
 def port_is_free(host: str, port: int) -> bool:

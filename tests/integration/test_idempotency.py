@@ -1,0 +1,193 @@
+"""Idempotency-Key with Stripe's semantics, on DynamoDB conditional writes."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pytest
+
+from chalicelib.container import services
+from chalicelib.dal.dynamo import from_attrs
+from tests.conftest import IDEMPOTENCY_LEASE_MS, Api
+
+PARAMS = {"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": "true"}
+
+
+def create(api: Api, key: str, **overrides: object):
+    return api.post(
+        "/v1/payment_intents", {**PARAMS, **overrides}, headers={"Idempotency-Key": key}
+    )
+
+
+def payment_intents_of(api: Api) -> list[dict]:
+    return api.get("/v1/payment_intents", params={"limit": 100}).json()["data"]
+
+
+@contextmanager
+def dynamodb_calls() -> Iterator[Counter]:
+    """Count the DynamoDB requests the handlers send (botocore event hooks)."""
+    calls: Counter = Counter()
+    events = services().dynamodb.meta.events
+
+    def count(event_name: str, **_: object) -> None:
+        calls[event_name.rsplit(".", 1)[-1]] += 1
+
+    events.register("before-send.dynamodb", count)
+    try:
+        yield calls
+    finally:
+        events.unregister("before-send.dynamodb", count)
+
+
+def test_same_key_replays_the_first_response(api: Api):
+    first = create(api, "order-1")
+    second = create(api, "order-1")
+    assert first.status_code == second.status_code == 200
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Idempotent-Replayed" not in first.headers
+    assert len(payment_intents_of(api)) == 1
+
+
+def test_errors_from_execution_are_replayed_too(api: Api):
+    first = create(api, "declined", payment_method="pm_card_chargeDeclined")
+    second = create(api, "declined", payment_method="pm_card_chargeDeclined")
+    assert first.status_code == second.status_code == 402
+    assert second.json() == first.json() and second.headers["Idempotent-Replayed"] == "true"
+
+
+def test_form_and_json_with_the_same_meaning_are_the_same_request(api: Api):
+    form = create(api, "mixed")
+    json_body = api.session.post(
+        api.base + "/v1/payment_intents",
+        json={"amount": 2000, "currency": "usd", "payment_method": "pm_card_visa", "confirm": True},
+        headers={"Idempotency-Key": "mixed"},
+        timeout=10,
+    )
+    assert json_body.json()["id"] == form.json()["id"]
+
+
+def test_same_key_other_parameters_is_an_idempotency_error(api: Api):
+    create(api, "order-2")
+    reused = create(api, "order-2", amount=999)
+    assert reused.status_code == 400
+    assert reused.json()["error"]["type"] == "idempotency_error"
+    assert len(payment_intents_of(api)) == 1
+
+
+def test_keys_are_scoped_per_endpoint_parameters_and_per_merchant(api: Api, api_url, merchant):
+    from tests.conftest import new_merchant
+
+    other = Api(api_url, new_merchant(api_url)["secret_key"])
+    mine, theirs = create(api, "shared-key"), create(other, "shared-key")
+    assert mine.status_code == theirs.status_code == 200
+    assert mine.json()["id"] != theirs.json()["id"]
+
+
+def test_validation_failures_are_not_stored(api: Api):
+    bad = create(api, "fix-me", amount="-5")
+    assert bad.status_code == 400
+    good = create(api, "fix-me")
+    assert good.status_code == 200 and "Idempotent-Replayed" not in good.headers
+
+
+def test_key_longer_than_255_is_refused(api: Api):
+    response = create(api, "k" * 256)
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "Idempotency-Key"
+    assert create(api, "k" * 255).status_code == 200
+
+
+def test_key_in_use_by_a_running_request_is_409(api: Api, merchant: dict):
+    # Hold the key the way a slow first request would: claimed, not completed.
+    from chalicelib.api import params as p
+    from chalicelib.domain.idempotency import fingerprint
+
+    parsed = p.validate(p.CreatePaymentIntent, PARAMS).model_dump(mode="json", exclude_unset=True)
+    services().idempotency.claim(
+        merchant["id"], "busy", fingerprint("POST", "/v1/payment_intents", parsed), "pi_reserved"
+    )
+    response = create(api, "busy")
+    assert response.status_code == 409
+    assert response.json()["error"]["code"] == "idempotency_key_in_use"
+    assert response.headers["Stripe-Should-Retry"] == "true"
+
+
+def test_abandoned_claim_expires_and_the_retry_creates_the_reserved_object(api: Api):
+    services().faults.arm("before_commit")
+    crashed = create(api, "crash-before")
+    assert crashed.status_code == 500
+    assert payment_intents_of(api) == []
+    assert create(api, "crash-before").status_code == 409  # the dead request's lease is live
+    time.sleep(IDEMPOTENCY_LEASE_MS / 1000 + 0.3)
+    retried = create(api, "crash-before")
+    assert retried.status_code == 200
+    assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
+
+
+def test_crash_after_commit_replays_the_committed_object(api: Api):
+    """The object and the idempotency completion commit in one transaction: a crash between
+    'object written' and 'response recorded' cannot exist, and a crash right after the commit
+    leaves a completed record that the retry replays."""
+    services().faults.arm("after_commit")
+    crashed = create(api, "crash-after")
+    assert crashed.status_code == 500
+    retried = create(api, "crash-after")
+    assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
+    assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
+    charges = [
+        r
+        for r in services().simulator_ledger.all_records()
+        if r.get("payment_intent") == retried.json()["id"]
+    ]
+    assert len(charges) == 1
+
+
+def test_server_errors_from_execution_are_stored_and_replayed(api: Api, monkeypatch):
+    class Broken(Exception):
+        pass
+
+    def explode(*args, **kwargs):
+        raise Broken("PSP exploded")
+
+    monkeypatch.setattr(services().connector, "authorize", explode)
+    first = create(api, "boom")
+    monkeypatch.undo()
+    second = create(api, "boom")
+    assert first.status_code == second.status_code == 500
+    assert first.json()["error"]["type"] == "api_error"
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert "Traceback" not in first.text
+
+
+def test_round_trip_budget_create_two_replay_one(api: Api):
+    api.get("/v1/payment_intents")  # warm the API-key cache, as a warm Lambda has it
+    plain = {"amount": 500, "currency": "usd"}
+    with dynamodb_calls() as calls:
+        created = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "budget"})
+    assert created.status_code == 200
+    assert sum(calls.values()) <= 2, calls
+    with dynamodb_calls() as calls:
+        replay = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "budget"})
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert sum(calls.values()) == 1, calls
+
+
+def test_record_holds_the_response_and_expires_in_24_hours(api: Api, merchant: dict):
+    create(api, "stored")
+    settings = services().settings
+    item = services().dynamodb.get_item(
+        TableName=settings.idempotency_table, Key={"pk": {"S": f"{merchant['id']}#stored"}}
+    )["Item"]
+    record = from_attrs(item)
+    assert record["status"] == "completed" and record["response_status"] == 200
+    assert 86_000 < record["expires_at"] - time.time() <= 86_400
+
+
+@pytest.fixture(autouse=True)
+def _disarm_faults():
+    yield
+    services().faults.disarm()
