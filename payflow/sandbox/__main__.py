@@ -7,9 +7,8 @@ import signal
 import sys
 import threading
 
-from payflow.sandbox.aws import PortInUseError as AwsPortInUseError
-from payflow.sandbox.serving import PortInUseError
 from payflow.sandbox.runtime import Sandbox, SandboxConfig
+from payflow.sandbox.serving import PortInUseError
 
 BANNER = """
   PayFlow sandbox is running (Ctrl-C stops it)
@@ -31,7 +30,7 @@ def main() -> int:
     sandbox = Sandbox(config)
     try:
         sandbox.start()
-    except (PortInUseError, AwsPortInUseError) as error:
+    except PortInUseError as error:
         print(f"payflow: {error}", file=sys.stderr)
         sandbox.stop()
         return 2

@@ -17,7 +17,6 @@ from typing import Any
 from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.chalice_bridge import handler_resolver, pollers_for
 from payflow.sandbox.http_api import ApiServer, port_is_free
-from payflow.sandbox.serving import PortInUseError
 from payflow.sandbox.pollers import PollerGroup
 from payflow.sandbox.provision import (
     AwsClients,
@@ -26,6 +25,7 @@ from payflow.sandbox.provision import (
     provision,
     resolve_environment,
 )
+from payflow.sandbox.serving import PortInUseError
 
 logger = logging.getLogger("payflow.sandbox")
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import errno
 import threading
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
 
 class PortInUseError(RuntimeError):
@@ -28,6 +28,7 @@ class BackgroundServer:
         threads: int,
         name: str,
         port_hint: str,
+        connection_limit: int = 100,
     ) -> None:
         from waitress.server import create_server
 
@@ -51,7 +52,7 @@ class BackgroundServer:
         self.port = int(self._server.effective_port)
         self._thread = threading.Thread(target=self._server.run, name=name, daemon=True)
 
-    def start(self) -> BackgroundServer:
+    def start(self) -> Self:
         self._thread.start()
         return self
 

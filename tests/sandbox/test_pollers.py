@@ -1,0 +1,303 @@
+"""SQS and DynamoDB Streams pollers: Lambda event shapes and AWS delivery semantics."""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from payflow.sandbox.pollers import PollerGroup, SqsPoller, StreamPoller, drain, wait_for
+from payflow.sandbox.provision import AwsClients
+
+
+@pytest.fixture
+def queue(clients: AwsClients, unique: Callable[[str], str]) -> dict[str, str]:
+    """A queue with a 1 s visibility timeout whose messages reach a DLQ on the 3rd receive."""
+    sqs = clients.sqs
+    dlq_url = sqs.create_queue(QueueName=unique("dlq"))["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
+    redrive = {"deadLetterTargetArn": dlq_arn["Attributes"]["QueueArn"], "maxReceiveCount": 2}
+    url = sqs.create_queue(
+        QueueName=unique("jobs"),
+        Attributes={"VisibilityTimeout": "1", "RedrivePolicy": json.dumps(redrive)},
+    )["QueueUrl"]
+    arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])
+    return {"url": url, "arn": arn["Attributes"]["QueueArn"], "dlq_url": dlq_url}
+
+
+@pytest.fixture
+def table(clients: AwsClients, unique: Callable[[str], str]) -> dict[str, str]:
+    name = unique("events")
+    description = clients.dynamodb.create_table(
+        TableName=name,
+        AttributeDefinitions=[{"AttributeName": "pk", "AttributeType": "S"}],
+        KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+        BillingMode="PAY_PER_REQUEST",
+        StreamSpecification={"StreamEnabled": True, "StreamViewType": "NEW_AND_OLD_IMAGES"},
+    )["TableDescription"]
+    return {"name": name, "stream_arn": description["LatestStreamArn"]}
+
+
+def bodies(event: dict[str, Any]) -> list[str]:
+    return [record["body"] for record in event["Records"]]
+
+
+def queue_depth(sqs: Any, url: str) -> int:
+    attributes = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    return int(attributes["ApproximateNumberOfMessages"]) + int(
+        attributes["ApproximateNumberOfMessagesNotVisible"]
+    )
+
+
+# --- SQS --------------------------------------------------------------------------------------
+
+
+def test_sqs_event_has_lambda_shape_and_success_deletes(
+    clients: AwsClients, queue: dict[str, str]
+) -> None:
+    sqs = clients.sqs
+    sqs.send_message(
+        QueueUrl=queue["url"],
+        MessageBody='{"id": "evt_1"}',
+        MessageAttributes={
+            "kind": {"DataType": "String", "StringValue": "payment.succeeded"},
+            "blob": {"DataType": "Binary", "BinaryValue": b"\x01\x02"},
+        },
+    )
+    events: list[dict[str, Any]] = []
+    poller = SqsPoller(
+        sqs, queue["url"], queue["arn"], lambda e, c: events.append(e), wait_seconds=0
+    )
+
+    assert drain(poller) == 1
+
+    (record,) = events[0]["Records"]
+    assert record["body"] == '{"id": "evt_1"}'
+    assert record["eventSource"] == "aws:sqs"
+    assert record["eventSourceARN"] == queue["arn"]
+    assert record["awsRegion"] == "us-east-1"
+    assert record["md5OfBody"] and record["messageId"] and record["receiptHandle"]
+    assert record["attributes"]["ApproximateReceiveCount"] == "1"
+    assert {"SentTimestamp", "SenderId", "ApproximateFirstReceiveTimestamp"} <= set(
+        record["attributes"]
+    )
+    assert record["messageAttributes"]["kind"] == {
+        "stringValue": "payment.succeeded",
+        "stringListValues": [],
+        "binaryListValues": [],
+        "dataType": "String",
+    }
+    assert record["messageAttributes"]["blob"]["binaryValue"] == "AQI="
+    assert queue_depth(sqs, queue["url"]) == 0
+    assert poller.is_idle(poller.mark())
+
+
+def test_partial_batch_failure_redelivers_only_the_failed_message(
+    clients: AwsClients, queue: dict[str, str]
+) -> None:
+    sqs = clients.sqs
+    for body in ("a", "b", "c"):
+        sqs.send_message(QueueUrl=queue["url"], MessageBody=body)
+    deliveries: Counter[str] = Counter()
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        failures = []
+        for record in event["Records"]:
+            deliveries[record["body"]] += 1
+            if record["body"] == "b" and deliveries["b"] == 1:
+                failures.append({"itemIdentifier": record["messageId"]})
+        return {"batchItemFailures": failures}
+
+    poller = SqsPoller(sqs, queue["url"], queue["arn"], handler, wait_seconds=1)
+
+    # "b" returns after the 1 s visibility timeout; the others were deleted at once
+    wait_for(lambda: poller.poll_once() and deliveries["b"] == 2, timeout=10)
+
+    assert deliveries == Counter({"a": 1, "b": 2, "c": 1})
+    assert queue_depth(sqs, queue["url"]) == 0
+
+
+def test_a_raising_handler_deletes_nothing_and_the_redrive_policy_moves_to_the_dlq(
+    clients: AwsClients, queue: dict[str, str]
+) -> None:
+    sqs = clients.sqs
+    sqs.send_message(QueueUrl=queue["url"], MessageBody="poison")
+    receive_counts: list[str] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        receive_counts.extend(r["attributes"]["ApproximateReceiveCount"] for r in event["Records"])
+        raise RuntimeError("endpoint down")
+
+    poller = SqsPoller(sqs, queue["url"], queue["arn"], handler, wait_seconds=1)
+
+    # maxReceiveCount is 2: two failed deliveries, then the queue itself moves the message
+    wait_for(lambda: not poller.poll_once() and queue_depth(sqs, queue["dlq_url"]) == 1, 10)
+
+    assert receive_counts == ["1", "2"]
+    assert queue_depth(sqs, queue["url"]) == 0
+    moved = sqs.receive_message(QueueUrl=queue["dlq_url"])["Messages"]
+    assert [m["Body"] for m in moved] == ["poison"]
+
+
+# --- DynamoDB Streams ---------------------------------------------------------------------------
+
+
+def test_stream_records_reach_the_handler_in_lambda_shape(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    ddb = clients.dynamodb
+    events: list[dict[str, Any]] = []
+    poller = StreamPoller(
+        streams, table["stream_arn"], lambda e, c: events.append(e), starting_position="LATEST"
+    )
+    poller.prepare()
+    ddb.put_item(TableName=table["name"], Item={"pk": {"S": "pi_1"}, "status": {"S": "processing"}})
+    ddb.put_item(
+        TableName=table["name"],
+        Item={"pk": {"S": "pi_1"}, "status": {"S": "succeeded"}, "raw": {"B": b"\x00"}},
+    )
+
+    drain(poller)
+
+    records = [record for event in events for record in event["Records"]]
+    assert [r["eventName"] for r in records] == ["INSERT", "MODIFY"]
+    insert, modify = records
+    assert insert["eventSource"] == "aws:dynamodb"
+    assert insert["eventVersion"] == "1.1"
+    assert insert["eventSourceARN"] == table["stream_arn"]
+    assert insert["awsRegion"] == "us-east-1"
+    assert isinstance(insert["dynamodb"]["ApproximateCreationDateTime"], int)
+    assert insert["dynamodb"]["Keys"] == {"pk": {"S": "pi_1"}}
+    assert insert["dynamodb"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
+    assert "OldImage" not in insert["dynamodb"]
+    assert modify["dynamodb"]["OldImage"]["status"] == {"S": "processing"}
+    assert modify["dynamodb"]["NewImage"]["status"] == {"S": "succeeded"}
+    assert modify["dynamodb"]["NewImage"]["raw"] == {"B": "AA=="}
+    assert int(modify["dynamodb"]["SequenceNumber"]) > int(insert["dynamodb"]["SequenceNumber"])
+    json.dumps(events)  # exactly what a Lambda would receive: plain JSON
+
+
+def test_a_failing_stream_batch_is_retried_in_order_not_lost(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    now = [0.0]
+    batches: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        batches.append([r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]])
+        if len(batches) == 1:
+            raise RuntimeError("transient")
+
+    poller = StreamPoller(
+        streams, table["stream_arn"], handler, retry_base=1.0, clock=lambda: now[0]
+    )
+    poller.prepare()
+    for key in ("a", "b", "c"):
+        clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": key}})
+
+    assert poller.poll_once()  # fails
+    mark = poller.mark()
+    assert not poller.poll_once()  # backing off: nothing delivered
+    assert not poller.is_idle(mark)  # ...but not idle either
+    now[0] += 1.0
+    assert poller.poll_once()  # the same batch again
+    assert not poller.poll_once()
+
+    assert batches == [["a", "b", "c"], ["a", "b", "c"]]
+    assert poller.is_idle(mark)
+
+
+def test_stream_batch_item_failure_redelivers_from_the_failed_record(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    batches: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        batches.append(keys)
+        if len(batches) == 1:
+            failed = event["Records"][1]["dynamodb"]["SequenceNumber"]
+            return {"batchItemFailures": [{"itemIdentifier": failed}]}
+        return {"batchItemFailures": []}
+
+    poller = StreamPoller(streams, table["stream_arn"], handler, retry_base=0.0)
+    poller.prepare()
+    for key in ("a", "b", "c"):
+        clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": key}})
+
+    drain(poller)
+
+    assert batches == [["a", "b", "c"], ["b", "c"]]
+
+
+def test_idle_polling_backs_off_and_resets_on_delivery(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    poller = StreamPoller(
+        streams, table["stream_arn"], lambda e, c: None, idle_interval=0.1, max_idle_interval=0.5
+    )
+    poller.prepare()
+
+    intervals = []
+    for _ in range(4):
+        poller.poll_once()
+        intervals.append(poller.idle_interval)
+    clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": "a"}})
+    assert poller.poll_once()
+
+    # moto keeps every iterator GetRecords hands out: an idle stream is polled less often
+    assert intervals == [0.2, 0.4, 0.5, 0.5]
+    assert poller.idle_interval == 0.1
+
+
+# --- the group ----------------------------------------------------------------------------------
+
+
+def test_group_logs_handler_errors_by_name_keeps_running_and_waits_idle(
+    clients: AwsClients,
+    streams: Any,
+    table: dict[str, str],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    seen: list[str] = []
+
+    def record_payments(event: dict[str, Any], context: Any) -> None:
+        keys = [r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]]
+        if "boom" in keys and "boom" not in seen:
+            seen.append("boom")
+            raise RuntimeError("first delivery fails")
+        seen.extend(keys)
+
+    poller = StreamPoller(
+        streams,
+        table["stream_arn"],
+        record_payments,
+        idle_interval=0.02,
+        max_idle_interval=0.1,
+        retry_base=0.05,
+    )
+    group = PollerGroup([poller])
+    with caplog.at_level(logging.ERROR, logger="payflow.sandbox.pollers"), group:
+        clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": "boom"}})
+        group.wait_idle(timeout=10)
+        clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": "after"}})
+        group.wait_idle(timeout=10)
+
+    assert seen == ["boom", "boom", "after"]
+    assert any("record_payments failed" in message for message in caplog.messages)
+
+
+def test_group_stops_promptly(clients: AwsClients, queue: dict[str, str]) -> None:
+    import time
+
+    poller = SqsPoller(clients.sqs, queue["url"], queue["arn"], lambda e, c: None, wait_seconds=1)
+    group = PollerGroup([poller]).start()
+
+    started = time.monotonic()
+    group.stop()
+
+    assert time.monotonic() - started < 3
