@@ -82,7 +82,7 @@ def respond(
     idempotency_key: str | None = None,
     replayed: bool = False,
 ) -> Response:
-    headers = {
+    headers: dict[str, str | list[str]] = {
         "Content-Type": "application/json",
         "Request-Id": request_id,
         "Stripe-Version": API_VERSION,
@@ -120,6 +120,7 @@ def endpoint(
         @functools.wraps(view)
         def handle(**path_args: str) -> Response:
             request = owner.current_request
+            assert request is not None, "Chalice sets the request before calling a view"
             context = RequestContext(request_id=new_id("req"))
             key: str | None = None
             try:

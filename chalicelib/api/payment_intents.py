@@ -37,7 +37,7 @@ def create_payment_intent(call: ApiCall) -> Outcome:
 @endpoint(bp, params=p.ListParams)
 def list_payment_intents(call: ApiCall) -> dict:
     params: p.ListParams = call.params
-    return services().payment_intents.list(
+    return services().payment_intents.list_page(
         call.merchant_id,
         limit=params.limit,
         starting_after=params.starting_after,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -29,7 +30,7 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def from_attrs(item: dict[str, Any]) -> dict[str, Any]:
+def from_attrs(item: Mapping[str, Any] | Any) -> dict[str, Any]:
     """DynamoDB attribute values -> plain Python values with ints for numbers."""
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
 

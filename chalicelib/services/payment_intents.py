@@ -44,7 +44,7 @@ class PaymentIntentService:
             raise ResourceMissing(f"No such payment_intent: '{pi_id}'", param="intent")
         return PaymentIntent.model_validate(data)
 
-    def list(
+    def list_page(
         self,
         merchant_id: str,
         *,
