@@ -4,7 +4,11 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format clean
+.PHONY: dev test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down
+
+STAGE ?= dev
+LOCALSTACK_URL ?= http://localhost:4566
+COMPOSE ?= docker compose -f localstack/docker-compose.yml
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -31,6 +35,30 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+
+## package: `chalice package` merged with infra/ into build/ (sam.json, deployment.zip)
+package: $(STAMP)
+	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
+
+## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
+deploy: package
+	$(BIN)/python -m payflow.deploy deploy --stage $(STAGE)
+
+## destroy: delete stack payflow-$(STAGE) (tables and their data) and its artifacts bucket
+destroy: $(STAMP)
+	$(BIN)/python -m payflow.deploy destroy --stage $(STAGE)
+
+## localstack-up: start LocalStack (localstack/docker-compose.yml) and wait until it is healthy
+localstack-up:
+	$(COMPOSE) up -d --wait
+
+## deploy-localstack: the same package, deployed to LocalStack at $(LOCALSTACK_URL)
+deploy-localstack: package
+	$(BIN)/python -m payflow.deploy deploy --stage $(STAGE) --endpoint-url $(LOCALSTACK_URL)
+
+## localstack-down: stop LocalStack and drop its state
+localstack-down:
+	$(COMPOSE) down -v
 
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
