@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -29,6 +30,26 @@ SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 def _no_function(name: str) -> None:
     return None
+
+
+class AtomicDynamoDB:
+    """WSGI middleware that runs DynamoDB requests one at a time.
+
+    DynamoDB guarantees that a conditional write is atomic; moto's backend evaluates the
+    condition and writes without a lock, so two server threads can both pass one condition.
+    Serializing DynamoDB calls gives the sandbox AWS's guarantee (they take ~2 ms each here).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # Drain the body inside the lock: the write happens while it is produced.
+            return list(self._app(environ, start_response))
 
 
 class EmbeddedAws:
@@ -81,8 +102,13 @@ class EmbeddedAws:
             create_backend_app,
         )
 
+        from payflow.sandbox import moto_fixes
+
+        moto_fixes.apply()
         app = LambdaInvokeMiddleware(
-            DomainDispatcherApplication(create_backend_app), self._resolve, region=self.region
+            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
+            self._resolve,
+            region=self.region,
         )
         self._server = BackgroundServer(
             app,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from payflow.sandbox.provision import (
     resolve_environment,
 )
 from payflow.sandbox.serving import PortInUseError
+from payflow.sandbox.timewarp import scale_step_functions_time
 
 logger = logging.getLogger("payflow.sandbox")
 
@@ -33,6 +35,8 @@ ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "resources.json"
 ENVIRONMENT = ROOT / "infra" / "environment.json"
 DEMO_MERCHANT_ID = "acct_payflowdemo"
+SANDBOX_WEBHOOK_RETRY_SCHEDULE = "0,2,5,10,30"
+"""Seconds before each webhook attempt in the sandbox: production's schedule spans 28 hours."""
 
 
 @dataclass(frozen=True)
@@ -47,6 +51,16 @@ class SandboxConfig:
     stack_name: str = "payflow"
     settings: tuple[tuple[str, str], ...] = ()
     """Extra PAYFLOW_* settings for the handlers (e.g. a short idempotency lease in tests)."""
+    parameters: tuple[tuple[str, str], ...] = (
+        ("PspRetryIntervalSeconds", "1"),
+        ("PspRetryMaxAttempts", "2"),
+        ("PspRetryMaxDelaySeconds", "5"),
+    )
+    """Template parameters for the sandbox (infra/resources.json Parameters)."""
+    time_scale: float = 1.0
+    """Factor on the Step Functions engine's Retry and Wait delays (tests use 0.01)."""
+    extra_functions: Callable[[str], Any] | None = None
+    """Resolves Lambda functions that are not the app's (tests register their own)."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> SandboxConfig:
@@ -57,6 +71,7 @@ class SandboxConfig:
             aws_port=int(env.get("PAYFLOW_AWS_PORT", cls.aws_port)),
             secret_key=env.get("PAYFLOW_SECRET_KEY", cls.secret_key),
             admin_key=env.get("PAYFLOW_ADMIN_KEY", cls.admin_key),
+            time_scale=float(env.get("PAYFLOW_SANDBOX_TIME_SCALE", cls.time_scale)),
         )
 
 
@@ -95,11 +110,27 @@ class Sandbox:
         # Imported only now: the app's modules must see the environment set up below.
         from app import app
 
-        self.aws = EmbeddedAws(config.host, config.aws_port, resolve=handler_resolver(app))
+        app_functions = handler_resolver(app)
+        extra = config.extra_functions
+
+        def resolve(name: str) -> Any:
+            return app_functions(name) or (extra(name) if extra else None)
+
+        self.aws = EmbeddedAws(config.host, config.aws_port, resolve=resolve)
         self.aws.start()
+        scale_step_functions_time(config.time_scale)
         self._configure_environment()
         clients = AwsClients.for_endpoint(self.aws.endpoint_url)
-        self.provisioned = provision(load_template(TEMPLATE), config.stack_name, clients)
+        self.provisioned = provision(
+            load_template(TEMPLATE),
+            config.stack_name,
+            clients,
+            parameters={
+                # The queue's maxReceiveCount must match the number of scheduled attempts.
+                "WebhookMaxAttempts": len(self.webhook_retry_schedule.split(",")),
+                **dict(config.parameters),
+            },
+        )
         environment = resolve_environment(json.loads(ENVIRONMENT.read_text()), self.provisioned)
         os.environ.update(environment)
         self._reset_handler_state()
@@ -133,6 +164,15 @@ class Sandbox:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
+    @property
+    def webhook_retry_schedule(self) -> str:
+        """The handlers' PAYFLOW_WEBHOOK_RETRY_SCHEDULE: the config's, the shell's, or the
+        sandbox's compressed default."""
+        configured = dict(self.config.settings).get("PAYFLOW_WEBHOOK_RETRY_SCHEDULE")
+        return configured or os.environ.get(
+            "PAYFLOW_WEBHOOK_RETRY_SCHEDULE", SANDBOX_WEBHOOK_RETRY_SCHEDULE
+        )
+
     def _configure_environment(self) -> None:
         assert self.aws is not None
         # The handlers run in this process, so this is their Lambda environment. Dummy
@@ -145,6 +185,9 @@ class Sandbox:
                 "AWS_DEFAULT_REGION": "us-east-1",
                 "AWS_REGION": "us-east-1",
                 "PAYFLOW_ADMIN_KEY": self.config.admin_key,
+                # Webhook endpoints on localhost are allowed, retries come within a minute.
+                "PAYFLOW_SANDBOX": "true",
+                "PAYFLOW_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
                 **dict(self.config.settings),
             }
         )
@@ -154,8 +197,9 @@ class Sandbox:
     @staticmethod
     def _reset_handler_state() -> None:
         # Settings and clients are read once per process; this process just changed them.
-        from chalicelib.container import services
+        from chalicelib.container import services, webhooks
         from chalicelib.settings import get_settings
 
         get_settings.cache_clear()
         services.cache_clear()
+        webhooks.cache_clear()

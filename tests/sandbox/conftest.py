@@ -7,33 +7,19 @@ share this one and give every resource a unique name.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 
 from payflow.sandbox.aws import EmbeddedAws
-from payflow.sandbox.lambda_invoke import Handler
 from payflow.sandbox.provision import AwsClients
 
 
-class FunctionRegistry(dict[str, Handler]):
-    """Lambda functions the session's invoke middleware knows; tests register their own."""
-
-    def resolve(self, name: str) -> Handler | None:
-        return self.get(name)
-
-
 @pytest.fixture(scope="session")
-def functions() -> FunctionRegistry:
-    return FunctionRegistry()
-
-
-@pytest.fixture(scope="session")
-def aws(functions: FunctionRegistry) -> Iterator[EmbeddedAws]:
-    server = EmbeddedAws(port=0, resolve=functions.resolve).start()
-    yield server
-    server.stop()
+def aws(sandbox: Any) -> EmbeddedAws:
+    """The session sandbox's embedded AWS: one moto server per process (MOTO_PORT is global)."""
+    return sandbox.aws  # type: ignore[no-any-return]
 
 
 @pytest.fixture(scope="session")

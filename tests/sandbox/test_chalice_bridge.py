@@ -14,8 +14,7 @@ from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.chalice_bridge import function_handlers, handler_resolver, pollers_for
 from payflow.sandbox.pollers import PollerGroup, wait_for
 from payflow.sandbox.provision import AwsClients, Provisioned, provision
-
-from .conftest import FunctionRegistry
+from tests.conftest import FunctionRegistry
 
 # The decorators need a source; the merge template overrides it, as in the packaged app.
 PLACEHOLDER_STREAM = "arn:aws:dynamodb:us-east-1:123456789012:table/placeholder/stream/x"

@@ -13,8 +13,7 @@ from botocore.exceptions import ClientError
 
 from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.lambda_invoke import LambdaContext, function_arn, parse_function_name
-
-from .conftest import FunctionRegistry
+from tests.conftest import FunctionRegistry
 
 
 class CardDeclined(Exception):

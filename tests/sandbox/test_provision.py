@@ -21,8 +21,7 @@ from payflow.sandbox.provision import (
     provision,
     resolve_environment,
 )
-
-from .conftest import FunctionRegistry
+from tests.conftest import FunctionRegistry
 
 RESOURCES = REPO_ROOT / "infra" / "resources.json"
 ENVIRONMENT = REPO_ROOT / "infra" / "environment.json"
@@ -61,7 +60,7 @@ def test_the_repository_template_provisions_twice_to_the_same_resources(
     )["Attributes"]
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": first.attributes[("WebhookDeadLetterQueue", "Arn")],
-        "maxReceiveCount": 9,
+        "maxReceiveCount": 8,  # the WebhookMaxAttempts parameter's default
     }
     assert attributes["VisibilityTimeout"] == "60"
     assert first.outputs["WebhookQueueUrl"] == first.physical_ids["WebhookQueue"]

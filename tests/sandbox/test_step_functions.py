@@ -11,8 +11,7 @@ import pytest
 from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.lambda_invoke import function_arn
 from payflow.sandbox.pollers import wait_for
-
-from .conftest import FunctionRegistry
+from tests.conftest import FunctionRegistry
 
 ROLE_ARN = "arn:aws:iam::123456789012:role/sandbox"
 
