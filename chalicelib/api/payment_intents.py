@@ -93,3 +93,11 @@ def cancel_payment_intent(call: ApiCall, intent: str) -> Outcome:
     return services().payment_intents.cancel(
         call.merchant_id, intent, call.context, reason=params.cancellation_reason
     )
+
+
+@bp.route("/v1/payment_intents/{intent}/attempts", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def list_payment_attempts(call: ApiCall, intent: str) -> dict:
+    """Every PSP call of the PaymentIntent (connector, outcome, error code, latency) and the
+    routing decision of each attempt."""
+    return services().payment_intents.attempts(call.merchant_id, intent)

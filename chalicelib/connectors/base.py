@@ -34,6 +34,26 @@ class PspRateLimited(TransientConnectorError):
     """The PSP asked us to slow down."""
 
 
+class CircuitOpen(ConnectorError):
+    """The connector's circuit breaker is open: fail over without calling it."""
+
+
+class ConnectorUnavailable(ConnectorError):
+    """The connector is disabled or misconfigured (e.g. refused our credentials)."""
+
+
+RETRYABLE_ERRORS: tuple[type[ConnectorError], ...] = (PspTimeout, PspUnavailable, PspRateLimited)
+"""Retried at the same connector by the state machine's Retry (with backoff and jitter)."""
+
+FAILOVER_ERRORS: tuple[type[ConnectorError], ...] = (
+    *RETRYABLE_ERRORS,
+    CircuitOpen,
+    ConnectorUnavailable,
+)
+"""Move on to the next candidate connector (the state machine's Catch). A decline is not an
+error: it is an answer, and it ends the attempt."""
+
+
 class AuthorizationStatus(StrEnum):
     """How a PSP answered an authorization."""
 
@@ -95,6 +115,12 @@ class Connector(ABC):
     @abstractmethod
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         """Authorize (and capture, if `request.capture`) a payment."""
+
+    @abstractmethod
+    def lookup(self, idempotency_key: str) -> AuthorizationResult | None:
+        """What an earlier `authorize` with this key did, if the PSP knows it (None: nothing
+        happened there). Asked after a timeout, before failing over, so that a charge whose
+        answer was lost is found rather than made again elsewhere."""
 
     @abstractmethod
     def complete_action(

@@ -1,112 +1,123 @@
-"""A simulated PSP that answers Stripe's test payment methods the way Stripe does.
+"""A simulated PSP that answers Stripe's test payment methods the way Stripe does, with faults
+you can dial in.
 
 `pm_card_visa` and friends succeed; `pm_card_chargeDeclined*` decline with Stripe's codes;
-`pm_card_authenticationRequired` asks for 3-D Secure. Every operation is recorded once per
-idempotency key in the simulator's own table, like a real PSP, so repeating a call never charges
-twice and tests can count what was charged.
+`pm_card_authenticationRequired` asks for 3-D Secure. On top of that, per connector and at run
+time (POST /v1/connectors/{id}): latency, timeouts, unavailability and random declines, drawn
+from a random generator seeded by (seed, idempotency key, call number) so a run is reproducible.
+A simulated timeout sometimes charges before the answer is lost, as real ones do.
+
+Every operation is recorded once per idempotency key in the simulator's own table, like a real
+PSP, so repeating a call never charges twice and tests can count what was charged.
 """
 
 from __future__ import annotations
 
+import random
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from chalicelib.connectors.base import (
     AuthorizationRequest,
     AuthorizationResult,
     AuthorizationStatus,
     Connector,
+    ConnectorUnavailable,
     Decline,
     PaymentMethodDetails,
+    PspRateLimited,
+    PspTimeout,
+    PspUnavailable,
 )
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.ids import new_id
-
-_CARDS: dict[str, tuple[str, str]] = {
-    "pm_card_visa": ("visa", "424242"),
-    "pm_card_visa_debit": ("visa", "400005"),
-    "pm_card_mastercard": ("mastercard", "555555"),
-    "pm_card_mastercard_debit": ("mastercard", "520082"),
-    "pm_card_mastercard_prepaid": ("mastercard", "510510"),
-    "pm_card_amex": ("amex", "378282"),
-    "pm_card_discover": ("discover", "601111"),
-    "pm_card_diners": ("diners", "305693"),
-    "pm_card_jcb": ("jcb", "353011"),
-    "pm_card_unionpay": ("unionpay", "620000"),
-}
-
-_DECLINES: dict[str, Decline] = {
-    "pm_card_chargeDeclined": Decline(
-        "card_declined", "Your card was declined.", "generic_decline"
-    ),
-    "pm_card_chargeDeclinedInsufficientFunds": Decline(
-        "card_declined", "Your card has insufficient funds.", "insufficient_funds"
-    ),
-    "pm_card_chargeDeclinedFraudulent": Decline(
-        "card_declined", "Your card was declined.", "fraudulent"
-    ),
-    "pm_card_chargeDeclinedLostCard": Decline(
-        "card_declined", "Your card was declined.", "lost_card"
-    ),
-    "pm_card_chargeDeclinedStolenCard": Decline(
-        "card_declined", "Your card was declined.", "stolen_card"
-    ),
-    "pm_card_chargeDeclinedExpiredCard": Decline(
-        "expired_card", "Your card has expired.", "expired_card"
-    ),
-    "pm_card_chargeDeclinedIncorrectCvc": Decline(
-        "incorrect_cvc", "Your card's security code is incorrect.", "incorrect_cvc"
-    ),
-    "pm_card_chargeDeclinedProcessingError": Decline(
-        "processing_error",
-        "An error occurred while processing your card. Try again in a little bit.",
-        "processing_error",
-    ),
-}
-
-_AUTHENTICATION_REQUIRED = {"pm_card_authenticationRequired", "pm_card_threeDSecure2Required"}
+from chalicelib.domain.payment_methods import TestBehaviour, describe
 
 AUTHENTICATION_FAILED = Decline(
     "payment_intent_authentication_failure",
     "The provided PaymentMethod has failed authentication. Provide a new PaymentMethod to "
     "attempt to fulfill this PaymentIntent again.",
 )
+RANDOM_DECLINE = Decline("card_declined", "Your card was declined.", "generic_decline")
+
+
+class SimulatorSettings(BaseModel):
+    """A simulator's behaviour, changeable at run time."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    enabled: bool = True
+    timeout_rate: float = Field(default=0.0, ge=0, le=1)
+    error_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of calls answered 'unavailable' (a 5xx: nothing happened)."""
+    decline_rate: float = Field(default=0.0, ge=0, le=1)
+    latency_ms_min: int = Field(default=0, ge=0, le=60_000)
+    latency_ms_max: int = Field(default=0, ge=0, le=60_000)
+    seed: int = 0
+    fail_next_calls: int = Field(default=0, ge=0, le=10_000)
+    """Deterministic faults: the next N calls fail with `fail_with` (then the rates apply)."""
+    fail_with: Literal["timeout", "unavailable", "rate_limited"] = "unavailable"
+
+    @model_validator(mode="after")
+    def _ranges(self) -> SimulatorSettings:
+        if self.latency_ms_max < self.latency_ms_min:
+            raise ValueError("latency_ms_max must not be below latency_ms_min")
+        if self.timeout_rate + self.error_rate > 1:
+            raise ValueError("timeout_rate + error_rate must not exceed 1")
+        return self
 
 
 class SimulatorConnector(Connector):
-    """The built-in simulator PSP."""
+    """One configured simulator PSP."""
 
     def __init__(
         self,
         ledger: SimulatorLedger,
         *,
         connector_id: str = "simulator",
+        settings: Callable[[], SimulatorSettings] = SimulatorSettings,
+        take_scripted_failure: Callable[[], bool] = lambda: False,
+        timeout_ms: int = 5000,
         clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.id = connector_id
         self._ledger = ledger
+        self._settings = settings
+        self._take_scripted_failure = take_scripted_failure
+        self._timeout_ms = timeout_ms
         self._clock = clock
+        self._sleep = sleep
 
     def payment_method(self, payment_method_id: str) -> PaymentMethodDetails | None:
-        if payment_method_id in _CARDS:
-            brand, bin_ = _CARDS[payment_method_id]
-            return PaymentMethodDetails(payment_method_id, "card", brand, bin_)
-        if payment_method_id in _DECLINES or payment_method_id in _AUTHENTICATION_REQUIRED:
-            return PaymentMethodDetails(payment_method_id, "card", "visa", "400000")
-        return None
+        pm = describe(payment_method_id)
+        return PaymentMethodDetails(pm.id, pm.type, pm.brand, pm.bin) if pm else None
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
-        pm = request.payment_method
-        if pm in _DECLINES:
-            status, decline = AuthorizationStatus.DECLINED, _DECLINES[pm]
-        elif pm in _AUTHENTICATION_REQUIRED:
-            status, decline = AuthorizationStatus.REQUIRES_ACTION, None
-        else:
-            status, decline = AuthorizationStatus.AUTHORIZED, None
+        key = f"{self.id}:{request.idempotency_key}"
+        rng, settings = self._call(key)
+        pm = describe(request.payment_method)
+        decline: Decline | None = None
+        status = AuthorizationStatus.AUTHORIZED
+        if pm is not None and pm.behaviour == TestBehaviour.DECLINE:
+            status = AuthorizationStatus.DECLINED
+            decline = Decline(pm.code or "card_declined", pm.message or "", pm.decline_code)
+        elif pm is not None and pm.behaviour == TestBehaviour.AUTHENTICATE:
+            status = AuthorizationStatus.REQUIRES_ACTION
+        elif rng.random() < settings.decline_rate:
+            status, decline = AuthorizationStatus.DECLINED, RANDOM_DECLINE
+        fault = rng.random()
+        if fault < settings.error_rate:
+            raise PspUnavailable(f"{self.id} answered 503")
+        timed_out = fault < settings.error_rate + settings.timeout_rate
+        if timed_out and rng.random() < 0.5:
+            raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
         record = self._ledger.record_once(
             "authorize",
-            f"{self.id}:{request.idempotency_key}",
+            key,
             {
                 "connector": self.id,
                 "payment_intent": request.payment_intent_id,
@@ -114,14 +125,22 @@ class SimulatorConnector(Connector):
                 "charge_id": new_id("ch", clock=self._clock),
                 "amount": request.amount,
                 "currency": request.currency,
-                "payment_method": pm,
+                "payment_method": request.payment_method,
                 "capture": request.capture,
                 "status": status.value,
                 "decline_code": decline.decline_code if decline else None,
+                "decline": decline.__dict__ if decline else None,
                 "created": int(self._clock()),
             },
         )
-        return self._result(record, decline)
+        if timed_out:
+            # The PSP did the work, but its answer never reached us.
+            raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
+        return self._result(record)
+
+    def lookup(self, idempotency_key: str) -> AuthorizationResult | None:
+        record = self._ledger.find("authorize", f"{self.id}:{idempotency_key}")
+        return self._result(record) if record else None
 
     def complete_action(
         self, psp_reference: str, *, succeeded: bool, capture: bool, idempotency_key: str
@@ -136,10 +155,11 @@ class SimulatorConnector(Connector):
                 "charge_id": new_id("ch", clock=self._clock),
                 "capture": capture,
                 "status": status.value,
+                "decline": None if succeeded else AUTHENTICATION_FAILED.__dict__,
                 "created": int(self._clock()),
             },
         )
-        return self._result(record, None if succeeded else AUTHENTICATION_FAILED)
+        return self._result(record)
 
     def capture(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
         self._ledger.record_once(
@@ -155,9 +175,29 @@ class SimulatorConnector(Connector):
             {"connector": self.id, "psp_reference": psp_reference},
         )
 
+    def _call(self, key: str) -> tuple[random.Random, SimulatorSettings]:
+        settings = self._settings()
+        if not settings.enabled:
+            raise ConnectorUnavailable(f"{self.id} is disabled")
+        if settings.fail_next_calls and self._take_scripted_failure():
+            error = {"timeout": PspTimeout, "rate_limited": PspRateLimited}.get(
+                settings.fail_with, PspUnavailable
+            )
+            raise error(f"{self.id}: scripted {settings.fail_with}")
+        call = self._ledger.count_call(key)
+        rng = random.Random(f"{settings.seed}:{key}:{call}")
+        latency = rng.randint(settings.latency_ms_min, settings.latency_ms_max)
+        if latency >= self._timeout_ms:
+            self._sleep(self._timeout_ms / 1000)
+            raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
+        if latency:
+            self._sleep(latency / 1000)
+        return rng, settings
+
     @staticmethod
-    def _result(record: dict[str, Any], decline: Decline | None) -> AuthorizationResult:
+    def _result(record: dict[str, Any]) -> AuthorizationResult:
         status = AuthorizationStatus(record["status"])
+        decline = Decline(**record["decline"]) if record.get("decline") else None
         next_action = None
         if status == AuthorizationStatus.REQUIRES_ACTION:
             next_action = {

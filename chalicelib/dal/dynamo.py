@@ -14,15 +14,26 @@ _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
 
 
+def _decimals(value: Any) -> Any:
+    # Rates and thresholds are fractions; DynamoDB numbers want Decimal, never binary floats.
+    if isinstance(value, float):
+        return Decimal(str(value))
+    if isinstance(value, dict):
+        return {k: _decimals(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_decimals(v) for v in value]
+    return value
+
+
 def to_attrs(values: dict[str, Any]) -> dict[str, Any]:
     """Python values -> DynamoDB attribute values (None at the top level is left out)."""
-    return {k: _serializer.serialize(v) for k, v in values.items() if v is not None}
+    return {k: _serializer.serialize(_decimals(v)) for k, v in values.items() if v is not None}
 
 
 def _plain(value: Any) -> Any:
-    # Every number PayFlow stores is an integer (money is minor units), so Decimal -> int.
+    # Money is integer minor units and comes back as int; only rates have a fraction.
     if isinstance(value, Decimal):
-        return int(value)
+        return int(value) if value == value.to_integral_value() else float(value)
     if isinstance(value, dict):
         return {k: _plain(v) for k, v in value.items()}
     if isinstance(value, list | set):

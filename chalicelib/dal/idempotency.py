@@ -92,12 +92,21 @@ class IdempotencyStore:
             if error_code(error) != "ConditionalCheckFailedException":
                 raise
             existing = from_attrs(error.response.get("Item", {}))
+            if not existing:
+                # The record vanished between the check and the answer (a release): try again.
+                return self.claim(scope, key, fingerprint, object_id)
             record = self._record(existing)
             if record.expires_at <= now_ms // 1000:
                 return self._replace_expired(pk, scope, key, fingerprint, object_id, record)
             return judge_existing(record, key, fingerprint)
         stored = from_attrs(response["Attributes"])
-        return Claim(scope=scope, key=key, token=token, object_id=stored["object_id"])
+        return Claim(
+            scope=scope,
+            key=key,
+            token=token,
+            object_id=stored["object_id"],
+            taken_over=stored["object_id"] != object_id,
+        )
 
     def _replace_expired(
         self, pk: str, scope: str, key: str, fingerprint: str, object_id: str, old: Record

@@ -40,6 +40,17 @@ class SimulatorLedger:
             return existing
         return record
 
+    def count_call(self, key: str) -> int:
+        """How many times the simulator has been called with `key`, this call included."""
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"calls#{key}"}),
+            UpdateExpression="ADD calls :one",
+            ExpressionAttributeValues=to_attrs({":one": 1}),
+            ReturnValues="UPDATED_NEW",
+        )
+        return int(from_attrs(response["Attributes"])["calls"])
+
     def find(self, operation: str, key: str) -> dict[str, Any] | None:
         response = self._client.get_item(
             TableName=self._table, Key=to_attrs({"pk": f"{operation}#{key}"}), ConsistentRead=True

@@ -45,6 +45,8 @@ class Claim:
     token: str
     object_id: str
     """The id reserved for an object this request creates; a takeover reuses it."""
+    taken_over: bool = False
+    """This claim took over an expired one: the dead request's work may be half done."""
     completed: bool = False
 
 

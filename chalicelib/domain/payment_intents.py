@@ -94,7 +94,9 @@ TRANSITIONS: dict[PaymentIntentStatus, frozenset[PaymentIntentStatus]] = {
             S.CANCELED,
         }
     ),
-    S.PROCESSING: frozenset({S.REQUIRES_CAPTURE, S.SUCCEEDED, S.REQUIRES_PAYMENT_METHOD}),
+    S.PROCESSING: frozenset(
+        {S.REQUIRES_ACTION, S.REQUIRES_CAPTURE, S.SUCCEEDED, S.REQUIRES_PAYMENT_METHOD}
+    ),
     S.REQUIRES_CAPTURE: frozenset({S.SUCCEEDED, S.CANCELED}),
     S.SUCCEEDED: frozenset(),
     S.CANCELED: frozenset(),
@@ -165,6 +167,8 @@ class PaymentIntent(BaseModel):
     """The connector that holds the current authorization (capture and cancel go there)."""
     psp_reference: str | None = None
     """The connector's own id for the current authorization."""
+    candidates: list[str] = Field(default_factory=list)
+    """The connectors routing chose for the current attempt, in the order to try them."""
 
     def to_api(self) -> dict[str, Any]:
         """The Stripe-shaped object."""
@@ -318,6 +322,44 @@ def prepare_confirm(
             "attempt_count": pi.attempt_count + 1,
         }
     )
+
+
+def processing(pi: PaymentIntent, candidates: list[str]) -> PaymentIntent:
+    """Confirmed and handed to the orchestration, which tries `candidates` in order."""
+    return _moved(
+        pi,
+        status=S.PROCESSING,
+        candidates=list(candidates),
+        last_payment_error=None,
+        next_action=None,
+    )
+
+
+def workflow_input(pi: PaymentIntent) -> dict[str, Any]:
+    """What the payment state machine runs on: derived from the stored PaymentIntent only, so
+    whoever starts the execution (the API, or recovery) starts the very same one."""
+    return {
+        "payment_intent_id": pi.id,
+        "merchant_id": pi.merchant_id,
+        "attempt": pi.attempt_count,
+        "amount": pi.amount,
+        "currency": pi.currency,
+        "payment_method": pi.payment_method,
+        "capture": pi.capture_method == CaptureMethod.AUTOMATIC,
+        "candidates": list(pi.candidates),
+        "count": len(pi.candidates),
+        "index": 0,
+    }
+
+
+def execution_name(pi: PaymentIntent) -> str:
+    """One execution per (PaymentIntent, attempt): a repeated start finds the same one."""
+    return f"{pi.id}-attempt-{pi.attempt_count}"
+
+
+def psp_idempotency_key(payment_intent_id: str, attempt: int, connector: str) -> str:
+    """Retries of one attempt at one connector share this key, so the PSP charges once."""
+    return f"{payment_intent_id}:{attempt}:{connector}"
 
 
 def authorized(

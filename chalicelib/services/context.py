@@ -18,7 +18,7 @@ from chalicelib.faults import Faults
 class RequestContext:
     """The request on whose behalf a service acts."""
 
-    request_id: str
+    request_id: str | None
     idempotency_key: str | None = None
     claim: Claim | None = None
 
@@ -48,8 +48,12 @@ class Committer:
         self._faults = faults
         self.clock = clock
 
-    def commit(self, ctx: RequestContext, batch: WriteBatch, outcome: Outcome) -> Outcome:
-        if ctx.claim is not None:
+    def commit(
+        self, ctx: RequestContext, batch: WriteBatch, outcome: Outcome, *, complete: bool = True
+    ) -> Outcome:
+        """Commit `batch`; with `complete`, the request's idempotency record is completed with
+        `outcome` in the same transaction (without, the caller completes it later)."""
+        if complete and ctx.claim is not None:
             self._idempotency.add_completion(
                 batch, ctx.claim, StoredResponse(outcome.status, outcome.body)
             )

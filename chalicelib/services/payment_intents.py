@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import logging
+import random
+from collections.abc import Iterable
 from typing import Any
 
 from chalicelib.connectors.base import (
-    AuthorizationRequest,
     AuthorizationResult,
     AuthorizationStatus,
-    Connector,
+    Decline,
 )
-from chalicelib.dal.dynamo import WriteBatch
+from chalicelib.connectors.registry import ConnectorRegistry
+from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.dal.dynamo import WriteBatch, from_attrs
 from chalicelib.dal.objects import ObjectStore
+from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import payment_intents as rules
 from chalicelib.domain.events import Event, previous_attributes
 from chalicelib.domain.ids import new_id, new_secret
@@ -22,19 +27,39 @@ from chalicelib.domain.payment_intents import (
     PaymentIntent,
     PaymentIntentStatus,
 )
+from chalicelib.domain.payment_methods import describe
+from chalicelib.domain.routing import PaymentFacts, route
 from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
+from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.context import Committer, Outcome, RequestContext
 
 KIND = "payment_intent"
+logger = logging.getLogger("payflow.payment_intents")
 
 
 class PaymentIntentService:
     """Every PaymentIntent operation; each write is conditional on the version it read."""
 
-    def __init__(self, objects: ObjectStore, committer: Committer, connector: Connector) -> None:
+    def __init__(
+        self,
+        objects: ObjectStore,
+        committer: Committer,
+        registry: ConnectorRegistry,
+        breakers: CircuitBreakers,
+        connector_state: ConnectorStateStore,
+        workflows: PaymentWorkflows,
+        *,
+        confirm_wait_ms: int = 5000,
+        rng: random.Random | None = None,
+    ) -> None:
         self._objects = objects
         self._committer = committer
-        self._connector = connector
+        self._registry = registry
+        self._breakers = breakers
+        self._connector_state = connector_state
+        self._workflows = workflows
+        self._confirm_wait_ms = confirm_wait_ms
+        self._rng = rng or random.Random()
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -98,15 +123,20 @@ class PaymentIntentService:
             description=description,
             metadata=metadata,
         )
+        if ctx.claim is not None and ctx.claim.taken_over:
+            existing = self._objects.get(KIND, merchant_id, pi_id)
+            if existing is not None:
+                return self._resume(created, PaymentIntent.model_validate(existing))
         batch = WriteBatch()
         self._add_event(batch, ctx, None, created)
-        final = created
-        if confirm:
-            ready = rules.prepare_confirm(created, payment_method=None, capture_method=None)
-            final = self._attempt(ready)
-            self._add_event(batch, ctx, created, final)
-        self._objects.put_new(batch, KIND, final, status=final.status.value)
-        return self._committer.commit(ctx, batch, self._outcome(created, final))
+        if not confirm:
+            self._objects.put_new(batch, KIND, created, status=created.status.value)
+            return self._committer.commit(ctx, batch, self._outcome(created, created))
+        ready = rules.prepare_confirm(created, payment_method=None, capture_method=None)
+        handed_over = self._route(ready)
+        self._add_event(batch, ctx, created, handed_over)
+        self._objects.put_new(batch, KIND, handed_over, status=handed_over.status.value)
+        return self._run_attempt(ctx, batch, created, handed_over)
 
     def update(
         self, merchant_id: str, pi_id: str, ctx: RequestContext, changes: dict[str, Any]
@@ -129,10 +159,63 @@ class PaymentIntentService:
         if payment_method:
             self._check_payment_method(payment_method)
         pi = self.retrieve(merchant_id, pi_id)
+        if (
+            ctx.claim is not None
+            and ctx.claim.taken_over
+            and pi.status == PaymentIntentStatus.PROCESSING
+        ):
+            return self._resume(pi.model_copy(update={"attempt_count": pi.attempt_count - 1}), pi)
         ready = rules.prepare_confirm(
             pi, payment_method=payment_method, capture_method=capture_method
         )
-        return self._save(ctx, pi, self._attempt(ready), action=rules.CONFIRMABLE)
+        handed_over = self._route(ready)
+        batch = WriteBatch()
+        self._objects.put_version(
+            batch, KIND, handed_over, pi.version, status=handed_over.status.value
+        )
+        self._add_event(batch, ctx, pi, handed_over)
+        return self._run_attempt(ctx, batch, pi, handed_over, action=rules.CONFIRMABLE)
+
+    def attempts(self, merchant_id: str, pi_id: str) -> dict[str, Any]:
+        """Every PSP call made for a PaymentIntent and each attempt's routing decision."""
+        self.retrieve(merchant_id, pi_id)
+        calls, decisions = self._connector_state.attempts(pi_id)
+        return {
+            "object": "list",
+            "data": calls,
+            "routing": decisions,
+            "has_more": False,
+            "url": f"/v1/payment_intents/{pi_id}/attempts",
+        }
+
+    def finalize_attempt(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The payment state machine's last step: write what the attempt decided.
+
+        Safe to run twice: a PaymentIntent that is no longer processing this attempt is left as
+        it is.
+        """
+        pi = self.retrieve(task["merchant_id"], task["payment_intent_id"])
+        if pi.status != PaymentIntentStatus.PROCESSING or pi.attempt_count != task["attempt"]:
+            return {"status": pi.status.value, "changed": False}
+        authorization = task.get("authorization") or {}
+        if authorization.get("status"):
+            after = self._apply(pi, _result_from(authorization), authorization["connector"])
+        else:
+            last = task.get("last_error") or {}
+            after = rules.declined(
+                pi,
+                PaymentError(
+                    type="card_error",
+                    code="processing_error",
+                    message=(
+                        "No payment processor could complete this payment "
+                        f"(last error: {last.get('Error', 'none eligible')}). Try again later."
+                    ),
+                    payment_method=pi.payment_method,
+                ),
+            )
+        self._save(RequestContext(request_id=None), pi, after)
+        return {"status": after.status.value, "changed": True}
 
     def capture(
         self,
@@ -147,7 +230,9 @@ class PaymentIntentService:
         amount = rules.check_capture(pi, amount_to_capture)
         # One capture per PaymentIntent: concurrent captures share this key, so the PSP
         # captures once and only one of them wins the conditional write.
-        self._connector.capture(self._reference(pi), amount, idempotency_key=f"{pi.id}:capture")
+        self._connector_of(pi).capture(
+            self._reference(pi), amount, idempotency_key=f"{pi.id}:capture"
+        )
         return self._save(ctx, pi, rules.captured(pi, amount, metadata), action=rules.CAPTURABLE)
 
     def cancel(
@@ -161,7 +246,7 @@ class PaymentIntentService:
         pi = self.retrieve(merchant_id, pi_id)
         rules.check_cancel(pi)
         if pi.psp_reference:
-            self._connector.void(pi.psp_reference, idempotency_key=f"{pi.id}:void")
+            self._connector_of(pi).void(pi.psp_reference, idempotency_key=f"{pi.id}:void")
         after = rules.canceled(pi, reason, int(self._committer.clock()))
         return self._save(ctx, pi, after, action=rules.CANCELABLE)
 
@@ -175,22 +260,26 @@ class PaymentIntentService:
                 f"This PaymentIntent has a status of {pi.status.value}; only one that "
                 "requires_action can be authenticated."
             )
-        result = self._connector.complete_action(
+        result = self._connector_of(pi).complete_action(
             self._reference(pi),
             succeeded=succeeded,
             capture=pi.capture_method == CaptureMethod.AUTOMATIC,
             idempotency_key=f"{pi.id}:authenticate:{pi.attempt_count}",
         )
-        after = self._apply(pi, result)
+        after = self._apply(pi, result, pi.connector or "")
         return self._save(ctx, pi, after, action=frozenset({PaymentIntentStatus.REQUIRES_ACTION}))
 
     # -- helpers -------------------------------------------------------------------------------
 
-    def _check_payment_method(self, payment_method: str) -> None:
-        if self._connector.payment_method(payment_method) is None:
+    @staticmethod
+    def _check_payment_method(payment_method: str) -> None:
+        if describe(payment_method) is None:
             raise ResourceMissing(
                 f"No such PaymentMethod: '{payment_method}'", param="payment_method"
             )
+
+    def _connector_of(self, pi: PaymentIntent):  # type: ignore[no-untyped-def]
+        return self._registry.connector_for(pi.merchant_id, pi.connector or "")
 
     @staticmethod
     def _reference(pi: PaymentIntent) -> str:
@@ -198,34 +287,88 @@ class PaymentIntentService:
             raise UnexpectedState("This PaymentIntent has no authorization at its PSP.")
         return pi.psp_reference
 
-    def _attempt(self, ready: PaymentIntent) -> PaymentIntent:
-        """One PSP attempt. Its idempotency key names the PaymentIntent, the attempt and the
-        connector, so a repeated or concurrent attempt is charged once."""
+    def _route(self, ready: PaymentIntent) -> PaymentIntent:
+        """Choose the connectors for this attempt and hand the PaymentIntent to them
+        (processing). Routing is recorded with the attempt."""
         assert ready.payment_method is not None
-        result = self._connector.authorize(
-            AuthorizationRequest(
-                payment_intent_id=ready.id,
+        pm = describe(ready.payment_method)
+        assert pm is not None
+        routing = self._registry.routing_for(ready.merchant_id)
+        decision = route(
+            routing,
+            PaymentFacts(
                 amount=ready.amount,
                 currency=ready.currency,
-                payment_method=ready.payment_method,
-                capture=ready.capture_method == CaptureMethod.AUTOMATIC,
-                idempotency_key=f"{ready.id}:{ready.attempt_count}:{self._connector.id}",
-            )
+                payment_method_type=pm.type,
+                card_bin=pm.bin if pm.type == "card" else None,
+            ),
+            self._breakers.open_circuits(
+                (c.id for c in routing.connectors), routing.circuit_breaker
+            ),
+            self._rng,
         )
-        return self._apply(ready, result)
+        self._connector_state.record_decision(ready.id, ready.attempt_count, decision.to_api())
+        return rules.processing(ready, decision.candidates)
 
-    def _apply(self, pi: PaymentIntent, result: AuthorizationResult) -> PaymentIntent:
+    def _run_attempt(
+        self,
+        ctx: RequestContext,
+        batch: WriteBatch,
+        before: PaymentIntent,
+        handed_over: PaymentIntent,
+        action: frozenset[PaymentIntentStatus] | None = None,
+    ) -> Outcome:
+        """Commit `handed_over` (processing), start its execution and wait for it up to the
+        confirm wait; answer with the PaymentIntent as it then is."""
+        self._commit_or_explain(ctx, batch, before, action, complete=False)
+        self.ensure_execution(handed_over)
+        final = self.retrieve(handed_over.merchant_id, handed_over.id)
+        return self._outcome(before, final)
+
+    def _resume(self, before: PaymentIntent, current: PaymentIntent) -> Outcome:
+        """Finish what a request that died after its commit had started (found through the
+        id its idempotency claim reserved): join the attempt's execution, answer its outcome."""
+        if current.status == PaymentIntentStatus.PROCESSING:
+            self.ensure_execution(current)
+        final = self.retrieve(current.merchant_id, current.id)
+        return self._outcome(before, final)
+
+    def ensure_execution(self, pi: PaymentIntent, wait: bool = True) -> None:
+        """Start the execution of `pi`'s current attempt if it is not running yet (idempotent:
+        the name and input come from the PaymentIntent alone), and wait for it."""
+        execution = self._workflows.start(rules.execution_name(pi), rules.workflow_input(pi))
+        if wait:
+            self._workflows.wait(execution, self._confirm_wait_ms)
+
+    def resume_from_stream(self, records: Iterable[dict[str, Any]]) -> list[str]:
+        """For the stream: every PaymentIntent in processing gets its execution, even when the
+        request that committed it died before starting it. Returns the sequence number to
+        retry from when a start fails (the batch's later records are retried with it)."""
+        for record in records:
+            values = from_attrs(record.get("dynamodb", {}).get("NewImage") or {})
+            if values.get("sk") != KIND or values.get("status") != "processing":
+                continue
+            try:
+                self.ensure_execution(PaymentIntent.model_validate(values["data"]), wait=False)
+            except Exception:
+                logger.exception("could not start a payment execution")
+                return [str(record["dynamodb"]["SequenceNumber"])]
+        return []
+
+    def _apply(
+        self, pi: PaymentIntent, result: AuthorizationResult, connector: str
+    ) -> PaymentIntent:
         if result.status == AuthorizationStatus.AUTHORIZED:
             return rules.authorized(
                 pi,
-                connector=self._connector.id,
+                connector=connector,
                 psp_reference=result.psp_reference,
                 charge_id=result.charge_id,
             )
         if result.status == AuthorizationStatus.REQUIRES_ACTION:
             return rules.requires_action(
                 pi,
-                connector=self._connector.id,
+                connector=connector,
                 psp_reference=result.psp_reference,
                 next_action=result.next_action or {},
             )
@@ -237,7 +380,7 @@ class PaymentIntentService:
                 code=result.decline.code,
                 decline_code=result.decline.decline_code,
                 message=result.decline.message,
-                charge=result.charge_id,
+                charge=result.charge_id or None,
                 payment_method=pi.payment_method,
             ),
         )
@@ -252,8 +395,22 @@ class PaymentIntentService:
         batch = WriteBatch()
         self._objects.put_version(batch, KIND, after, before.version, status=after.status.value)
         self._add_event(batch, ctx, before, after)
+        return self._commit_or_explain(ctx, batch, before, action, self._outcome(before, after))
+
+    def _commit_or_explain(
+        self,
+        ctx: RequestContext,
+        batch: WriteBatch,
+        before: PaymentIntent,
+        action: frozenset[PaymentIntentStatus] | None,
+        outcome: Outcome | None = None,
+        *,
+        complete: bool = True,
+    ) -> Outcome:
         try:
-            return self._committer.commit(ctx, batch, self._outcome(before, after))
+            return self._committer.commit(
+                ctx, batch, outcome or Outcome(200, {}), complete=complete
+            )
         except StaleWrite:
             # Someone else moved the PaymentIntent first. If the move they made rules this
             # action out, say so as Stripe would; otherwise the 409 invites a retry.
@@ -293,7 +450,11 @@ class PaymentIntentService:
             error is not None
             and after.status == PaymentIntentStatus.REQUIRES_PAYMENT_METHOD
             and after.attempt_count > 0
-            and (before.last_payment_error != error or before.status != after.status)
+            and (
+                before.last_payment_error != error
+                or before.attempt_count != after.attempt_count
+                or before.status != after.status
+            )
         )
         if newly_declined:
             assert error is not None
@@ -316,3 +477,15 @@ _ACTION_NAMES = {
     rules.CAPTURABLE: "captured",
     rules.CANCELABLE: "canceled",
 }
+
+
+def _result_from(authorization: dict[str, Any]) -> AuthorizationResult:
+    """An authorization as the state machine carried it (see services.orchestration)."""
+    decline = authorization.get("decline")
+    return AuthorizationResult(
+        status=AuthorizationStatus(authorization["status"]),
+        psp_reference=authorization.get("psp_reference") or "",
+        charge_id=authorization.get("charge_id") or "",
+        decline=Decline(**decline) if decline else None,
+        next_action=authorization.get("next_action"),
+    )

@@ -65,7 +65,7 @@ def test_twenty_captures_capture_once(api: Api):
     captures = [
         r
         for r in services().simulator_ledger.all_records()
-        if r["operation"] == "capture" and r["pk"].endswith(f"{pi['id']}:capture")
+        if r.get("operation") == "capture" and r["pk"].endswith(f"{pi['id']}:capture")
     ]
     assert len(captures) == 1
     final = api.get(f"/v1/payment_intents/{pi['id']}").json()

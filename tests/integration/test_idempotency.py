@@ -129,38 +129,53 @@ def test_abandoned_claim_expires_and_the_retry_creates_the_reserved_object(api: 
 
 
 def test_crash_after_commit_replays_the_committed_object(api: Api):
-    """The object and the idempotency completion commit in one transaction: a crash between
-    'object written' and 'response recorded' cannot exist, and a crash right after the commit
-    leaves a completed record that the retry replays."""
+    """A plain create commits the object, its event and the idempotency completion in one
+    transaction: a crash between 'object written' and 'response recorded' cannot exist, and a
+    crash right after the commit leaves a completed record that the retry replays."""
     services().faults.arm("after_commit")
-    crashed = create(api, "crash-after")
+    plain = {"amount": 2000, "currency": "usd"}
+    crashed = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "crash-after"})
     assert crashed.status_code == 500
-    retried = create(api, "crash-after")
+    retried = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "crash-after"})
     assert retried.status_code == 200 and retried.headers["Idempotent-Replayed"] == "true"
+    assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
+
+
+def test_crash_after_handing_a_payment_to_the_orchestration_loses_nothing(api: Api):
+    """A confirm commits `processing` before the PSP answers, so its response cannot ride in
+    that transaction. If the request dies right after the commit, the stream still starts the
+    execution, and the retry (once the dead request's lease expires) takes over the reserved
+    id and answers with the outcome: one PaymentIntent, one charge."""
+    services().faults.arm("after_commit")
+    crashed = create(api, "crash-confirm")
+    assert crashed.status_code == 500
+    assert create(api, "crash-confirm").status_code == 409  # the dead request's lease is live
+    time.sleep(IDEMPOTENCY_LEASE_MS / 1000 + 0.3)
+    retried = create(api, "crash-confirm")
+    assert retried.status_code == 200, retried.text
+    assert retried.json()["status"] == "succeeded"
     assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
     charges = [
         r
         for r in services().simulator_ledger.all_records()
-        if r.get("payment_intent") == retried.json()["id"]
+        if r.get("operation") == "authorize" and r.get("payment_intent") == retried.json()["id"]
     ]
     assert len(charges) == 1
+    replay = create(api, "crash-confirm")
+    assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == retried.json()
 
 
-def test_server_errors_from_execution_are_stored_and_replayed(api: Api, monkeypatch):
-    class Broken(Exception):
-        pass
-
-    def explode(*args, **kwargs):
-        raise Broken("PSP exploded")
-
-    monkeypatch.setattr(services().connector, "authorize", explode)
-    first = create(api, "boom")
-    monkeypatch.undo()
-    second = create(api, "boom")
+def test_server_errors_from_execution_are_stored_and_replayed(api: Api):
+    services().faults.arm("before_commit", crash=False)
+    plain = {"amount": 2000, "currency": "usd"}
+    first = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "boom"})
+    second = api.post("/v1/payment_intents", plain, headers={"Idempotency-Key": "boom"})
     assert first.status_code == second.status_code == 500
     assert first.json()["error"]["type"] == "api_error"
     assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json() == first.json()
     assert "Traceback" not in first.text
+    assert payment_intents_of(api) == []
 
 
 def test_round_trip_budget_create_two_replay_one(api: Api):

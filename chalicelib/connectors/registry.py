@@ -1,0 +1,105 @@
+"""Which connectors exist for a merchant, and the Connector object that serves each one.
+
+The default routing configuration is chalicelib/config/connectors.json; a merchant may replace
+it (POST /v1/routing); run-time settings (POST /v1/connectors/{id}) turn connectors off and dial
+the simulators' faults. All of it lives in DynamoDB, so every Lambda instance sees the same.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from chalicelib.connectors.base import Connector
+from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
+from chalicelib.connectors.stripe_connector import StripeConnector
+from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.dal.simulator import SimulatorLedger
+from chalicelib.domain.routing import ConnectorConfig, ConnectorKind, RoutingConfig
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "connectors.json"
+
+
+def load_default_routing(path: Path = DEFAULT_CONFIG) -> RoutingConfig:
+    data = json.loads(path.read_text())
+    return RoutingConfig.model_validate({k: v for k, v in data.items() if not k.startswith("_")})
+
+
+class ConnectorRegistry:
+    """Resolves routing configuration and connector objects."""
+
+    def __init__(
+        self,
+        defaults: RoutingConfig,
+        state: ConnectorStateStore,
+        ledger: SimulatorLedger,
+        *,
+        stripe_api_key: str | None = None,
+        stripe_api_base: str | None = None,
+        clock: Callable[[], float] = time.time,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self.defaults = defaults
+        self._state = state
+        self._ledger = ledger
+        self._stripe_api_key = stripe_api_key
+        self._stripe_api_base = stripe_api_base
+        self._clock = clock
+        self._sleep = sleep
+
+    def routing_for(self, merchant_id: str) -> RoutingConfig:
+        """The merchant's routing, with run-time `enabled` switches and unconfigured
+        connectors (Stripe without a key) applied."""
+        own = self._state.merchant_routing(merchant_id)
+        config = RoutingConfig.model_validate(own) if own else self.defaults
+        settings = self._state.settings(c.id for c in config.connectors)
+        connectors = []
+        for connector in config.connectors:
+            enabled = connector.enabled and settings.get(connector.id, {}).get("enabled", True)
+            if connector.kind == ConnectorKind.STRIPE and not self._stripe_api_key:
+                enabled = False
+            connectors.append(connector.model_copy(update={"enabled": enabled}))
+        return config.model_copy(update={"connectors": connectors})
+
+    def connector(self, config: ConnectorConfig) -> Connector:
+        """The Connector that serves `config`."""
+        if config.kind == ConnectorKind.STRIPE:
+            return StripeConnector(
+                self._stripe_api_key,
+                connector_id=config.id,
+                api_base=self._stripe_api_base,
+                timeout_ms=config.timeout_ms,
+            )
+        return SimulatorConnector(
+            self._ledger,
+            connector_id=config.id,
+            settings=lambda: self.simulator_settings(config.id),
+            take_scripted_failure=lambda: self._state.take_scripted_failure(config.id),
+            timeout_ms=config.timeout_ms,
+            clock=self._clock,
+            sleep=self._sleep,
+        )
+
+    def connector_for(self, merchant_id: str, connector_id: str) -> Connector:
+        """The connector a PaymentIntent was authorized by (capture, cancel, refund go there)."""
+        config = self.routing_for(merchant_id).connector(connector_id) or self.defaults.connector(
+            connector_id
+        )
+        if config is None:
+            # Routing changed since; the simulator still answers for what it authorized.
+            config = ConnectorConfig(id=connector_id, kind=ConnectorKind.SIMULATOR)
+        return self.connector(config)
+
+    def simulator_settings(self, connector_id: str) -> SimulatorSettings:
+        stored = self._state.settings([connector_id]).get(connector_id, {})
+        return SimulatorSettings.model_validate(stored)
+
+    def update_settings(self, connector_id: str, changes: dict[str, Any]) -> dict[str, Any]:
+        """Apply run-time changes to a connector; returns the settings now in force."""
+        current = self._state.settings([connector_id]).get(connector_id, {})
+        merged = SimulatorSettings.model_validate({**current, **changes}).model_dump()
+        self._state.save_settings(connector_id, merged)
+        return merged

@@ -1,0 +1,187 @@
+"""Stripe as a PSP, through the official SDK.
+
+Each PayFlow attempt becomes one Stripe PaymentIntent created and confirmed in one call with
+PayFlow's idempotency key, so a retried attempt is charged once at Stripe too. Stripe's errors
+map onto PayFlow's taxonomy: declines are answers; connection problems are timeouts (the outcome
+is unknown, so the orchestration asks `lookup` before failing over); 429 is rate limiting; 5xx
+is unavailability; bad credentials or requests make the connector unavailable for this payment.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import stripe
+
+from chalicelib.connectors.base import (
+    AuthorizationRequest,
+    AuthorizationResult,
+    AuthorizationStatus,
+    Connector,
+    ConnectorUnavailable,
+    Decline,
+    PaymentMethodDetails,
+    PspRateLimited,
+    PspTimeout,
+    PspUnavailable,
+)
+from chalicelib.domain.payment_methods import describe
+
+T = TypeVar("T")
+_AUTHORIZED = {"succeeded", "requires_capture"}
+
+
+def translate_errors(call: Callable[[], T]) -> T:
+    """Run a Stripe SDK call; its transport and server errors become PayFlow's."""
+    try:
+        return call()
+    except stripe.RateLimitError as error:
+        raise PspRateLimited(str(error.user_message or error)) from error
+    except stripe.APIConnectionError as error:
+        raise PspTimeout(f"stripe: {error.user_message or error}") from error
+    except (stripe.AuthenticationError, stripe.PermissionError) as error:
+        raise ConnectorUnavailable(f"stripe refused the credentials: {error.code}") from error
+    except stripe.APIError as error:
+        raise PspUnavailable(f"stripe answered {error.http_status}") from error
+    except stripe.InvalidRequestError as error:
+        raise ConnectorUnavailable(f"stripe refused the request: {error.code}") from error
+
+
+class StripeConnector(Connector):
+    """Stripe, reached with the official SDK (enabled when STRIPE_API_KEY is set)."""
+
+    def __init__(
+        self,
+        api_key: str | None,
+        *,
+        connector_id: str = "stripe",
+        api_base: str | None = None,
+        timeout_ms: int = 10_000,
+    ) -> None:
+        self.id = connector_id
+        self._api_key = api_key
+        self._api_base = api_base
+        self._timeout_ms = timeout_ms
+        self._client: stripe.StripeClient | None = None
+
+    @property
+    def configured(self) -> bool:
+        return bool(self._api_key)
+
+    def _stripe(self) -> stripe.StripeClient:
+        if not self._api_key:
+            raise ConnectorUnavailable("the stripe connector needs STRIPE_API_KEY")
+        if self._client is None:
+            options: dict[str, Any] = {
+                "max_network_retries": 0,  # the state machine owns retries and backoff
+                "http_client": stripe.RequestsClient(timeout=self._timeout_ms / 1000),
+            }
+            if self._api_base:
+                options["base_addresses"] = {"api": self._api_base}
+            self._client = stripe.StripeClient(self._api_key, **options)
+        return self._client
+
+    def payment_method(self, payment_method_id: str) -> PaymentMethodDetails | None:
+        pm = describe(payment_method_id)
+        return PaymentMethodDetails(pm.id, pm.type, pm.brand, pm.bin) if pm else None
+
+    def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
+        client = self._stripe()
+        params: dict[str, Any] = {
+            "amount": request.amount,
+            "currency": request.currency,
+            "payment_method": request.payment_method,
+            "payment_method_types": ["card"],
+            "confirm": True,
+            "capture_method": "automatic" if request.capture else "manual",
+            "metadata": {
+                "payflow_payment_intent": request.payment_intent_id,
+                "payflow_key": request.idempotency_key,
+            },
+        }
+        try:
+            intent = translate_errors(
+                lambda: client.v1.payment_intents.create(
+                    params=params,  # type: ignore[arg-type]
+                    options={"idempotency_key": request.idempotency_key},
+                )
+            )
+        except stripe.CardError as error:
+            return self._declined(error)
+        return self._result(intent)
+
+    def lookup(self, idempotency_key: str) -> AuthorizationResult | None:
+        client = self._stripe()
+        found = translate_errors(
+            lambda: client.v1.payment_intents.search(
+                params={"query": f"metadata['payflow_key']:'{idempotency_key}'", "limit": 1}
+            )
+        )
+        return self._result(found.data[0]) if found.data else None
+
+    def complete_action(
+        self, psp_reference: str, *, succeeded: bool, capture: bool, idempotency_key: str
+    ) -> AuthorizationResult:
+        # At Stripe the customer authenticates with Stripe.js; PayFlow reads the outcome.
+        client = self._stripe()
+        intent = translate_errors(lambda: client.v1.payment_intents.retrieve(psp_reference))
+        return self._result(intent)
+
+    def capture(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        client = self._stripe()
+        translate_errors(
+            lambda: client.v1.payment_intents.capture(
+                psp_reference,
+                params={"amount_to_capture": amount},
+                options={"idempotency_key": idempotency_key},
+            )
+        )
+
+    def void(self, psp_reference: str, *, idempotency_key: str) -> None:
+        client = self._stripe()
+        translate_errors(
+            lambda: client.v1.payment_intents.cancel(
+                psp_reference, options={"idempotency_key": idempotency_key}
+            )
+        )
+
+    @staticmethod
+    def _declined(error: stripe.CardError) -> AuthorizationResult:
+        intent = getattr(error.error, "payment_intent", None) if error.error else None
+        decline_code = getattr(error.error, "decline_code", None) if error.error else None
+        return AuthorizationResult(
+            status=AuthorizationStatus.DECLINED,
+            psp_reference=str(intent.id) if intent else "",
+            charge_id=str(getattr(intent, "latest_charge", "") or "") if intent else "",
+            decline=Decline(
+                error.code or "card_declined", error.user_message or str(error), decline_code
+            ),
+        )
+
+    @staticmethod
+    def _result(intent: Any) -> AuthorizationResult:
+        status = intent.status
+        charge = str(intent.latest_charge or "")
+        if status in _AUTHORIZED:
+            return AuthorizationResult(AuthorizationStatus.AUTHORIZED, intent.id, charge)
+        if status == "requires_action":
+            return AuthorizationResult(
+                AuthorizationStatus.REQUIRES_ACTION,
+                intent.id,
+                charge,
+                next_action=intent.next_action.to_dict() if intent.next_action else None,
+            )
+        error = intent.last_payment_error
+        if status == "processing":
+            raise PspTimeout("stripe is still processing the payment")
+        return AuthorizationResult(
+            AuthorizationStatus.DECLINED,
+            intent.id,
+            charge,
+            decline=Decline(
+                (error.code if error else None) or "card_declined",
+                (error.message if error else None) or "Your card was declined.",
+                error.decline_code if error else None,
+            ),
+        )

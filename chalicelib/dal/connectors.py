@@ -1,0 +1,237 @@
+"""Connector state in the payments table, shared by every Lambda instance.
+
+- `circuit#<connector>` / `circuit`: circuit state, `version`, `opened_at`, and per-bucket
+  counters `c_<bucket start>` (calls) and `f_<bucket start>` (failures).
+- `connector#<connector>` / `settings`: run-time settings (enabled, simulator fault rates).
+- `routing#<merchant>` / `routing`: a merchant's own routing configuration.
+- `<pi id>` / `attempt#<nnnn>#<ms>#<connector>`: one PSP call of a PaymentIntent's attempt, and
+  `<pi id>` / `routing#<nnnn>`: the routing decision of attempt nnnn.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.dal.dynamo import error_code, from_attrs, to_attrs
+from chalicelib.domain.circuit import Circuit, CircuitState, bucket
+
+
+def _circuit(connector: str, item: dict[str, Any] | None) -> Circuit:
+    if not item:
+        return Circuit(connector=connector)
+    calls = {int(k[2:]): int(v) for k, v in item.items() if k.startswith("c_")}
+    failures = {int(k[2:]): int(v) for k, v in item.items() if k.startswith("f_")}
+    opened = item.get("opened_at_ms")
+    return Circuit(
+        connector=connector,
+        state=CircuitState(item.get("state", CircuitState.CLOSED.value)),
+        version=int(item.get("version", 0)),
+        opened_at=int(opened) / 1000 if opened is not None else None,
+        calls=calls,
+        failures=failures,
+    )
+
+
+class ConnectorStateStore:
+    """Circuits, run-time connector settings, merchant routing, and attempt records."""
+
+    def __init__(
+        self, client: Any, table_name: str, clock: Callable[[], float] = time.time
+    ) -> None:
+        self._client = client
+        self._table = table_name
+        self._clock = clock
+
+    # -- circuits ------------------------------------------------------------------------------
+
+    def circuits(self, connectors: Iterable[str]) -> dict[str, Circuit]:
+        ids = sorted(set(connectors))
+        if not ids:
+            return {}
+        response = self._client.batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [to_attrs({"pk": f"circuit#{c}", "sk": "circuit"}) for c in ids],
+                    "ConsistentRead": True,
+                }
+            }
+        )
+        found = {
+            item["pk"].removeprefix("circuit#"): item
+            for item in map(from_attrs, response.get("Responses", {}).get(self._table, []))
+        }
+        return {c: _circuit(c, found.get(c)) for c in ids}
+
+    def record_call(self, connector: str, failed: bool, window_seconds: int) -> Circuit:
+        """Count one call (and whether it failed) in the current bucket; the circuit after."""
+        now = self._clock()
+        current = bucket(now)
+        response = self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"circuit#{connector}", "sk": "circuit"}),
+            UpdateExpression="ADD #c :one, #f :failed",
+            ExpressionAttributeNames={"#c": f"c_{current}", "#f": f"f_{current}"},
+            ExpressionAttributeValues=to_attrs({":one": 1, ":failed": 1 if failed else 0}),
+            ReturnValues="ALL_NEW",
+        )
+        circuit = _circuit(connector, from_attrs(response["Attributes"]))
+        stale = [b for b in circuit.calls if b + window_seconds * 2 < now]
+        if stale:
+            self._forget(connector, stale)
+        return circuit
+
+    def _forget(self, connector: str, buckets: list[int]) -> None:
+        # Keeps the item small: buckets well outside the window no longer count.
+        names = {}
+        for i, start in enumerate(buckets):
+            names[f"#c{i}"] = f"c_{start}"
+            names[f"#f{i}"] = f"f_{start}"
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"circuit#{connector}", "sk": "circuit"}),
+            UpdateExpression="REMOVE " + ", ".join(names),
+            ExpressionAttributeNames=names,
+        )
+
+    def move_circuit(
+        self, circuit: Circuit, to: CircuitState, *, reset_counts: bool = False
+    ) -> bool:
+        """Move `circuit` to `to` unless someone moved it first (then False)."""
+        names = {"#s": "state"}
+        remove = ""
+        if reset_counts:
+            for i, start in enumerate(sorted(set(circuit.calls) | set(circuit.failures))):
+                names[f"#c{i}"] = f"c_{start}"
+                names[f"#f{i}"] = f"f_{start}"
+            removed = [n for n in names if n != "#s"]
+            remove = (" REMOVE " + ", ".join(removed)) if removed else ""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_attrs({"pk": f"circuit#{circuit.connector}", "sk": "circuit"}),
+                UpdateExpression="SET #s = :to, version = :next, opened_at_ms = :opened" + remove,
+                ConditionExpression="attribute_not_exists(version) OR version = :expected",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_attrs(
+                    {
+                        ":to": to.value,
+                        ":next": circuit.version + 1,
+                        ":expected": circuit.version,
+                        ":opened": int(self._clock() * 1000),
+                    }
+                ),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    # -- settings and routing ------------------------------------------------------------------
+
+    def settings(self, connectors: Iterable[str]) -> dict[str, dict[str, Any]]:
+        ids = sorted(set(connectors))
+        if not ids:
+            return {}
+        response = self._client.batch_get_item(
+            RequestItems={
+                self._table: {
+                    "Keys": [to_attrs({"pk": f"connector#{c}", "sk": "settings"}) for c in ids],
+                    "ConsistentRead": True,
+                }
+            }
+        )
+        return {
+            item["pk"].removeprefix("connector#"): item["data"]
+            for item in map(from_attrs, response.get("Responses", {}).get(self._table, []))
+        }
+
+    def save_settings(self, connector: str, settings: dict[str, Any]) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=to_attrs({"pk": f"connector#{connector}", "sk": "settings", "data": settings}),
+        )
+
+    def take_scripted_failure(self, connector: str) -> bool:
+        """Use up one of a simulator's scripted failures; False when none is left."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_attrs({"pk": f"connector#{connector}", "sk": "settings"}),
+                UpdateExpression="SET #d.fail_next_calls = #d.fail_next_calls - :one",
+                ConditionExpression="#d.fail_next_calls > :zero",
+                ExpressionAttributeNames={"#d": "data"},
+                ExpressionAttributeValues=to_attrs({":one": 1, ":zero": 0}),
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
+                return False
+            raise
+        return True
+
+    def merchant_routing(self, merchant_id: str) -> dict[str, Any] | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"routing#{merchant_id}", "sk": "routing"}),
+        )
+        item = response.get("Item")
+        return from_attrs(item)["data"] if item else None
+
+    def save_merchant_routing(self, merchant_id: str, routing: dict[str, Any] | None) -> None:
+        key = to_attrs({"pk": f"routing#{merchant_id}", "sk": "routing"})
+        if routing is None:
+            self._client.delete_item(TableName=self._table, Key=key)
+            return
+        self._client.put_item(TableName=self._table, Item={**key, **to_attrs({"data": routing})})
+
+    # -- attempts ------------------------------------------------------------------------------
+
+    def record_attempt(self, payment_intent_id: str, attempt: int, record: dict[str, Any]) -> None:
+        millis = int(self._clock() * 1000)
+        self._client.put_item(
+            TableName=self._table,
+            Item=to_attrs(
+                {
+                    "pk": payment_intent_id,
+                    "sk": f"attempt#{attempt:04d}#{millis:013d}#{record['connector']}",
+                    "data": record,
+                }
+            ),
+        )
+
+    def record_decision(
+        self, payment_intent_id: str, attempt: int, decision: dict[str, Any]
+    ) -> None:
+        self._client.put_item(
+            TableName=self._table,
+            Item=to_attrs(
+                {"pk": payment_intent_id, "sk": f"routing#{attempt:04d}", "data": decision}
+            ),
+        )
+
+    def attempts(self, payment_intent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """(PSP calls, routing decisions) of a PaymentIntent, oldest first."""
+        calls: list[dict[str, Any]] = []
+        decisions: list[dict[str, Any]] = []
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND sk BETWEEN :low AND :high",
+            "ExpressionAttributeValues": to_attrs(
+                {":pk": payment_intent_id, ":low": "attempt#", ":high": "routing#~"}
+            ),
+            "ConsistentRead": True,
+        }
+        while True:
+            response = self._client.query(**params)
+            for item in map(from_attrs, response.get("Items", [])):
+                if item["sk"].startswith("attempt#"):
+                    calls.append(item["data"])
+                elif item["sk"].startswith("routing#"):
+                    decisions.append(item["data"])
+            if "LastEvaluatedKey" not in response:
+                return calls, decisions
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]

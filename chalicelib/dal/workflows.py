@@ -1,0 +1,58 @@
+"""Step Functions executions of the payment state machine."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from botocore.exceptions import ClientError
+
+from chalicelib.dal.dynamo import error_code
+
+
+class PaymentWorkflows:
+    """Starts payment executions under deterministic names, and waits for them."""
+
+    def __init__(
+        self,
+        client: Any,
+        state_machine_arn: str,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+        sleep: Callable[[float], None] = time.sleep,
+    ) -> None:
+        self._client = client
+        self._arn = state_machine_arn
+        self._clock = clock
+        self._sleep = sleep
+
+    def execution_arn(self, name: str) -> str:
+        return self._arn.replace(":stateMachine:", ":execution:") + f":{name}"
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        """Start (or find) the execution called `name`. Standard workflows treat a repeated
+        start with the same name and input as the same execution, so this is idempotent."""
+        try:
+            response = self._client.start_execution(
+                stateMachineArn=self._arn,
+                name=name,
+                input=json.dumps(payload, sort_keys=True, separators=(",", ":")),
+            )
+        except ClientError as error:
+            if error_code(error) == "ExecutionAlreadyExists":
+                return self.execution_arn(name)
+            raise
+        return str(response["executionArn"])
+
+    def wait(self, execution_arn: str, timeout_ms: int) -> str:
+        """The execution's status once it ends, or RUNNING when `timeout_ms` passes first."""
+        deadline = self._clock() + timeout_ms / 1000
+        interval = 0.05
+        while True:
+            status = str(self._client.describe_execution(executionArn=execution_arn)["status"])
+            if status != "RUNNING" or self._clock() >= deadline:
+                return status
+            self._sleep(min(interval, max(0.0, deadline - self._clock())))
+            interval = min(interval * 1.5, 0.25)

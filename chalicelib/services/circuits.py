@@ -1,0 +1,63 @@
+"""Circuit breakers shared through DynamoDB: every move is a conditional write, so concurrent
+Lambda instances agree on one state."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+
+from chalicelib.connectors.base import CircuitOpen
+from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.domain.circuit import Circuit, CircuitState, should_open, skips_routing
+from chalicelib.domain.routing import CircuitPolicy
+
+logger = logging.getLogger("payflow.circuits")
+
+
+class CircuitBreakers:
+    """Decides whether a connector may be called, and learns from every call."""
+
+    def __init__(self, store: ConnectorStateStore, clock: Callable[[], float] = time.time) -> None:
+        self._store = store
+        self._clock = clock
+
+    def states(self, connectors: Iterable[str]) -> dict[str, Circuit]:
+        return self._store.circuits(connectors)
+
+    def open_circuits(self, connectors: Iterable[str], policy: CircuitPolicy) -> set[str]:
+        """The connectors routing must skip right now."""
+        now = self._clock()
+        return {
+            c
+            for c, circuit in self._store.circuits(connectors).items()
+            if skips_routing(circuit, now, policy)
+        }
+
+    def admit(self, connector: str, policy: CircuitPolicy) -> bool:
+        """May this call go to `connector`? Returns True when the call is the half-open probe;
+        raises CircuitOpen when the circuit refuses it."""
+        circuit = self._store.circuits([connector])[connector]
+        now = self._clock()
+        if circuit.state == CircuitState.CLOSED:
+            return False
+        if not circuit.cooled_down(now, policy):
+            raise CircuitOpen(f"{connector}: circuit {circuit.state.value}")
+        # Cool-down over (for an open circuit, or for a probe that never reported back): one
+        # caller wins the move to half-open and becomes the probe.
+        if self._store.move_circuit(circuit, CircuitState.HALF_OPEN):
+            logger.info("circuit half-open", extra={"connector": connector})
+            return True
+        raise CircuitOpen(f"{connector}: another call is probing")
+
+    def record(self, connector: str, *, failed: bool, probe: bool, policy: CircuitPolicy) -> None:
+        """Count the call's outcome, and move the circuit if it calls for it."""
+        circuit = self._store.record_call(connector, failed, policy.window_seconds)
+        if probe:
+            target = CircuitState.OPEN if failed else CircuitState.CLOSED
+            if self._store.move_circuit(circuit, target, reset_counts=not failed):
+                logger.info("circuit %s after probe", target.value, extra={"connector": connector})
+        elif should_open(circuit, self._clock(), policy) and self._store.move_circuit(
+            circuit, CircuitState.OPEN
+        ):
+            logger.warning("circuit opened", extra={"connector": connector})

@@ -1,0 +1,134 @@
+"""The payment state machine's tasks: call one connector, and ask it what happened.
+
+Each function takes the execution's state (see domain.payment_intents.workflow_input) and either
+returns an authorization for the state machine to carry, or raises one of the connector errors
+whose class names the ASL's Retry and Catch name (connectors.base.FAILOVER_ERRORS).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict
+from typing import Any
+
+from chalicelib.connectors.base import (
+    AuthorizationRequest,
+    AuthorizationResult,
+    CircuitOpen,
+    ConnectorError,
+    ConnectorUnavailable,
+    TransientConnectorError,
+)
+from chalicelib.connectors.registry import ConnectorRegistry
+from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.domain.payment_intents import psp_idempotency_key
+from chalicelib.services.circuits import CircuitBreakers
+
+logger = logging.getLogger("payflow.orchestration")
+
+
+def carried(result: AuthorizationResult, connector: str) -> dict[str, Any]:
+    """An authorization as JSON the state machine carries to the Finalize step."""
+    return {
+        "connector": connector,
+        "status": result.status.value,
+        "psp_reference": result.psp_reference,
+        "charge_id": result.charge_id,
+        "decline": asdict(result.decline) if result.decline else None,
+        "next_action": result.next_action,
+    }
+
+
+class PaymentOrchestrator:
+    """What the Authorize and Reconcile states run."""
+
+    def __init__(
+        self,
+        registry: ConnectorRegistry,
+        breakers: CircuitBreakers,
+        state: ConnectorStateStore,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._registry = registry
+        self._breakers = breakers
+        self._state = state
+        self._clock = clock
+
+    def authorize(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Call the candidate at `task["index"]` once. Transient failures raise (the state
+        machine retries them with backoff); an open circuit or an unavailable connector raises
+        for failover; any answer (authorized, declined, requires_action) is returned."""
+        connector_id = task["candidates"][task["index"]]
+        routing = self._registry.routing_for(task["merchant_id"])
+        config = routing.connector(connector_id)
+        started = self._clock()
+        try:
+            if config is None or not config.enabled:
+                raise ConnectorUnavailable(f"{connector_id} is not enabled for this merchant")
+            probe = self._breakers.admit(connector_id, routing.circuit_breaker)
+        except ConnectorError as error:
+            self._record(task, connector_id, type(error).__name__, None, started)
+            raise
+        connector = self._registry.connector(config)
+        key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], connector_id)
+        try:
+            result = connector.authorize(
+                AuthorizationRequest(
+                    payment_intent_id=task["payment_intent_id"],
+                    amount=task["amount"],
+                    currency=task["currency"],
+                    payment_method=task["payment_method"],
+                    capture=task["capture"],
+                    idempotency_key=key,
+                )
+            )
+        except ConnectorError as error:
+            transient = isinstance(error, TransientConnectorError)
+            self._breakers.record(
+                connector_id, failed=transient, probe=probe, policy=routing.circuit_breaker
+            )
+            self._record(task, connector_id, type(error).__name__, None, started)
+            raise
+        self._breakers.record(
+            connector_id, failed=False, probe=probe, policy=routing.circuit_breaker
+        )
+        code = result.decline.decline_code or result.decline.code if result.decline else None
+        self._record(task, connector_id, result.status.value, code, started)
+        return carried(result, connector_id)
+
+    def reconcile(self, task: dict[str, Any]) -> dict[str, Any]:
+        """After a timeout: did the connector charge anyway? Its answer (found) ends the attempt
+        there instead of charging a second connector; {} means nothing happened there."""
+        connector_id = task["candidates"][task["index"]]
+        connector = self._registry.connector_for(task["merchant_id"], connector_id)
+        key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], connector_id)
+        started = self._clock()
+        found = connector.lookup(key)
+        self._record(task, connector_id, "reconciled" if found else "not_found", None, started)
+        return carried(found, connector_id) if found else {}
+
+    def _record(
+        self,
+        task: dict[str, Any],
+        connector: str,
+        outcome: str,
+        error_code: str | None,
+        started: float,
+    ) -> None:
+        self._state.record_attempt(
+            task["payment_intent_id"],
+            task["attempt"],
+            {
+                "object": "payment_attempt",
+                "attempt": task["attempt"],
+                "connector": connector,
+                "outcome": outcome,
+                "error_code": error_code,
+                "latency_ms": int((self._clock() - started) * 1000),
+                "created": int(self._clock()),
+            },
+        )
+        if outcome in {"PspTimeout", "PspUnavailable", "PspRateLimited", CircuitOpen.__name__}:
+            logger.info("psp call failed", extra={"connector": connector, "outcome": outcome})

@@ -1,0 +1,169 @@
+"""A fake Stripe API on 127.0.0.1 for the Stripe connector's tests.
+
+It answers the calls the connector makes (create+confirm, search, retrieve, capture, cancel)
+with Stripe-shaped bodies, keeps Stripe's idempotency (same key, same response), and misbehaves
+on demand: a payment method decides the answer, like Stripe's test cards, and `mode` makes the
+next requests time out, rate-limit or fail with a 500.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+import uuid
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import parse_qsl, urlparse
+
+DECLINES = {
+    "pm_card_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
+    "pm_card_chargeDeclinedInsufficientFunds": (
+        "card_declined",
+        "insufficient_funds",
+        "Your card has insufficient funds.",
+    ),
+}
+
+
+class FakeStripe:
+    """Run with `with FakeStripe() as stripe_api:`; `stripe_api.url` is the base address."""
+
+    def __init__(self) -> None:
+        self.intents: dict[str, dict[str, Any]] = {}
+        self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.requests: list[tuple[str, str, dict[str, str]]] = []
+        self.mode: str = "normal"
+        """normal | timeout | rate_limited | server_error | timeout_after_charge"""
+        self.mode_count = 0
+        self.lock = threading.Lock()
+        fake = self
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+            def do_GET(self) -> None:
+                fake._serve(self, "GET")
+
+            def do_POST(self) -> None:
+                fake._serve(self, "POST")
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+
+    def __enter__(self) -> FakeStripe:
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+    def misbehave(self, mode: str, count: int = 1) -> None:
+        with self.lock:
+            self.mode, self.mode_count = mode, count
+
+    def _take_mode(self) -> str:
+        with self.lock:
+            if self.mode_count <= 0:
+                return "normal"
+            self.mode_count -= 1
+            return self.mode
+
+    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        url = urlparse(handler.path)
+        length = int(handler.headers.get("Content-Length") or 0)
+        params = dict(parse_qsl(handler.rfile.read(length).decode())) if length else {}
+        params.update(dict(parse_qsl(url.query)))
+        self.requests.append((method, url.path, params))
+        mode = self._take_mode() if method == "POST" else "normal"
+        if mode == "timeout":
+            time.sleep(1.5)
+            return self._send(handler, 200, {"object": "late"})
+        if mode == "rate_limited":
+            return self._send(
+                handler, 429, _error("rate_limit", "Too many requests.", "invalid_request_error")
+            )
+        if mode == "server_error":
+            return self._send(handler, 500, _error("api_error", "Something broke.", "api_error"))
+        key = handler.headers.get("Idempotency-Key")
+        if key and key in self.by_key:
+            return self._send(handler, *self.by_key[key])
+        status, body = self._route(method, url.path, params)
+        if key:
+            self.by_key[key] = (status, body)
+        if mode == "timeout_after_charge":
+            time.sleep(1.5)
+        self._send(handler, status, body)
+
+    def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        parts = path.strip("/").split("/")
+        if method == "POST" and parts == ["v1", "payment_intents"]:
+            return self._create(params)
+        if method == "GET" and parts == ["v1", "payment_intents", "search"]:
+            wanted = params.get("query", "").split(":'")[-1].rstrip("'")
+            found = [
+                pi for pi in self.intents.values() if pi["metadata"].get("payflow_key") == wanted
+            ]
+            return 200, {"object": "search_result", "data": found, "has_more": False, "url": path}
+        if len(parts) >= 3 and parts[:2] == ["v1", "payment_intents"] and parts[2] in self.intents:
+            pi = self.intents[parts[2]]
+            action = parts[3] if len(parts) > 3 else None
+            if action == "capture":
+                pi.update(
+                    status="succeeded",
+                    amount_received=int(params.get("amount_to_capture", pi["amount"])),
+                )
+            elif action == "cancel":
+                pi.update(status="canceled")
+            return 200, pi
+        return 404, _error("resource_missing", f"No such route: {path}", "invalid_request_error")
+
+    def _create(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        pi_id = f"pi_fake{uuid.uuid4().hex[:16]}"
+        pm = params.get("payment_method", "")
+        manual = params.get("capture_method") == "manual"
+        pi = {
+            "id": pi_id,
+            "object": "payment_intent",
+            "amount": int(params["amount"]),
+            "currency": params["currency"],
+            "payment_method": pm,
+            "latest_charge": f"ch_fake{uuid.uuid4().hex[:12]}",
+            "next_action": None,
+            "last_payment_error": None,
+            "amount_received": 0,
+            "status": "requires_capture" if manual else "succeeded",
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+        }
+        if pm in DECLINES:
+            code, decline_code, message = DECLINES[pm]
+            error = {
+                "type": "card_error",
+                "code": code,
+                "decline_code": decline_code,
+                "message": message,
+            }
+            pi.update(status="requires_payment_method", last_payment_error=error)
+            self.intents[pi_id] = pi
+            return 402, {"error": {**error, "payment_intent": pi}}
+        self.intents[pi_id] = pi
+        return 200, pi
+
+    @staticmethod
+    def _send(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
+        data = json.dumps(body).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "application/json")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.send_header("Request-Id", f"req_fake{uuid.uuid4().hex[:8]}")
+        handler.end_headers()
+        handler.wfile.write(data)
+
+
+def _error(code: str, message: str, kind: str) -> dict[str, Any]:
+    return {"error": {"type": kind, "code": code, "message": message}}
