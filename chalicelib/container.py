@@ -9,17 +9,29 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from chalicelib.connectors.base import Connector
-from chalicelib.connectors.simulator import SimulatorConnector
+from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
+from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.dal.events import EventStore
 from chalicelib.dal.idempotency import IdempotencyStore
 from chalicelib.dal.merchants import MerchantStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.simulator import SimulatorLedger
+from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
+from chalicelib.dal.workflows import PaymentWorkflows
+from chalicelib.domain.webhooks import RetrySchedule, check_url
 from chalicelib.faults import Faults
+from chalicelib.services.circuits import CircuitBreakers
+from chalicelib.services.connectors import ConnectorService
 from chalicelib.services.context import Committer
+from chalicelib.services.events import EventService
 from chalicelib.services.merchants import MerchantService
+from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.settings import Settings, get_settings
+from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
+from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
+from chalicelib.webhooks.relay import Dispatcher, Relay
+from chalicelib.webhooks.sender import UrllibSender
 
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -41,7 +53,11 @@ class Services:
     objects: ObjectStore
     merchants: MerchantService
     simulator_ledger: SimulatorLedger
-    connector: Connector
+    connector_state: ConnectorStateStore
+    connectors: ConnectorRegistry
+    circuits: CircuitBreakers
+    orchestrator: PaymentOrchestrator
+    connector_admin: ConnectorService
     payment_intents: PaymentIntentService
 
 
@@ -58,7 +74,18 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     )
     objects = ObjectStore(dynamodb, settings.payments_table)
     ledger = SimulatorLedger(dynamodb, settings.simulator_table)
-    connector = SimulatorConnector(ledger)
+    connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
+    registry = ConnectorRegistry(
+        load_default_routing(),
+        connector_state,
+        ledger,
+        stripe_api_key=settings.stripe_api_key,
+        stripe_api_base=settings.stripe_api_base,
+    )
+    circuits = CircuitBreakers(connector_state)
+    workflows = PaymentWorkflows(
+        session.client("stepfunctions", config=_CLIENT_CONFIG), settings.payment_state_machine_arn
+    )
     committer = Committer(dynamodb, idempotency, faults)
     return Services(
         settings=settings,
@@ -72,8 +99,20 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             cache_seconds=settings.api_key_cache_seconds,
         ),
         simulator_ledger=ledger,
-        connector=connector,
-        payment_intents=PaymentIntentService(objects, committer, connector),
+        connector_state=connector_state,
+        connectors=registry,
+        circuits=circuits,
+        orchestrator=PaymentOrchestrator(registry, circuits, connector_state),
+        connector_admin=ConnectorService(registry, circuits, connector_state),
+        payment_intents=PaymentIntentService(
+            objects,
+            committer,
+            registry,
+            circuits,
+            connector_state,
+            workflows,
+            confirm_wait_ms=settings.confirm_wait_ms,
+        ),
     )
 
 
@@ -81,3 +120,77 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
 def services() -> Services:
     """The process's services, built on first use from the environment's settings."""
     return build_services(get_settings())
+
+
+@dataclass
+class WebhookServices:
+    """The webhook side: endpoint and event APIs, the outbox relay and the delivery handler."""
+
+    endpoints: WebhookEndpointService
+    events: EventService
+    relay: Relay
+    deliverer: Deliverer
+    queue: WebhookQueue
+
+
+def build_webhook_services(
+    settings: Settings,
+    faults: Faults,
+    api_dynamodb: Any,
+    session: boto3.session.Session | None = None,
+) -> WebhookServices:
+    """Wire the webhook services. The relay and the delivery handler are Lambda functions of
+    their own: they get their own DynamoDB client, as they would in their own process."""
+    session = session or boto3.session.Session()
+    worker_dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
+    queue = WebhookQueue(
+        session.client("sqs", config=_CLIENT_CONFIG),
+        settings.webhook_queue_url or "",
+        settings.webhook_dlq_url,
+    )
+    schedule = RetrySchedule.parse(settings.webhook_retry_schedule)
+
+    def stores(client: Any) -> tuple[WebhookStore, EventStore]:
+        objects = ObjectStore(client, settings.payments_table)
+        return (
+            WebhookStore(client, settings.payments_table, objects),
+            EventStore(client, settings.payments_table, objects),
+        )
+
+    api_store, api_events = stores(api_dynamodb)
+    worker_store, worker_events = stores(worker_dynamodb)
+    sender = UrllibSender(
+        settings.webhook_timeout_seconds,
+        # Checked again at send time: a name may resolve elsewhere than when it was registered.
+        check_target=None
+        if settings.sandbox
+        else lambda url: check_url(url, allow_private=False, resolve=resolve_host),
+    )
+    return WebhookServices(
+        endpoints=WebhookEndpointService(
+            api_store,
+            api_events,
+            Dispatcher(api_store, queue, schedule, faults),
+            allow_private_urls=settings.sandbox,
+        ),
+        events=EventService(api_events),
+        relay=Relay(worker_store, Dispatcher(worker_store, queue, schedule, faults)),
+        deliverer=Deliverer(
+            worker_store,
+            worker_events,
+            queue,
+            sender,
+            schedule,
+            EndpointHealth(
+                worker_store, disable_after_seconds=settings.webhook_disable_after_seconds
+            ),
+        ),
+        queue=queue,
+    )
+
+
+@functools.cache
+def webhooks() -> WebhookServices:
+    """The process's webhook services, built on first use."""
+    base = services()
+    return build_webhook_services(base.settings, base.faults, base.dynamodb)

@@ -19,19 +19,43 @@ class Settings(BaseModel):
     idempotency_table: str = Field(alias="PAYFLOW_IDEMPOTENCY_TABLE")
     simulator_table: str = Field(alias="PAYFLOW_SIMULATOR_TABLE")
     webhook_queue_url: str | None = Field(default=None, alias="PAYFLOW_WEBHOOK_QUEUE_URL")
+    webhook_dlq_url: str | None = Field(default=None, alias="PAYFLOW_WEBHOOK_DLQ_URL")
+    webhook_retry_schedule: str = Field(
+        default="0,5,300,1800,7200,18000,36000,36000", alias="PAYFLOW_WEBHOOK_RETRY_SCHEDULE"
+    )
+    """Seconds before each delivery attempt; its length must equal the queue's maxReceiveCount
+    (template parameter WebhookMaxAttempts)."""
+    webhook_timeout_seconds: float = Field(
+        default=10.0, gt=0, alias="PAYFLOW_WEBHOOK_TIMEOUT_SECONDS"
+    )
+    webhook_disable_after_seconds: int = Field(
+        default=5 * 86_400, ge=0, alias="PAYFLOW_WEBHOOK_DISABLE_AFTER_SECONDS"
+    )
+    """An endpoint failing for this long is disabled (with a webhook_endpoint.disabled event)."""
+    sandbox: bool = Field(default=False, alias="PAYFLOW_SANDBOX")
+    """Sandbox mode: webhook endpoints may point at loopback and private addresses."""
     admin_key: str = Field(default="sk_admin_payflow", alias="PAYFLOW_ADMIN_KEY")
     idempotency_ttl_seconds: int = Field(default=86_400, alias="PAYFLOW_IDEMPOTENCY_TTL_SECONDS")
     idempotency_lease_ms: int = Field(default=60_000, alias="PAYFLOW_IDEMPOTENCY_LEASE_MS")
     """How long an in-progress Idempotency-Key stays locked if its request dies."""
     api_key_cache_seconds: float = Field(default=60.0, alias="PAYFLOW_API_KEY_CACHE_SECONDS")
     """How long a Lambda instance trusts a resolved API key before asking DynamoDB again."""
+    payment_state_machine_arn: str = Field(alias="PAYFLOW_PAYMENT_STATE_MACHINE_ARN")
+    confirm_wait_ms: int = Field(default=5000, ge=0, alias="PAYFLOW_CONFIRM_WAIT_MS")
+    """How long a confirm waits for the payment execution before answering `processing`."""
+    stripe_api_key: str | None = Field(default=None, alias="STRIPE_API_KEY")
+    """Enables the Stripe connector."""
+    stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
+    """Where the Stripe connector sends requests (tests point it at a local fake)."""
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         source = os.environ if environ is None else environ
-        return cls.model_validate({k: v for k, v in source.items() if k.startswith("PAYFLOW_")})
+        return cls.model_validate(
+            {k: v for k, v in source.items() if k.startswith(("PAYFLOW_", "STRIPE_"))}
+        )
 
 
 @functools.cache

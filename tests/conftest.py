@@ -24,10 +24,33 @@ os.environ.pop("AWS_PROFILE", None)
 
 ADMIN_KEY = "sk_admin_tests"
 IDEMPOTENCY_LEASE_MS = 1500
+CONFIRM_WAIT_MS = 3000
+WEBHOOK_RETRY_SCHEDULE = "0,0,1"
+
+
+class FunctionRegistry(dict):
+    """Lambda functions tests register beside the app's (the sandbox resolves both)."""
+
+    def resolve(self, name: str) -> object | None:
+        return self.get(name)
 
 
 @pytest.fixture(scope="session")
-def sandbox() -> Iterator[object]:
+def functions() -> FunctionRegistry:
+    return FunctionRegistry()
+
+
+@pytest.fixture(scope="session")
+def fake_stripe() -> Iterator[object]:
+    """A fake Stripe API on 127.0.0.1 that the sandbox's Stripe connector talks to."""
+    from tests.fakes.stripe_server import FakeStripe
+
+    with FakeStripe() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sandbox(functions: FunctionRegistry, fake_stripe: object) -> Iterator[object]:
     from payflow.sandbox.runtime import Sandbox, SandboxConfig
 
     config = SandboxConfig(
@@ -35,7 +58,19 @@ def sandbox() -> Iterator[object]:
         aws_port=0,
         admin_key=ADMIN_KEY,
         secret_key="sk_test_demo_for_tests",
-        settings=(("PAYFLOW_IDEMPOTENCY_LEASE_MS", str(IDEMPOTENCY_LEASE_MS)),),
+        settings=(
+            ("PAYFLOW_IDEMPOTENCY_LEASE_MS", str(IDEMPOTENCY_LEASE_MS)),
+            ("PAYFLOW_CONFIRM_WAIT_MS", str(CONFIRM_WAIT_MS)),
+            ("STRIPE_API_KEY", "sk_test_fake_stripe"),
+            ("STRIPE_API_BASE", fake_stripe.url),  # type: ignore[attr-defined]
+            # Three webhook attempts: at once, at once again, one second later (SQS visibility
+            # is in whole seconds); the queue's maxReceiveCount follows the schedule's length.
+            ("PAYFLOW_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE),
+            ("PAYFLOW_WEBHOOK_TIMEOUT_SECONDS", "2"),
+        ),
+        # Step Functions Retry waits (whole seconds in ASL) pass 100 times faster.
+        time_scale=0.01,
+        extra_functions=functions.resolve,
     )
     with Sandbox(config) as running:
         yield running

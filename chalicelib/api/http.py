@@ -121,7 +121,8 @@ def endpoint(
         def handle(**path_args: str) -> Response:
             request = owner.current_request
             assert request is not None, "Chalice sets the request before calling a view"
-            context = RequestContext(request_id=new_id("req"))
+            request_id = new_id("req")
+            context = RequestContext(request_id=request_id)
             key: str | None = None
             try:
                 principal = _authenticate(request, auth)
@@ -143,9 +144,7 @@ def endpoint(
                     )
                     if isinstance(claimed, StoredResponse):
                         replay = Outcome(claimed.status, claimed.body)
-                        return respond(
-                            replay, context.request_id, idempotency_key=key, replayed=True
-                        )
+                        return respond(replay, request_id, idempotency_key=key, replayed=True)
                     context.claim = claimed
                 outcome = view(ApiCall(principal, parsed, context), **path_args)
                 if isinstance(outcome, dict):
@@ -160,15 +159,15 @@ def endpoint(
                     # the client's retry runs again instead of waiting out the lease.
                     _release(context)
             except Exception:
-                logger.exception("unhandled error", extra={"request_id": context.request_id})
+                logger.exception("unhandled error", extra={"request_id": request_id})
                 outcome = error_outcome(
                     ApiError(
                         "An unexpected error occurred on PayFlow's side. The request id is "
-                        f"{context.request_id}."
+                        f"{request_id}."
                     )
                 )
             _complete(context, outcome)
-            return respond(outcome, context.request_id, idempotency_key=key)
+            return respond(outcome, request_id, idempotency_key=key)
 
         return handle
 

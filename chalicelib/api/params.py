@@ -18,6 +18,7 @@ from chalicelib.domain.payment_intents import (
     CaptureMethod,
     PaymentMethodType,
 )
+from chalicelib.domain.routing import CircuitPolicy, ConnectorConfig
 from chalicelib.errors import (
     ParameterInvalid,
     ParameterMissing,
@@ -210,12 +211,105 @@ class ListParams(Params):
     ending_before: Identifier | None = None
 
 
+Rate = Annotated[float, Field(ge=0, le=1)]
+
+
+class UpdateConnector(Params):
+    enabled: Boolean | None = None
+    timeout_rate: Rate | None = None
+    error_rate: Rate | None = None
+    decline_rate: Rate | None = None
+    latency_ms_min: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    latency_ms_max: Annotated[int, Field(ge=0, le=60_000)] | None = None
+    seed: int | None = None
+    fail_next_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
+    fail_with: Literal["timeout", "unavailable", "rate_limited"] | None = None
+
+
+class SetRouting(Params):
+    connectors: list[ConnectorConfig] | None = None
+    circuit_breaker: CircuitPolicy | None = None
+    use_defaults: Boolean = False
+
+
 class CreateMerchant(Params):
     name: Text | None = None
 
 
 class CompleteAuthentication(Params):
     outcome: Literal["succeeded", "failed"] = "succeeded"
+
+
+# -- webhook endpoints, deliveries and events ---------------------------------------------------
+
+Integer = Annotated[int, BeforeValidator(_integer)]
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+StringList = Annotated[list[Annotated[str, Field(max_length=255)]], BeforeValidator(_string_list)]
+
+
+class CreatedRange(BaseModel):
+    """`created[gt]`, `created[gte]`, `created[lt]`, `created[lte]` (epoch seconds)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    gt: Integer | None = None
+    gte: Integer | None = None
+    lt: Integer | None = None
+    lte: Integer | None = None
+
+    def bounds(self) -> tuple[int | None, int | None]:
+        """The range as inclusive (lowest, highest) created values."""
+        lows = [v for v in (self.gte, _plus(self.gt, 1)) if v is not None]
+        highs = [v for v in (self.lte, _plus(self.lt, -1)) if v is not None]
+        return (max(lows) if lows else None), (min(highs) if highs else None)
+
+
+def _plus(value: int | None, delta: int) -> int | None:
+    return None if value is None else value + delta
+
+
+def _created(value: Any) -> Any:
+    # `created=123` means exactly then; `created[gte]=...` arrives as a dict.
+    if isinstance(value, dict):
+        return value
+    exact = _integer(value)
+    return {"gte": exact, "lte": exact}
+
+
+class CreateWebhookEndpoint(Params):
+    url: Url
+    enabled_events: StringList
+    description: Text | None = None
+    metadata: Metadata = None
+    api_version: Identifier | None = None
+
+
+class UpdateWebhookEndpoint(Params):
+    url: Url | None = None
+    enabled_events: StringList | None = None
+    description: Text | None = None
+    metadata: Metadata = None
+    disabled: Boolean | None = None
+
+
+class RollWebhookSecret(Params):
+    expires_in: Integer = 86_400
+    """Seconds the old secret keeps signing (0: replaced at once)."""
+
+
+class ListWebhookDeliveries(ListParams):
+    status: Literal["pending", "succeeded", "failed"] | None = None
+
+
+class ResendWebhookDeliveries(Params):
+    since: Integer
+    """Resend failed deliveries of events created at or after this time (epoch seconds)."""
+
+
+class ListEvents(ListParams):
+    type: Annotated[str, Field(max_length=255)] | None = None
+    types: StringList | None = None
+    created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
 
 
 P = TypeVar("P", bound=Params)

@@ -32,6 +32,12 @@ def new_id(prefix: str, *, clock: Callable[[], float] = time.time) -> str:
     return f"{prefix}_{_base62(millis, _TIME_CHARS)}{random_part}"
 
 
+def time_prefix(millis: int) -> str:
+    """The 8 characters an id created at `millis` (epoch milliseconds) starts with, after its
+    prefix: a key bound for "created at or after"."""
+    return _base62(millis, _TIME_CHARS)
+
+
 def new_secret(prefix: str, length: int = 24) -> str:
     """A random secret such as an API key: `prefix` + `length` base62 characters."""
     return prefix + "".join(secrets.choice(ALPHABET) for _ in range(length))

@@ -1,0 +1,40 @@
+"""/v1/events: the events every state change wrote (Stripe's events API)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api import params as p
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.container import webhooks
+from chalicelib.dal.events import EventQuery
+
+events = Blueprint(__name__)
+bp = events
+
+
+@bp.route("/v1/events", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ListEvents)
+def list_events(call: ApiCall) -> dict:
+    params: p.ListEvents = call.params
+    low, high = params.created.bounds() if params.created else (None, None)
+    types = tuple(params.types or ()) + ((params.type,) if params.type else ())
+    return webhooks().events.list_page(
+        call.merchant_id,
+        EventQuery(types=types, created_gte=low, created_lte=high),
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
+
+
+@bp.route("/v1/events/{id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retrieve_event(call: ApiCall, id: str) -> dict:
+    return webhooks().events.retrieve(call.merchant_id, id).to_api()
+
+
+@bp.route("/v1/events/{id}/deliveries", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def list_event_deliveries(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.deliveries_of_event(call.merchant_id, id)

@@ -1,0 +1,98 @@
+"""/v1/webhook_endpoints and /v1/webhook_deliveries: Stripe-shaped endpoints, the delivery log."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api import params as p
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.container import webhooks
+from chalicelib.domain.webhooks import DeliveryStatus
+
+webhook_endpoints = Blueprint(__name__)
+bp = webhook_endpoints
+
+
+@bp.route("/v1/webhook_endpoints", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.CreateWebhookEndpoint, creates="we")
+def create_webhook_endpoint(call: ApiCall) -> dict:
+    params: p.CreateWebhookEndpoint = call.params
+    return webhooks().endpoints.create(
+        call.merchant_id,
+        url=params.url,
+        enabled_events=params.enabled_events,
+        description=params.description,
+        metadata=params.metadata,
+        api_version=params.api_version,
+        endpoint_id=call.context.claim.object_id if call.context.claim else None,
+    )
+
+
+@bp.route("/v1/webhook_endpoints", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ListParams)
+def list_webhook_endpoints(call: ApiCall) -> dict:
+    params: p.ListParams = call.params
+    return webhooks().endpoints.list_page(
+        call.merchant_id,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
+
+
+@bp.route("/v1/webhook_endpoints/{id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retrieve_webhook_endpoint(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.retrieve(call.merchant_id, id).to_api()
+
+
+@bp.route("/v1/webhook_endpoints/{id}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.UpdateWebhookEndpoint)
+def update_webhook_endpoint(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.update(call.merchant_id, id, call.params.changes())
+
+
+@bp.route("/v1/webhook_endpoints/{id}", methods=["DELETE"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def delete_webhook_endpoint(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.delete(call.merchant_id, id)
+
+
+@bp.route(
+    "/v1/webhook_endpoints/{id}/roll_secret", methods=["POST"], content_types=ANY_CONTENT_TYPE
+)
+@endpoint(bp, params=p.RollWebhookSecret)
+def roll_webhook_endpoint_secret(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.roll_secret(call.merchant_id, id, expires_in=call.params.expires_in)
+
+
+@bp.route("/v1/webhook_endpoints/{id}/deliveries", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ListWebhookDeliveries)
+def list_webhook_endpoint_deliveries(call: ApiCall, id: str) -> dict:
+    params: p.ListWebhookDeliveries = call.params
+    return webhooks().endpoints.deliveries_of_endpoint(
+        call.merchant_id,
+        id,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+        status=DeliveryStatus(params.status) if params.status else None,
+    )
+
+
+@bp.route("/v1/webhook_endpoints/{id}/resend", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ResendWebhookDeliveries)
+def resend_webhook_endpoint_deliveries(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.resend_failed(call.merchant_id, id, since=call.params.since)
+
+
+@bp.route("/v1/webhook_deliveries/{id}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retrieve_webhook_delivery(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.delivery(call.merchant_id, id).to_api()
+
+
+@bp.route("/v1/webhook_deliveries/{id}/retry", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retry_webhook_delivery(call: ApiCall, id: str) -> dict:
+    return webhooks().endpoints.retry(call.merchant_id, id)

@@ -1,0 +1,127 @@
+"""Events (the outbox) as the events API reads them, from the payments table.
+
+Events are written by the services in the transaction of the change they announce (`pk` =
+`evt_...`, `sk` = `event`, `type` at the top level, the Event in `data`); listing uses `gsi1`
+(`<merchant>#event`, newest first). Event ids start with their creation time in milliseconds, so
+a `created` range becomes a key range on the index (widened by a second, since the id and the
+`created` field come from two readings of the clock), and a filter on `data.created` makes it
+exact.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.dal.dynamo import from_attrs, to_attrs
+from chalicelib.dal.objects import INDEX, ObjectStore
+from chalicelib.domain.events import Event
+from chalicelib.domain.ids import time_prefix
+
+KIND = "event"
+
+
+@dataclass(frozen=True)
+class EventQuery:
+    """Which of a merchant's events to list."""
+
+    types: tuple[str, ...] = ()
+    """Exact types, or `prefix.*` wildcards; empty means every type."""
+    created_gte: int | None = None
+    created_lte: int | None = None
+
+
+class EventStore:
+    """Reads events; writing them is the services' business (in their own transactions)."""
+
+    def __init__(self, client: Any, table_name: str, objects: ObjectStore) -> None:
+        self._client = client
+        self._table = table_name
+        self._objects = objects
+
+    def get(self, merchant_id: str, event_id: str) -> Event | None:
+        data = self._objects.get(KIND, merchant_id, event_id)
+        return Event.model_validate(data) if data else None
+
+    def list(
+        self,
+        merchant_id: str,
+        query: EventQuery,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> tuple[list[Event], bool]:
+        """A page of events newest first, with Stripe's cursors and the query's filters."""
+        lower = _id_bound(query.created_gte, -1)
+        upper = _id_bound(query.created_lte, +2)
+        newest_first = ending_before is None
+        if starting_after:
+            upper = min(filter(None, (upper, starting_after)))
+        if ending_before:
+            lower = max(filter(None, (lower, ending_before + "\x00")))
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"{merchant_id}#{KIND}"}
+        if lower and upper:
+            condition += " AND gsi1sk BETWEEN :lower AND :upper"
+            values.update({":lower": lower, ":upper": upper})
+        elif lower:
+            condition += " AND gsi1sk >= :lower"
+            values[":lower"] = lower
+        elif upper:
+            condition += " AND gsi1sk < :upper"
+            values[":upper"] = upper
+        filters: list[str] = []
+        names: dict[str, str] = {}
+        if query.types:
+            names["#type"] = "type"
+            clauses = []
+            for i, event_type in enumerate(query.types):
+                if event_type.endswith(".*"):
+                    clauses.append(f"begins_with(#type, :t{i})")
+                    values[f":t{i}"] = event_type[:-1]
+                else:
+                    clauses.append(f"#type = :t{i}")
+                    values[f":t{i}"] = event_type
+            filters.append("(" + " OR ".join(clauses) + ")")
+        if query.created_gte is not None or query.created_lte is not None:
+            names.update({"#data": "data", "#created": "created"})
+            if query.created_gte is not None:
+                filters.append("#data.#created >= :gte")
+                values[":gte"] = query.created_gte
+            if query.created_lte is not None:
+                filters.append("#data.#created <= :lte")
+                values[":lte"] = query.created_lte
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": not newest_first,
+            "ExpressionAttributeValues": to_attrs(values),
+        }
+        if filters:
+            params["FilterExpression"] = " AND ".join(filters)
+            params["ExpressionAttributeNames"] = names
+        events: list[Event] = []
+        while len(events) <= limit:
+            params["Limit"] = max(limit + 1, 25) if filters else limit + 1 - len(events)
+            response = self._client.query(**params)
+            for item in response.get("Items", []):
+                event = Event.model_validate(from_attrs(item)["data"])
+                if event.id not in (starting_after, ending_before):
+                    events.append(event)
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        has_more = len(events) > limit
+        events = events[:limit]
+        if not newest_first:
+            events.reverse()
+        return events, has_more
+
+
+def _id_bound(created: int | None, slack_seconds: int) -> str | None:
+    """An event-id key bound for a `created` bound, widened by `slack_seconds`."""
+    if created is None:
+        return None
+    return "evt_" + time_prefix(max(0, created + slack_seconds) * 1000)

@@ -1,0 +1,472 @@
+"""Webhook endpoints and deliveries in the payments table, and the webhook queues (SQS).
+
+Endpoints are merchant-owned objects like PaymentIntents (`pk` = `we_...`, `sk` =
+`webhook_endpoint`, listed through `gsi1`), written through `ObjectStore` with version conditions.
+
+A delivery (one event for one endpoint) lives next to its event:
+- `pk` = the event id, `sk` = `webhook_delivery#<endpoint id>`: one Query lists an event's
+  deliveries;
+- `gsi1pk` = `<endpoint id>#webhook_delivery`, `gsi1sk` = the delivery id (which starts with the
+  event's time-ordered id): one index Query lists an endpoint's deliveries newest first;
+- top-level `id`, `merchant_id`, `event_id`, `event_type`, `endpoint_id`, `status`, `created`,
+  `attempt_count`, `next_attempt_at`, `attempts` (the delivery log), `token`, `dispatched`.
+A delivery is created with `attribute_not_exists(pk)` in the same transaction that adds 1 to
+its event's `pending_webhooks`; its success subtracts 1 in the same transaction that marks it.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit, from_attrs, to_attrs
+from chalicelib.dal.objects import INDEX, ObjectStore, Page
+from chalicelib.domain.events import Event
+from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
+from chalicelib.errors import StaleWrite
+
+logger = logging.getLogger(__name__)
+
+ENDPOINT = "webhook_endpoint"
+DELIVERY = "webhook_delivery"
+EVENT = "event"
+
+
+class WebhookStore:
+    """Endpoints and deliveries; every write that can race is conditional."""
+
+    def __init__(self, client: Any, table_name: str, objects: ObjectStore) -> None:
+        self._client = client
+        self._table = table_name
+        self._objects = objects
+
+    # -- endpoints -----------------------------------------------------------------------------
+
+    def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        """The merchant's endpoint, or None (unknown, deleted or someone else's)."""
+        data = self._objects.get(ENDPOINT, merchant_id, endpoint_id)
+        return WebhookEndpoint.model_validate(data) if data else None
+
+    def endpoints_page(
+        self,
+        merchant_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+    ) -> tuple[list[WebhookEndpoint], bool]:
+        """A page of the merchant's endpoints, newest first."""
+        page: Page = self._objects.list(
+            ENDPOINT,
+            merchant_id,
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+        )
+        return [WebhookEndpoint.model_validate(i) for i in page.items], page.has_more
+
+    def all_endpoints(self, merchant_id: str) -> list[WebhookEndpoint]:
+        """Every endpoint of the merchant (there are at most a few)."""
+        endpoints, _ = self.endpoints_page(merchant_id, limit=100)
+        return endpoints
+
+    def create_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        batch = WriteBatch()
+        self._objects.put_new(batch, ENDPOINT, endpoint, status=endpoint.status.value)
+        commit(self._client, batch)
+
+    def save_endpoint(
+        self, endpoint: WebhookEndpoint, expected_version: int, events: tuple[Event, ...] = ()
+    ) -> None:
+        """Replace the endpoint if nobody wrote it since `expected_version`, together with the
+        events announcing the change; StaleWrite otherwise."""
+        batch = WriteBatch()
+        self._objects.put_version(
+            batch, ENDPOINT, endpoint, expected_version, status=endpoint.status.value
+        )
+        for event in events:
+            self._objects.put_new(batch, EVENT, event, type=event.type)
+        try:
+            commit(self._client, batch)
+        except ConditionFailed as failure:
+            raise StaleWrite(
+                "The webhook endpoint was changed by a concurrent request. Retry the request.",
+                headers={"Stripe-Should-Retry": "true"},
+            ) from failure
+
+    def delete_endpoint(self, endpoint: WebhookEndpoint) -> None:
+        try:
+            self._client.delete_item(
+                TableName=self._table,
+                Key=to_attrs({"pk": endpoint.id, "sk": ENDPOINT}),
+                ConditionExpression="version = :v",
+                ExpressionAttributeValues=to_attrs({":v": endpoint.version}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException as failure:
+            raise StaleWrite(
+                "The webhook endpoint was changed by a concurrent request. Retry the request.",
+                headers={"Stripe-Should-Retry": "true"},
+            ) from failure
+
+    # -- deliveries ----------------------------------------------------------------------------
+
+    def create_delivery(self, delivery: Delivery) -> bool:
+        """Store a new delivery and count it in its event's pending_webhooks, atomically.
+
+        False when the delivery exists already (a stream batch seen twice).
+        """
+        batch = WriteBatch()
+        batch.add(
+            "delivery",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": self._delivery_item(delivery),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        )
+        batch.add("event", self._pending_webhooks(delivery.event_id, +1))
+        try:
+            commit(self._client, batch)
+        except ConditionFailed as failure:
+            if failure.label == "delivery":
+                return False
+            raise
+        return True
+
+    def delivery(self, event_id: str, endpoint_id: str) -> Delivery | None:
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=self._delivery_key(event_id, endpoint_id),
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return _delivery(item) if item else None
+
+    def deliveries_of_event(self, event_id: str) -> list[Delivery]:
+        """Every delivery of one event (one per subscribed endpoint)."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "ExpressionAttributeValues": to_attrs({":pk": event_id, ":prefix": f"{DELIVERY}#"}),
+            "ConsistentRead": True,
+        }
+        deliveries: list[Delivery] = []
+        while True:
+            response = self._client.query(**params)
+            deliveries.extend(_delivery(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return deliveries
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def deliveries_of_endpoint(
+        self,
+        endpoint_id: str,
+        *,
+        limit: int,
+        starting_after: str | None = None,
+        ending_before: str | None = None,
+        status: DeliveryStatus | None = None,
+        since_id: str | None = None,
+    ) -> tuple[list[Delivery], bool]:
+        """A page of an endpoint's deliveries, newest first; `since_id` is a lower bound on the
+        delivery id (a delivery id prefix made from a time)."""
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"{endpoint_id}#{DELIVERY}"}
+        newest_first = ending_before is None
+        lower = since_id
+        upper = starting_after
+        if ending_before:
+            lower = max(filter(None, (since_id, ending_before + "\x00")))
+        if lower and upper:
+            condition += " AND gsi1sk BETWEEN :lower AND :upper"
+            values.update({":lower": lower, ":upper": upper})
+        elif lower:
+            condition += " AND gsi1sk >= :lower"
+            values[":lower"] = lower
+        elif upper:
+            condition += " AND gsi1sk < :upper"
+            values[":upper"] = upper
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": condition,
+            "ScanIndexForward": not newest_first,
+        }
+        if status is not None:
+            params["FilterExpression"] = "#status = :status"
+            params["ExpressionAttributeNames"] = {"#status": "status"}
+            values[":status"] = status.value
+        params["ExpressionAttributeValues"] = to_attrs(values)
+        found: list[Delivery] = []
+        while len(found) <= limit:
+            params["Limit"] = max(limit + 1, 25) if status else limit + 1 - len(found)
+            response = self._client.query(**params)
+            for item in response.get("Items", []):
+                delivery = _delivery(item)
+                # BETWEEN is inclusive; the cursor itself is not part of the page.
+                if delivery.id != starting_after:
+                    found.append(delivery)
+            if "LastEvaluatedKey" not in response:
+                break
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        has_more = len(found) > limit
+        found = found[:limit]
+        if not newest_first:
+            found.reverse()
+        return found, has_more
+
+    def retoken(
+        self,
+        delivery: Delivery,
+        token: str,
+        *,
+        next_attempt_at: int | None,
+        reset_status: bool,
+    ) -> bool:
+        """Hand the delivery's schedule to a new message named `token` (only if nobody else did
+        since `delivery` was read); `reset_status` puts a failed delivery back to pending."""
+        sets = ["#token = :new", "dispatched = :false"]
+        values: dict[str, Any] = {":old": delivery.token, ":new": token, ":false": False}
+        names = {"#token": "token"}
+        if reset_status:
+            sets.append("#status = :pending")
+            names["#status"] = "status"
+            values[":pending"] = DeliveryStatus.PENDING.value
+        if next_attempt_at is not None:
+            sets.append("next_attempt_at = :next")
+            values[":next"] = next_attempt_at
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._delivery_key(delivery.event_id, delivery.endpoint_id),
+                UpdateExpression="SET " + ", ".join(sets),
+                ConditionExpression="#token = :old",
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_attrs(values),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    def mark_dispatched(self, delivery: Delivery) -> None:
+        """Record that the message carrying the delivery's token is in the queue."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._delivery_key(delivery.event_id, delivery.endpoint_id),
+                UpdateExpression="SET dispatched = :true",
+                ConditionExpression="#token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues=to_attrs({":true": True, ":token": delivery.token}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            logger.info("delivery %s was handed to a newer message meanwhile", delivery.id)
+
+    def record_attempt(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        *,
+        status: DeliveryStatus | None,
+        next_attempt_at: int | None = None,
+    ) -> bool:
+        """Append `attempt` to the delivery log and move the delivery to `status` (None: keep
+        it). A succeeded delivery never moves back; the first success takes 1 off its event's
+        pending_webhooks in the same transaction. False when only the log entry was written."""
+        if status is not None:
+            batch = WriteBatch()
+            batch.add("delivery", self._append(delivery, attempt, status, next_attempt_at))
+            if status == DeliveryStatus.SUCCEEDED:
+                batch.add("event", self._pending_webhooks(delivery.event_id, -1))
+            try:
+                commit(self._client, batch)
+                return True
+            except ConditionFailed as failure:
+                if failure.label != "delivery":
+                    raise
+        action = self._append(delivery, attempt, None, None)
+        self._client.update_item(**action["Update"])
+        return False
+
+    def fail(self, delivery: Delivery, *, only_token: str | None = None) -> bool:
+        """Mark a delivery failed without an attempt (its endpoint is gone or disabled)."""
+        condition = "#status <> :succeeded"
+        values: dict[str, Any] = {
+            ":failed": DeliveryStatus.FAILED.value,
+            ":succeeded": DeliveryStatus.SUCCEEDED.value,
+        }
+        names = {"#status": "status"}
+        if only_token is not None:
+            condition += " AND #token = :token"
+            values[":token"] = only_token
+            names["#token"] = "token"
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._delivery_key(delivery.event_id, delivery.endpoint_id),
+                UpdateExpression="SET #status = :failed REMOVE next_attempt_at",
+                ConditionExpression=condition,
+                ExpressionAttributeNames=names,
+                ExpressionAttributeValues=to_attrs(values),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _append(
+        self,
+        delivery: Delivery,
+        attempt: Attempt,
+        status: DeliveryStatus | None,
+        next_attempt_at: int | None,
+    ) -> dict[str, Any]:
+        sets = [
+            "attempts = list_append(if_not_exists(attempts, :empty), :attempt)",
+            "attempt_count = if_not_exists(attempt_count, :zero) + :one",
+        ]
+        removes: list[str] = []
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {
+            ":attempt": [attempt.model_dump(mode="json")],
+            ":empty": [],
+            ":zero": 0,
+            ":one": 1,
+        }
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": self._delivery_key(delivery.event_id, delivery.endpoint_id),
+        }
+        if status is not None:
+            sets.append("#status = :status")
+            names["#status"] = "status"
+            values[":status"] = status.value
+            values[":succeeded"] = DeliveryStatus.SUCCEEDED.value
+            params["ConditionExpression"] = "#status <> :succeeded"
+            if next_attempt_at is None:
+                removes.append("next_attempt_at")
+            else:
+                sets.append("next_attempt_at = :next")
+                values[":next"] = next_attempt_at
+        expression = "SET " + ", ".join(sets)
+        if removes:
+            expression += " REMOVE " + ", ".join(removes)
+        params["UpdateExpression"] = expression
+        params["ExpressionAttributeValues"] = to_attrs(values)
+        if names:
+            params["ExpressionAttributeNames"] = names
+        return {"Update": params}
+
+    def _pending_webhooks(self, event_id: str, delta: int) -> dict[str, Any]:
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": to_attrs({"pk": event_id, "sk": EVENT}),
+                "UpdateExpression": "SET #data.#pending = #data.#pending + :delta",
+                "ConditionExpression": "attribute_exists(pk)",
+                "ExpressionAttributeNames": {"#data": "data", "#pending": "pending_webhooks"},
+                "ExpressionAttributeValues": to_attrs({":delta": delta}),
+            }
+        }
+
+    @staticmethod
+    def _delivery_key(event_id: str, endpoint_id: str) -> dict[str, Any]:
+        return to_attrs({"pk": event_id, "sk": f"{DELIVERY}#{endpoint_id}"})
+
+    def _delivery_item(self, delivery: Delivery) -> dict[str, Any]:
+        values = delivery.model_dump(mode="json")
+        return to_attrs(
+            {
+                **values,
+                "pk": delivery.event_id,
+                "sk": f"{DELIVERY}#{delivery.endpoint_id}",
+                "kind": DELIVERY,
+                "gsi1pk": f"{delivery.endpoint_id}#{DELIVERY}",
+                "gsi1sk": delivery.id,
+            }
+        )
+
+
+def _delivery(item: Mapping[str, Any]) -> Delivery:
+    return Delivery.model_validate(from_attrs(item))
+
+
+class WebhookQueue:
+    """The webhook queue and its dead-letter queue."""
+
+    def __init__(self, client: Any, queue_url: str, dead_letter_url: str | None = None) -> None:
+        self._client = client
+        self.queue_url = queue_url
+        self.dead_letter_url = dead_letter_url
+
+    def send(self, message: Mapping[str, Any], delay_seconds: int = 0) -> str:
+        """Queue `message` (JSON), visible after `delay_seconds` (at most 900)."""
+        response = self._client.send_message(
+            QueueUrl=self.queue_url,
+            MessageBody=json.dumps(message, separators=(",", ":")),
+            DelaySeconds=min(delay_seconds, 900),
+        )
+        return str(response["MessageId"])
+
+    def retry_after(self, receipt_handle: str, seconds: int) -> bool:
+        """Make a received message visible again after `seconds` (its next attempt)."""
+        try:
+            self._client.change_message_visibility(
+                QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
+            )
+        except Exception:
+            logger.warning(
+                "could not set the visibility of a webhook message; it returns after the "
+                "queue's visibility timeout",
+                exc_info=True,
+            )
+            return False
+        return True
+
+    def redrive(self, limit: int = 1000) -> int:
+        """Move up to `limit` messages from the dead-letter queue back to the webhook queue
+        (receive, send, delete: what StartMessageMoveTask does, which moto lacks). Returns how
+        many moved. A crash in between can leave a copy in both queues, which the delivery
+        handler tolerates (it drops messages of succeeded or superseded deliveries)."""
+        if not self.dead_letter_url:
+            raise ValueError("no dead-letter queue configured (PAYFLOW_WEBHOOK_DLQ_URL)")
+        moved = 0
+        while moved < limit:
+            messages = self._client.receive_message(
+                QueueUrl=self.dead_letter_url,
+                MaxNumberOfMessages=min(10, limit - moved),
+                WaitTimeSeconds=0,
+                VisibilityTimeout=60,
+                MessageAttributeNames=["All"],
+            ).get("Messages", [])
+            if not messages:
+                break
+            for message in messages:
+                request: dict[str, Any] = {
+                    "QueueUrl": self.queue_url,
+                    "MessageBody": message["Body"],
+                }
+                if message.get("MessageAttributes"):
+                    request["MessageAttributes"] = message["MessageAttributes"]
+                self._client.send_message(**request)
+                self._client.delete_message(
+                    QueueUrl=self.dead_letter_url, ReceiptHandle=message["ReceiptHandle"]
+                )
+                moved += 1
+        return moved
+
+    def depth(self, dead_letter: bool = False) -> int:
+        """Messages in a queue: visible, in flight and delayed (approximate, as SQS says)."""
+        url = self.dead_letter_url if dead_letter else self.queue_url
+        names = [
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ]
+        attributes = self._client.get_queue_attributes(QueueUrl=url, AttributeNames=names)
+        return sum(int(attributes["Attributes"].get(name, 0)) for name in names)

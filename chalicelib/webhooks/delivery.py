@@ -1,0 +1,255 @@
+"""The delivery handler: one queued message -> one signed POST, its log entry, and what next.
+
+The retry schedule lives in the message's visibility: after a failed attempt N the handler sets
+the visibility timeout to the schedule's next delay and reports the message as failed, so SQS
+hands it back when the next attempt is due, with ApproximateReceiveCount = N + 1. After the last
+scheduled attempt the delivery is marked failed and the message is made visible at once: its
+next receive exceeds the queue's maxReceiveCount (equal to the number of attempts) and the
+queue's redrive policy moves it to the dead-letter queue.
+
+Every message is safe to handle twice: a scheduled message of a succeeded delivery, or one whose
+token is no longer the delivery's, is dropped; an attempt is appended to the log with a
+condition that never moves a succeeded delivery back.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+from chalicelib.dal.events import EventStore
+from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
+from chalicelib.domain.events import Event
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.webhooks import (
+    ENDPOINT_DISABLED_EVENT,
+    Attempt,
+    Delivery,
+    DeliveryStatus,
+    EndpointStatus,
+    RetrySchedule,
+    Trigger,
+    WebhookEndpoint,
+    parse_delivery_id,
+    should_disable,
+)
+from chalicelib.errors import StaleWrite
+from chalicelib.webhooks.sender import Sender, SendResult
+from chalicelib.webhooks.signing import signature_headers
+
+logger = logging.getLogger(__name__)
+
+GONE = 410
+
+
+@dataclass(frozen=True)
+class QueuedMessage:
+    """The parts of an SQS record the delivery handler uses."""
+
+    message_id: str
+    receipt_handle: str
+    receive_count: int
+    delivery_id: str
+    trigger: Trigger
+    token: str | None
+
+    @classmethod
+    def from_record(cls, record: Mapping[str, Any]) -> QueuedMessage:
+        """From one record of a Lambda SQS event."""
+        body = json.loads(record["body"])
+        return cls(
+            message_id=record["messageId"],
+            receipt_handle=record["receiptHandle"],
+            receive_count=int((record.get("attributes") or {}).get("ApproximateReceiveCount", 1)),
+            delivery_id=str(body["delivery"]),
+            trigger=Trigger(body.get("trigger", Trigger.SCHEDULED.value)),
+            token=body.get("token"),
+        )
+
+
+class EndpointHealth:
+    """Tracks how long an endpoint has been failing and disables it, announcing it with an
+    event written in the same transaction."""
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        *,
+        disable_after_seconds: int,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._store = store
+        self._disable_after = disable_after_seconds
+        self._clock = clock
+
+    def succeeded(self, endpoint: WebhookEndpoint) -> None:
+        if endpoint.failing_since is None:
+            return
+        self._update(endpoint, lambda e: e.model_copy(update={"failing_since": None}))
+
+    def failed(self, endpoint: WebhookEndpoint) -> bool:
+        """Note a failed attempt; True when the endpoint is (now) disabled for failing too long."""
+        now = self._clock()
+        if should_disable(endpoint, now, self._disable_after):
+            days = self._disable_after / 86_400
+            return self.disable(
+                endpoint,
+                f"failing since {endpoint.failing_since} (for more than "
+                f"{self._disable_after} s = {days:g} days)",
+            )
+        if endpoint.failing_since is None:
+            self._update(endpoint, lambda e: e.model_copy(update={"failing_since": int(now)}))
+        return endpoint.status == EndpointStatus.DISABLED
+
+    def disable(self, endpoint: WebhookEndpoint, reason: str) -> bool:
+        """Disable the endpoint once, with a `webhook_endpoint.disabled` event."""
+        for _ in range(3):
+            if endpoint.status == EndpointStatus.DISABLED:
+                return True
+            disabled = endpoint.model_copy(
+                update={
+                    "status": EndpointStatus.DISABLED,
+                    "disabled_reason": reason,
+                    "version": endpoint.version + 1,
+                }
+            )
+            event = Event(
+                id=new_id("evt"),
+                merchant_id=endpoint.merchant_id,
+                type=ENDPOINT_DISABLED_EVENT,
+                created=int(self._clock()),
+                data_object=disabled.to_api(),
+                previous_attributes={
+                    "status": EndpointStatus.ENABLED.value,
+                    "disabled_reason": None,
+                },
+            )
+            try:
+                self._store.save_endpoint(disabled, endpoint.version, events=(event,))
+            except StaleWrite:
+                current = self._store.endpoint(endpoint.merchant_id, endpoint.id)
+                if current is None:
+                    return True
+                endpoint = current
+                continue
+            logger.warning("webhook endpoint %s disabled: %s", endpoint.id, reason)
+            return True
+        return False
+
+    def _update(
+        self,
+        endpoint: WebhookEndpoint,
+        change: Callable[[WebhookEndpoint], WebhookEndpoint],
+    ) -> None:
+        # Bookkeeping only: losing a race to a concurrent update is harmless.
+        updated = change(endpoint).model_copy(update={"version": endpoint.version + 1})
+        try:
+            self._store.save_endpoint(updated, endpoint.version)
+        except StaleWrite:
+            logger.info("endpoint %s changed concurrently; health note skipped", endpoint.id)
+
+
+class Deliverer:
+    """Handles batches of webhook queue messages, each in its own thread."""
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        events: EventStore,
+        queue: WebhookQueue,
+        sender: Sender,
+        schedule: RetrySchedule,
+        health: EndpointHealth,
+        *,
+        clock: Callable[[], float] = time.time,
+        max_workers: int = 10,
+    ) -> None:
+        self._store = store
+        self._events = events
+        self._queue = queue
+        self._sender = sender
+        self._schedule = schedule
+        self._health = health
+        self._clock = clock
+        self._max_workers = max_workers
+
+    def handle(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
+        """Deliver every message of a Lambda SQS event; returns the message ids to keep in the
+        queue (their next attempt is scheduled, or they are bound for the dead-letter queue)."""
+        messages = [QueuedMessage.from_record(record) for record in records]
+        if len(messages) <= 1:
+            outcomes = [self.deliver(m) for m in messages]
+        else:
+            with ThreadPoolExecutor(max_workers=min(self._max_workers, len(messages))) as pool:
+                outcomes = list(pool.map(self.deliver, messages))
+        return [m.message_id for m, keep in zip(messages, outcomes, strict=True) if keep]
+
+    def deliver(self, message: QueuedMessage) -> bool:
+        """One attempt for one message; True when the message must stay in the queue."""
+        ids = parse_delivery_id(message.delivery_id)
+        delivery = self._store.delivery(*ids) if ids else None
+        if delivery is None:
+            logger.warning("message %s names no delivery: dropped", message.message_id)
+            return False
+        scheduled = message.trigger == Trigger.SCHEDULED
+        if scheduled and (
+            delivery.status == DeliveryStatus.SUCCEEDED or message.token != delivery.token
+        ):
+            logger.info("delivery %s: duplicate or superseded message dropped", delivery.id)
+            return False
+        endpoint = self._store.endpoint(delivery.merchant_id, delivery.endpoint_id)
+        event = self._events.get(delivery.merchant_id, delivery.event_id)
+        if endpoint is None or event is None or endpoint.status == EndpointStatus.DISABLED:
+            if scheduled:
+                self._store.fail(delivery, only_token=delivery.token)
+            return False
+        result = self._post(delivery, endpoint, event)
+        attempt = Attempt(
+            attempt=delivery.attempt_count + 1,
+            created=int(self._clock()),
+            trigger=message.trigger,
+            status_code=result.status_code,
+            latency_ms=result.latency_ms,
+            response=result.response,
+            error=result.error,
+            url=endpoint.url,
+        )
+        if result.ok:
+            self._store.record_attempt(delivery, attempt, status=DeliveryStatus.SUCCEEDED)
+            self._health.succeeded(endpoint)
+            return False
+        if result.status_code == GONE:
+            self._store.record_attempt(delivery, attempt, status=DeliveryStatus.FAILED)
+            self._health.disable(endpoint, "the endpoint answered 410 Gone")
+            return False
+        disabled = self._health.failed(endpoint)
+        if not scheduled:
+            self._store.record_attempt(delivery, attempt, status=None)
+            return False
+        next_delay = None if disabled else self._schedule.delay_after(message.receive_count)
+        if next_delay is None:
+            self._store.record_attempt(delivery, attempt, status=DeliveryStatus.FAILED)
+            if disabled:
+                return False
+            # Visible now: its next receive exceeds maxReceiveCount, and SQS moves it to the DLQ.
+            self._queue.retry_after(message.receipt_handle, 0)
+            return True
+        self._store.record_attempt(
+            delivery,
+            attempt,
+            status=DeliveryStatus.PENDING,
+            next_attempt_at=int(self._clock()) + next_delay,
+        )
+        self._queue.retry_after(message.receipt_handle, next_delay)
+        return True
+
+    def _post(self, delivery: Delivery, endpoint: WebhookEndpoint, event: Event) -> SendResult:
+        body = json.dumps(event.to_api(), separators=(",", ":")).encode()
+        now = self._clock()
+        headers = signature_headers(endpoint.signing_secrets(now), delivery.id, int(now), body)
+        return self._sender.post(endpoint.url, body, headers)

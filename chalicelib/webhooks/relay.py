@@ -1,0 +1,155 @@
+"""The outbox relay: new events on the payments table's stream -> one queued delivery per
+subscribed endpoint.
+
+Duplicate-batch safety (a stream batch may be handed over twice, or retried after a crash):
+
+1. The delivery id is derived from (event, endpoint), and the delivery is created with
+   `attribute_not_exists(pk)` in the same transaction that counts it in the event's
+   pending_webhooks. A second run finds it and does not count it again.
+2. The delivery carries a random `token`; the queued message carries the same token, and once
+   the message is sent the delivery is marked `dispatched`. A second run skips dispatched
+   deliveries. If the first run died between sending and marking, the second run gives the
+   delivery a new token (conditionally) and sends a new message: the delivery handler drops any
+   message whose token is not the delivery's current one, so the older copy is discarded.
+3. Whatever still slips through (the first copy already being sent when the second arrives)
+   carries the same `webhook-id` (the delivery id), so receivers can drop it.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
+
+from chalicelib.dal.dynamo import from_attrs
+from chalicelib.dal.webhooks import EVENT, WebhookQueue, WebhookStore
+from chalicelib.domain.events import Event
+from chalicelib.domain.webhooks import (
+    Delivery,
+    DeliveryStatus,
+    RetrySchedule,
+    Trigger,
+    WebhookEndpoint,
+    delivery_id,
+)
+from chalicelib.faults import Faults
+
+logger = logging.getLogger(__name__)
+
+
+def new_token() -> str:
+    return secrets.token_hex(8)
+
+
+class Dispatcher:
+    """Creates deliveries and puts the messages that drive them on the webhook queue."""
+
+    def __init__(
+        self,
+        store: WebhookStore,
+        queue: WebhookQueue,
+        schedule: RetrySchedule,
+        faults: Faults,
+        *,
+        clock: Callable[[], float] = time.time,
+        token: Callable[[], str] = new_token,
+    ) -> None:
+        self._store = store
+        self._queue = queue
+        self._schedule = schedule
+        self._faults = faults
+        self._clock = clock
+        self._token = token
+
+    def open(self, event: Event, endpoint: WebhookEndpoint) -> Delivery | None:
+        """Create and queue the delivery of `event` to `endpoint`, once however often called.
+
+        Returns the delivery when this call queued a message, None when an earlier call had.
+        """
+        now = int(self._clock())
+        delivery = Delivery(
+            id=delivery_id(event.id, endpoint.id),
+            merchant_id=event.merchant_id,
+            event_id=event.id,
+            event_type=event.type,
+            endpoint_id=endpoint.id,
+            created=now,
+            next_attempt_at=now + self._schedule.first_delay,
+            token=self._token(),
+        )
+        if not self._store.create_delivery(delivery):
+            existing = self._store.delivery(event.id, endpoint.id)
+            if existing is None or existing.dispatched:
+                return None
+            if existing.status != DeliveryStatus.PENDING or existing.attempt_count > 0:
+                # Its message was delivered already: it is in the log, not lost.
+                return None
+            delivery = existing.model_copy(update={"token": self._token()})
+            if not self._store.retoken(
+                existing, delivery.token, next_attempt_at=None, reset_status=False
+            ):
+                return None
+        self._enqueue(delivery)
+        return delivery
+
+    def requeue(self, delivery: Delivery) -> Delivery | None:
+        """Start the delivery's schedule over with a new message (resend); the old message, if
+        any is left, is dropped by its stale token."""
+        token = self._token()
+        next_at = int(self._clock()) + self._schedule.first_delay
+        if not self._store.retoken(delivery, token, next_attempt_at=next_at, reset_status=True):
+            return None
+        updated = delivery.model_copy(
+            update={"token": token, "status": DeliveryStatus.PENDING, "next_attempt_at": next_at}
+        )
+        self._enqueue(updated)
+        return updated
+
+    def retry_now(self, delivery: Delivery) -> None:
+        """Queue one manual attempt, outside the schedule."""
+        self._queue.send({"delivery": delivery.id, "trigger": Trigger.MANUAL.value})
+
+    def _enqueue(self, delivery: Delivery) -> None:
+        self._queue.send(
+            {"delivery": delivery.id, "token": delivery.token, "trigger": Trigger.SCHEDULED.value},
+            delay_seconds=self._schedule.first_delay,
+        )
+        self._faults.check("relay_after_enqueue")
+        self._store.mark_dispatched(delivery)
+
+
+class Relay:
+    """Handles batches of stream records from the payments table."""
+
+    def __init__(self, store: WebhookStore, dispatcher: Dispatcher) -> None:
+        self._store = store
+        self._dispatcher = dispatcher
+
+    def handle(self, records: Iterable[Mapping[str, Any]]) -> int:
+        """Queue a delivery for every (new event, subscribed endpoint) in `records` (Lambda
+        DynamoDB stream records); returns how many were queued. Raises on failure, so that the
+        whole batch is delivered again: every step is safe to repeat."""
+        queued = 0
+        endpoints: dict[str, list[WebhookEndpoint]] = {}
+        for event in new_events(records):
+            if event.merchant_id not in endpoints:
+                endpoints[event.merchant_id] = self._store.all_endpoints(event.merchant_id)
+            for endpoint in endpoints[event.merchant_id]:
+                if endpoint.subscribes_to(event.type) and self._dispatcher.open(event, endpoint):
+                    queued += 1
+        return queued
+
+
+def new_events(records: Iterable[Mapping[str, Any]]) -> list[Event]:
+    """The events inserted by `records`, in stream order (updates and other items are not)."""
+    events = []
+    for record in records:
+        if record.get("eventName") != "INSERT":
+            continue
+        image = (record.get("dynamodb") or {}).get("NewImage") or {}
+        if image.get("kind", {}).get("S") != EVENT:
+            continue
+        events.append(Event.model_validate(from_attrs(image)["data"]))
+    return events

@@ -1,0 +1,135 @@
+"""The outbox relay under failure: a crash mid-batch and a stream batch handed over twice."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+
+from chalicelib.container import services
+from payflow.sandbox.pollers import stream_record
+from tests.conftest import Api
+from tests.integration.conftest import Hooks
+from tests.integration.test_webhooks import create_payment, deliveries_of
+from tests.integration.webhook_receiver import Received, eventually
+
+
+@pytest.fixture(autouse=True)
+def _disarm_faults() -> Iterator[None]:
+    yield
+    services().faults.disarm()
+
+
+def by_webhook_id(requests: list[Received]) -> dict[str, list[Received]]:
+    grouped: dict[str, list[Received]] = defaultdict(list)
+    for request in requests:
+        grouped[request.webhook_id].append(request)
+    return grouped
+
+
+def test_a_relay_crash_mid_batch_loses_nothing(api: Api, hooks: Hooks):
+    # Given the relay dies right after queueing its first message, before recording it
+    receiver = hooks.receiver()
+    hooks.endpoint(receiver)
+    services().faults.arm("relay_after_enqueue", 1)
+
+    # When a payment writes several events in one go
+    pi = create_payment(api, payment_method="pm_card_visa", confirm="true")
+
+    # Then the batch is handed over again and every event arrives
+    requests = receiver.wait_for(
+        lambda rs: (
+            {"payment_intent.created", "payment_intent.succeeded"} <= {r.event["type"] for r in rs}
+        )
+    )
+    assert not services().faults.armed("relay_after_enqueue"), "the crash did not happen"
+    events = api.get("/v1/events", params={"limit": 100}).json()["data"]
+    mine = [e for e in events if e["data"]["object"]["id"] == pi["id"]]
+    time.sleep(0.3)  # room for a duplicate to arrive
+    grouped = by_webhook_id(receiver.requests)
+    # one delivery per event; a copy, if any slipped through, carries the same webhook-id
+    assert len(grouped) == len(mine) == len({r.event["id"] for r in receiver.requests})
+    for copies in grouped.values():
+        assert len({c.event["id"] for c in copies}) == 1
+    for event in mine:
+        assert len(deliveries_of(api, event["id"])) == 1
+        eventually(lambda e=event: _pending(api, e["id"]) == 0 or _fail(e))
+    assert len(requests) >= 2
+
+
+def _pending(api: Api, event_id: str) -> int:
+    count: int = api.get(f"/v1/events/{event_id}").json()["pending_webhooks"]
+    return count
+
+
+def _fail(event: dict[str, Any]) -> bool:
+    raise AssertionError(f"pending_webhooks of {event['id']} did not reach 0")
+
+
+def stream_positions(sandbox: Any) -> dict[str, str]:
+    """A LATEST iterator per shard of the payments stream: where the next records will be."""
+    streams = sandbox.aws.client("dynamodbstreams")
+    arn = sandbox.provisioned.attributes[("PaymentsTable", "StreamArn")]
+    return {
+        shard["ShardId"]: streams.get_shard_iterator(
+            StreamArn=arn, ShardId=shard["ShardId"], ShardIteratorType="LATEST"
+        )["ShardIterator"]
+        for shard in streams.describe_stream(StreamArn=arn)["StreamDescription"]["Shards"]
+    }
+
+
+def stream_records_of(
+    sandbox: Any, positions: dict[str, str], keys: set[str]
+) -> list[dict[str, Any]]:
+    """The Lambda-shaped stream records, from `positions` on, that inserted the items whose pk
+    is in `keys`."""
+    streams = sandbox.aws.client("dynamodbstreams")
+    arn = sandbox.provisioned.attributes[("PaymentsTable", "StreamArn")]
+    found = []
+    for iterator in positions.values():
+        while iterator:
+            response = streams.get_records(ShardIterator=iterator, Limit=1000)
+            for record in response["Records"]:
+                pk = record["dynamodb"]["Keys"]["pk"]["S"]
+                if record["eventName"] == "INSERT" and pk in keys:
+                    found.append(stream_record(record, arn, "us-east-1"))
+            if not response["Records"]:
+                break
+            iterator = response.get("NextShardIterator")
+    return found
+
+
+def test_a_stream_batch_handed_over_twice_is_not_delivered_twice(
+    api: Api, hooks: Hooks, sandbox: Any
+):
+    # Given events that were relayed and delivered
+    receiver = hooks.receiver()
+    hooks.endpoint(receiver)
+    positions = stream_positions(sandbox)
+    pi = create_payment(api, payment_method="pm_card_visa", confirm="true")
+    receiver.wait_for(lambda rs: any(r.event["type"] == "payment_intent.succeeded" for r in rs))
+    events = api.get("/v1/events", params={"limit": 100}).json()["data"]
+    mine = {e["id"]: e for e in events if e["data"]["object"]["id"] == pi["id"]}
+    eventually(lambda: all(_pending(api, i) == 0 for i in mine) or _fail({"id": list(mine)}))
+    delivered = receiver.count()
+
+    # When the relay function is invoked again with the very same records
+    records = stream_records_of(sandbox, positions, set(mine))
+    assert {json.loads(json.dumps(r))["dynamodb"]["Keys"]["pk"]["S"] for r in records} == set(mine)
+    response = sandbox.aws.client("lambda").invoke(
+        FunctionName="RelayEvents", Payload=json.dumps({"Records": records})
+    )
+
+    # Then nothing new is queued or counted, and the receiver gets nothing more
+    assert "FunctionError" not in response, response["Payload"].read()
+    assert json.loads(response["Payload"].read()) == {"batchItemFailures": []}
+    time.sleep(0.5)
+    assert receiver.count() == delivered
+    assert len(by_webhook_id(receiver.requests)) == delivered
+    for event_id in mine:
+        assert _pending(api, event_id) == 0
+        assert len(deliveries_of(api, event_id)) == 1
