@@ -11,17 +11,23 @@ from chalicelib.api.connectors import connectors
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
 from chalicelib.api.payment_intents import payment_intents
+from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
 from chalicelib.api.webhooks import webhook_endpoints
 from chalicelib.container import services, webhooks
+from chalicelib.observability import handler as observed
+from chalicelib.observability import payment_task_keys, sqs_keys, stream_keys
+from chalicelib.webhooks.delivery import report_dlq_depth
 
-app = Chalice(app_name="payflow")
+# Logs are Powertools' JSON lines (chalicelib/observability.py), on Chalice's "payflow" logger too.
+app = Chalice(app_name="payflow", configure_logs=False)
 app.register_blueprint(sandbox)
 app.register_blueprint(payment_intents)
 app.register_blueprint(connectors)
 app.register_blueprint(docs)
 app.register_blueprint(events)
 app.register_blueprint(webhook_endpoints)
+app.register_blueprint(refunds)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are
@@ -29,16 +35,19 @@ app.register_blueprint(webhook_endpoints)
 
 
 @app.lambda_function(name="authorize_payment")
+@observed("authorize_payment", payment_task_keys)
 def authorize_payment(event: dict, context: object) -> dict:
     return services().orchestrator.authorize(event)
 
 
 @app.lambda_function(name="reconcile_payment")
+@observed("reconcile_payment", payment_task_keys)
 def reconcile_payment(event: dict, context: object) -> dict:
     return services().orchestrator.reconcile(event)
 
 
 @app.lambda_function(name="finalize_payment")
+@observed("finalize_payment", payment_task_keys)
 def finalize_payment(event: dict, context: object) -> dict:
     return services().payment_intents.finalize_attempt(event)
 
@@ -53,6 +62,7 @@ _STREAM_PLACEHOLDER = (
 
 
 @app.on_dynamodb_record(stream_arn=_STREAM_PLACEHOLDER, batch_size=100, starting_position="LATEST")
+@observed("relay_events", stream_keys)
 def relay_events(event: DynamoDBEvent) -> dict:
     """The outbox relay: new events -> one queued delivery per subscribed endpoint."""
     webhooks().relay.handle(record.to_dict() for record in event)
@@ -60,6 +70,7 @@ def relay_events(event: DynamoDBEvent) -> dict:
 
 
 @app.on_dynamodb_record(stream_arn=_STREAM_PLACEHOLDER, batch_size=100, starting_position="LATEST")
+@observed("resume_payments", stream_keys)
 def resume_payments(event: DynamoDBEvent) -> dict:
     """Recovery road: every PaymentIntent that enters processing gets its execution, even when
     the request that committed it died before starting it (StartExecution is idempotent)."""
@@ -68,13 +79,51 @@ def resume_payments(event: DynamoDBEvent) -> dict:
 
 
 @app.on_sqs_message(queue="payflow-webhooks", batch_size=10)
+@observed("deliver_webhooks", sqs_keys)
 def deliver_webhooks(event: SQSEvent) -> dict:
     """Signed POSTs; failed messages stay queued for their next scheduled attempt."""
     keep = webhooks().deliverer.handle(record.to_dict() for record in event)
     return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in keep]}
 
 
+# Tasks of the refund saga (statemachines/refund.asl.json); each is safe to run twice.
+
+
+@app.lambda_function(name="refund_hold")
+def refund_hold(event: dict, context: object) -> dict:
+    return services().refunds.hold(event)
+
+
+@app.lambda_function(name="refund_at_psp")
+def refund_at_psp(event: dict, context: object) -> dict:
+    return services().refunds.refund_at_psp(event)
+
+
+@app.lambda_function(name="refund_check")
+def refund_check(event: dict, context: object) -> dict:
+    return services().refunds.check_at_psp(event)
+
+
+@app.lambda_function(name="refund_settle")
+def refund_settle(event: dict, context: object) -> dict:
+    return services().refunds.settle(event)
+
+
+@app.lambda_function(name="refund_compensate")
+def refund_compensate(event: dict, context: object) -> dict:
+    return services().refunds.compensate(event)
+
+
+@app.schedule("rate(1 hour)", name="release_funds")
+def release_funds(event: object) -> dict:
+    """Pending funds whose available_on has passed become available, for every merchant."""
+    return services().ledger.release_all_due()
+
+
 @app.lambda_function(name="redrive_webhooks")
+@observed("redrive_webhooks")
 def redrive_webhooks(event: dict, context: object) -> dict:
     """Move dead-lettered webhook messages back to the queue: {"limit": 1000}."""
-    return {"moved": webhooks().queue.redrive(int(event.get("limit", 1000)))}
+    moved = webhooks().queue.redrive(int(event.get("limit", 1000)))
+    report_dlq_depth(webhooks().queue)
+    return {"moved": moved}

@@ -13,6 +13,7 @@ from chalicelib.connectors.registry import ConnectorRegistry, load_default_routi
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.events import EventStore
 from chalicelib.dal.idempotency import IdempotencyStore
+from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.merchants import MerchantStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.simulator import SimulatorLedger
@@ -24,9 +25,11 @@ from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.connectors import ConnectorService
 from chalicelib.services.context import Committer
 from chalicelib.services.events import EventService
+from chalicelib.services.ledger import LedgerService
 from chalicelib.services.merchants import MerchantService
 from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
+from chalicelib.services.refunds import RefundService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
 from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
@@ -53,6 +56,8 @@ class Services:
     objects: ObjectStore
     merchants: MerchantService
     simulator_ledger: SimulatorLedger
+    ledger: LedgerService
+    refunds: RefundService
     connector_state: ConnectorStateStore
     connectors: ConnectorRegistry
     circuits: CircuitBreakers
@@ -73,19 +78,19 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         lease_ms=settings.idempotency_lease_ms,
     )
     objects = ObjectStore(dynamodb, settings.payments_table)
-    ledger = SimulatorLedger(dynamodb, settings.simulator_table)
+    simulator_ledger = SimulatorLedger(dynamodb, settings.simulator_table)
+    ledger = LedgerStore(dynamodb, settings.payments_table)
     connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
     registry = ConnectorRegistry(
         load_default_routing(),
         connector_state,
-        ledger,
+        simulator_ledger,
         stripe_api_key=settings.stripe_api_key,
         stripe_api_base=settings.stripe_api_base,
     )
     circuits = CircuitBreakers(connector_state)
-    workflows = PaymentWorkflows(
-        session.client("stepfunctions", config=_CLIENT_CONFIG), settings.payment_state_machine_arn
-    )
+    stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
+    workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
     committer = Committer(dynamodb, idempotency, faults)
     return Services(
         settings=settings,
@@ -98,7 +103,16 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             admin_key=settings.admin_key,
             cache_seconds=settings.api_key_cache_seconds,
         ),
-        simulator_ledger=ledger,
+        simulator_ledger=simulator_ledger,
+        ledger=LedgerService(ledger, dynamodb),
+        refunds=RefundService(
+            objects,
+            committer,
+            ledger,
+            registry,
+            PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
+            wait_ms=settings.confirm_wait_ms,
+        ),
         connector_state=connector_state,
         connectors=registry,
         circuits=circuits,
@@ -111,7 +125,9 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             circuits,
             connector_state,
             workflows,
+            ledger,
             confirm_wait_ms=settings.confirm_wait_ms,
+            availability_delay_seconds=settings.availability_delay_seconds,
         ),
     )
 
@@ -174,7 +190,7 @@ def build_webhook_services(
             allow_private_urls=settings.sandbox,
         ),
         events=EventService(api_events),
-        relay=Relay(worker_store, Dispatcher(worker_store, queue, schedule, faults)),
+        relay=Relay(worker_store, Dispatcher(worker_store, queue, schedule, faults), faults),
         deliverer=Deliverer(
             worker_store,
             worker_events,
@@ -184,6 +200,7 @@ def build_webhook_services(
             EndpointHealth(
                 worker_store, disable_after_seconds=settings.webhook_disable_after_seconds
             ),
+            faults=faults,
         ),
         queue=queue,
     )

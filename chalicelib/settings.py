@@ -41,6 +41,12 @@ class Settings(BaseModel):
     api_key_cache_seconds: float = Field(default=60.0, alias="PAYFLOW_API_KEY_CACHE_SECONDS")
     """How long a Lambda instance trusts a resolved API key before asking DynamoDB again."""
     payment_state_machine_arn: str = Field(alias="PAYFLOW_PAYMENT_STATE_MACHINE_ARN")
+    refund_state_machine_arn: str = Field(alias="PAYFLOW_REFUND_STATE_MACHINE_ARN")
+    availability_delay_seconds: int = Field(
+        default=172_800, ge=0, alias="PAYFLOW_AVAILABILITY_DELAY_SECONDS"
+    )
+    """How long captured funds stay pending before a release makes them available (Stripe's
+    standard is two days; the sandbox uses 0)."""
     confirm_wait_ms: int = Field(default=5000, ge=0, alias="PAYFLOW_CONFIRM_WAIT_MS")
     """How long a confirm waits for the payment execution before answering `processing`."""
     stripe_api_key: str | None = Field(default=None, alias="STRIPE_API_KEY")
@@ -49,6 +55,14 @@ class Settings(BaseModel):
     """Where the Stripe connector sends requests (tests point it at a local fake)."""
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
+    log_level: str = Field(default="INFO", alias="PAYFLOW_LOG_LEVEL")
+    """Level of the handlers' JSON logs."""
+    tracing: bool = Field(default=True, alias="PAYFLOW_TRACING")
+    """X-Ray traces through Powertools' Tracer (the sandbox turns it off: no daemon there)."""
+    metrics_sink: str = Field(default="stdout", alias="PAYFLOW_METRICS_SINK")
+    """Where EMF metric lines go: "stdout" (CloudWatch, via Lambda's logs), "memory" (the
+    in-process aggregate behind /v1/sandbox/metrics and /metrics), both comma-separated, or
+    "none"."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:

@@ -213,19 +213,46 @@ def _ok(value: bool) -> str:
     return "ok" if value else "failed"
 
 
-def redrive(aws_endpoint: str, stack: str, limit: int) -> int:
-    """Move up to `limit` messages from `<stack>-webhooks-dlq` back to `<stack>-webhooks`."""
+def _aws_client(service: str, aws_endpoint: str) -> Any:
     import boto3
 
-    from chalicelib.dal.webhooks import WebhookQueue
-
-    sqs = boto3.client(
-        "sqs",
+    return boto3.client(  # type: ignore[call-overload]
+        service,
         endpoint_url=aws_endpoint,
         region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
         aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
         aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
     )
+
+
+def ledger_check(
+    aws_endpoint: str, stack: str, merchant: str | None = None, out: TextIO | None = None
+) -> int:
+    """Recompute every balance (of one merchant, or all) from the postings of
+    `<stack>-payments`; 1 on any drift."""
+    out = out or sys.stdout
+    from chalicelib.dal.ledger import LedgerStore
+    from chalicelib.services.ledger import LedgerService
+
+    dynamodb = _aws_client("dynamodb", aws_endpoint)
+    report = LedgerService(LedgerStore(dynamodb, f"{stack}-payments"), dynamodb).check(merchant)
+    print(
+        f"{report.entries} journal entries, {len(report.unbalanced)} unbalanced, "
+        f"{len(report.drift)} balances drifted from their postings",
+        file=out,
+    )
+    for entry in report.unbalanced:
+        print(f"  unbalanced: {entry}", file=out)
+    for drift in report.drift:
+        print(f"  drift: {drift}", file=out)
+    return 0 if report.ok else 1
+
+
+def redrive(aws_endpoint: str, stack: str, limit: int) -> int:
+    """Move up to `limit` messages from `<stack>-webhooks-dlq` back to `<stack>-webhooks`."""
+    from chalicelib.dal.webhooks import WebhookQueue
+
+    sqs = _aws_client("sqs", aws_endpoint)
     queue = WebhookQueue(
         sqs,
         sqs.get_queue_url(QueueName=f"{stack}-webhooks")["QueueUrl"],
@@ -259,6 +286,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     redrive_cmd.add_argument("--stack", default="payflow")
     redrive_cmd.add_argument("--limit", type=int, default=1000)
 
+    check_cmd = commands.add_parser(
+        "ledger-check", help="recompute balances from postings and report any drift"
+    )
+    check_cmd.add_argument(
+        "--aws-endpoint", default=os.environ.get("AWS_ENDPOINT_URL", DEFAULT_AWS_ENDPOINT)
+    )
+    check_cmd.add_argument("--stack", default="payflow")
+    check_cmd.add_argument("--merchant", help="only this merchant (default: every merchant)")
+
     args = parser.parse_args(argv)
     try:
         if args.command == "listen":
@@ -274,6 +310,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 port=args.port,
                 stop=stop,
             )
+        if args.command == "ledger-check":
+            return ledger_check(args.aws_endpoint, args.stack, args.merchant)
         moved = redrive(args.aws_endpoint, args.stack, args.limit)
         print(f"moved {moved} message(s) from {args.stack}-webhooks-dlq to {args.stack}-webhooks")
         return 0

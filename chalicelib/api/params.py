@@ -18,6 +18,7 @@ from chalicelib.domain.payment_intents import (
     CaptureMethod,
     PaymentMethodType,
 )
+from chalicelib.domain.refunds import RefundReason
 from chalicelib.domain.routing import CircuitPolicy, ConnectorConfig
 from chalicelib.errors import (
     ParameterInvalid,
@@ -224,12 +225,33 @@ class UpdateConnector(Params):
     seed: int | None = None
     fail_next_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
     fail_with: Literal["timeout", "unavailable", "rate_limited"] | None = None
+    refund_decline_rate: Rate | None = None
 
 
 class SetRouting(Params):
     connectors: list[ConnectorConfig] | None = None
     circuit_breaker: CircuitPolicy | None = None
     use_defaults: Boolean = False
+
+
+class CreateRefund(Params):
+    payment_intent: Identifier
+    amount: Amount | None = None
+    reason: RefundReason | None = None
+    metadata: Metadata = None
+
+
+class UpdateRefund(Params):
+    metadata: Metadata = None
+
+
+class ListRefunds(ListParams):
+    payment_intent: Identifier | None = None
+
+
+class ListBalanceTransactions(ListParams):
+    type: Literal["charge", "refund", "refund_failure"] | None = None
+    source: Identifier | None = None
 
 
 class CreateMerchant(Params):

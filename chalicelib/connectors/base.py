@@ -34,6 +34,14 @@ class PspRateLimited(TransientConnectorError):
     """The PSP asked us to slow down."""
 
 
+class RefundRefused(ConnectorError):
+    """The PSP will not pay this refund out; `reason` is Stripe's failure_reason."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
 class CircuitOpen(ConnectorError):
     """The connector's circuit breaker is open: fail over without calling it."""
 
@@ -135,3 +143,11 @@ class Connector(ABC):
     @abstractmethod
     def void(self, psp_reference: str, *, idempotency_key: str) -> None:
         """Release an authorization that will not be captured."""
+
+    @abstractmethod
+    def refund(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        """Pay `amount` of a captured payment back; raises RefundRefused when the PSP won't."""
+
+    @abstractmethod
+    def refunded(self, psp_reference: str, idempotency_key: str) -> bool:
+        """Whether a refund sent with this key went through (asked after a lost answer)."""

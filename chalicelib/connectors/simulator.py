@@ -31,6 +31,7 @@ from chalicelib.connectors.base import (
     PspRateLimited,
     PspTimeout,
     PspUnavailable,
+    RefundRefused,
 )
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.ids import new_id
@@ -60,6 +61,8 @@ class SimulatorSettings(BaseModel):
     fail_next_calls: int = Field(default=0, ge=0, le=10_000)
     """Deterministic faults: the next N calls fail with `fail_with` (then the rates apply)."""
     fail_with: Literal["timeout", "unavailable", "rate_limited"] = "unavailable"
+    refund_decline_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of refunds the simulated PSP refuses (failure_reason "declined")."""
 
     @model_validator(mode="after")
     def _ranges(self) -> SimulatorSettings:
@@ -133,6 +136,9 @@ class SimulatorConnector(Connector):
                 "created": int(self._clock()),
             },
         )
+        self._ledger.record_once(
+            "reference", record["psp_reference"], {"payment_method": request.payment_method}
+        )
         if timed_out:
             # The PSP did the work, but its answer never reached us.
             raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
@@ -174,6 +180,34 @@ class SimulatorConnector(Connector):
             f"{self.id}:{idempotency_key}",
             {"connector": self.id, "psp_reference": psp_reference},
         )
+
+    def refund(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        key = f"{self.id}:{idempotency_key}"
+        rng, settings = self._call(key)
+        if rng.random() < settings.error_rate:
+            raise PspUnavailable(f"{self.id} answered 503")
+        authorization = self._ledger.find("reference", psp_reference) or {}
+        pm = describe(str(authorization.get("payment_method", "")))
+        refused = pm.code if pm and pm.id == "pm_card_refundFail" else None
+        if refused is None and rng.random() < settings.refund_decline_rate:
+            refused = "declined"
+        record = self._ledger.record_once(
+            "refund",
+            key,
+            {
+                "connector": self.id,
+                "psp_reference": psp_reference,
+                "amount": amount,
+                "status": "failed" if refused else "succeeded",
+                "failure_reason": refused,
+            },
+        )
+        if record["status"] == "failed":
+            raise RefundRefused(str(record["failure_reason"]))
+
+    def refunded(self, psp_reference: str, idempotency_key: str) -> bool:
+        record = self._ledger.find("refund", f"{self.id}:{idempotency_key}")
+        return bool(record and record.get("status") == "succeeded")
 
     def _call(self, key: str) -> tuple[random.Random, SimulatorSettings]:
         settings = self._settings()

@@ -25,6 +25,7 @@ from chalicelib.connectors.base import (
     PspRateLimited,
     PspTimeout,
     PspUnavailable,
+    RefundRefused,
 )
 from chalicelib.domain.payment_methods import describe
 
@@ -145,6 +146,35 @@ class StripeConnector(Connector):
                 psp_reference, options={"idempotency_key": idempotency_key}
             )
         )
+
+    def refund(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        client = self._stripe()
+        try:
+            refund = translate_errors(
+                lambda: client.v1.refunds.create(
+                    params={
+                        "payment_intent": psp_reference,
+                        "amount": amount,
+                        "metadata": {"payflow_key": idempotency_key},
+                    },
+                    options={"idempotency_key": idempotency_key},
+                )
+            )
+        except stripe.CardError as error:
+            raise RefundRefused(error.code or "declined") from error
+        if refund.status in ("failed", "canceled"):
+            raise RefundRefused(str(refund.failure_reason or "unknown"))
+
+    def refunded(self, psp_reference: str, idempotency_key: str) -> bool:
+        client = self._stripe()
+        listed = translate_errors(
+            lambda: client.v1.refunds.list(params={"payment_intent": psp_reference, "limit": 100})
+        )
+        for refund in listed.data:
+            metadata: Any = refund.metadata or {}
+            if metadata.get("payflow_key") == idempotency_key and refund.status == "succeeded":
+                return True
+        return False
 
     @staticmethod
     def _declined(error: stripe.CardError) -> AuthorizationResult:

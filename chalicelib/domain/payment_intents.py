@@ -169,6 +169,8 @@ class PaymentIntent(BaseModel):
     """The connector's own id for the current authorization."""
     candidates: list[str] = Field(default_factory=list)
     """The connectors routing chose for the current attempt, in the order to try them."""
+    amount_refunded: int = 0
+    """Refunded or being refunded (a failed refund gives its amount back)."""
 
     def to_api(self) -> dict[str, Any]:
         """The Stripe-shaped object."""

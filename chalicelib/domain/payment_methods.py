@@ -92,6 +92,14 @@ TEST_PAYMENT_METHODS: dict[str, PaymentMethod] = {
         PaymentMethod(
             "pm_card_threeDSecure2Required", "card", "visa", "400000", TestBehaviour.AUTHENTICATE
         ),
+        PaymentMethod(
+            "pm_card_refundFail",
+            "card",
+            "visa",
+            "400000",
+            TestBehaviour.SUCCEED,
+            code="expired_or_canceled_card",
+        ),
         PaymentMethod("pm_upi_success", "upi", "upi", "", TestBehaviour.SUCCEED),
         PaymentMethod("pm_wallet_success", "wallet", "wallet", "", TestBehaviour.SUCCEED),
     ]

@@ -28,6 +28,10 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "payment_intent.created",
         "payment_intent.payment_failed",
         *PAYMENT_INTENT_STATUS_EVENTS.values(),
+        "refund.created",
+        "refund.updated",
+        "refund.failed",
+        "charge.refunded",
         ENDPOINT_DISABLED_EVENT,
     }
 )

@@ -5,12 +5,17 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
+
+from pydantic import BaseModel
 
 from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit
 from chalicelib.dal.idempotency import IdempotencyStore
+from chalicelib.dal.objects import ObjectStore
+from chalicelib.domain.events import Event, previous_attributes
 from chalicelib.domain.idempotency import Claim, StoredResponse
-from chalicelib.errors import IdempotencyLeaseLost, StaleWrite
+from chalicelib.domain.ids import new_id
+from chalicelib.errors import IdempotencyLeaseLost, ResourceMissing, StaleWrite
 from chalicelib.faults import Faults
 
 
@@ -73,3 +78,70 @@ class Committer:
             ) from failure
         self._faults.check("after_commit")
         return outcome
+
+
+M = TypeVar("M", bound=BaseModel)
+
+
+def fetch(
+    objects: ObjectStore, kind: str, model: type[M], merchant_id: str, object_id: str, *, param: str
+) -> M:
+    """The merchant's object, or a 404 that reads the same for unknown and foreign ids."""
+    data = objects.get(kind, merchant_id, object_id)
+    if data is None:
+        raise ResourceMissing(f"No such {kind}: '{object_id}'", param=param)
+    return model.model_validate(data)
+
+
+def list_body(
+    objects: ObjectStore,
+    kind: str,
+    model: type[Any],
+    merchant_id: str,
+    url: str,
+    *,
+    limit: int,
+    starting_after: str | None,
+    ending_before: str | None,
+    filters: dict[str, str] | None = None,
+) -> dict[str, Any]:
+    """A Stripe list object of the merchant's objects of `kind`, newest first."""
+    page = objects.list(
+        kind,
+        merchant_id,
+        limit=limit,
+        starting_after=starting_after,
+        ending_before=ending_before,
+        filters=filters,
+    )
+    return {
+        "object": "list",
+        "data": [model.model_validate(item).to_api() for item in page.items],
+        "has_more": page.has_more,
+        "url": url,
+    }
+
+
+def add_event(
+    objects: ObjectStore,
+    batch: WriteBatch,
+    ctx: RequestContext,
+    *,
+    merchant_id: str,
+    event_type: str,
+    data_object: dict[str, Any],
+    created: int,
+    before: dict[str, Any] | None = None,
+) -> None:
+    """Add a Stripe-shaped event to `batch`: the outbox entry of the change it commits with."""
+    event = Event(
+        id=new_id("evt"),
+        merchant_id=merchant_id,
+        type=event_type,
+        created=created,
+        data_object=data_object,
+        previous_attributes=previous_attributes(before, data_object),
+        request_id=ctx.request_id,
+        idempotency_key=ctx.idempotency_key,
+    )
+    objects.put_new(batch, "event", event, type=event_type)

@@ -15,10 +15,11 @@ from chalicelib.connectors.base import (
 from chalicelib.connectors.registry import ConnectorRegistry
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.dynamo import WriteBatch, from_attrs
+from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
+from chalicelib.domain import ledger as ledger_rules
 from chalicelib.domain import payment_intents as rules
-from chalicelib.domain.events import Event, previous_attributes
 from chalicelib.domain.ids import new_id, new_secret
 from chalicelib.domain.payment_intents import (
     CancellationReason,
@@ -31,7 +32,14 @@ from chalicelib.domain.payment_methods import describe
 from chalicelib.domain.routing import PaymentFacts, route
 from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
 from chalicelib.services.circuits import CircuitBreakers
-from chalicelib.services.context import Committer, Outcome, RequestContext
+from chalicelib.services.context import (
+    Committer,
+    Outcome,
+    RequestContext,
+    add_event,
+    fetch,
+    list_body,
+)
 
 KIND = "payment_intent"
 logger = logging.getLogger("payflow.payment_intents")
@@ -48,8 +56,10 @@ class PaymentIntentService:
         breakers: CircuitBreakers,
         connector_state: ConnectorStateStore,
         workflows: PaymentWorkflows,
+        ledger: LedgerStore,
         *,
         confirm_wait_ms: int = 5000,
+        availability_delay_seconds: int = 0,
         rng: random.Random | None = None,
     ) -> None:
         self._objects = objects
@@ -59,37 +69,28 @@ class PaymentIntentService:
         self._connector_state = connector_state
         self._workflows = workflows
         self._confirm_wait_ms = confirm_wait_ms
+        self._ledger = ledger
+        self._availability_delay = availability_delay_seconds
         self._rng = rng or random.Random()
 
     # -- reads ---------------------------------------------------------------------------------
 
     def retrieve(self, merchant_id: str, pi_id: str) -> PaymentIntent:
-        data = self._objects.get(KIND, merchant_id, pi_id)
-        if data is None:
-            raise ResourceMissing(f"No such payment_intent: '{pi_id}'", param="intent")
-        return PaymentIntent.model_validate(data)
+        return fetch(self._objects, KIND, PaymentIntent, merchant_id, pi_id, param="intent")
 
     def list_page(
-        self,
-        merchant_id: str,
-        *,
-        limit: int,
-        starting_after: str | None,
-        ending_before: str | None,
+        self, merchant_id: str, *, limit: int, starting_after: str | None, ending_before: str | None
     ) -> dict[str, Any]:
-        page = self._objects.list(
+        return list_body(
+            self._objects,
             KIND,
+            PaymentIntent,
             merchant_id,
+            "/v1/payment_intents",
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
         )
-        return {
-            "object": "list",
-            "data": [PaymentIntent.model_validate(item).to_api() for item in page.items],
-            "has_more": page.has_more,
-            "url": "/v1/payment_intents",
-        }
 
     # -- writes --------------------------------------------------------------------------------
 
@@ -395,7 +396,29 @@ class PaymentIntentService:
         batch = WriteBatch()
         self._objects.put_version(batch, KIND, after, before.version, status=after.status.value)
         self._add_event(batch, ctx, before, after)
+        self._post_capture(batch, before, after)
         return self._commit_or_explain(ctx, batch, before, action, self._outcome(before, after))
+
+    def _post_capture(self, batch: WriteBatch, before: PaymentIntent, after: PaymentIntent) -> None:
+        """Captured money enters the ledger in the same transaction as the status change:
+        pending until available_on (released at once when there is no delay)."""
+        captured = after.amount_received - before.amount_received
+        if captured <= 0:
+            return
+        now = int(self._committer.clock())
+        entry = ledger_rules.capture(
+            merchant_id=after.merchant_id,
+            currency=after.currency,
+            connector=after.connector or "unknown",
+            charge=after.latest_charge or after.id,
+            amount=captured,
+            created=now,
+            available_on=now + self._availability_delay,
+        )
+        if self._availability_delay > 0:
+            self._ledger.add(batch, entry, status="pending")
+            return
+        self._ledger.add(batch, entry, ledger_rules.release(entry, now), status="available")
 
     def _commit_or_explain(
         self,
@@ -427,20 +450,17 @@ class PaymentIntentService:
         after: PaymentIntent,
     ) -> None:
         event_type = rules.event_type_for(before, after)
-        if event_type is None:
-            return
-        after_api = after.to_api()
-        event = Event(
-            id=new_id("evt"),
-            merchant_id=after.merchant_id,
-            type=event_type,
-            created=int(self._committer.clock()),
-            data_object=after_api,
-            previous_attributes=previous_attributes(before.to_api() if before else None, after_api),
-            request_id=ctx.request_id,
-            idempotency_key=ctx.idempotency_key,
-        )
-        self._objects.put_new(batch, "event", event, type=event_type)
+        if event_type is not None:
+            add_event(
+                self._objects,
+                batch,
+                ctx,
+                merchant_id=after.merchant_id,
+                event_type=event_type,
+                data_object=after.to_api(),
+                created=int(self._committer.clock()),
+                before=before.to_api() if before else None,
+            )
 
     @staticmethod
     def _outcome(before: PaymentIntent, after: PaymentIntent) -> Outcome:

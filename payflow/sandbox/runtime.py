@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -61,6 +62,10 @@ class SandboxConfig:
     """Factor on the Step Functions engine's Retry and Wait delays (tests use 0.01)."""
     extra_functions: Callable[[str], Any] | None = None
     """Resolves Lambda functions that are not the app's (tests register their own)."""
+    duplicate_delivery_rate: float = 0.0
+    """Share of SQS and stream batches the pollers hand to the handler twice (chaos runs)."""
+    duplicate_seed: int | None = None
+    """Seed of the draw that picks the duplicated batches (reproducible chaos runs)."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> SandboxConfig:
@@ -146,6 +151,8 @@ class Sandbox:
                 self.provisioned,
                 self.aws.client("sqs"),
                 self.aws.client("dynamodbstreams"),
+                duplicate_rate=config.duplicate_delivery_rate,
+                rng=random.Random(config.duplicate_seed),
             )
         ).start()
         self.api = ApiServer(app, config.host, config.api_port).start()
@@ -187,7 +194,15 @@ class Sandbox:
                 "PAYFLOW_ADMIN_KEY": self.config.admin_key,
                 # Webhook endpoints on localhost are allowed, retries come within a minute.
                 "PAYFLOW_SANDBOX": "true",
+                # Captured funds are available at once (AWS default: two days, as Stripe).
+                "PAYFLOW_AVAILABILITY_DELAY_SECONDS": os.environ.get(
+                    "PAYFLOW_AVAILABILITY_DELAY_SECONDS", "0"
+                ),
                 "PAYFLOW_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
+                # Metrics aggregated in-process (/v1/sandbox/metrics, /metrics); no X-Ray here.
+                "PAYFLOW_METRICS_SINK": os.environ.get("PAYFLOW_METRICS_SINK", "memory"),
+                "PAYFLOW_TRACING": "false",
+                "POWERTOOLS_TRACE_DISABLED": "true",
                 **dict(self.config.settings),
             }
         )
@@ -198,8 +213,10 @@ class Sandbox:
     def _reset_handler_state() -> None:
         # Settings and clients are read once per process; this process just changed them.
         from chalicelib.container import services, webhooks
+        from chalicelib.observability import observability
         from chalicelib.settings import get_settings
 
         get_settings.cache_clear()
         services.cache_clear()
         webhooks.cache_clear()
+        observability.cache_clear()

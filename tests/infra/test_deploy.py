@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from payflow.deploy.__main__ import LOCALSTACK_URL, make_target, parse_args
 from payflow.deploy.cloudformation import (
     artifacts_bucket,
@@ -25,7 +27,11 @@ def test_localstack_gets_the_same_package_at_its_endpoint_with_test_credentials(
     assert target.region == "us-east-1"
 
 
-def test_aws_gets_the_default_endpoint_and_the_environments_region() -> None:
+def test_aws_gets_the_default_endpoint_and_the_environments_region(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # boto3 honours AWS_ENDPOINT_URL from the process (the session sandbox sets it).
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     target = make_target(None, environ={"AWS_REGION": "eu-west-1"})
 
     assert target.endpoint_url is None

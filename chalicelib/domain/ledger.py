@@ -1,0 +1,234 @@
+"""The double-entry ledger: every money movement is one balanced journal entry.
+
+Accounts are per merchant and currency. Amounts are signed integers of minor units: a debit is
+positive, a credit negative, and the postings of every entry sum to zero per currency.
+
+- `psp_clearing:<connector>` (asset, what a PSP owes us): debited on capture, credited when a
+  refund leaves through the PSP.
+- `merchant_pending` (liability, captured but not yet available): credited on capture, debited
+  on release.
+- `merchant_available` (liability, the merchant's to pay out): credited on release, debited by
+  a refund hold.
+- `refunds_in_flight` (liability, held for refunds at the PSP): credited by a hold, debited when
+  the refund settles or its hold is reversed.
+
+A payment of 100.00 captured at 60.00, then 20.00 refunded:
+
+| entry | psp_clearing:sim | merchant_pending | merchant_available | refunds_in_flight |
+| --- | --- | --- | --- | --- |
+| capture | +6000 | -6000 | | |
+| release (funds available) | | +6000 | -6000 | |
+| refund hold | | | +2000 | -2000 |
+| refund settle | -2000 | | | +2000 |
+| balance | +4000 | 0 | -4000 | 0 |
+
+Stripe's balance shows liabilities from the merchant's side: available = -(merchant_available)
+= 40.00, pending = -(merchant_pending) = 0. Entry ids are derived from what caused them, so a
+retried handler cannot post twice.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field, model_validator
+
+PENDING = "merchant_pending"
+AVAILABLE = "merchant_available"
+REFUNDS_IN_FLIGHT = "refunds_in_flight"
+
+
+def psp_clearing(connector: str) -> str:
+    return f"psp_clearing:{connector}"
+
+
+class EntryKind(StrEnum):
+    """What caused a journal entry (and the balance transaction a merchant sees)."""
+
+    CHARGE = "charge"
+    """Captured funds arrive, pending."""
+    RELEASE = "release"
+    """Pending funds become available."""
+    REFUND_HOLD = "refund"
+    """A refund starts: its amount is held from the available balance."""
+    REFUND_SETTLE = "refund_settle"
+    """The PSP paid the refund out: the held amount leaves through the PSP."""
+    REFUND_FAILURE = "refund_failure"
+    """The PSP refused the refund: the hold goes back to the available balance (reversal)."""
+
+
+class Posting(BaseModel):
+    account: str
+    amount: int
+    """Signed minor units: debit positive, credit negative."""
+
+
+class JournalEntry(BaseModel):
+    """One balanced movement of one currency for one merchant."""
+
+    id: str
+    merchant_id: str
+    currency: str
+    kind: EntryKind
+    source: str
+    """The object that caused it (charge, refund)."""
+    created: int
+    available_on: int
+    postings: list[Posting] = Field(min_length=2)
+    created_ms: int | None = None
+    """When it was stored, in milliseconds: orders the merchant's balance transactions."""
+
+    @model_validator(mode="after")
+    def _balanced(self) -> JournalEntry:
+        if sum(p.amount for p in self.postings) != 0:
+            raise ValueError(f"journal entry {self.id} does not balance")
+        return self
+
+    @property
+    def merchant_effect(self) -> int:
+        """How the merchant's balance (available + pending) changes, from their side."""
+        return -sum(p.amount for p in self.postings if p.account in (PENDING, AVAILABLE))
+
+    def balance_changes(self) -> dict[str, int]:
+        changes: dict[str, int] = defaultdict(int)
+        for posting in self.postings:
+            changes[posting.account] += posting.amount
+        return dict(changes)
+
+
+def capture(
+    *,
+    merchant_id: str,
+    currency: str,
+    connector: str,
+    charge: str,
+    amount: int,
+    created: int,
+    available_on: int,
+) -> JournalEntry:
+    """Captured funds: the PSP owes them to us, we owe them to the merchant (pending)."""
+    return JournalEntry(
+        id=f"je_charge_{charge}",
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=EntryKind.CHARGE,
+        source=charge,
+        created=created,
+        available_on=available_on,
+        postings=[
+            Posting(account=psp_clearing(connector), amount=amount),
+            Posting(account=PENDING, amount=-amount),
+        ],
+    )
+
+
+def release(entry: JournalEntry, created: int) -> JournalEntry:
+    """A charge's pending funds become available."""
+    amount = -entry.merchant_effect
+    return JournalEntry(
+        id=f"je_release_{entry.id}",
+        merchant_id=entry.merchant_id,
+        currency=entry.currency,
+        kind=EntryKind.RELEASE,
+        source=entry.source,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=PENDING, amount=-amount),
+            Posting(account=AVAILABLE, amount=amount),
+        ],
+    )
+
+
+def refund_hold(
+    *, merchant_id: str, currency: str, refund: str, amount: int, created: int
+) -> JournalEntry:
+    return JournalEntry(
+        id=f"je_refund_hold_{refund}",
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=EntryKind.REFUND_HOLD,
+        source=refund,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=AVAILABLE, amount=amount),
+            Posting(account=REFUNDS_IN_FLIGHT, amount=-amount),
+        ],
+    )
+
+
+def refund_settle(hold: JournalEntry, connector: str, created: int) -> JournalEntry:
+    amount = -hold.balance_changes()[REFUNDS_IN_FLIGHT]
+    return JournalEntry(
+        id=f"je_refund_settle_{hold.source}",
+        merchant_id=hold.merchant_id,
+        currency=hold.currency,
+        kind=EntryKind.REFUND_SETTLE,
+        source=hold.source,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=REFUNDS_IN_FLIGHT, amount=amount),
+            Posting(account=psp_clearing(connector), amount=-amount),
+        ],
+    )
+
+
+def refund_reversal(hold: JournalEntry, created: int) -> JournalEntry:
+    """The compensation of a refund the PSP refused: the hold returns to the merchant."""
+    amount = -hold.balance_changes()[REFUNDS_IN_FLIGHT]
+    return JournalEntry(
+        id=f"je_refund_failure_{hold.source}",
+        merchant_id=hold.merchant_id,
+        currency=hold.currency,
+        kind=EntryKind.REFUND_FAILURE,
+        source=hold.source,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=REFUNDS_IN_FLIGHT, amount=amount),
+            Posting(account=AVAILABLE, amount=-amount),
+        ],
+    )
+
+
+def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:
+    """The merchant's view of an entry, Stripe-shaped (`balance_transaction`)."""
+    amount = entry.merchant_effect
+    return {
+        "id": "txn_" + entry.id.removeprefix("je_"),
+        "object": "balance_transaction",
+        "amount": amount,
+        "available_on": entry.available_on,
+        "created": entry.created,
+        "currency": entry.currency,
+        "description": None,
+        "fee": 0,
+        "fee_details": [],
+        "net": amount,
+        "reporting_category": _REPORTING[entry.kind],
+        "source": entry.source,
+        "status": status,
+        "type": entry.kind.value,
+    }
+
+
+_REPORTING = {
+    EntryKind.CHARGE: "charge",
+    EntryKind.RELEASE: "transfer",
+    EntryKind.REFUND_HOLD: "refund",
+    EntryKind.REFUND_SETTLE: "refund",
+    EntryKind.REFUND_FAILURE: "refund_failure",
+}
+
+
+def sums(entries: list[JournalEntry]) -> dict[tuple[str, str, str], int]:
+    """Balances recomputed from postings: (merchant, currency, account) -> amount."""
+    totals: dict[tuple[str, str, str], int] = defaultdict(int)
+    for entry in entries:
+        for posting in entry.postings:
+            totals[(entry.merchant_id, entry.currency, posting.account)] += posting.amount
+    return dict(totals)

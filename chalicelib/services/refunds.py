@@ -1,0 +1,382 @@
+"""Refunds, and the tasks of the refund saga (statemachines/refund.asl.json).
+
+Creating a refund reserves its amount on the PaymentIntent (a write conditional on the version
+read, so concurrent refunds can never exceed what was received), records the refund and its
+`refund.created` event in one transaction, and starts the saga named by the refund id:
+
+Hold (ledger: available -> refunds in flight) -> RefundAtPsp (retries transient errors) ->
+Settle (refunds in flight -> PSP clearing; refund succeeded, charge.refunded)
+or, when the PSP refuses (or a lost answer turns out to be no refund), Compensate (the hold goes
+back; the reservation is released; refund failed with its failure_reason).
+
+Every task checks the refund's state first and writes conditionally: running one twice changes
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+from chalicelib.connectors.registry import ConnectorRegistry
+from chalicelib.dal.dynamo import ConditionFailed, WriteBatch
+from chalicelib.dal.ledger import LedgerStore
+from chalicelib.dal.objects import ObjectStore
+from chalicelib.dal.workflows import PaymentWorkflows
+from chalicelib.domain import ledger as ledger_rules
+from chalicelib.domain.ids import new_id
+from chalicelib.domain.payment_intents import PaymentIntent
+from chalicelib.domain.refunds import Refund, RefundReason, RefundStatus, refundable
+from chalicelib.errors import Conflict, StaleWrite, UnexpectedState
+from chalicelib.services.context import (
+    Committer,
+    Outcome,
+    RequestContext,
+    add_event,
+    fetch,
+    list_body,
+)
+
+KIND = "refund"
+PI_KIND = "payment_intent"
+_RACES = 8
+
+
+class RefundService:
+    """Refunds through the API, and the saga's tasks."""
+
+    def __init__(
+        self,
+        objects: ObjectStore,
+        committer: Committer,
+        ledger: LedgerStore,
+        registry: ConnectorRegistry,
+        workflows: PaymentWorkflows,
+        *,
+        wait_ms: int = 5000,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self._objects = objects
+        self._committer = committer
+        self._ledger = ledger
+        self._registry = registry
+        self._workflows = workflows
+        self._wait_ms = wait_ms
+        self._clock = clock
+
+    # -- API -----------------------------------------------------------------------------------
+
+    def create(
+        self,
+        merchant_id: str,
+        ctx: RequestContext,
+        *,
+        payment_intent: str,
+        amount: int | None,
+        reason: RefundReason | None,
+        metadata: dict[str, str] | None,
+    ) -> Outcome:
+        refund_id = ctx.claim.object_id if ctx.claim else new_id("re")
+        existing = self._objects.get(KIND, merchant_id, refund_id) if ctx.claim else None
+        if existing is None:
+            self._reserve_and_record(
+                merchant_id, ctx, refund_id, payment_intent, amount, reason, metadata
+            )
+        execution = self._workflows.start(
+            refund_id, {"refund_id": refund_id, "merchant_id": merchant_id}
+        )
+        self._workflows.wait(execution, self._wait_ms)
+        return Outcome(200, self.retrieve(merchant_id, refund_id).to_api())
+
+    def _reserve_and_record(
+        self,
+        merchant_id: str,
+        ctx: RequestContext,
+        refund_id: str,
+        payment_intent: str,
+        amount: int | None,
+        reason: RefundReason | None,
+        metadata: dict[str, str] | None,
+    ) -> None:
+        for _ in range(_RACES):
+            pi = self._payment_intent(merchant_id, payment_intent)
+            take = refundable(pi, amount)
+            refund = Refund(
+                id=refund_id,
+                merchant_id=merchant_id,
+                amount=take,
+                currency=pi.currency,
+                payment_intent=pi.id,
+                charge=pi.latest_charge,
+                reason=reason,
+                metadata=metadata or {},
+                created=int(self._clock()),
+                connector=pi.connector or "",
+                psp_reference=pi.psp_reference or "",
+            )
+            reserved = pi.model_copy(
+                update={"amount_refunded": pi.amount_refunded + take, "version": pi.version + 1}
+            )
+            batch = WriteBatch()
+            self._objects.put_version(batch, PI_KIND, reserved, pi.version, status=pi.status.value)
+            self._objects.put_new(
+                batch,
+                KIND,
+                refund,
+                status=refund.status.value,
+                payment_intent=refund.payment_intent,
+            )
+            self._event(batch, ctx, "refund.created", merchant_id, refund.to_api())
+            try:
+                self._committer.commit(ctx, batch, Outcome(200, refund.to_api()), complete=False)
+                return
+            except StaleWrite:
+                continue  # another refund or change won the PaymentIntent: read it again
+        raise Conflict("The PaymentIntent is changing too fast; retry the refund.")
+
+    def retrieve(self, merchant_id: str, refund_id: str) -> Refund:
+        return fetch(self._objects, KIND, Refund, merchant_id, refund_id, param="refund")
+
+    def list_page(
+        self,
+        merchant_id: str,
+        *,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+        payment_intent: str | None,
+    ) -> dict[str, Any]:
+        return list_body(
+            self._objects,
+            KIND,
+            Refund,
+            merchant_id,
+            "/v1/refunds",
+            limit=limit,
+            starting_after=starting_after,
+            ending_before=ending_before,
+            filters={"payment_intent": payment_intent} if payment_intent else None,
+        )
+
+    def update(
+        self, merchant_id: str, refund_id: str, ctx: RequestContext, metadata: dict[str, str] | None
+    ) -> Outcome:
+        from chalicelib.domain.payment_intents import merge_metadata
+
+        refund = self.retrieve(merchant_id, refund_id)
+        after = refund.model_copy(
+            update={
+                "metadata": {} if metadata is None else merge_metadata(refund.metadata, metadata),
+                "version": refund.version + 1,
+            }
+        )
+        batch = WriteBatch()
+        self._put(batch, after, refund.version)
+        return self._committer.commit(ctx, batch, Outcome(200, after.to_api()))
+
+    def cancel(self, merchant_id: str, refund_id: str, ctx: RequestContext) -> Outcome:
+        refund = self.retrieve(merchant_id, refund_id)
+        if refund.status != RefundStatus.REQUIRES_ACTION:
+            raise UnexpectedState(
+                f"This refund has a status of {refund.status.value}; only a refund that "
+                "requires_action can be canceled.",
+                code="refund_unexpected_state",
+            )
+        # No PayFlow connector leaves a refund in requires_action; this is Stripe's rule.
+        raise UnexpectedState("This refund cannot be canceled.", code="refund_unexpected_state")
+
+    # -- the saga's tasks ----------------------------------------------------------------------
+
+    def hold(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Move the refund's amount from the merchant's available balance to refunds in
+        flight."""
+        refund = self.retrieve(task["merchant_id"], task["refund_id"])
+        if refund.held or refund.status != RefundStatus.PENDING:
+            return {"held": refund.held}
+        entry = ledger_rules.refund_hold(
+            merchant_id=refund.merchant_id,
+            currency=refund.currency,
+            refund=refund.id,
+            amount=refund.amount,
+            created=int(self._clock()),
+        )
+        txn = ledger_rules.balance_transaction(entry, "available")["id"]
+        after = refund.model_copy(
+            update={"held": True, "balance_transaction": txn, "version": refund.version + 1}
+        )
+        batch = WriteBatch()
+        self._ledger.add(batch, entry)
+        self._put(batch, after, refund.version)
+        self._commit_once(batch)
+        return {"held": True}
+
+    def refund_at_psp(self, task: dict[str, Any]) -> dict[str, Any]:
+        """Ask the connector that captured to pay the refund out (key: the refund id)."""
+        refund = self.retrieve(task["merchant_id"], task["refund_id"])
+        if refund.status != RefundStatus.PENDING:
+            return {"status": refund.status.value}
+        connector = self._registry.connector_for(refund.merchant_id, refund.connector)
+        connector.refund(refund.psp_reference, refund.amount, idempotency_key=refund.id)
+        return {"status": "refunded"}
+
+    def check_at_psp(self, task: dict[str, Any]) -> dict[str, Any]:
+        """After the PSP's answers were lost: did the refund go through there?"""
+        refund = self.retrieve(task["merchant_id"], task["refund_id"])
+        connector = self._registry.connector_for(refund.merchant_id, refund.connector)
+        return {"refunded": connector.refunded(refund.psp_reference, refund.id)}
+
+    def settle(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The PSP paid the refund: settle the hold through the PSP's clearing account."""
+        refund = self.retrieve(task["merchant_id"], task["refund_id"])
+        if refund.status != RefundStatus.PENDING:
+            return {"status": refund.status.value}
+        hold = self._ledger.entry(f"je_refund_hold_{refund.id}")
+        if hold is None:
+            raise UnexpectedState(f"refund {refund.id} reached settlement without its hold")
+        after = refund.model_copy(
+            update={"status": RefundStatus.SUCCEEDED, "version": refund.version + 1}
+        )
+        pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
+        batch = WriteBatch()
+        self._ledger.add(
+            batch, ledger_rules.refund_settle(hold, refund.connector, int(self._clock()))
+        )
+        self._put(batch, after, refund.version)
+        ctx = RequestContext(request_id=None)
+        self._event(
+            batch,
+            ctx,
+            "refund.updated",
+            refund.merchant_id,
+            after.to_api(),
+            refund.to_api(),
+        )
+        self._event(batch, ctx, "charge.refunded", refund.merchant_id, _charge(pi))
+        self._commit_once(batch)
+        return {"status": after.status.value}
+
+    def compensate(self, task: dict[str, Any]) -> dict[str, Any]:
+        """The PSP refused (or never refunded): give the hold back, release the reservation on
+        the PaymentIntent, and fail the refund with Stripe's failure_reason."""
+        reason = _failure_reason(task.get("failure") or {})
+        for _ in range(_RACES):
+            refund = self.retrieve(task["merchant_id"], task["refund_id"])
+            if refund.status != RefundStatus.PENDING:
+                return {"status": refund.status.value}
+            pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
+            batch = WriteBatch()
+            failure_txn = None
+            hold = self._ledger.entry(f"je_refund_hold_{refund.id}") if refund.held else None
+            if hold is not None:
+                reversal = ledger_rules.refund_reversal(hold, int(self._clock()))
+                self._ledger.add(batch, reversal)
+                failure_txn = ledger_rules.balance_transaction(reversal, "available")["id"]
+            after = refund.model_copy(
+                update={
+                    "status": RefundStatus.FAILED,
+                    "failure_reason": reason,
+                    "failure_balance_transaction": failure_txn,
+                    "version": refund.version + 1,
+                }
+            )
+            released = pi.model_copy(
+                update={
+                    "amount_refunded": pi.amount_refunded - refund.amount,
+                    "version": pi.version + 1,
+                }
+            )
+            self._put(batch, after, refund.version)
+            self._objects.put_version(batch, PI_KIND, released, pi.version, status=pi.status.value)
+            ctx = RequestContext(request_id=None)
+            self._event(batch, ctx, "refund.failed", refund.merchant_id, after.to_api())
+            self._event(
+                batch,
+                ctx,
+                "refund.updated",
+                refund.merchant_id,
+                after.to_api(),
+                refund.to_api(),
+            )
+            try:
+                self._committer.commit(ctx, batch, Outcome(200, {}), complete=False)
+                return {"status": after.status.value}
+            except StaleWrite:
+                continue
+        raise Conflict("The PaymentIntent is changing too fast; the saga retries compensation.")
+
+    # -- helpers -------------------------------------------------------------------------------
+
+    def _put(self, batch: WriteBatch, refund: Refund, expected_version: int) -> None:
+        """The refund's next version, with the attributes lists filter on."""
+        self._objects.put_version(
+            batch,
+            KIND,
+            refund,
+            expected_version,
+            status=refund.status.value,
+            payment_intent=refund.payment_intent,
+        )
+
+    def _payment_intent(self, merchant_id: str, pi_id: str) -> PaymentIntent:
+        return fetch(
+            self._objects, PI_KIND, PaymentIntent, merchant_id, pi_id, param="payment_intent"
+        )
+
+    def _commit_once(self, batch: WriteBatch) -> None:
+        # A task that lost to its own earlier run (same deterministic ids, same versions) finds
+        # the work done: nothing more to write.
+        try:
+            self._committer.commit(RequestContext(request_id=None), batch, Outcome(200, {}))
+        except (StaleWrite, ConditionFailed):
+            return
+
+    def _event(
+        self,
+        batch: WriteBatch,
+        ctx: RequestContext,
+        event_type: str,
+        merchant_id: str,
+        data_object: dict[str, Any],
+        previous: dict[str, Any] | None = None,
+    ) -> None:
+        add_event(
+            self._objects,
+            batch,
+            ctx,
+            merchant_id=merchant_id,
+            event_type=event_type,
+            data_object=data_object,
+            created=int(self._clock()),
+            before=previous,
+        )
+
+
+def _charge(pi: PaymentIntent) -> dict[str, Any]:
+    """A Stripe-shaped charge for charge.* events (PayFlow has no Charges API)."""
+    return {
+        "id": pi.latest_charge,
+        "object": "charge",
+        "amount": pi.amount,
+        "amount_captured": pi.amount_received,
+        "amount_refunded": pi.amount_refunded,
+        "captured": True,
+        "currency": pi.currency,
+        "livemode": False,
+        "metadata": dict(pi.metadata),
+        "payment_intent": pi.id,
+        "payment_method": pi.payment_method,
+        "refunded": pi.amount_refunded >= pi.amount_received,
+        "status": "succeeded",
+    }
+
+
+def _failure_reason(failure: dict[str, Any]) -> str:
+    """Stripe's failure_reason from the state machine's caught error."""
+    if failure.get("Error") == "RefundRefused":
+        try:
+            return str(json.loads(failure.get("Cause") or "{}").get("errorMessage") or "declined")
+        except ValueError:
+            return "declined"
+    return "unknown"
