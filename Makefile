@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down
+.PHONY: dev test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -14,7 +14,7 @@ $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "PayFlow needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet --upgrade 'pip<26.3'  # chalice drives pip when packaging
 	$(BIN)/pip install --quiet -e '.[dev]'
 	@touch $(STAMP)
 
@@ -25,6 +25,18 @@ dev: $(STAMP)
 ## test: install, then run the whole suite
 test: $(STAMP)
 	$(BIN)/python -m pytest
+
+## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
+bench: $(STAMP)
+	$(BIN)/python bench/run.py --payments $(or $(PAYMENTS),200)
+
+## chaos: 1,000 payments under injected faults, then every invariant (PAYMENTS=... to change)
+chaos: $(STAMP)
+	$(BIN)/python -m payflow.chaos --payments $(or $(PAYMENTS),1000)
+
+## load: locust, headless and bounded (10 users, 30 s), against a sandbox of its own
+load: $(STAMP)
+	$(BIN)/python bench/load.py -u 10 -r 5 -t 30s
 
 ## lint: ruff (format check and lint) and mypy
 lint: $(STAMP)

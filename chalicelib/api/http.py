@@ -12,6 +12,7 @@ import binascii
 import functools
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -27,6 +28,7 @@ from chalicelib.domain.idempotency import StoredResponse, fingerprint, validate_
 from chalicelib.domain.ids import new_id
 from chalicelib.errors import ApiError, Conflict, IdempotencyLeaseLost, PayFlowError
 from chalicelib.faults import InjectedCrash
+from chalicelib.observability import Metric, observability
 from chalicelib.services.context import Outcome, RequestContext
 
 logger = logging.getLogger("payflow.api")
@@ -122,6 +124,34 @@ def endpoint(
             request = owner.current_request
             assert request is not None, "Chalice sets the request before calling a view"
             request_id = new_id("req")
+            obs = observability()
+            started = time.monotonic()
+            route = str(request.context.get("resourcePath", ""))
+            with (
+                obs.correlate(
+                    request_id=request_id,
+                    route=f"{request.method} {route}",
+                    payment_intent_id=path_args.get("intent"),
+                ),
+                obs.trace("api", route=route),
+            ):
+                response = run(request, request_id, path_args)
+                status = response.status_code
+                obs.logger.info(
+                    "request",
+                    extra={"status": status, "duration_ms": _ms_since(started)},
+                )
+                obs.emit(
+                    {
+                        Metric.API_REQUESTS: 1,
+                        Metric.API_LATENCY: (time.monotonic() - started) * 1000,
+                    },
+                    route=f"{request.method} {route}",
+                    status_class=f"{status // 100}xx",
+                )
+                return response
+
+        def run(request: Request, request_id: str, path_args: dict[str, str]) -> Response:
             context = RequestContext(request_id=request_id)
             key: str | None = None
             try:
@@ -147,6 +177,9 @@ def endpoint(
                         return respond(replay, request_id, idempotency_key=key, replayed=True)
                     context.claim = claimed
                 outcome = view(ApiCall(principal, parsed, context), **path_args)
+                if isinstance(outcome, Response):
+                    # Not JSON (Prometheus text): nothing to store or translate.
+                    return outcome
                 if isinstance(outcome, dict):
                     outcome = Outcome(200, outcome)
             except InjectedCrash:
@@ -172,6 +205,10 @@ def endpoint(
         return handle
 
     return decorator
+
+
+def _ms_since(started: float) -> int:
+    return round((time.monotonic() - started) * 1000)
 
 
 def _authenticate(request: Request, auth: Auth) -> str:

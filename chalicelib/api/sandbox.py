@@ -3,12 +3,17 @@ and /health."""
 
 from __future__ import annotations
 
-from chalice import Blueprint
+from typing import Any
+
+from chalice import Blueprint, Response
 
 from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
-from chalicelib.container import services
+from chalicelib.container import services, webhooks
+from chalicelib.errors import ResourceMissing
+from chalicelib.observability import MetricsAggregate, observability, prometheus_text
 from chalicelib.services.context import Outcome
+from chalicelib.webhooks.delivery import report_dlq_depth
 
 sandbox = Blueprint(__name__)
 bp = sandbox
@@ -37,3 +42,33 @@ def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
     return services().payment_intents.complete_authentication(
         call.merchant_id, intent, call.context, succeeded=call.params.outcome == "succeeded"
     )
+
+
+@bp.route("/v1/sandbox/metrics", methods=["GET"])
+@endpoint(bp, auth="admin")
+def sandbox_metrics(call: ApiCall) -> dict[str, Any]:
+    """This process's metrics, aggregated from the EMF lines it emitted (admin key)."""
+    return _aggregate().snapshot()
+
+
+@bp.route("/metrics", methods=["GET"])
+@endpoint(bp, auth="admin")
+def prometheus_metrics(call: ApiCall) -> Response:
+    """The same aggregate in Prometheus' text format, for scrapers (admin key as bearer)."""
+    return Response(
+        body=prometheus_text(_aggregate().series()),
+        status_code=200,
+        headers={"Content-Type": "text/plain; version=0.0.4; charset=utf-8"},
+    )
+
+
+def _aggregate() -> MetricsAggregate:
+    aggregate = observability().aggregate
+    if aggregate is None:
+        raise ResourceMissing(
+            "Metrics are not aggregated in this process: PAYFLOW_METRICS_SINK has no 'memory' "
+            "(on AWS they are in CloudWatch, namespace PayFlow)."
+        )
+    # A gauge nothing else refreshes while the queue is quiet.
+    report_dlq_depth(webhooks().queue)
+    return aggregate

@@ -11,6 +11,7 @@ from chalicelib.connectors.base import CircuitOpen
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.domain.circuit import Circuit, CircuitState, should_open, skips_routing
 from chalicelib.domain.routing import CircuitPolicy
+from chalicelib.observability import Metric, observability
 
 logger = logging.getLogger("payflow.circuits")
 
@@ -47,6 +48,7 @@ class CircuitBreakers:
         # caller wins the move to half-open and becomes the probe.
         if self._store.move_circuit(circuit, CircuitState.HALF_OPEN):
             logger.info("circuit half-open", extra={"connector": connector})
+            _moved(connector, CircuitState.HALF_OPEN)
             return True
         raise CircuitOpen(f"{connector}: another call is probing")
 
@@ -57,7 +59,14 @@ class CircuitBreakers:
             target = CircuitState.OPEN if failed else CircuitState.CLOSED
             if self._store.move_circuit(circuit, target, reset_counts=not failed):
                 logger.info("circuit %s after probe", target.value, extra={"connector": connector})
+                _moved(connector, target)
         elif should_open(circuit, self._clock(), policy) and self._store.move_circuit(
             circuit, CircuitState.OPEN
         ):
             logger.warning("circuit opened", extra={"connector": connector})
+            _moved(connector, CircuitState.OPEN)
+
+
+def _moved(connector: str, state: CircuitState) -> None:
+    """Only the instance whose conditional write won counts a move, so each is counted once."""
+    observability().count(Metric.CIRCUIT_STATE_CHANGES, connector=connector, state=state.value)

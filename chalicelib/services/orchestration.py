@@ -24,6 +24,7 @@ from chalicelib.connectors.base import (
 from chalicelib.connectors.registry import ConnectorRegistry
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.domain.payment_intents import psp_idempotency_key
+from chalicelib.observability import Metric, observability
 from chalicelib.services.circuits import CircuitBreakers
 
 logger = logging.getLogger("payflow.orchestration")
@@ -74,16 +75,17 @@ class PaymentOrchestrator:
         connector = self._registry.connector(config)
         key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], connector_id)
         try:
-            result = connector.authorize(
-                AuthorizationRequest(
-                    payment_intent_id=task["payment_intent_id"],
-                    amount=task["amount"],
-                    currency=task["currency"],
-                    payment_method=task["payment_method"],
-                    capture=task["capture"],
-                    idempotency_key=key,
+            with observability().trace("psp.authorize", connector=connector_id):
+                result = connector.authorize(
+                    AuthorizationRequest(
+                        payment_intent_id=task["payment_intent_id"],
+                        amount=task["amount"],
+                        currency=task["currency"],
+                        payment_method=task["payment_method"],
+                        capture=task["capture"],
+                        idempotency_key=key,
+                    )
                 )
-            )
         except ConnectorError as error:
             transient = isinstance(error, TransientConnectorError)
             self._breakers.record(
@@ -105,7 +107,8 @@ class PaymentOrchestrator:
         connector = self._registry.connector_for(task["merchant_id"], connector_id)
         key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], connector_id)
         started = self._clock()
-        found = connector.lookup(key)
+        with observability().trace("psp.lookup", connector=connector_id):
+            found = connector.lookup(key)
         self._record(task, connector_id, "reconciled" if found else "not_found", None, started)
         return carried(found, connector_id) if found else {}
 
@@ -117,6 +120,7 @@ class PaymentOrchestrator:
         error_code: str | None,
         started: float,
     ) -> None:
+        latency_ms = int((self._clock() - started) * 1000)
         self._state.record_attempt(
             task["payment_intent_id"],
             task["attempt"],
@@ -126,9 +130,26 @@ class PaymentOrchestrator:
                 "connector": connector,
                 "outcome": outcome,
                 "error_code": error_code,
-                "latency_ms": int((self._clock() - started) * 1000),
+                "latency_ms": latency_ms,
                 "created": int(self._clock()),
             },
         )
-        if outcome in {"PspTimeout", "PspUnavailable", "PspRateLimited", CircuitOpen.__name__}:
+        obs = observability()
+        if outcome not in _NOT_CALLED:
+            obs.emit({Metric.PSP_LATENCY: latency_ms}, connector=connector)
+        failed = outcome in _PSP_ERRORS
+        if failed:
+            obs.emit({Metric.PSP_ERRORS: 1}, connector=connector, code=outcome)
             logger.info("psp call failed", extra={"connector": connector, "outcome": outcome})
+
+
+_NOT_CALLED = {CircuitOpen.__name__, ConnectorUnavailable.__name__}
+"""Outcomes decided before any call reached the PSP (no latency to measure)."""
+_PSP_ERRORS = {
+    "PspTimeout",
+    "PspUnavailable",
+    "PspRateLimited",
+    CircuitOpen.__name__,
+    ConnectorUnavailable.__name__,
+}
+"""Outcomes of a PSP call that are errors (declines are answers; see connectors.base)."""

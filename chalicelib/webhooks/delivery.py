@@ -39,10 +39,12 @@ from chalicelib.domain.webhooks import (
     should_disable,
 )
 from chalicelib.errors import StaleWrite
+from chalicelib.faults import Faults
+from chalicelib.observability import Metric, id_time_ms, observability
 from chalicelib.webhooks.sender import Sender, SendResult
 from chalicelib.webhooks.signing import signature_headers
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("payflow.webhooks.delivery")
 
 GONE = 410
 
@@ -168,6 +170,7 @@ class Deliverer:
         *,
         clock: Callable[[], float] = time.time,
         max_workers: int = 10,
+        faults: Faults | None = None,
     ) -> None:
         self._store = store
         self._events = events
@@ -177,6 +180,7 @@ class Deliverer:
         self._health = health
         self._clock = clock
         self._max_workers = max_workers
+        self._faults = faults or Faults()
 
     def handle(self, records: Iterable[Mapping[str, Any]]) -> list[str]:
         """Deliver every message of a Lambda SQS event; returns the message ids to keep in the
@@ -191,6 +195,14 @@ class Deliverer:
 
     def deliver(self, message: QueuedMessage) -> bool:
         """One attempt for one message; True when the message must stay in the queue."""
+        with observability().correlate(
+            delivery_id=message.delivery_id,
+            message_id=message.message_id,
+            receive_count=message.receive_count,
+        ):
+            return self._deliver(message)
+
+    def _deliver(self, message: QueuedMessage) -> bool:
         ids = parse_delivery_id(message.delivery_id)
         delivery = self._store.delivery(*ids) if ids else None
         if delivery is None:
@@ -209,6 +221,9 @@ class Deliverer:
                 self._store.fail(delivery, only_token=delivery.token)
             return False
         result = self._post(delivery, endpoint, event)
+        # Crash here: the receiver has the webhook, the log does not know yet.
+        self._faults.check("deliver_after_post")
+        self._measure(event, result)
         attempt = Attempt(
             attempt=delivery.attempt_count + 1,
             created=int(self._clock()),
@@ -238,6 +253,7 @@ class Deliverer:
                 return False
             # Visible now: its next receive exceeds maxReceiveCount, and SQS moves it to the DLQ.
             self._queue.retry_after(message.receipt_handle, 0)
+            self._dead_lettered(delivery)
             return True
         self._store.record_attempt(
             delivery,
@@ -248,8 +264,42 @@ class Deliverer:
         self._queue.retry_after(message.receipt_handle, next_delay)
         return True
 
+    def _measure(self, event: Event, result: SendResult) -> None:
+        values = {Metric.WEBHOOK_ATTEMPTS: 1.0, Metric.WEBHOOK_LATENCY: float(result.latency_ms)}
+        if result.ok:
+            written = id_time_ms(event.id)
+            if written is not None:
+                values[Metric.OUTBOX_LAG] = max(0.0, self._clock() * 1000 - written)
+        else:
+            values[Metric.WEBHOOK_FAILURES] = 1.0
+            logger.info(
+                "webhook attempt failed",
+                extra={"status_code": result.status_code, "error": result.error},
+            )
+        observability().emit(values)
+
+    def _dead_lettered(self, delivery: Delivery) -> None:
+        logger.warning("delivery %s failed its last attempt: to the dead-letter queue", delivery.id)
+        observability().count(Metric.WEBHOOKS_DEAD_LETTERED)
+        # Its message moves on its next receive: count it in now.
+        report_dlq_depth(self._queue, pending=1)
+
     def _post(self, delivery: Delivery, endpoint: WebhookEndpoint, event: Event) -> SendResult:
         body = json.dumps(event.to_api(), separators=(",", ":")).encode()
         now = self._clock()
         headers = signature_headers(endpoint.signing_secrets(now), delivery.id, int(now), body)
         return self._sender.post(endpoint.url, body, headers)
+
+
+def report_dlq_depth(queue: WebhookQueue, *, pending: int = 0) -> int | None:
+    """Emit the dead-letter queue's depth (the DlqDepth gauge) and return it; None when it
+    cannot be read (no dead-letter queue configured, or SQS failing)."""
+    if not queue.dead_letter_url:
+        return None
+    try:
+        depth = queue.depth(dead_letter=True) + pending
+    except Exception:
+        logger.warning("could not read the dead-letter queue's depth", exc_info=True)
+        return None
+    observability().emit({Metric.DLQ_DEPTH: depth})
+    return depth

@@ -35,8 +35,9 @@ from chalicelib.domain.webhooks import (
     delivery_id,
 )
 from chalicelib.faults import Faults
+from chalicelib.observability import PAYMENT_EVENT_METRICS, observability
 
-logger = logging.getLogger(__name__)
+logger = logging.getLogger("payflow.webhooks.relay")
 
 
 def new_token() -> str:
@@ -79,7 +80,10 @@ class Dispatcher:
             next_attempt_at=now + self._schedule.first_delay,
             token=self._token(),
         )
-        if not self._store.create_delivery(delivery):
+        if self._store.create_delivery(delivery):
+            # Crash here: the delivery is written, its message not sent yet.
+            self._faults.check("relay_before_enqueue")
+        else:
             existing = self._store.delivery(event.id, endpoint.id)
             if existing is None or existing.dispatched:
                 return None
@@ -123,9 +127,12 @@ class Dispatcher:
 class Relay:
     """Handles batches of stream records from the payments table."""
 
-    def __init__(self, store: WebhookStore, dispatcher: Dispatcher) -> None:
+    def __init__(
+        self, store: WebhookStore, dispatcher: Dispatcher, faults: Faults | None = None
+    ) -> None:
         self._store = store
         self._dispatcher = dispatcher
+        self._faults = faults or Faults()
 
     def handle(self, records: Iterable[Mapping[str, Any]]) -> int:
         """Queue a delivery for every (new event, subscribed endpoint) in `records` (Lambda
@@ -133,13 +140,33 @@ class Relay:
         whole batch is delivered again: every step is safe to repeat."""
         queued = 0
         endpoints: dict[str, list[WebhookEndpoint]] = {}
-        for event in new_events(records):
+        obs = observability()
+        events = new_events(records)
+        for event in events:
             if event.merchant_id not in endpoints:
                 endpoints[event.merchant_id] = self._store.all_endpoints(event.merchant_id)
-            for endpoint in endpoints[event.merchant_id]:
-                if endpoint.subscribes_to(event.type) and self._dispatcher.open(event, endpoint):
-                    queued += 1
+            with obs.correlate(event_id=event.id, event_type=event.type):
+                for endpoint in endpoints[event.merchant_id]:
+                    if endpoint.subscribes_to(event.type) and self._dispatcher.open(
+                        event, endpoint
+                    ):
+                        queued += 1
+        self._faults.check("relay_after_batch")
+        count_payment_events(events)
         return queued
+
+
+def count_payment_events(events: Iterable[Event]) -> None:
+    """Payments created, succeeded and failed, counted from the outbox: every state change
+    writes its event, and the relay reads each one (at least once: a batch that is handed over
+    again after a failure counts again, as any metric a retried Lambda emits)."""
+    counts: dict[Any, float] = {}
+    for event in events:
+        metric = PAYMENT_EVENT_METRICS.get(event.type)
+        if metric is not None:
+            counts[metric] = counts.get(metric, 0) + 1
+    if counts:
+        observability().emit(counts)
 
 
 def new_events(records: Iterable[Mapping[str, Any]]) -> list[Event]:

@@ -109,8 +109,10 @@ def _poller(
     )
 
 
-_SQS_OPTIONS = {"wait_seconds", "idle_interval"}
+_SQS_OPTIONS = {"wait_seconds", "idle_interval", "duplicate_rate", "rng"}
 _STREAM_OPTIONS = {
+    "duplicate_rate",
+    "rng",
     "idle_interval",
     "max_idle_interval",
     "retry_base",

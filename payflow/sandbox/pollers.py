@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import base64
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -77,6 +78,30 @@ def failed_item_ids(response: Any, item_ids: Sequence[str], enabled: bool) -> se
             return known
         failed.add(identifier)
     return failed
+
+
+class Duplicates:
+    """Hands a delivered batch to the handler a second time with probability `rate`: the
+    duplicate deliveries that SQS and DynamoDB Streams are allowed to make, on demand. The
+    second call's answer is ignored (the first one's decides what is deleted or checkpointed);
+    if it raises, that is logged."""
+
+    def __init__(self, rate: float, rng: random.Random | None, name: str) -> None:
+        if not 0.0 <= rate <= 1.0:
+            raise ValueError(f"duplicate rate must be within [0, 1], not {rate}")
+        self.rate = rate
+        self.rng = rng or random.Random()
+        self.name = name
+        self.count = 0
+
+    def maybe_again(self, handler: Handler, event: Mapping[str, Any]) -> None:
+        if self.rate <= 0.0 or self.rng.random() >= self.rate:
+            return
+        self.count += 1
+        try:
+            handler(event, LambdaContext(self.name))
+        except Exception:
+            logger.warning("%s failed on a duplicated batch", self.name, exc_info=True)
 
 
 def _handler_name(handler: Handler) -> str:
@@ -153,6 +178,8 @@ class SqsPoller:
         region: str = REGION,
         idle_interval: float = 0.05,
         max_idle_interval: float = 0.5,
+        duplicate_rate: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         self.sqs = sqs
         self.queue_url = queue_url
@@ -166,6 +193,7 @@ class SqsPoller:
         self.min_idle_interval = idle_interval
         self.max_idle_interval = max_idle_interval
         self._quiet_polls = 0
+        self.duplicates = Duplicates(duplicate_rate, rng, self.name)
 
     @property
     def idle_interval(self) -> float:
@@ -193,6 +221,8 @@ class SqsPoller:
                 self.queue_arn,
             )
             return True
+        # At least once: the same batch again, before anything is deleted (chaos runs).
+        self.duplicates.maybe_again(self.handler, event)
         failed = failed_item_ids(response, ids, self.report_batch_item_failures)
         self._delete([m for m in messages if m["MessageId"] not in failed])
         return True
@@ -343,6 +373,8 @@ class StreamPoller:
         retry_max: float = 5.0,
         shard_refresh_seconds: float = 10.0,
         clock: Clock = time.monotonic,
+        duplicate_rate: float = 0.0,
+        rng: random.Random | None = None,
     ) -> None:
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"unsupported starting position {starting_position!r}")
@@ -366,6 +398,7 @@ class StreamPoller:
         self._passes = 0
         self._last_quiet_pass = -1
         self._lock = threading.Lock()
+        self.duplicates = Duplicates(duplicate_rate, rng, self.name)
 
     def prepare(self) -> None:
         """List the shards and take their iterators at the starting position."""
@@ -438,6 +471,8 @@ class StreamPoller:
             )
             self._retry_from(shard, sequence_numbers[0])
             return True
+        # At least once: the same batch again, as a retried or replayed shard would (chaos).
+        self.duplicates.maybe_again(self.handler, event)
         failed = failed_item_ids(response_body, sequence_numbers, self.report_batch_item_failures)
         if failed:
             first = next(i for i, seq in enumerate(sequence_numbers) if seq in failed)

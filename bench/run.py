@@ -1,0 +1,620 @@
+"""`make bench`: PayFlow's speed and cost, measured against the embedded sandbox in one run.
+
+Prints a table and writes bench/results.json. Figures that depend on this machine are shown next
+to a reference measured in the same run (raw conditional PutItems on the same backend, a bare
+`import boto3`, Powertools' idempotency utility), so the ratios travel better than the numbers.
+
+    .venv/bin/python bench/run.py [--payments 200] [--concurrency 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import requests  # noqa: E402
+
+from payflow.sandbox.runtime import Sandbox, SandboxConfig  # noqa: E402
+
+PRICES = json.loads((ROOT / "bench" / "prices.json").read_text())
+RESULTS = ROOT / "bench" / "results.json"
+ADMIN_KEY = "sk_admin_bench"
+
+
+def pct(values: list[float], q: float) -> float:
+    """Nearest-rank percentile."""
+    ordered = sorted(values)
+    return ordered[max(0, min(len(ordered) - 1, math.ceil(q * len(ordered)) - 1))]
+
+
+# -- AWS call counting ----------------------------------------------------------------------------
+
+
+class CallCounter:
+    """botocore `before-call` hooks on the handlers' clients: (service, operation) -> calls, and
+    DynamoDB write units estimated from the request's item sizes."""
+
+    def __init__(self) -> None:
+        self.calls: Counter[tuple[str, str]] = Counter()
+        self.write_units = 0.0
+        self.read_units = 0.0
+        self.enabled = True
+        self._lock = threading.Lock()
+
+    def attach(self, client: Any) -> None:
+        client.meta.events.register("before-call.*.*", self._before)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.calls.clear()
+            self.write_units = self.read_units = 0.0
+
+    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+        if not self.enabled:
+            return
+        service = model.service_model.service_name
+        operation = model.name
+        with self._lock:
+            self.calls[(service, operation)] += 1
+            if service == "dynamodb":
+                writes, reads = _capacity(operation, params.get("body") or {})
+                self.write_units += writes
+                self.read_units += reads
+
+
+def _kb(value: Any, unit: int) -> int:
+    return max(1, math.ceil(len(json.dumps(value)) / unit))
+
+
+def _capacity(operation: str, body: Any) -> tuple[float, float]:
+    """(write units, read units) of one DynamoDB request, on-demand: 1 WRU per KB written,
+    2x in a transaction; 1 RRU per 4 KB read strongly, assuming reads return items < 4 KB."""
+    if isinstance(body, bytes | str):
+        try:
+            body = json.loads(body)
+        except ValueError:
+            body = {}
+    if operation in ("PutItem", "UpdateItem", "DeleteItem"):
+        return float(_kb(body.get("Item") or body, 1024)), 0.0
+    if operation == "TransactWriteItems":
+        units = 0
+        for action in body.get("TransactItems", []):
+            ((_, payload),) = action.items()
+            units += _kb(payload.get("Item") or payload, 1024)
+        return 2.0 * units, 0.0
+    if operation in ("GetItem", "Query", "Scan"):
+        return 0.0, 1.0
+    if operation == "TransactGetItems":
+        return 0.0, 2.0 * len(body.get("TransactItems", []))
+    return 0.0, 0.0
+
+
+def clients_of(*roots: Any) -> list[Any]:
+    """Every botocore client reachable from `roots` through attributes (a few levels deep)."""
+    from botocore.client import BaseClient
+
+    found: dict[int, Any] = {}
+    seen: set[int] = set()
+
+    def walk(obj: Any, depth: int) -> None:
+        if id(obj) in seen or depth > 4:
+            return
+        seen.add(id(obj))
+        if isinstance(obj, BaseClient):
+            found[id(obj)] = obj
+            return
+        values = vars(obj).values() if hasattr(obj, "__dict__") else []
+        for value in values:
+            if isinstance(value, list | tuple):
+                for item in value:
+                    walk(item, depth + 1)
+            elif hasattr(value, "__dict__") and not isinstance(value, type):
+                walk(value, depth + 1)
+
+    for root in roots:
+        walk(root, 0)
+    return list(found.values())
+
+
+# -- webhook receiver -----------------------------------------------------------------------------
+
+
+class Receiver:
+    """Verifies each webhook with stripe-python and notes when each succeeded event arrived."""
+
+    def __init__(self) -> None:
+        self.secret = ""
+        self.succeeded_at: dict[str, float] = {}
+        self.rejected = 0
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                import stripe
+
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                arrived = time.monotonic()
+                try:
+                    event = stripe.Webhook.construct_event(
+                        body.decode(), self.headers.get("Stripe-Signature", ""), receiver.secret
+                    )
+                except Exception:
+                    with receiver._lock:
+                        receiver.rejected += 1
+                    self.send_response(400)
+                else:
+                    if event["type"] == "payment_intent.succeeded":
+                        with receiver._lock:
+                            receiver.succeeded_at.setdefault(event["data"]["object"]["id"], arrived)
+                    self.send_response(200)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self.url = f"http://127.0.0.1:{self._server.server_address[1]}/webhook"
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# -- the measurements ------------------------------------------------------------------------
+
+
+def pipeline(
+    sandbox: Sandbox, key: str, payments: int, concurrency: int, counter: CallCounter
+) -> dict[str, Any]:
+    receiver = Receiver()
+    session = requests.Session()
+    session.auth = (key, "")
+    endpoint = session.post(
+        f"{sandbox.api_url}/v1/webhook_endpoints",
+        data={"url": receiver.url, "enabled_events[]": ["payment_intent.succeeded"]},
+        timeout=10,
+    ).json()
+    receiver.secret = endpoint["secret"]
+    sent: dict[str, float] = {}
+    lock = threading.Lock()
+    local = threading.local()
+
+    def one(i: int) -> None:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            local.session.auth = (key, "")
+        started = time.monotonic()
+        response = local.session.post(
+            f"{sandbox.api_url}/v1/payment_intents",
+            data={
+                "amount": 1000 + i,
+                "currency": "usd",
+                "payment_method": "pm_card_visa",
+                "confirm": "true",
+            },
+            headers={"Idempotency-Key": f"bench-{uuid.uuid4().hex}"},
+            timeout=30,
+        )
+        if response.status_code == 200:
+            with lock:
+                sent[response.json()["id"]] = started
+
+    counter.reset()
+    runs = _lambda_runs(sandbox)
+    began = time.monotonic()
+    with ThreadPoolExecutor(concurrency) as pool:
+        list(pool.map(one, range(payments)))
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and not set(sent) <= set(receiver.succeeded_at):
+        time.sleep(0.05)
+    done = time.monotonic()
+    sandbox.pollers.wait_idle(timeout=60)
+    calls = Counter(counter.calls)
+    write_units, read_units = counter.write_units, counter.read_units
+    batches = {name: count - runs.get(name, 0) for name, count in _lambda_runs(sandbox).items()}
+    latencies = [
+        (receiver.succeeded_at[pi] - started) * 1000
+        for pi, started in sent.items()
+        if pi in receiver.succeeded_at
+    ]
+    session.delete(f"{sandbox.api_url}/v1/webhook_endpoints/{endpoint['id']}", timeout=10)
+    receiver.close()
+    succeeded = len(latencies)
+    return {
+        "payments": payments,
+        "succeeded_with_webhook": succeeded,
+        "rejected_signatures": receiver.rejected,
+        "seconds": round(done - began, 3),
+        "payments_per_second": round(succeeded / (done - began), 2),
+        "create_to_webhook_ms": {
+            "p50": round(pct(latencies, 0.50), 1),
+            "p95": round(pct(latencies, 0.95), 1),
+            "p99": round(pct(latencies, 0.99), 1),
+        },
+        "aws_calls": {f"{s}:{o}": n for (s, o), n in sorted(calls.items())},
+        "dynamodb_write_units": write_units,
+        "dynamodb_read_units": read_units,
+        "event_source_batches": batches,
+        "executions": _transitions(sandbox, list(sent)[:20]),
+    }
+
+
+def _lambda_runs(sandbox: Sandbox) -> dict[str, int]:
+    """Batches the pollers handed to each event-source handler so far (wrapped on first use)."""
+    runs: dict[str, int] = {}
+    for poller in sandbox.pollers.pollers:
+        handler = poller.handler  # type: ignore[attr-defined]
+        if not hasattr(handler, "bench_runs"):
+            wrapped = handler
+
+            def counted(event: Any, context: Any, _h: Any = wrapped) -> Any:
+                counted.bench_runs += 1  # type: ignore[attr-defined]
+                return _h(event, context)
+
+            counted.bench_runs = 0  # type: ignore[attr-defined]
+            poller.handler = counted  # type: ignore[attr-defined]
+            handler = counted
+        runs[poller.name] = handler.bench_runs
+    return runs
+
+
+def _transitions(sandbox: Sandbox, pi_ids: list[str]) -> dict[str, float]:
+    """State transitions and Lambda tasks per execution, from a sample's execution history."""
+    client = sandbox.aws.client("stepfunctions")
+    arn = os.environ["PAYFLOW_PAYMENT_STATE_MACHINE_ARN"]
+    transitions: list[int] = []
+    tasks: list[int] = []
+    for pi_id in pi_ids:
+        execution = arn.replace(":stateMachine:", ":execution:") + f":{pi_id}-attempt-1"
+        try:
+            events = client.get_execution_history(executionArn=execution, maxResults=1000)["events"]
+        except Exception:
+            continue
+        transitions.append(sum(1 for e in events if e["type"].endswith("StateEntered")))
+        tasks.append(
+            sum(1 for e in events if e["type"] in ("TaskScheduled", "LambdaFunctionScheduled"))
+        )
+    if not transitions:
+        return {"transitions": 0.0, "tasks": 0.0, "sampled": 0}
+    return {
+        "transitions": statistics.mean(transitions),
+        "tasks": statistics.mean(tasks) or statistics.mean(transitions) / 2,
+        "sampled": len(transitions),
+    }
+
+
+def raw_put_items(sandbox: Sandbox, count: int) -> dict[str, Any]:
+    """Single conditional PutItems, one thread, on the same embedded backend."""
+    client = sandbox.aws.client("dynamodb")
+    table = os.environ["PAYFLOW_PAYMENTS_TABLE"]
+    run = uuid.uuid4().hex
+    began = time.monotonic()
+    for i in range(count):
+        client.put_item(
+            TableName=table,
+            Item={"pk": {"S": f"bench#{run}#{i}"}, "sk": {"S": "bench"}, "n": {"N": str(i)}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+    seconds = time.monotonic() - began
+    return {"count": count, "seconds": round(seconds, 3), "per_second": round(count / seconds, 1)}
+
+
+def idempotency(sandbox: Sandbox, merchant_id: str, counter: CallCounter, runs: int) -> dict:
+    """A create and its replay: PayFlow's own idempotency next to Powertools' utility, both
+    in-process on the same backend, DynamoDB round trips counted by the hooks."""
+    from chalicelib.container import services
+    from chalicelib.domain.idempotency import StoredResponse, fingerprint
+    from chalicelib.domain.ids import new_id
+    from chalicelib.domain.payment_intents import CaptureMethod
+    from chalicelib.services.context import RequestContext
+
+    svc = services()
+
+    def payflow_create(key: str) -> Any:
+        claim = svc.idempotency.claim(
+            merchant_id,
+            key,
+            fingerprint("POST", "/v1/payment_intents", {"amount": 500}),
+            new_id("pi"),
+        )
+        if isinstance(claim, StoredResponse):
+            return claim
+        ctx = RequestContext(request_id=new_id("req"), idempotency_key=key, claim=claim)
+        return svc.payment_intents.create(
+            merchant_id,
+            ctx,
+            amount=500,
+            currency="usd",
+            capture_method=CaptureMethod.AUTOMATIC,
+            payment_method=None,
+            confirm=False,
+            description=None,
+            metadata=None,
+            payment_method_types=None,
+        )
+
+    powertools_create = _powertools_create(sandbox, counter)
+    results: dict[str, Any] = {}
+    for name, create in (("payflow", payflow_create), ("powertools", powertools_create)):
+        first_ms, replay_ms, first_calls, replay_calls = [], [], [], []
+        for _ in range(runs):
+            key = uuid.uuid4().hex
+            for timings, calls in ((first_ms, first_calls), (replay_ms, replay_calls)):
+                counter.reset()
+                began = time.perf_counter()
+                create(key)
+                timings.append((time.perf_counter() - began) * 1000)
+                calls.append(sum(n for (s, _), n in counter.calls.items() if s == "dynamodb"))
+        results[name] = {
+            "create_round_trips": statistics.median(first_calls),
+            "create_ms_p50": round(statistics.median(first_ms), 2),
+            "replay_round_trips": statistics.median(replay_calls),
+            "replay_ms_p50": round(statistics.median(replay_ms), 2),
+        }
+    return results
+
+
+def _powertools_create(sandbox: Sandbox, counter: CallCounter) -> Callable[[str], Any]:
+    """Powertools' idempotent_function around the same object write (one PutItem)."""
+    import warnings
+
+    # Outside Lambda the utility cannot see the remaining time; it says so on every call.
+    warnings.filterwarnings("ignore", message="Couldn't determine the remaining time")
+    from aws_lambda_powertools.utilities.idempotency import (
+        DynamoDBPersistenceLayer,
+        IdempotencyConfig,
+        idempotent_function,
+    )
+
+    dynamodb = sandbox.aws.client("dynamodb")
+    table = "bench-powertools-idempotency"
+    existing = dynamodb.list_tables()["TableNames"]
+    if table not in existing:
+        dynamodb.create_table(
+            TableName=table,
+            KeySchema=[{"AttributeName": "id", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "id", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+    counter.attach(dynamodb)
+    layer = DynamoDBPersistenceLayer(table_name=table, boto3_client=dynamodb)
+    config = IdempotencyConfig(event_key_jmespath="key", use_local_cache=False)
+    payments = os.environ["PAYFLOW_PAYMENTS_TABLE"]
+
+    @idempotent_function(data_keyword_argument="request", persistence_store=layer, config=config)
+    def create(request: dict[str, str]) -> dict[str, str]:
+        pi_id = f"pi_bench_{request['key']}"
+        dynamodb.put_item(
+            TableName=payments,
+            Item={"pk": {"S": pi_id}, "sk": {"S": "bench"}, "amount": {"N": "500"}},
+            ConditionExpression="attribute_not_exists(pk)",
+        )
+        return {"id": pi_id}
+
+    return lambda key: create(request={"key": key})
+
+
+def cold_start(runs: int = 5) -> dict[str, Any]:
+    """Import time of the Lambda entry module next to a bare boto3 handler, fresh processes."""
+    probe = (
+        "import time; t = time.perf_counter(); import {module}; "
+        "print((time.perf_counter() - t) * 1000)"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYFLOW_", "AWS_ENDPOINT"))}
+    results = {}
+    for name, module in (("app", "app"), ("bare_boto3", "boto3")):
+        times = [
+            float(
+                subprocess.run(
+                    [sys.executable, "-c", probe.format(module=module)],
+                    cwd=ROOT,
+                    env=env,
+                    capture_output=True,
+                    text=True,
+                    check=True,
+                ).stdout.strip()
+            )
+            for _ in range(runs)
+        ]
+        results[name] = round(statistics.median(times), 1)
+    return results
+
+
+def stripe_keep_alive(sandbox: Sandbox, key: str, count: int) -> dict[str, Any]:
+    """stripe-python (one keep-alive connection) retrieving a PaymentIntent."""
+    import stripe
+
+    client = stripe.StripeClient(key, base_addresses={"api": sandbox.api_url})
+    pi = client.v1.payment_intents.create(params={"amount": 700, "currency": "usd"})
+    timings = []
+    for _ in range(count):
+        began = time.perf_counter()
+        client.v1.payment_intents.retrieve(pi.id)
+        timings.append((time.perf_counter() - began) * 1000)
+    return {
+        "count": count,
+        "p50_ms": round(pct(timings, 0.50), 2),
+        "p99_ms": round(pct(timings, 0.99), 2),
+    }
+
+
+# -- cost -----------------------------------------------------------------------------------------
+
+
+def cost_per_million(pipe: dict[str, Any], api_ms: float) -> dict[str, Any]:
+    """AWS list price of a million payments like the pipeline's, from bench/prices.json."""
+    n = pipe["succeeded_with_webhook"] or 1
+    per = {k: v / n for k, v in pipe["aws_calls"].items()}
+    sqs_requests = sum(v for k, v in per.items() if k.startswith("sqs:"))
+    batches = pipe["event_source_batches"]
+    deliver_batches = batches.get("DeliverWebhooks", 0) / n
+    stream_batches = sum(v for k, v in batches.items() if k != "DeliverWebhooks") / n
+    # The SQS event source mapping receives and deletes each batch (billed SQS requests).
+    sqs_requests += 2 * deliver_batches
+    tasks = pipe["executions"]["tasks"]
+    invocations = 1 + tasks + stream_batches + deliver_batches
+    memory_gb = PRICES["assumptions"]["lambda_memory_mb"] / 1024
+    gb_seconds = memory_gb * (
+        api_ms / 1000 + (invocations - 1) * PRICES["assumptions"]["handler_ms"] / 1000
+    )
+    lines = {
+        "DynamoDB writes": pipe["dynamodb_write_units"] / n * PRICES["dynamodb"]["write_unit"],
+        "DynamoDB reads": pipe["dynamodb_read_units"] / n * PRICES["dynamodb"]["read_unit"],
+        "SQS": sqs_requests * PRICES["sqs"]["request"],
+        "Step Functions": pipe["executions"]["transitions"] * PRICES["stepfunctions"]["transition"],
+        "Lambda requests": invocations * PRICES["lambda"]["request"],
+        "Lambda duration": gb_seconds * PRICES["lambda"]["gb_second"],
+        "API Gateway": 1 * PRICES["apigateway"]["rest_request"],
+        "DynamoDB Streams": 0.0,
+    }
+    per_million = {k: round(v * 1_000_000, 2) for k, v in lines.items()}
+    return {
+        "per_million_usd": per_million,
+        "total_per_million_usd": round(sum(per_million.values()), 2),
+        "lambda_invocations_per_payment": round(invocations, 2),
+        "stream_reads_note": PRICES["dynamodbstreams"]["note"],
+    }
+
+
+# -- the run --------------------------------------------------------------------------------------
+
+
+@contextmanager
+def sandbox() -> Iterator[Sandbox]:
+    config = SandboxConfig(
+        api_port=0,
+        aws_port=0,
+        admin_key=ADMIN_KEY,
+        secret_key="sk_test_bench_demo",
+        settings=(("PAYFLOW_LOG_LEVEL", "CRITICAL"), ("PAYFLOW_CONFIRM_WAIT_MS", "5000")),
+        time_scale=0.01,
+    )
+    with Sandbox(config) as running:
+        yield running
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="PayFlow benchmarks on the embedded sandbox")
+    parser.add_argument("--payments", type=int, default=200)
+    parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--puts", type=int, default=500)
+    args = parser.parse_args(argv)
+    results: dict[str, Any] = {"payments": args.payments, "concurrency": args.concurrency}
+    with sandbox() as running:
+        from chalicelib.container import services, webhooks
+
+        merchant = requests.post(
+            f"{running.api_url}/v1/sandbox/merchants",
+            data={"name": "bench"},
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        ).json()
+        key, merchant_id = merchant["secret_key"], merchant["id"]
+        counter = CallCounter()
+        for client in clients_of(services(), webhooks()):
+            counter.attach(client)
+        print(f"pipeline: {args.payments} payments ...", file=sys.stderr, flush=True)
+        results["pipeline"] = pipeline(running, key, args.payments, args.concurrency, counter)
+        print("raw PutItems ...", file=sys.stderr, flush=True)
+        results["raw_put_item"] = raw_put_items(running, args.puts)
+        results["pipeline_to_put_item_ratio"] = round(
+            results["pipeline"]["payments_per_second"] / results["raw_put_item"]["per_second"], 4
+        )
+        from chalicelib.observability import observability
+
+        aggregate = observability().aggregate
+        api_ms = 0.0
+        if aggregate is not None:
+            for series in aggregate.series():
+                if series.metric == "ApiLatency" and "POST /v1/payment_intents" in str(
+                    series.dimensions
+                ):
+                    api_ms = series.total / max(1, series.count)
+        results["cost"] = cost_per_million(results["pipeline"], api_ms)
+        print("idempotency ...", file=sys.stderr, flush=True)
+        results["idempotency"] = idempotency(running, merchant_id, counter, runs=30)
+        print("stripe-python keep-alive ...", file=sys.stderr, flush=True)
+        results["stripe_keep_alive_retrieve"] = stripe_keep_alive(running, key, 200)
+    print("cold start ...", file=sys.stderr, flush=True)
+    results["cold_start_import_ms"] = cold_start()
+    RESULTS.write_text(json.dumps(results, indent=2) + "\n")
+    print(table(results))
+    return 0
+
+
+def table(r: dict[str, Any]) -> str:
+    p, put, cost = r["pipeline"], r["raw_put_item"], r["cost"]
+    idem, cold, sk = r["idempotency"], r["cold_start_import_ms"], r["stripe_keep_alive_retrieve"]
+    lat = p["create_to_webhook_ms"]
+    calls_per = {
+        k: round(v / max(1, p["succeeded_with_webhook"]), 2) for k, v in p["aws_calls"].items()
+    }
+    rows = [
+        ("pipeline (create+confirm -> verified webhook)", f"{p['payments_per_second']} payments/s"),
+        ("  create -> webhook p50 / p95 / p99", f"{lat['p50']} / {lat['p95']} / {lat['p99']} ms"),
+        ("raw conditional PutItem, same backend", f"{put['per_second']} /s"),
+        ("  ratio pipeline / PutItem", f"{r['pipeline_to_put_item_ratio']}"),
+        ("AWS calls per payment (handlers)", f"{sum(calls_per.values()):.1f}"),
+        *((f"  {k}", str(v)) for k, v in calls_per.items()),
+        (
+            "DynamoDB WRU / RRU per payment",
+            f"{p['dynamodb_write_units'] / max(1, p['succeeded_with_webhook']):.1f} / "
+            f"{p['dynamodb_read_units'] / max(1, p['succeeded_with_webhook']):.1f}",
+        ),
+        ("Step Functions transitions per payment", f"{p['executions']['transitions']:.1f}"),
+        ("Lambda invocations per payment", f"{cost['lambda_invocations_per_payment']}"),
+        ("AWS cost per million payments", f"${cost['total_per_million_usd']:,.2f}"),
+        *((f"  {k}", f"${v:,.2f}") for k, v in cost["per_million_usd"].items()),
+        (
+            "idempotent create: PayFlow",
+            f"{idem['payflow']['create_round_trips']:g} round trips, "
+            f"{idem['payflow']['create_ms_p50']} ms",
+        ),
+        (
+            "idempotent create: Powertools utility",
+            f"{idem['powertools']['create_round_trips']:g} round trips, "
+            f"{idem['powertools']['create_ms_p50']} ms",
+        ),
+        (
+            "replay: PayFlow",
+            f"{idem['payflow']['replay_round_trips']:g} round trips, "
+            f"{idem['payflow']['replay_ms_p50']} ms",
+        ),
+        (
+            "replay: Powertools utility",
+            f"{idem['powertools']['replay_round_trips']:g} round trips, "
+            f"{idem['powertools']['replay_ms_p50']} ms",
+        ),
+        ("cold start: import app / import boto3", f"{cold['app']} / {cold['bare_boto3']} ms"),
+        ("stripe-python keep-alive retrieve p50 / p99", f"{sk['p50_ms']} / {sk['p99_ms']} ms"),
+    ]
+    width = max(len(k) for k, _ in rows)
+    lines = [f"| {'measure':<{width}} | value |", f"| {'-' * width} | --- |"]
+    lines += [f"| {k:<{width}} | {v} |" for k, v in rows]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,701 @@
+"""A chaos run against the embedded sandbox: many payments under injected faults, then every
+invariant checked. `make chaos` (1,000 payments), `python -m payflow.chaos --payments N`.
+
+Faults come through configuration only, never by editing code:
+
+- PSP timeouts, 503s and declines: the simulators' settings (POST /v1/connectors/{id}, admin);
+- handlers crashing at named points (chalicelib/faults.py: before/after the DynamoDB commit,
+  after the delivery write and before the SQS send in the relay, after the send, after a whole
+  batch, after a webhook POST and before its log entry), armed one at a time on the running
+  sandbox's Faults, as PAYFLOW_FAULTS would arm them;
+- duplicated stream and SQS deliveries (SandboxConfig.duplicate_delivery_rate);
+- a webhook receiver that answers 500 a third of the time.
+
+Invariants are functions registered with `@invariant`: each gets the run's `Observed` facts and
+returns the list of its violations (empty: it holds). Adding one, e.g. "ledger balanced" once
+chalicelib.services.ledger exists, is one more decorated function in this module.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import sys
+import threading
+import time
+import uuid
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+
+import requests
+
+from payflow.sandbox.runtime import Sandbox, SandboxConfig
+
+ADMIN_KEY = "sk_admin_chaos"
+RETRY_SCHEDULE = "0,0,1"
+"""Three webhook attempts (at once, at once, after a second): a third of the receiver's answers
+fail, so about 1 delivery in 27 ends in the dead-letter queue."""
+LEGAL_FINAL_STATES = {
+    "succeeded": "charged once",
+    "requires_capture": "authorized once, waiting for capture (documented)",
+    "requires_payment_method": "declined or no PSP could complete it; nothing charged",
+    "requires_action": "waiting for the customer's 3-D Secure step (documented)",
+    "canceled": "canceled; any authorization voided",
+}
+CRASH_POINTS = (
+    "before_commit",
+    "after_commit",
+    "relay_before_enqueue",
+    "relay_after_enqueue",
+    "relay_after_batch",
+)
+SLOW_CRASH_POINTS = ("deliver_after_post",)
+"""A crashed delivery batch returns after the webhook queue's visibility timeout (60 s)."""
+
+
+# -- the webhook receiver ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One webhook request: who it was for, its webhook-id and event, and the answer given."""
+
+    endpoint: str
+    webhook_id: str
+    event_id: str
+    status: int
+    verified: bool
+
+
+class FlakyReceiver:
+    """Webhook receivers on 127.0.0.1 (one path per endpoint) that verify each request's
+    Standard Webhooks signature and answer 500 with probability `failure_rate`."""
+
+    def __init__(self, failure_rate: float, seed: int) -> None:
+        self.failure_rate = failure_rate
+        self.secrets: dict[str, str] = {}
+        self.hits: list[Hit] = []
+        self._rng = random.Random(seed)
+        self._lock = threading.Lock()
+        receiver = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                headers = {k.lower(): v for k, v in self.headers.items()}
+                status = receiver._answer(self.path.strip("/"), body, headers)
+                self.send_response(status)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args: object) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+
+    def url(self, name: str) -> str:
+        return f"http://127.0.0.1:{self._server.server_address[1]}/{name}"
+
+    def _answer(self, name: str, body: bytes, headers: dict[str, str]) -> int:
+        from standardwebhooks.webhooks import Webhook
+
+        secret = self.secrets.get(name)
+        try:
+            Webhook(secret or "whsec_").verify(body, headers)
+            verified = secret is not None
+        except Exception:
+            verified = False
+        with self._lock:
+            failed = self._rng.random() < self.failure_rate
+            status = 500 if failed or not verified else 200
+            self.hits.append(
+                Hit(
+                    name,
+                    headers.get("webhook-id", ""),
+                    json.loads(body).get("id", ""),
+                    status,
+                    verified,
+                )
+            )
+        return status
+
+    def __enter__(self) -> FlakyReceiver:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+# -- the client ---------------------------------------------------------------------------------
+
+
+class Client:
+    """A merchant's client that retries like stripe-python: same Idempotency-Key, on 409, 5xx
+    and connection errors, with backoff, until `give_up_after` seconds."""
+
+    def __init__(self, base: str, key: str, give_up_after: float = 60.0) -> None:
+        self.base = base
+        self.session = requests.Session()
+        self.session.auth = (key, "")
+        self.give_up_after = give_up_after
+        self.retries = 0
+        self._lock = threading.Lock()
+
+    def post(self, path: str, data: dict[str, Any], key: str | None = None) -> requests.Response:
+        headers = {"Idempotency-Key": key or uuid.uuid4().hex}
+        deadline = time.monotonic() + self.give_up_after
+        delay = 0.1
+        while True:
+            try:
+                response = self.session.post(
+                    self.base + path, data=data, headers=headers, timeout=30
+                )
+                if response.status_code not in (409, 429) and response.status_code < 500:
+                    return response
+            except requests.RequestException:
+                response = None
+            if time.monotonic() > deadline:
+                if response is None:
+                    raise TimeoutError(f"POST {path}: no answer within {self.give_up_after} s")
+                return response
+            with self._lock:
+                self.retries += 1
+            time.sleep(delay)
+            delay = min(delay * 2, 1.0)
+
+    def get(self, path: str, **params: Any) -> Any:
+        response = self.session.get(self.base + path, params=params, timeout=30)
+        response.raise_for_status()
+        return response.json()
+
+    def all(self, path: str, **params: Any) -> Iterator[dict[str, Any]]:
+        """Every item of a list endpoint, page by page."""
+        after: str | None = None
+        while True:
+            page = self.get(
+                path, limit=100, **params, **({"starting_after": after} if after else {})
+            )
+            yield from page["data"]
+            if not page["has_more"] or not page["data"]:
+                return
+            after = page["data"][-1]["id"]
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+
+@dataclass
+class ChaosConfig:
+    """How big and how hostile the run is."""
+
+    payments: int = 1000
+    concurrency: int = 8
+    seed: int = 7
+    psp_timeout_rate: float = 0.08
+    psp_error_rate: float = 0.08
+    psp_decline_rate: float = 0.04
+    receiver_failure_rate: float = 1 / 3
+    duplicate_rate: float = 0.2
+    crash_every: int = 15
+    """Arm one crash point (in turn) before every `crash_every`-th payment."""
+    slow_crashes: bool = False
+    """Also crash the delivery handler (its batch returns after 60 s of visibility timeout)."""
+    max_seconds: float | None = None
+    """Deadline for the whole run; default 120 s + 2.5 s per payment: on two cores the embedded
+    AWS settles roughly one chaotic payment and its five-odd webhook deliveries (a third of
+    them retried) every 1.5-2 s."""
+
+    @property
+    def deadline_seconds(self) -> float:
+        return self.max_seconds or 120.0 + 2.5 * self.payments
+
+
+@dataclass
+class Observed:
+    """What the invariants look at, gathered after the run settled."""
+
+    payments: dict[str, dict[str, Any]]
+    intended: dict[str, str]
+    authorizations: dict[str, list[dict[str, Any]]]
+    captures: dict[str, list[dict[str, Any]]]
+    events: list[dict[str, Any]]
+    endpoints: list[dict[str, Any]]
+    deliveries: dict[tuple[str, str], dict[str, Any]]
+    dead_lettered: set[str]
+    hits: list[Hit]
+    errors: list[str] = field(default_factory=list)
+    ledger: Any = None
+    """services().ledger.check(merchant) (chalicelib.services.ledger), when the app has one."""
+
+
+Check = Callable[[Observed], list[str]]
+INVARIANTS: list[tuple[str, Check]] = []
+
+
+def invariant(name: str) -> Callable[[Check], Check]:
+    """Register a check: it returns its violations, one line each (empty when it holds)."""
+
+    def register(check: Check) -> Check:
+        INVARIANTS.append((name, check))
+        return check
+
+    return register
+
+
+@invariant("no payment charged twice at any PSP")
+def charged_at_most_once(seen: Observed) -> list[str]:
+    violations = []
+    for pi_id, records in seen.authorizations.items():
+        if len(records) > 1:
+            where = [(r.get("connector"), r.get("attempt")) for r in records]
+            violations.append(f"{pi_id}: {len(records)} authorizations {where}")
+    for pi_id, records in seen.captures.items():
+        if len(records) > 1:
+            violations.append(f"{pi_id}: {len(records)} captures")
+    return violations
+
+
+@invariant("every PaymentIntent in a legal state, matching the PSP's book")
+def legal_states(seen: Observed) -> list[str]:
+    violations = []
+    for pi_id, pi in seen.payments.items():
+        status = pi["status"]
+        charged = len(seen.authorizations.get(pi_id, []))
+        if status not in LEGAL_FINAL_STATES:
+            violations.append(f"{pi_id}: left in {status}")
+        elif status in ("succeeded", "requires_capture") and charged != 1:
+            violations.append(f"{pi_id}: {status} with {charged} authorizations at the PSP")
+        elif status == "requires_payment_method" and charged:
+            violations.append(f"{pi_id}: failed but charged {charged} time(s) at the PSP")
+        elif status == "requires_payment_method" and not pi.get("last_payment_error"):
+            violations.append(f"{pi_id}: requires_payment_method without last_payment_error")
+    for pi_id in seen.intended.keys() - seen.payments.keys():
+        violations.append(f"{pi_id}: not found")
+    return violations
+
+
+@invariant("every event delivered to every subscribed endpoint, or failed into the DLQ")
+def every_event_delivered(seen: Observed) -> list[str]:
+    violations = []
+    succeeded_hits = {(h.endpoint, h.webhook_id) for h in seen.hits if h.status == 200}
+    for event in seen.events:
+        for endpoint in seen.endpoints:
+            subscribed = endpoint["enabled_events"]
+            if "*" not in subscribed and event["type"] not in subscribed:
+                continue
+            name = endpoint["metadata"]["chaos"]
+            delivery = seen.deliveries.get((event["id"], endpoint["id"]))
+            if delivery is None:
+                violations.append(f"{event['id']} ({event['type']}) -> {name}: no delivery")
+            elif delivery["status"] == "succeeded":
+                if (name, delivery["id"]) not in succeeded_hits:
+                    violations.append(f"{delivery['id']}: succeeded, never received with a 2xx")
+            elif delivery["status"] == "failed":
+                if delivery["id"] not in seen.dead_lettered:
+                    violations.append(f"{delivery['id']}: failed but not in the dead-letter queue")
+            else:
+                violations.append(f"{delivery['id']}: still {delivery['status']}")
+    return violations
+
+
+@invariant("no duplicate delivery a receiver cannot drop by webhook-id")
+def duplicates_droppable(seen: Observed) -> list[str]:
+    violations = []
+    ids_per_event: dict[tuple[str, str], set[str]] = defaultdict(set)
+    for hit in seen.hits:
+        if not hit.verified:
+            violations.append(f"{hit.webhook_id} to {hit.endpoint}: signature did not verify")
+        ids_per_event[(hit.endpoint, hit.event_id)].add(hit.webhook_id)
+    for (endpoint, event_id), ids in ids_per_event.items():
+        if len(ids) > 1:
+            violations.append(f"{event_id} reached {endpoint} under {len(ids)} webhook-ids {ids}")
+    return violations
+
+
+@invariant("ledger balanced (every entry sums to zero, no balance drifted)")
+def ledger_balanced(seen: Observed) -> list[str]:
+    if seen.ledger is None:
+        return []
+    return [f"entry {e} does not balance" for e in seen.ledger.unbalanced] + [
+        f"balance drifted: {d}" for d in seen.ledger.drift
+    ]
+
+
+@invariant("the run itself completed (no client gave up, no unexpected answer)")
+def run_completed(seen: Observed) -> list[str]:
+    return list(seen.errors)
+
+
+# -- driving it ---------------------------------------------------------------------------------
+
+
+@dataclass
+class Report:
+    """What a run did and found."""
+
+    config: ChaosConfig
+    seconds: float = 0.0
+    statuses: Counter[str] = field(default_factory=Counter)
+    faults: dict[str, int] = field(default_factory=dict)
+    results: list[tuple[str, list[str]]] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(not violations for _, violations in self.results)
+
+    def print(self, out: Any = sys.stdout) -> None:
+        print(f"\nchaos: {self.config.payments} payments in {self.seconds:.1f} s", file=out)
+        print(
+            "  final states: " + ", ".join(f"{k} {v}" for k, v in self.statuses.items()), file=out
+        )
+        print("  faults injected:", file=out)
+        for name, count in self.faults.items():
+            print(f"    {name:<44} {count}", file=out)
+        print("  invariants:", file=out)
+        for name, violations in self.results:
+            mark = "ok  " if not violations else "FAIL"
+            print(f"    [{mark}] {name}" + (f": {len(violations)}" if violations else ""), file=out)
+            for line in violations[:10]:
+                print(f"           {line}", file=out)
+        print("  result: " + ("all invariants hold" if self.ok else "VIOLATIONS"), file=out)
+
+
+def sandbox_config(config: ChaosConfig) -> SandboxConfig:
+    return SandboxConfig(
+        api_port=0,
+        aws_port=0,
+        admin_key=ADMIN_KEY,
+        secret_key="sk_test_chaos_demo",
+        settings=(
+            ("PAYFLOW_IDEMPOTENCY_LEASE_MS", "1500"),
+            ("PAYFLOW_CONFIRM_WAIT_MS", "3000"),
+            ("PAYFLOW_WEBHOOK_RETRY_SCHEDULE", RETRY_SCHEDULE),
+            ("PAYFLOW_WEBHOOK_TIMEOUT_SECONDS", "2"),
+            ("PAYFLOW_LOG_LEVEL", "CRITICAL"),
+        ),
+        time_scale=0.01,
+        duplicate_delivery_rate=config.duplicate_rate,
+        duplicate_seed=config.seed,
+    )
+
+
+@contextmanager
+def running(config: ChaosConfig) -> Iterator[Sandbox]:
+    with Sandbox(sandbox_config(config)) as sandbox:
+        yield sandbox
+
+
+def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
+    """The whole run; starts a sandbox unless one (configured by `sandbox_config`) is given."""
+    if sandbox is None:
+        with running(config) as started:
+            return run(config, started)
+    started_at = time.monotonic()
+    report = Report(config)
+    rng = random.Random(config.seed)
+    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    base = sandbox.api_url
+    merchant = requests.post(
+        f"{base}/v1/sandbox/merchants", data={"name": "chaos"}, headers=admin, timeout=10
+    ).json()
+    client = Client(base, merchant["secret_key"])
+    suffix = uuid.uuid4().hex[:6]
+    connectors = [f"chaos_a_{suffix}", f"chaos_b_{suffix}"]
+    routing: dict[str, Any] = {
+        "connectors": [
+            {"id": c, "kind": "simulator", "priority": i + 1, "payment_method_types": ["card"]}
+            for i, c in enumerate(connectors)
+        ],
+        # Failover is exercised; circuits opening would only route around the faults.
+        "circuit_breaker": {"minimum_calls": 100_000},
+    }
+    client.session.post(f"{base}/v1/routing", json=routing, timeout=10).raise_for_status()
+    for i, connector in enumerate(connectors):
+        requests.post(
+            f"{base}/v1/connectors/{connector}",
+            json={
+                "timeout_rate": config.psp_timeout_rate,
+                "error_rate": config.psp_error_rate,
+                "decline_rate": config.psp_decline_rate,
+                "seed": config.seed + i,
+            },
+            headers=admin,
+            timeout=10,
+        ).raise_for_status()
+
+    from chalicelib.container import services
+
+    faults = services().faults
+    fired: Counter[str] = Counter()
+    errors: list[str] = []
+    intended: dict[str, str] = {}
+    intended_lock = threading.Lock()
+
+    with FlakyReceiver(config.receiver_failure_rate, config.seed) as receiver:
+        for name, events in (("all", ["*"]), ("outcomes", ["payment_intent.succeeded"])):
+            endpoint = client.post(
+                "/v1/webhook_endpoints",
+                {
+                    "url": receiver.url(name),
+                    "enabled_events[]": events,
+                    "metadata[chaos]": name,
+                },
+            ).json()
+            receiver.secrets[name] = endpoint["secret"]
+
+        points = list(CRASH_POINTS) + (list(SLOW_CRASH_POINTS) if config.slow_crashes else [])
+        plan = [
+            (
+                i,
+                rng.choice(["auto"] * 8 + ["manual", "decline"]),
+                points[(i // config.crash_every) % len(points)]
+                if i % config.crash_every == 0
+                else None,
+            )
+            for i in range(config.payments)
+        ]
+
+        def one(step: tuple[int, str, str | None]) -> None:
+            i, kind, crash = step
+            if crash is not None and time.monotonic() - started_at < config.deadline_seconds / 2:
+                # The next handler to pass this point dies there, as after PAYFLOW_FAULTS.
+                faults.arm(crash, 1)
+                fired[crash] += 1
+            data = {
+                "amount": 1000 + i,
+                "currency": "usd",
+                "confirm": "true",
+                "payment_method": "pm_card_chargeDeclined" if kind == "decline" else "pm_card_visa",
+                "capture_method": "manual" if kind == "manual" else "automatic",
+            }
+            try:
+                response = client.post("/v1/payment_intents", data, key=f"chaos-{suffix}-{i}")
+                body = response.json()
+                if response.status_code == 402:
+                    pi = body["error"]["payment_intent"]
+                elif response.status_code == 200:
+                    pi = body
+                else:
+                    errors.append(f"payment {i}: {response.status_code} {response.text[:200]}")
+                    return
+                with intended_lock:
+                    intended[pi["id"]] = kind
+                if kind == "manual":
+                    pi = _settle(client, pi, config.deadline_seconds)
+                    if pi["status"] == "requires_capture":
+                        captured = client.post(f"/v1/payment_intents/{pi['id']}/capture", {})
+                        if captured.status_code != 200:
+                            errors.append(f"capture {pi['id']}: {captured.status_code}")
+            except Exception as error:
+                errors.append(f"payment {i}: {type(error).__name__}: {error}")
+
+        with ThreadPoolExecutor(config.concurrency) as pool:
+            list(pool.map(one, plan))
+        _phase("payments sent", started_at)
+        # A crash point nobody reached before the end stays armed: disarm, don't count it.
+        for point in points:
+            if faults.armed(point):
+                fired[point] -= 1
+        faults.disarm()
+
+        payments = _settle_all(client, intended, started_at + config.deadline_seconds, errors)
+        _phase("payments settled", started_at)
+        seen = _observe(sandbox, client, intended, payments, receiver, errors, config, started_at)
+        ledger = getattr(services(), "ledger", None)
+        seen.ledger = ledger.check(merchant["id"]) if ledger is not None else None
+        _phase("webhooks settled and observed", started_at)
+
+    report.seconds = time.monotonic() - started_at
+    report.statuses = Counter(pi["status"] for pi in payments.values())
+    report.faults = _fault_counts(sandbox, client, connectors, fired, receiver, intended)
+    report.results = [(name, check(seen)) for name, check in INVARIANTS]
+    return report
+
+
+def _phase(name: str, started_at: float) -> None:
+    print(f"  {time.monotonic() - started_at:6.1f} s  {name}", file=sys.stderr, flush=True)
+
+
+def _settle(client: Client, pi: dict[str, Any], max_seconds: float) -> dict[str, Any]:
+    """Wait while the PaymentIntent is processing (its execution still runs)."""
+    deadline = time.monotonic() + min(60.0, max_seconds)
+    while pi["status"] == "processing" and time.monotonic() < deadline:
+        time.sleep(0.2)
+        pi = client.get(f"/v1/payment_intents/{pi['id']}")
+    return pi
+
+
+def _settle_all(
+    client: Client, intended: dict[str, str], deadline: float, errors: list[str]
+) -> dict[str, dict[str, Any]]:
+    payments: dict[str, dict[str, Any]] = {}
+    for pi in client.all("/v1/payment_intents"):
+        if pi["id"] in intended:
+            payments[pi["id"]] = pi
+    waiting = [i for i, pi in payments.items() if pi["status"] == "processing"]
+    while waiting and time.monotonic() < deadline:
+        time.sleep(0.5)
+        for pi_id in list(waiting):
+            payments[pi_id] = client.get(f"/v1/payment_intents/{pi_id}")
+        waiting = [i for i in waiting if payments[i]["status"] == "processing"]
+    return payments
+
+
+def _observe(
+    sandbox: Sandbox,
+    client: Client,
+    intended: dict[str, str],
+    payments: dict[str, dict[str, Any]],
+    receiver: FlakyReceiver,
+    errors: list[str],
+    config: ChaosConfig,
+    started_at: float,
+) -> Observed:
+    from chalicelib.container import services, webhooks
+
+    endpoints = list(client.all("/v1/webhook_endpoints"))
+    deadline = started_at + config.deadline_seconds
+    # Settled when no delivery is pending and the pollers have nothing left in flight.
+    while time.monotonic() < deadline:
+        pending = [
+            d
+            for endpoint in endpoints
+            for d in client.all(
+                f"/v1/webhook_endpoints/{endpoint['id']}/deliveries", status="pending"
+            )
+        ]
+        if not pending:
+            try:
+                sandbox.pollers.wait_idle(timeout=min(30.0, max(1.0, deadline - time.monotonic())))
+                break
+            except TimeoutError:
+                continue
+        time.sleep(0.5)
+    deliveries = {
+        (d["event"], d["webhook_endpoint"]): d
+        for endpoint in endpoints
+        for d in client.all(f"/v1/webhook_endpoints/{endpoint['id']}/deliveries")
+    }
+    events = [
+        e
+        for e in client.all("/v1/events")
+        if e["data"]["object"].get("id") in intended
+        or e["data"]["object"].get("payment_intent") in intended
+    ]
+    authorizations: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    captures: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for record in services().simulator_ledger.all_records():
+        pi_id = record.get("payment_intent") or _pi_in_key(str(record.get("pk", "")))
+        if pi_id not in intended:
+            continue
+        if record.get("operation") == "authorize" and record.get("status") == "authorized":
+            authorizations[pi_id].append(record)
+        elif record.get("operation") == "capture":
+            captures[pi_id].append(record)
+    return Observed(
+        payments=payments,
+        intended=intended,
+        authorizations=dict(authorizations),
+        captures=dict(captures),
+        events=events,
+        endpoints=endpoints,
+        deliveries=deliveries,
+        dead_lettered=_dead_letter_ids(webhooks().queue),
+        hits=list(receiver.hits),
+        errors=errors,
+    )
+
+
+def _pi_in_key(pk: str) -> str | None:
+    """The PaymentIntent in a simulator key (`capture#<connector>:<pi>:capture`)."""
+    return next((part for part in pk.split(":") if part.startswith("pi_")), None)
+
+
+def _dead_letter_ids(queue: Any) -> set[str]:
+    """The delivery ids of every message in the dead-letter queue (peeked: each is hidden for
+    a minute, none deleted)."""
+    ids: set[str] = set()
+    if not queue.dead_letter_url:
+        return ids
+    client = queue._client
+    for _ in range(1000):
+        messages = client.receive_message(
+            QueueUrl=queue.dead_letter_url, MaxNumberOfMessages=10, VisibilityTimeout=60
+        ).get("Messages", [])
+        if not messages:
+            break
+        ids.update(str(json.loads(m["Body"]).get("delivery")) for m in messages)
+    return ids
+
+
+def _fault_counts(
+    sandbox: Sandbox,
+    client: Client,
+    connectors: list[str],
+    fired: Counter[str],
+    receiver: FlakyReceiver,
+    intended: dict[str, str],
+) -> dict[str, int]:
+    from chalicelib.observability import observability
+
+    # From the run's own PspErrors metric (the sandbox aggregates its EMF lines in-process).
+    errors: Counter[str] = Counter()
+    aggregate = observability().aggregate
+    for series in aggregate.series() if aggregate is not None else []:
+        if series.metric == "PspErrors" and series.dimensions.get("connector") in connectors:
+            errors[series.dimensions.get("code", "")] += int(series.total)
+    failed = Counter(
+        pi["status"] for pi in client.all("/v1/payment_intents") if pi["id"] in intended
+    )
+    counts = {
+        "PSP timeouts (PspTimeout)": errors["PspTimeout"],
+        "PSP errors (PspUnavailable)": errors["PspUnavailable"],
+        "payments declined or failed (simulated, test cards)": failed["requires_payment_method"],
+    }
+    counts.update({f"crash at {point}": n for point, n in sorted(fired.items())})
+    for poller in sandbox.pollers.pollers:
+        duplicates = getattr(poller, "duplicates", None)
+        if duplicates is not None:
+            counts[f"batches delivered twice to {poller.name}"] = duplicates.count
+    counts["webhook answers 500 (receiver)"] = sum(1 for h in receiver.hits if h.status != 200)
+    counts["client retries (409/5xx/crash)"] = client.retries
+    return counts
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="payflow.chaos", description=__doc__.splitlines()[0])
+    parser.add_argument("--payments", type=int, default=ChaosConfig.payments)
+    parser.add_argument("--concurrency", type=int, default=ChaosConfig.concurrency)
+    parser.add_argument("--seed", type=int, default=ChaosConfig.seed)
+    parser.add_argument("--max-seconds", type=float, default=ChaosConfig.max_seconds)
+    parser.add_argument(
+        "--slow-crashes",
+        action="store_true",
+        help="also crash the webhook delivery handler (adds the queue's 60 s visibility timeout)",
+    )
+    args = parser.parse_args(argv)
+    report = run(
+        ChaosConfig(
+            payments=args.payments,
+            concurrency=args.concurrency,
+            seed=args.seed,
+            max_seconds=args.max_seconds,
+            slow_crashes=args.slow_crashes,
+        )
+    )
+    report.print()
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
