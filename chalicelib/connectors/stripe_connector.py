@@ -171,7 +171,8 @@ class StripeConnector(Connector):
             lambda: client.v1.refunds.list(params={"payment_intent": psp_reference, "limit": 100})
         )
         for refund in listed.data:
-            metadata: Any = refund.metadata or {}
+            # StripeObject is not a dict in stripe-python 16: read it through to_dict().
+            metadata = refund.metadata.to_dict() if refund.metadata else {}
             if metadata.get("payflow_key") == idempotency_key and refund.status == "succeeded":
                 return True
         return False

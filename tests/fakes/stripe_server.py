@@ -31,6 +31,7 @@ class FakeStripe:
 
     def __init__(self) -> None:
         self.intents: dict[str, dict[str, Any]] = {}
+        self.refunds: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self.mode: str = "normal"
@@ -110,6 +111,15 @@ class FakeStripe:
                 pi for pi in self.intents.values() if pi["metadata"].get("payflow_key") == wanted
             ]
             return 200, {"object": "search_result", "data": found, "has_more": False, "url": path}
+        if method == "POST" and parts == ["v1", "refunds"]:
+            return self._refund(params)
+        if method == "GET" and parts == ["v1", "refunds"]:
+            found = [
+                r
+                for r in self.refunds.values()
+                if r["payment_intent"] == params.get("payment_intent")
+            ]
+            return 200, {"object": "list", "data": found, "has_more": False, "url": path}
         if len(parts) >= 3 and parts[:2] == ["v1", "payment_intents"] and parts[2] in self.intents:
             pi = self.intents[parts[2]]
             action = parts[3] if len(parts) > 3 else None
@@ -122,6 +132,25 @@ class FakeStripe:
                 pi.update(status="canceled")
             return 200, pi
         return 404, _error("resource_missing", f"No such route: {path}", "invalid_request_error")
+
+    def _refund(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        pi = self.intents.get(params.get("payment_intent", ""))
+        if pi is None:
+            return 404, _error(
+                "resource_missing", "No such payment_intent", "invalid_request_error"
+            )
+        refused = pi["payment_method"] == "pm_card_refundFail"
+        refund = {
+            "id": f"re_fake{uuid.uuid4().hex[:12]}",
+            "object": "refund",
+            "amount": int(params.get("amount", pi["amount"])),
+            "payment_intent": pi["id"],
+            "status": "failed" if refused else "succeeded",
+            "failure_reason": "expired_or_canceled_card" if refused else None,
+            "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
+        }
+        self.refunds[refund["id"]] = refund
+        return 200, refund
 
     def _create(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         pi_id = f"pi_fake{uuid.uuid4().hex[:16]}"

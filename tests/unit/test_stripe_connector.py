@@ -90,3 +90,21 @@ def test_capture_and_void_reach_stripe(connector, fake):
 def test_without_a_key_the_connector_is_unavailable():
     with pytest.raises(ConnectorUnavailable):
         StripeConnector(None).authorize(request())
+
+
+def test_refund_is_sent_once_per_key_and_can_be_found(connector, fake):
+    paid = connector.authorize(request(key="to-refund"))
+    connector.refund(paid.psp_reference, 700, idempotency_key="re_1")
+    connector.refund(paid.psp_reference, 700, idempotency_key="re_1")
+    assert [r["amount"] for r in fake.refunds.values()] == [700]
+    assert connector.refunded(paid.psp_reference, "re_1")
+    assert not connector.refunded(paid.psp_reference, "re_other")
+
+
+def test_refused_refund_carries_stripes_failure_reason(connector):
+    from chalicelib.connectors.base import RefundRefused
+
+    paid = connector.authorize(request("pm_card_refundFail", key="refund-fails"))
+    with pytest.raises(RefundRefused) as refused:
+        connector.refund(paid.psp_reference, 100, idempotency_key="re_2")
+    assert refused.value.reason == "expired_or_canceled_card"
