@@ -34,6 +34,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from payflow.cfn import getatt_args, references
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
 TABLE = "AWS::DynamoDB::Table"
@@ -349,7 +351,7 @@ def _function_roles(chalice_resources: Mapping[str, Any], function_ids: Iterable
     for function_id in function_ids:
         role = (chalice_resources[function_id].get("Properties") or {}).get("Role")
         if isinstance(role, dict) and "Fn::GetAtt" in role:
-            role_id = _getatt_args(role["Fn::GetAtt"])[0]
+            role_id = getatt_args(role["Fn::GetAtt"])[0]
             if role_id not in roles:
                 roles.append(role_id)
         else:
@@ -463,7 +465,7 @@ def state_machine_statements(
     substitutions: Mapping[str, Any], resources: Mapping[str, Any]
 ) -> list[dict[str, Any]]:
     """Least privilege for a state machine: exactly the resources its substitutions reference."""
-    referenced = sorted(_references(dict(substitutions)))
+    referenced = sorted(references(dict(substitutions)))
     by_type: dict[str, list[str]] = {}
     for name in referenced:
         kind = (resources.get(name) or {}).get("Type")
@@ -572,8 +574,8 @@ def _without_machine_refs(value: Any, machines: Mapping[str, Any]) -> Any:
         (key, argument), *_ = value.items()
         if key == "Ref" and argument in machines:
             return state_machine_arn(machines[argument], "stateMachine")
-        if key == "Fn::GetAtt" and _getatt_args(argument)[0] in machines:
-            machine, attribute = _getatt_args(argument)
+        if key == "Fn::GetAtt" and getatt_args(argument)[0] in machines:
+            machine, attribute = getatt_args(argument)
             if attribute == "Name":
                 return machines[machine]["Properties"][_name_key(machines[machine])]
             return state_machine_arn(machines[machine], "stateMachine")
@@ -589,7 +591,7 @@ def dead_letter_queues(resources: Mapping[str, Any]) -> list[str]:
     found: list[str] = []
 
     def add(target: Any) -> None:
-        for name in _references(target):
+        for name in references(target):
             if (resources.get(name) or {}).get("Type") == QUEUE and name not in found:
                 found.append(name)
 
@@ -635,7 +637,7 @@ def dlq_alarm(queue_id: str) -> dict[str, Any]:
 
 def _has_alarm(queue_id: str, resources: Mapping[str, Any]) -> bool:
     return any(
-        r.get("Type") == ALARM and queue_id in _references(r.get("Properties"))
+        r.get("Type") == ALARM and queue_id in references(r.get("Properties"))
         for r in resources.values()
     )
 
@@ -656,7 +658,7 @@ def check_merged(merged: Mapping[str, Any], merge_template: Mapping[str, Any]) -
     known = set(resources) | set(merged.get("Parameters") or {})
     depends: dict[str, set[str]] = {}
     for logical_id, resource in resources.items():
-        names = _references(resource.get("Properties")) | set(_as_list(resource.get("DependsOn")))
+        names = references(resource.get("Properties")) | set(_as_list(resource.get("DependsOn")))
         for name in names:
             if not name.startswith("AWS::") and name not in known:
                 raise PackageError(f"{logical_id} references {name}, which the template lacks")
@@ -704,36 +706,3 @@ def _as_list(value: Any) -> list[str]:
 
 def _of_type(resources: Mapping[str, Any], *kinds: str) -> list[str]:
     return [lid for lid, r in resources.items() if r.get("Type") in kinds]
-
-
-def _getatt_args(argument: Any) -> tuple[str, str]:
-    if isinstance(argument, str):
-        logical_id, _, attribute = argument.partition(".")
-        return logical_id, attribute
-    return str(argument[0]), str(argument[1])
-
-
-def _references(value: Any) -> set[str]:
-    """Logical ids (and parameters) that `value` names through Ref, Fn::GetAtt and Fn::Sub."""
-    import re
-
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= _references(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "Ref" and isinstance(item, str):
-                found.add(item)
-            elif key == "Fn::GetAtt":
-                found.add(_getatt_args(item)[0])
-            elif key == "Fn::Sub":
-                text = item[0] if isinstance(item, list) else item
-                variables = item[1] if isinstance(item, list) else {}
-                for name in re.findall(r"\$\{([^!}][^}]*)\}", str(text)):
-                    if name not in variables:
-                        found.add(name.split(".", 1)[0])
-                found |= _references(variables)
-            else:
-                found |= _references(item)
-    return found

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from payflow.cfn import getatt_args, references
 from payflow.sandbox.lambda_invoke import ACCOUNT_ID, function_arn, parse_function_name
 
 logger = logging.getLogger(__name__)
@@ -404,7 +405,7 @@ def _function_reference(value: Any, intrinsics: _Intrinsics) -> str:
     if isinstance(value, dict) and "Ref" in value:
         return str(value["Ref"])
     if isinstance(value, dict) and "Fn::GetAtt" in value:
-        return str(_getatt_args(value["Fn::GetAtt"])[0])
+        return str(getatt_args(value["Fn::GetAtt"])[0])
     return parse_function_name(str(intrinsics.resolve(value)))[0]
 
 
@@ -427,7 +428,7 @@ class _Intrinsics:
             if key == "Ref":
                 return self.ref(str(argument))
             if key == "Fn::GetAtt":
-                logical_id, attribute = _getatt_args(argument)
+                logical_id, attribute = getatt_args(argument)
                 return self.getatt(logical_id, attribute)
             if key == "Fn::Sub":
                 return self.sub(argument)
@@ -505,13 +506,6 @@ class _Intrinsics:
         return _SUB_VARIABLE.sub(replace, str(text))
 
 
-def _getatt_args(argument: Any) -> tuple[str, str]:
-    if isinstance(argument, str):
-        logical_id, _, attribute = argument.partition(".")
-        return logical_id, attribute
-    return str(argument[0]), str(argument[1])
-
-
 def _parameters(template: Mapping[str, Any], overrides: Mapping[str, Any]) -> dict[str, Any]:
     values = {
         name: spec["Default"]
@@ -535,7 +529,7 @@ def _dependency_order(resources: Mapping[str, Any]) -> list[str]:
     depends = {
         logical_id: {
             name
-            for name in _references(resource.get("Properties"))
+            for name in references(resource.get("Properties"))
             | set(_as_list(resource.get("DependsOn")))
             if name in resources and name != logical_id
         }
@@ -551,27 +545,6 @@ def _dependency_order(resources: Mapping[str, Any]) -> list[str]:
         ordered.extend(ready)
         done.update(ready)
     return ordered
-
-
-def _references(value: Any) -> set[str]:
-    found: set[str] = set()
-    if isinstance(value, list):
-        for item in value:
-            found |= _references(item)
-    elif isinstance(value, dict):
-        for key, item in value.items():
-            if key == "Ref" and isinstance(item, str):
-                found.add(item)
-            elif key == "Fn::GetAtt":
-                found.add(_getatt_args(item)[0])
-            elif key == "Fn::Sub":
-                text = item[0] if isinstance(item, list) else item
-                for name in _SUB_VARIABLE.findall(str(text)):
-                    found.add(name.split(".", 1)[0])
-                found |= _references(item)
-            else:
-                found |= _references(item)
-    return found
 
 
 def _as_list(value: Any) -> Iterable[str]:

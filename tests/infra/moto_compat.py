@@ -18,7 +18,8 @@ import json
 import re
 from typing import Any
 
-from payflow.deploy.package import STATE_MACHINES, _references
+from payflow.cfn import references
+from payflow.deploy.package import STATE_MACHINES
 
 
 def for_moto(template: dict[str, Any], s3: Any) -> dict[str, Any]:
@@ -36,7 +37,7 @@ def for_moto(template: dict[str, Any], s3: Any) -> dict[str, Any]:
     while changed:  # whatever references a dropped resource goes too
         changed = False
         for lid, resource in resources.items():
-            if lid not in dropped and _references(resource) & dropped:
+            if lid not in dropped and references(resource) & dropped:
                 dropped.add(lid)
                 changed = True
     for lid in dropped:
@@ -44,7 +45,7 @@ def for_moto(template: dict[str, Any], s3: Any) -> dict[str, Any]:
     result["Outputs"] = {
         name: output
         for name, output in (result.get("Outputs") or {}).items()
-        if not _references(output) & dropped
+        if not references(output) & dropped
     }
     for resource in resources.values():
         properties = resource.setdefault("Properties", {})
