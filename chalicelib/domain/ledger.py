@@ -160,39 +160,32 @@ def refund_hold(
     )
 
 
-def refund_settle(hold: JournalEntry, connector: str, created: int) -> JournalEntry:
+def _clear_hold(hold: JournalEntry, kind: EntryKind, to_account: str, created: int) -> JournalEntry:
+    """Empty a refund's hold from refunds in flight into `to_account`."""
     amount = -hold.balance_changes()[REFUNDS_IN_FLIGHT]
     return JournalEntry(
-        id=f"je_refund_settle_{hold.source}",
+        id=f"je_{kind.value}_{hold.source}",
         merchant_id=hold.merchant_id,
         currency=hold.currency,
-        kind=EntryKind.REFUND_SETTLE,
+        kind=kind,
         source=hold.source,
         created=created,
         available_on=created,
         postings=[
             Posting(account=REFUNDS_IN_FLIGHT, amount=amount),
-            Posting(account=psp_clearing(connector), amount=-amount),
+            Posting(account=to_account, amount=-amount),
         ],
     )
+
+
+def refund_settle(hold: JournalEntry, connector: str, created: int) -> JournalEntry:
+    """The PSP paid the refund out: the hold leaves through the PSP's clearing account."""
+    return _clear_hold(hold, EntryKind.REFUND_SETTLE, psp_clearing(connector), created)
 
 
 def refund_reversal(hold: JournalEntry, created: int) -> JournalEntry:
     """The compensation of a refund the PSP refused: the hold returns to the merchant."""
-    amount = -hold.balance_changes()[REFUNDS_IN_FLIGHT]
-    return JournalEntry(
-        id=f"je_refund_failure_{hold.source}",
-        merchant_id=hold.merchant_id,
-        currency=hold.currency,
-        kind=EntryKind.REFUND_FAILURE,
-        source=hold.source,
-        created=created,
-        available_on=created,
-        postings=[
-            Posting(account=REFUNDS_IN_FLIGHT, amount=amount),
-            Posting(account=AVAILABLE, amount=-amount),
-        ],
-    )
+    return _clear_hold(hold, EntryKind.REFUND_FAILURE, AVAILABLE, created)
 
 
 def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:

@@ -10,6 +10,7 @@ from typing import Any
 from chalicelib.connectors.base import (
     AuthorizationResult,
     AuthorizationStatus,
+    Connector,
     Decline,
 )
 from chalicelib.connectors.registry import ConnectorRegistry
@@ -279,7 +280,7 @@ class PaymentIntentService:
                 f"No such PaymentMethod: '{payment_method}'", param="payment_method"
             )
 
-    def _connector_of(self, pi: PaymentIntent):  # type: ignore[no-untyped-def]
+    def _connector_of(self, pi: PaymentIntent) -> Connector:
         return self._registry.connector_for(pi.merchant_id, pi.connector or "")
 
     @staticmethod

@@ -27,7 +27,7 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import ledger as ledger_rules
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.payment_intents import PaymentIntent
+from chalicelib.domain.payment_intents import PaymentIntent, merge_metadata
 from chalicelib.domain.refunds import Refund, RefundReason, RefundStatus, refundable
 from chalicelib.errors import Conflict, StaleWrite, UnexpectedState
 from chalicelib.services.context import (
@@ -163,8 +163,6 @@ class RefundService:
     def update(
         self, merchant_id: str, refund_id: str, ctx: RequestContext, metadata: dict[str, str] | None
     ) -> Outcome:
-        from chalicelib.domain.payment_intents import merge_metadata
-
         refund = self.retrieve(merchant_id, refund_id)
         after = refund.model_copy(
             update={
