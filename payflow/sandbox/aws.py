@@ -1,4 +1,5 @@
-"""Serve moto over HTTP in this process, with Lambda invocations answered in-process.
+"""The embedded AWS: moto served over HTTP by a process of its own, with Lambda invocations
+answered in this process, where the handlers are.
 
 Server choice (measured with boto3 against moto 5.2.5 on this machine, 200 sequential calls):
 waitress keeps boto3's connection alive (1 TCP connection for 50 calls) and answers PutItem in
@@ -13,10 +14,11 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import sys
 import threading
-import time
-import urllib.error
-import urllib.request
+from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from payflow.sandbox.lambda_invoke import REGION, LambdaInvokeMiddleware, Resolver
@@ -24,45 +26,25 @@ from payflow.sandbox.serving import BackgroundServer, PortInUseError
 
 __all__ = ["EmbeddedAws", "PortInUseError"]
 
+ROOT = Path(__file__).resolve().parents[2]
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
-SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 
 
 def _no_function(name: str) -> None:
     return None
 
 
-class AtomicDynamoDB:
-    """WSGI middleware that runs DynamoDB requests one at a time.
-
-    DynamoDB guarantees that a conditional write is atomic; moto's backend evaluates the
-    condition and writes without a lock, so two server threads can both pass one condition.
-    Serializing DynamoDB calls gives the sandbox AWS's guarantee (they take ~2 ms each here).
-    """
-
-    def __init__(self, app: Any) -> None:
-        self._app = app
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
-            return self._app(environ, start_response)
-        with self._lock:
-            # Drain the body inside the lock: the write happens while it is produced.
-            return list(self._app(environ, start_response))
-
-
 class EmbeddedAws:
-    """moto's WSGI app behind `LambdaInvokeMiddleware`, served by waitress on a daemon thread.
+    """moto in a child process (payflow/sandbox/aws_server.py), with Lambda invocations
+    answered here by `LambdaInvokeMiddleware` and the handlers `resolve` finds.
 
     ``port=0`` picks a free port; `.port` and `.endpoint_url` tell which one after `start()`.
-    `start()` also sets ``MOTO_PORT`` (moto's Step Functions engine calls Lambda and other services
-    at ``http://localhost:$MOTO_PORT``) and turns on state machine execution.
+    `start()` also sets ``MOTO_PORT`` here, for tools that look for moto there.
 
-    Isolation: moto keeps its backends (tables, queues, state machines...) in module-level
-    globals, so two EmbeddedAws in one process serve the *same* resources, and ``MOTO_PORT`` and
-    moto's config are process-wide too (the last started instance wins). Run one per process;
-    tests should share one session-scoped instance and name their resources uniquely.
+    Two processes, two cores: the handlers and moto are both pure Python, and in one process
+    they would take turns under the GIL. Each EmbeddedAws has its own moto (its own tables,
+    queues and state machines); tests share one session-scoped instance and name their
+    resources uniquely. The child stops when `stop()` is called or this process ends.
     """
 
     def __init__(
@@ -73,7 +55,8 @@ class EmbeddedAws:
         *,
         threads: int = 32,
         region: str = REGION,
-        start_timeout: float = 10.0,
+        start_timeout: float = 30.0,
+        time_scale: float = 1.0,
     ) -> None:
         self.host = host
         self.region = region
@@ -81,7 +64,9 @@ class EmbeddedAws:
         self._resolve = resolve
         self._threads = threads
         self._start_timeout = start_timeout
-        self._server: BackgroundServer | None = None
+        self._time_scale = time_scale
+        self._invoke_server: BackgroundServer | None = None
+        self._process: subprocess.Popen[bytes] | None = None
         self.port = port
 
     @property
@@ -91,44 +76,59 @@ class EmbeddedAws:
         return f"http://{host}:{self.port}"
 
     def start(self) -> EmbeddedAws:
-        """Bind, serve on a daemon thread and return once moto answers.
+        """Start the invoke endpoint and the moto process; return once moto listens.
 
         Raises `PortInUseError` when the port is taken.
         """
-        # Imported here: moto's server pulls in Flask and every backend's URL map, which only the
-        # sandbox process needs.
-        from moto.moto_server.werkzeug_app import (
-            DomainDispatcherApplication,
-            create_backend_app,
-        )
-
-        from payflow.sandbox import moto_fixes
-
-        moto_fixes.apply()
-        app = LambdaInvokeMiddleware(
-            AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)),
-            self._resolve,
-            region=self.region,
-        )
-        self._server = BackgroundServer(
-            app,
-            host=self.host,
-            port=self._requested_port,
+        self._invoke_server = BackgroundServer(
+            LambdaInvokeMiddleware(_not_found, self._resolve, region=self.region),
+            host="127.0.0.1",
+            port=0,
             threads=self._threads,
-            name=f"embedded-aws-{self._requested_port}",
+            name="lambda-invoke",
             port_hint="PAYFLOW_AWS_PORT",
-            # moto's Step Functions engine opens a new boto3 client (connection) per task.
-            connection_limit=1000,
+        ).start()
+        command = [
+            sys.executable,
+            "-m",
+            "payflow.sandbox.aws_server",
+            f"--host={self.host}",
+            f"--port={self._requested_port}",
+            f"--invoke-url=http://127.0.0.1:{self._invoke_server.port}",
+            f"--threads={self._threads}",
+            f"--time-scale={self._time_scale}",
+        ]
+        self._process = subprocess.Popen(
+            command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
         )
-        self.port = self._server.port
+        try:
+            ready = self._read_ready_line()
+        except BaseException:
+            self.stop()
+            raise
+        if "port" not in ready:
+            self.stop()
+            if ready.get("error") == "port_in_use":
+                raise PortInUseError(ready["message"])
+            raise RuntimeError(f"the embedded AWS did not start: {ready}")
+        self.port = int(ready["port"])
         os.environ["MOTO_PORT"] = str(self.port)
-        self._server.start()
-        self._configure_moto()
         return self
 
     def stop(self, timeout: float = 5.0) -> None:
-        """Close the listener and every connection, then stop the worker threads."""
-        server, self._server = self._server, None
+        """Stop the moto process (it exits when its stdin closes) and the invoke endpoint."""
+        process, self._process = self._process, None
+        if process is not None:
+            if process.stdin is not None:
+                process.stdin.close()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout)
+            if process.stdout is not None:
+                process.stdout.close()
+        server, self._invoke_server = self._invoke_server, None
         if server is not None:
             server.stop(timeout)
 
@@ -150,24 +150,25 @@ class EmbeddedAws:
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
 
-    def _configure_moto(self) -> None:
-        """POST moto's config until the server answers (that is the readiness check)."""
-        request = urllib.request.Request(
-            f"{self.endpoint_url}/moto-api/config",
-            data=json.dumps(SFN_CONFIG).encode(),
-            headers={"Content-Type": "application/json"},
-            method="POST",
+    def _read_ready_line(self) -> dict[str, Any]:
+        """The child's first stdout line, within the start timeout."""
+        assert self._process is not None and self._process.stdout is not None
+        lines: list[bytes] = []
+        reader = threading.Thread(
+            target=lambda: lines.append(self._process.stdout.readline()),  # type: ignore[union-attr]
+            daemon=True,
         )
-        # No proxy: a developer's HTTP(S)_PROXY must not capture calls to our own loopback port.
-        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-        deadline = time.monotonic() + self._start_timeout
-        while True:
-            try:
-                with opener.open(request, timeout=2) as response:
-                    response.read()
-                return
-            except (urllib.error.URLError, ConnectionError):
-                if time.monotonic() > deadline:
-                    self.stop()
-                    raise
-                time.sleep(0.05)
+        reader.start()
+        reader.join(self._start_timeout)
+        if not lines or not lines[0]:
+            raise RuntimeError(
+                f"the embedded AWS process did not report its port within "
+                f"{self._start_timeout:.0f} s (exit code {self._process.poll()})"
+            )
+        return dict(json.loads(lines[0]))
+
+
+def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:
+    """The invoke endpoint answers only Lambda Invoke."""
+    start_response("404 Not Found", [("Content-Type", "text/plain")])
+    return [b"not a Lambda Invoke request"]

@@ -29,7 +29,7 @@ WsgiApp = Callable[[dict[str, Any], Callable[..., Any]], Iterable[bytes]]
 
 logger = logging.getLogger(__name__)
 
-_INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations/?$")
+INVOKE_PATH = re.compile(r"^/2015-03-31/functions/(?P<function>[^/]+)/invocations/?$")
 
 
 def function_arn(name: str, region: str = REGION, account_id: str = ACCOUNT_ID) -> str:
@@ -135,7 +135,7 @@ class LambdaInvokeMiddleware:
     def __call__(
         self, environ: dict[str, Any], start_response: Callable[..., Any]
     ) -> Iterable[bytes]:
-        match = _INVOKE_PATH.match(environ.get("PATH_INFO", ""))
+        match = INVOKE_PATH.match(environ.get("PATH_INFO", ""))
         if environ.get("REQUEST_METHOD") != "POST" or match is None:
             return self.app(environ, start_response)
         status, headers, body = self.invoke(

@@ -28,7 +28,6 @@ from payflow.sandbox.provision import (
     resolve_environment,
 )
 from payflow.sandbox.serving import PortInUseError
-from payflow.sandbox.timewarp import scale_step_functions_time
 
 logger = logging.getLogger("payflow.sandbox")
 
@@ -121,9 +120,10 @@ class Sandbox:
         def resolve(name: str) -> Any:
             return app_functions(name) or (extra(name) if extra else None)
 
-        self.aws = EmbeddedAws(config.host, config.aws_port, resolve=resolve)
+        self.aws = EmbeddedAws(
+            config.host, config.aws_port, resolve=resolve, time_scale=config.time_scale
+        )
         self.aws.start()
-        scale_step_functions_time(config.time_scale)
         self._configure_environment()
         clients = AwsClients.for_endpoint(self.aws.endpoint_url)
         self.provisioned = provision(

@@ -1,0 +1,151 @@
+"""The embedded AWS's own process: moto served over HTTP, Lambda invocations sent back.
+
+`EmbeddedAws` (payflow/sandbox/aws.py) starts ``python -m payflow.sandbox.aws_server`` and
+talks to it over two channels:
+
+- stdout: one JSON line once the server listens, ``{"port": N}`` (or ``{"error": ...}`` when
+  it cannot bind), so the parent learns the port it picked;
+- stdin: held open by the parent for as long as it wants the server. End of file (the parent
+  stopped it, exited or was killed) makes this process stop: no orphan keeps the port.
+
+Why a process of its own: moto is pure Python, and the sandbox is CPU-bound. In one process the
+handlers (boto3, pydantic, the app) and moto (parsing, conditions, serializing) take turns on
+one core under the GIL; in two they run on two cores. Lambda Invoke requests from the Step
+Functions engine come to this process (moto calls ``localhost:$MOTO_PORT``) and are forwarded
+unchanged to the parent's invoke endpoint, where the handlers live.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import threading
+from collections.abc import Callable, Iterable
+from typing import Any
+
+from payflow.sandbox.lambda_invoke import INVOKE_PATH
+from payflow.sandbox.serving import BackgroundServer, PortInUseError
+
+SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
+INVOKE_TIMEOUT_SECONDS = 900.0
+"""Lambda's own maximum: a forwarded invocation never outlives what AWS would allow."""
+
+
+class AtomicDynamoDB:
+    """WSGI middleware that runs DynamoDB requests one at a time.
+
+    DynamoDB guarantees that a conditional write is atomic; moto's backend evaluates the
+    condition and writes without a lock, so two server threads can both pass one condition.
+    Serializing DynamoDB calls gives the sandbox AWS's guarantee (they take ~2 ms each here).
+    """
+
+    def __init__(self, app: Any) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+            return self._app(environ, start_response)
+        with self._lock:
+            # Drain the body inside the lock: the write happens while it is produced.
+            return list(self._app(environ, start_response))
+
+
+class ForwardInvocations:
+    """WSGI middleware sending Lambda Invoke requests, as they came, to `invoke_url` (the
+    parent's `LambdaInvokeMiddleware`); everything else goes to `app` (moto)."""
+
+    def __init__(self, app: Any, invoke_url: str) -> None:
+        import urllib3
+
+        self._app = app
+        self._url = invoke_url.rstrip("/")
+        self._http = urllib3.PoolManager(
+            maxsize=64, retries=False, timeout=urllib3.Timeout(total=INVOKE_TIMEOUT_SECONDS)
+        )
+
+    def __call__(
+        self, environ: dict[str, Any], start_response: Callable[..., Any]
+    ) -> Iterable[bytes]:
+        if environ.get("REQUEST_METHOD") != "POST" or not INVOKE_PATH.match(
+            environ.get("PATH_INFO", "")
+        ):
+            return self._app(environ, start_response)
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        query = environ.get("QUERY_STRING", "")
+        headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
+        for name in ("X-Amz-Invocation-Type", "X-Amz-Client-Context"):
+            value = environ.get("HTTP_" + name.upper().replace("-", "_"))
+            if value:
+                headers[name] = value
+        response = self._http.request(
+            "POST",
+            self._url + environ["PATH_INFO"] + (f"?{query}" if query else ""),
+            body=body,
+            headers=headers,
+        )
+        skipped = {"content-length", "connection", "transfer-encoding", "server", "date"}
+        start_response(
+            f"{response.status} {response.reason}",
+            [(k, v) for k, v in response.headers.items() if k.lower() not in skipped]
+            + [("Content-Length", str(len(response.data)))],
+        )
+        return [response.data]
+
+
+def serve(
+    host: str, port: int, invoke_url: str, threads: int, time_scale: float
+) -> BackgroundServer:
+    """moto behind the invocation forwarder and the DynamoDB lock, listening on host:port."""
+    from moto.core.config import default_user_config
+    from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+    from payflow.sandbox import moto_fixes
+    from payflow.sandbox.timewarp import scale_step_functions_time
+
+    moto_fixes.apply()
+    scale_step_functions_time(time_scale)
+    default_user_config.update(SFN_CONFIG)
+    app = ForwardInvocations(
+        AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)), invoke_url
+    )
+    server = BackgroundServer(
+        app,
+        host=host,
+        port=port,
+        threads=threads,
+        name=f"embedded-aws-{port}",
+        port_hint="PAYFLOW_AWS_PORT",
+        # moto's Step Functions engine opens a new boto3 client (connection) per task.
+        connection_limit=1000,
+    )
+    # The Step Functions engine calls Lambda and the other services at localhost:$MOTO_PORT.
+    os.environ["MOTO_PORT"] = str(server.port)
+    return server.start()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="payflow.sandbox.aws_server")
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=4566)
+    parser.add_argument("--invoke-url", required=True)
+    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--time-scale", type=float, default=1.0)
+    args = parser.parse_args(argv)
+    try:
+        server = serve(args.host, args.port, args.invoke_url, args.threads, args.time_scale)
+    except PortInUseError as error:
+        print(json.dumps({"error": "port_in_use", "message": str(error)}), flush=True)
+        return 1
+    print(json.dumps({"port": server.port}), flush=True)
+    # Until the parent closes our stdin (stop, exit or crash).
+    sys.stdin.buffer.read()
+    server.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
