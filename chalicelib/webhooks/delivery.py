@@ -18,10 +18,10 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.concurrency import each_concurrently
 from chalicelib.dal.events import EventStore
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.domain.events import Event
@@ -186,11 +186,7 @@ class Deliverer:
         """Deliver every message of a Lambda SQS event; returns the message ids to keep in the
         queue (their next attempt is scheduled, or they are bound for the dead-letter queue)."""
         messages = [QueuedMessage.from_record(record) for record in records]
-        if len(messages) <= 1:
-            outcomes = [self.deliver(m) for m in messages]
-        else:
-            with ThreadPoolExecutor(max_workers=min(self._max_workers, len(messages))) as pool:
-                outcomes = list(pool.map(self.deliver, messages))
+        outcomes = each_concurrently(self.deliver, messages, self._max_workers)
         return [m.message_id for m, keep in zip(messages, outcomes, strict=True) if keep]
 
     def deliver(self, message: QueuedMessage) -> bool:

@@ -23,6 +23,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from chalicelib.concurrency import each_concurrently
 from chalicelib.dal.dynamo import from_attrs
 from chalicelib.dal.webhooks import EVENT, WebhookQueue, WebhookStore
 from chalicelib.domain.events import Event
@@ -138,22 +139,28 @@ class Relay:
         """Queue a delivery for every (new event, subscribed endpoint) in `records` (Lambda
         DynamoDB stream records); returns how many were queued. Raises on failure, so that the
         whole batch is delivered again: every step is safe to repeat."""
-        queued = 0
         endpoints: dict[str, list[WebhookEndpoint]] = {}
-        obs = observability()
         events = new_events(records)
         for event in events:
             if event.merchant_id not in endpoints:
                 endpoints[event.merchant_id] = self._store.all_endpoints(event.merchant_id)
-            with obs.correlate(event_id=event.id, event_type=event.type):
-                for endpoint in endpoints[event.merchant_id]:
-                    if endpoint.subscribes_to(event.type) and self._dispatcher.open(
-                        event, endpoint
-                    ):
-                        queued += 1
+        pairs = [
+            (event, endpoint)
+            for event in events
+            for endpoint in endpoints[event.merchant_id]
+            if endpoint.subscribes_to(event.type)
+        ]
+        # Each pair's delivery is independent of the others (receivers get no ordering
+        # promise, as from Stripe): open them side by side.
+        opened = each_concurrently(self._open, pairs)
         self._faults.check("relay_after_batch")
         count_payment_events(events)
-        return queued
+        return sum(1 for delivery in opened if delivery is not None)
+
+    def _open(self, pair: tuple[Event, WebhookEndpoint]) -> Delivery | None:
+        event, endpoint = pair
+        with observability().correlate(event_id=event.id, event_type=event.type):
+            return self._dispatcher.open(event, endpoint)
 
 
 def count_payment_events(events: Iterable[Event]) -> None:
