@@ -10,9 +10,10 @@ applied to a merge template derived from infra/ and written to build/ for inspec
   machines get the name the sandbox gives them;
 - every function's ``Environment`` from infra/environment.json;
 - the functions' role narrowed to the template's own tables, streams, queues and state
-  machines (ARNs, never ``*``), replacing Chalice's generated policy;
+  machines (ARNs, never ``*``), replacing Chalice's generated policy; plus X-Ray's write
+  actions when the functions trace (``"xray": true`` in .chalice/config.json);
 - a role for every state machine that has none, allowed to call exactly the resources its
-  ``DefinitionSubstitutions`` reference;
+  ``DefinitionSubstitutions`` reference, and to write X-Ray traces when its tracing is on;
 - a CloudWatch alarm on every dead-letter queue.
 
 Output (build/): ``sam.json`` (the merged SAM template), ``deployment.zip`` (the code),
@@ -82,6 +83,9 @@ TASK_TOKEN_ACTIONS = [
     "states:SendTaskHeartbeat",
     "states:SendTaskSuccess",
 ]
+# What active tracing needs (Chalice's own X-Ray policy). These actions have no resource-level
+# permissions: "*" is the only resource they accept, and the one exception to "never `*`".
+XRAY_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 
 
 class PackageError(ValueError):
@@ -286,7 +290,11 @@ def build_merge_template(
             }
         }
 
-    policy = function_policy(all_resources)
+    traced = any(
+        is_traced(_merge(resources.get(function_id) or {}, chalice_resources[function_id]))
+        for function_id in function_ids
+    )
+    policy = function_policy(all_resources, xray=traced)
     for role_id in _function_roles(chalice_resources, function_ids):
         resources.setdefault(role_id, {"Type": "AWS::IAM::Role"}).setdefault("Properties", {})[
             "Policies"
@@ -365,9 +373,9 @@ def _function_roles(chalice_resources: Mapping[str, Any], function_ids: Iterable
 # --- IAM ---------------------------------------------------------------------------------------
 
 
-def function_policy(resources: Mapping[str, Any]) -> dict[str, Any]:
+def function_policy(resources: Mapping[str, Any], *, xray: bool = False) -> dict[str, Any]:
     """The functions' policy: logs of the stack's functions, and the template's own tables,
-    streams, queues and state machines."""
+    streams, queues and state machines; X-Ray's write actions when `xray` (active tracing)."""
     statements: list[dict[str, Any]] = [
         {
             "Sid": "Logs",
@@ -415,7 +423,25 @@ def function_policy(resources: Mapping[str, Any]) -> dict[str, Any]:
                 [state_machine_arn(resources[m], "execution", ":*") for m in machines],
             )
         )
+    if xray:
+        statements.append(_allow("XRay", XRAY_ACTIONS, ["*"]))
     return {"Version": "2012-10-17", "Statement": statements}
+
+
+def is_traced(resource: Mapping[str, Any]) -> bool:
+    """Whether a function or state machine has X-Ray active tracing on, in any of the spellings
+    of SAM and CloudFormation."""
+    properties = resource.get("Properties") or {}
+    kind = resource.get("Type")
+    if kind == SERVERLESS_FUNCTION:
+        return bool(properties.get("Tracing") == "Active")
+    if kind == "AWS::Lambda::Function":
+        return bool((properties.get("TracingConfig") or {}).get("Mode") == "Active")
+    if kind == SAM_STATE_MACHINE:
+        return bool((properties.get("Tracing") or {}).get("Enabled") is True)
+    if kind == SFN_STATE_MACHINE:
+        return bool((properties.get("TracingConfiguration") or {}).get("Enabled") is True)
+    return False
 
 
 def _add_state_machine_role(
@@ -424,7 +450,8 @@ def _add_state_machine_role(
     resources: dict[str, Any],
     all_resources: Mapping[str, Any],
 ) -> None:
-    """A state machine without a role gets one allowed to call what its substitutions name."""
+    """A state machine without a role gets one allowed to call what its substitutions name (and
+    to write traces when its tracing is on: SAM adds that only to the roles it generates)."""
     properties = resource.setdefault("Properties", {})
     if resource["Type"] == SFN_STATE_MACHINE and "RoleArn" in properties:
         return
@@ -434,6 +461,8 @@ def _add_state_machine_role(
     statements = state_machine_statements(
         properties.get("DefinitionSubstitutions") or {}, all_resources
     )
+    if is_traced(resource):
+        statements.append(_allow("XRay", XRAY_ACTIONS, ["*"]))
     role: dict[str, Any] = {
         "Type": "AWS::IAM::Role",
         "Properties": {

@@ -8,29 +8,34 @@ from typing import Any
 import pytest
 from cfnlint.api import lint_file
 
+from payflow.deploy.cloudformation import expand_sam, with_artifacts
 from payflow.deploy.package import (
     LAMBDA_FUNCTIONS,
     QUEUE,
     SERVERLESS_FUNCTION,
     STATE_MACHINES,
+    XRAY_ACTIONS,
     Package,
     PackageError,
     build_merge_template,
     dead_letter_queues,
     find_cycle,
+    is_traced,
     merge,
 )
 
 from .conftest import of_type
 
 EVENT_SOURCES = {"SQS": "Queue", "DynamoDB": "Stream", "Kinesis": "Stream"}
+# What Lambda and Step Functions need to send segments to X-Ray.
+WRITE_TRACES = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
 
 
-def test_the_packaged_template_passes_cfn_lint_without_errors(built: Package) -> None:
+def test_the_packaged_template_passes_cfn_lint_without_errors_or_warnings(built: Package) -> None:
     matches = lint_file(built.template_path)
 
-    errors = [f"{m.rule.id} {m.message} ({m.path_string})" for m in matches if m.rule.id[0] == "E"]
-    assert errors == []
+    found = [f"{m.rule.id} {m.message} ({m.path_string})" for m in matches if m.rule.id[0] in "EW"]
+    assert found == []
 
 
 def test_the_package_holds_template_code_and_definition_files(
@@ -103,9 +108,11 @@ def test_roles_grant_actions_on_the_template_resources_only(template: dict[str, 
             for statement in policy["PolicyDocument"]["Statement"]:
                 targets = statement["Resource"]
                 targets = targets if isinstance(targets, list) else [targets]
-                assert "*" not in targets, f"{logical_id}: {statement}"
                 actions = statement["Action"]
                 actions = actions if isinstance(actions, list) else [actions]
+                # X-Ray's write actions accept no resource but "*"
+                if not set(actions) <= set(XRAY_ACTIONS):
+                    assert "*" not in targets, f"{logical_id}: {statement}"
                 assert not [a for a in actions if a.endswith("*")], f"{logical_id}: {actions}"
 
 
@@ -244,3 +251,129 @@ def test_functions_reach_state_machines_by_name_so_the_template_has_no_cycle(
 def test_find_cycle_names_the_resources_of_a_cycle() -> None:
     assert find_cycle({"A": {"B"}, "B": {"C"}, "C": {"A"}, "D": set()}) == ["A", "B", "C", "A"]
     assert find_cycle({"A": {"B"}, "B": set()}) == []
+
+
+# --- X-Ray active tracing ----------------------------------------------------------------------
+
+
+def test_every_function_and_state_machine_of_the_package_traces_actively(
+    template: dict[str, Any],
+) -> None:
+    functions = of_type(template, *LAMBDA_FUNCTIONS)
+    machines = of_type(template, *STATE_MACHINES)
+
+    assert "APIHandler" in functions
+    assert {"PaymentStateMachine", "RefundStateMachine"} <= set(machines)
+    assert [lid for lid, r in {**functions, **machines}.items() if not is_traced(r)] == []
+    for function in of_type(template, SERVERLESS_FUNCTION).values():
+        assert function["Properties"]["Tracing"] == "Active"
+    for machine in of_type(template, "AWS::Serverless::StateMachine").values():
+        assert machine["Properties"]["Tracing"] == {"Enabled": True}
+    # The API Gateway stage too, so a trace starts at the request
+    assert template["Resources"]["RestAPI"]["Properties"]["TracingEnabled"] is True
+
+
+def test_the_functions_roles_may_write_traces(template: dict[str, Any]) -> None:
+    roles = {
+        function["Properties"]["Role"]["Fn::GetAtt"][0]
+        for function in of_type(template, *LAMBDA_FUNCTIONS).values()
+    }
+
+    for role_id in roles:
+        statements = [
+            statement
+            for policy in template["Resources"][role_id]["Properties"]["Policies"]
+            for statement in policy["PolicyDocument"]["Statement"]
+        ]
+        assert [
+            s for s in statements if s["Effect"] == "Allow" and set(s["Action"]) >= WRITE_TRACES
+        ], f"{role_id} cannot write traces"
+
+
+def test_deployed_functions_trace_and_the_environment_shared_with_the_sandbox_does_not(
+    template: dict[str, Any], environment: dict[str, Any]
+) -> None:
+    # Given the sandbox applies infra/environment.json after its own PAYFLOW_TRACING=false
+    shared = set(environment)
+
+    # When the package gives every function its environment
+    functions = of_type(template, *LAMBDA_FUNCTIONS)
+
+    # Then tracing is on by configuration in every deployed function (.chalice/config.json),
+    # and nothing in the shared environment could turn it on in the sandbox
+    for logical_id, function in functions.items():
+        variables = function["Properties"]["Environment"]["Variables"]
+        assert variables["PAYFLOW_TRACING"] == "true", logical_id
+        assert variables["POWERTOOLS_TRACE_DISABLED"] == "false", logical_id
+    assert not {"PAYFLOW_TRACING", "POWERTOOLS_TRACE_DISABLED"} & shared
+
+
+def test_the_expanded_template_traces_and_lets_the_state_machines_write_traces(
+    built: Package,
+) -> None:
+    # Given the package as the deploy step expands it (what CloudFormation receives)
+    expanded = expand_sam(
+        with_artifacts(built.template(), lambda location: ("bucket", location)), "us-east-1"
+    )
+    resources = expanded["Resources"]
+
+    # When looking at the plain Lambda functions and state machines
+    functions = of_type(expanded, "AWS::Lambda::Function")
+    machines = of_type(expanded, "AWS::StepFunctions::StateMachine")
+
+    # Then all trace, and each state machine's role grants X-Ray's write actions
+    assert functions and len(machines) == 2
+    for logical_id, function in functions.items():
+        assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, logical_id
+    for logical_id, machine in machines.items():
+        assert machine["Properties"]["TracingConfiguration"] == {"Enabled": True}, logical_id
+        role = resources[machine["Properties"]["RoleArn"]["Fn::GetAtt"][0]]["Properties"]
+        managed = [arn for arn in role.get("ManagedPolicyArns", []) if "xray" in str(arn).lower()]
+        inline = [
+            s
+            for policy in role.get("Policies", [])
+            for s in policy["PolicyDocument"]["Statement"]
+            if set(s["Action"]) >= WRITE_TRACES
+        ]
+        assert managed or inline, f"{logical_id}'s role cannot write traces"
+
+
+def test_a_traced_state_machine_gets_a_role_that_may_write_traces(tmp_path: Path) -> None:
+    # Given a CloudFormation state machine with tracing on and no role
+    (tmp_path / "m.asl.json").write_text('{"StartAt": "A", "States": {"A": {"Type": "Succeed"}}}')
+    resources = {
+        "Resources": {
+            "Machine": {
+                "Type": "AWS::StepFunctions::StateMachine",
+                "Properties": {
+                    "DefinitionUri": "m.asl.json",
+                    "TracingConfiguration": {"Enabled": True},
+                },
+            },
+        }
+    }
+
+    # When the package gives it a role
+    merged = merge(
+        build_merge_template(chalice_template("Charge"), resources, {}, base_dir=tmp_path),
+        chalice_template("Charge"),
+    )
+
+    # Then that role may write traces
+    role = merged["Resources"]["MachineRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert {"Sid": "XRay", "Effect": "Allow", "Action": XRAY_ACTIONS, "Resource": ["*"]} in role[
+        "Statement"
+    ]
+
+
+def test_functions_without_tracing_get_no_xray_permission() -> None:
+    # Given Chalice functions packaged without "xray": true (Tracing: PassThrough)
+    chalice = chalice_template("Charge")
+    chalice["Resources"]["Charge"]["Properties"]["Tracing"] = "PassThrough"
+
+    # When the package narrows their role
+    merged = merge(build_merge_template(chalice, {"Resources": {}}, {}), chalice)
+
+    # Then the role has no X-Ray statement: the permission follows the configuration
+    policy = merged["Resources"]["DefaultRole"]["Properties"]["Policies"][0]["PolicyDocument"]
+    assert [s for s in policy["Statement"] if s["Sid"] == "XRay"] == []
