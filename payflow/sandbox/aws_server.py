@@ -103,10 +103,11 @@ def serve(
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
-    from payflow.sandbox import moto_fixes
+    from payflow.sandbox import moto_fixes, moto_speedups
     from payflow.sandbox.timewarp import scale_step_functions_time
 
     moto_fixes.apply()
+    moto_speedups.apply()
     scale_step_functions_time(time_scale)
     default_user_config.update(SFN_CONFIG)
     app = ForwardInvocations(
