@@ -28,7 +28,6 @@ from typing import Any
 from payflow.sandbox.lambda_invoke import INVOKE_PATH
 from payflow.sandbox.serving import BackgroundServer, PortInUseError
 
-SFN_CONFIG = {"stepfunctions": {"execute_state_machine": True}}
 INVOKE_TIMEOUT_SECONDS = 900.0
 """Lambda's own maximum: a forwarded invocation never outlives what AWS would allow."""
 
@@ -109,7 +108,8 @@ def serve(
     moto_fixes.apply()
     moto_speedups.apply()
     scale_step_functions_time(time_scale)
-    default_user_config.update(SFN_CONFIG)
+    # Off by default in moto: state machines are stored but never run.
+    default_user_config["stepfunctions"]["execute_state_machine"] = True
     app = ForwardInvocations(
         AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)), invoke_url
     )

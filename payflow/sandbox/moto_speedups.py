@@ -11,12 +11,20 @@ Measured with a CPU profiler in the moto process of a chaos run (30 payments):
   (about 12 % of the process's CPU). Parsed programs are now kept per definition text: the
   interpreter keeps an execution's state in its Environment, not in the program's components.
 - Routing a request to a service: moto's dispatcher scanned its module list twice per request
-  (about 9 %). The answer depends only on the host name it is given, so it is remembered.
+  (about 9 %). The answer depends only on the host name it is given, so it is remembered; so
+  are the handler's method names (`inspect.getmembers` per request) and the action names'
+  snake_case spelling.
+- Step Functions tasks: the engine built a new boto3 client for every Lambda task, paying the
+  client's set-up and a new connection each time; idle connections piled up in the server's
+  event loop, which walks all of them on every turn (about a quarter of the process's CPU in a
+  200-payment run). Clients are now shared per region and service, as boto3 allows.
 """
 
 from __future__ import annotations
 
+import functools
 import inspect
+import sys
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -30,6 +38,7 @@ def apply() -> None:
     global _APPLIED
     if _APPLIED:
         return
+    import moto.core.responses as responses
     from moto.dynamodb.models.table import Table
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
@@ -39,6 +48,11 @@ def apply() -> None:
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend(  # type: ignore[method-assign]
         DomainDispatcherApplication.get_backend_for_host
     )
+    responses.method_names_from_class = functools.cache(responses.method_names_from_class)
+    responses.camelcase_to_underscores = functools.lru_cache(maxsize=4096)(
+        responses.camelcase_to_underscores
+    )
+    _share_step_functions_clients()
     _APPLIED = True
 
 
@@ -99,3 +113,51 @@ def _remembered_backend(lookup: Callable[[Any, str | None], Any]) -> Callable[..
         return found[host]
 
     return remembered
+
+
+def _share_step_functions_clients() -> None:
+    """One boto3 client per (region, service, endpoint) for the Step Functions engine's tasks.
+
+    The engine's modules import `boto_client_for` by name, so each module's reference is
+    replaced. The shared client keeps the original's settings (no retries, no validation) with
+    a connection pool as large as the server's worker pool, since executions call it at once.
+    """
+    import boto3
+    from botocore.config import Config
+    from moto.core.models import botocore_stubber
+    from moto.settings import moto_server_port
+    from moto.stepfunctions.parser.asl.component.common.timeouts.timeout import TimeoutSeconds
+    from moto.stepfunctions.parser.asl.component.state.exec.state_task import (
+        lambda_eval_utils,  # noqa: F401  (imported so that its reference is replaced below)
+    )
+    from moto.stepfunctions.parser.asl.utils import boto_client
+
+    original = boto_client.boto_client_for
+    clients: dict[tuple[str, str, str | None], Any] = {}
+    lock = threading.Lock()
+
+    def shared_client(region: str, service: str, state_credentials: Any = None) -> Any:
+        endpoint = None if botocore_stubber.enabled else f"http://localhost:{moto_server_port()}"
+        key = (region, service, endpoint)
+        with lock:
+            client = clients.get(key)
+            if client is None:
+                client = clients[key] = boto3.client(
+                    service,  # type: ignore[call-overload]
+                    region_name=region,
+                    aws_access_key_id="ak",
+                    aws_secret_access_key="sk",
+                    endpoint_url=endpoint,
+                    config=Config(
+                        parameter_validation=False,
+                        retries={"max_attempts": 0, "total_max_attempts": 1},
+                        connect_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        read_timeout=TimeoutSeconds.DEFAULT_TIMEOUT_SECONDS,
+                        max_pool_connections=64,
+                    ),
+                )
+        return client
+
+    for module in list(sys.modules.values()):
+        if getattr(module, "boto_client_for", None) is original:
+            module.boto_client_for = shared_client  # type: ignore[attr-defined]
