@@ -109,7 +109,7 @@ def _poller(
     )
 
 
-_SQS_OPTIONS = {"wait_seconds", "idle_interval", "duplicate_rate", "rng"}
+_SQS_OPTIONS = {"wait_seconds", "idle_interval", "duplicate_rate", "rng", "concurrency"}
 _STREAM_OPTIONS = {
     "duplicate_rate",
     "rng",

@@ -40,6 +40,8 @@ class Poller(Protocol):
     """What `PollerGroup` needs from a poller."""
 
     name: str
+    concurrency: int
+    """How many threads poll it at once (1 where order matters, as on a stream shard)."""
 
     @property
     def idle_interval(self) -> float:
@@ -93,11 +95,15 @@ class Duplicates:
         self.rng = rng or random.Random()
         self.name = name
         self.count = 0
+        self._lock = threading.Lock()
 
     def maybe_again(self, handler: Handler, event: Mapping[str, Any]) -> None:
-        if self.rate <= 0.0 or self.rng.random() >= self.rate:
+        if self.rate <= 0.0:
             return
-        self.count += 1
+        with self._lock:
+            if self.rng.random() >= self.rate:
+                return
+            self.count += 1
         try:
             handler(event, LambdaContext(self.name))
         except Exception:
@@ -156,12 +162,20 @@ def backoff(minimum: float, maximum: float, quiet_polls: int) -> float:
     return min(minimum * 2 ** min(quiet_polls, 30), max(minimum, maximum))
 
 
+SQS_CONCURRENCY = 5
+"""Batches of one queue handled at once: the five pollers Lambda's SQS event source starts with."""
+
+
 class SqsPoller:
     """Receive batches from one queue and hand them to a Lambda handler.
 
     Short polls with an idle backoff rather than long polling: while moto holds a long poll it
     rescans the whole queue about a hundred times a second (measured: ~650 ms of CPU per
     1-second ReceiveMessage with a few delayed retries queued), which starved the sandbox.
+
+    `concurrency` threads poll the queue at once, each handling its own batch, as Lambda's SQS
+    event source runs five batches at once to begin with. With one, a backlog of webhooks drained
+    ten at a time, whatever the size of the queue.
     """
 
     def __init__(
@@ -180,8 +194,10 @@ class SqsPoller:
         max_idle_interval: float = 0.5,
         duplicate_rate: float = 0.0,
         rng: random.Random | None = None,
+        concurrency: int = SQS_CONCURRENCY,
     ) -> None:
         self.sqs = sqs
+        self.concurrency = concurrency
         self.queue_url = queue_url
         self.queue_arn = queue_arn
         self.handler = handler
@@ -355,6 +371,9 @@ class StreamPoller:
     iterator it ever issued (about 2 KiB per GetRecords, measured), so polling an idle stream
     4 times a second as AWS does would grow the sandbox by ~28 MiB an hour per stream.
     """
+
+    concurrency = 1
+    """One thread: a shard's records are handed over in order, one batch at a time."""
 
     def __init__(
         self,
@@ -594,8 +613,9 @@ class PollerGroup:
         for poller in self.pollers:
             poller.prepare()
         self._threads = [
-            threading.Thread(target=self._run, args=(p,), name=f"poller-{p.name}", daemon=True)
+            threading.Thread(target=self._run, args=(p,), name=f"poller-{p.name}-{i}", daemon=True)
             for p in self.pollers
+            for i in range(max(1, p.concurrency))
         ]
         for thread in self._threads:
             thread.start()
