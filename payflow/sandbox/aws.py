@@ -53,7 +53,7 @@ class EmbeddedAws:
         port: int = 4566,
         resolve: Resolver = _no_function,
         *,
-        threads: int = 32,
+        threads: int = 64,
         region: str = REGION,
         start_timeout: float = 30.0,
         time_scale: float = 1.0,

@@ -18,7 +18,9 @@ unchanged to the parent's invoke endpoint, where the handlers live.
 from __future__ import annotations
 
 import argparse
+import io
 import json
+import logging
 import os
 import sys
 import threading
@@ -32,24 +34,44 @@ INVOKE_TIMEOUT_SECONDS = 900.0
 """Lambda's own maximum: a forwarded invocation never outlives what AWS would allow."""
 
 
-class AtomicDynamoDB:
-    """WSGI middleware that runs DynamoDB requests one at a time.
+class OneAtATime:
+    """WSGI middleware that runs a service's requests one at a time (one lock per service).
 
     DynamoDB guarantees that a conditional write is atomic; moto's backend evaluates the
     condition and writes without a lock, so two server threads can both pass one condition.
-    Serializing DynamoDB calls gives the sandbox AWS's guarantee (they take ~2 ms each here).
+    SQS hands a message to one consumer until its visibility timeout; moto's ReceiveMessage
+    marks messages without a lock, so two concurrent receives got the same message (and the
+    first receipt handle went stale), and two dead-letter moves of one message crashed. Each
+    request of these services now runs alone, as their guarantees need (they take a few ms).
+    A long poll (ReceiveMessage with WaitTimeSeconds) is let through unlocked: holding the lock
+    for its wait would stop every other call to SQS; the sandbox's own pollers never long-poll.
     """
+
+    SERVICES = ("DynamoDB_", "AmazonSQS.")
 
     def __init__(self, app: Any) -> None:
         self._app = app
-        self._lock = threading.Lock()
+        self._locks = {prefix: threading.Lock() for prefix in self.SERVICES}
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
-        if not environ.get("HTTP_X_AMZ_TARGET", "").startswith("DynamoDB_"):
+        target = environ.get("HTTP_X_AMZ_TARGET", "")
+        lock = next((self._locks[p] for p in self.SERVICES if target.startswith(p)), None)
+        if lock is None or (target == "AmazonSQS.ReceiveMessage" and _long_poll(environ)):
             return self._app(environ, start_response)
-        with self._lock:
+        with lock:
             # Drain the body inside the lock: the write happens while it is produced.
             return list(self._app(environ, start_response))
+
+
+def _long_poll(environ: dict[str, Any]) -> bool:
+    """Whether a ReceiveMessage request waits; its body is read and put back."""
+    length = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    environ["wsgi.input"] = io.BytesIO(body)
+    try:
+        return int(json.loads(body or b"{}").get("WaitTimeSeconds") or 0) > 0
+    except (ValueError, AttributeError, TypeError):
+        return False
 
 
 class ForwardInvocations:
@@ -111,7 +133,7 @@ def serve(
     # Off by default in moto: state machines are stored but never run.
     default_user_config["stepfunctions"]["execute_state_machine"] = True
     app = ForwardInvocations(
-        AtomicDynamoDB(DomainDispatcherApplication(create_backend_app)), invoke_url
+        OneAtATime(DomainDispatcherApplication(create_backend_app)), invoke_url
     )
     server = BackgroundServer(
         app,
@@ -133,9 +155,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--host", default="127.0.0.1")
     parser.add_argument("--port", type=int, default=4566)
     parser.add_argument("--invoke-url", required=True)
-    parser.add_argument("--threads", type=int, default=32)
+    parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    logging.basicConfig(
+        level=logging.WARNING, format="embedded-aws %(levelname)s %(name)s %(message)s"
+    )
+    # The ASL interpreter logs every failure event at ERROR, handled ones included (a retried
+    # PspTimeout, an IsPresent test on a missing path): an execution's failures are in its
+    # history (GetExecutionHistory), where they belong.
+    logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
     try:
         server = serve(args.host, args.port, args.invoke_url, args.threads, args.time_scale)
     except PortInUseError as error:

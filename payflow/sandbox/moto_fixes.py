@@ -9,7 +9,7 @@ all stream readers went silent.
 
 The replacement does what DynamoDB specifies: first check every action's condition (and that no
 item is touched twice) without writing; if any fails, cancel with the reasons and write nothing;
-otherwise apply them all. The embedded AWS serializes DynamoDB requests (aws.AtomicDynamoDB), so
+otherwise apply them all. The embedded AWS serializes DynamoDB requests (aws_server.OneAtATime), so
 the conditions still hold while the writes are applied. Should an action fail while being applied
 anyway (a malformed update expression), the items already written are restored.
 

@@ -76,7 +76,7 @@ def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
         call = signature.bind(self, *args, **kwargs).arguments
         candidates = query_candidates(self, call["hash_key"], call.get("index_name"))
         # moto's query reads its candidates from self.all_items(); DynamoDB requests are
-        # serialized (aws_server.AtomicDynamoDB), so shadowing it for this call is safe.
+        # serialized (aws_server.OneAtATime), so shadowing it for this call is safe.
         self.all_items = lambda: candidates
         try:
             return query(self, *args, **kwargs)

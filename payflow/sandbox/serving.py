@@ -7,6 +7,7 @@ boto3 and stripe-python both use) and serves requests from a thread pool.
 from __future__ import annotations
 
 import errno
+import logging
 import threading
 from collections.abc import Callable
 from typing import Any, Self
@@ -31,6 +32,9 @@ class BackgroundServer:
         connection_limit: int = 100,
     ) -> None:
         from waitress.server import create_server
+
+        # A busy pool queues requests, as it should under load: not worth a warning each time.
+        logging.getLogger("waitress.queue").setLevel(logging.ERROR)
 
         try:
             self._server: Any = create_server(
