@@ -419,6 +419,11 @@ class WebhookQueue:
             self._client.change_message_visibility(
                 QueueUrl=self.queue_url, ReceiptHandle=receipt_handle, VisibilityTimeout=seconds
             )
+        except self._client.exceptions.ReceiptHandleIsInvalid:
+            # Received again meanwhile (a duplicate batch, or its visibility ran out): the
+            # newer receive owns the message now, and its handler schedules what comes next.
+            logger.info("a webhook message was received again; its newer receive schedules it")
+            return False
         except Exception:
             logger.warning(
                 "could not set the visibility of a webhook message; it returns after the "
