@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-PAYMENTS = os.environ.get("PAYFLOW_CHAOS_TEST_PAYMENTS", "60")
+PAYMENTS = os.environ.get("PAYFLOW_CHAOS_TEST_PAYMENTS", "200")
 
 
 @pytest.mark.timeout(400)
