@@ -65,7 +65,12 @@ class BackgroundServer:
         from waitress import wasyncore
 
         server = self._server
-        # Closing the sockets from the event loop's own thread avoids racing its poll().
-        server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        try:
+            # Closing the sockets from the event loop's own thread avoids racing its poll().
+            server.trigger.pull_trigger(lambda: wasyncore.close_all(server._map))
+        except OSError:
+            # The loop's wake-up pipe is closed already (seen once at the end of a bench run):
+            # the loop cannot be woken, so close everything from here.
+            wasyncore.close_all(server._map)
         self._thread.join(timeout)
         server.task_dispatcher.shutdown(timeout=timeout)
