@@ -537,10 +537,10 @@ def stream_keys(event: Any) -> dict[str, Any]:
         raw = record.to_dict() if hasattr(record, "to_dict") else record
         image = (raw.get("dynamodb") or {}).get("NewImage") or {}
         pk = (image.get("pk") or {}).get("S", "")
-        if pk.startswith("evt_") and len(event_ids) < _MAX_IDS:
-            event_ids.append(pk)
-        elif pk.startswith("pi_") and len(pi_ids) < _MAX_IDS:
-            pi_ids.append(pk)
+        # A PaymentIntent's partition holds its attempts and decisions too: name it once.
+        ids = event_ids if pk.startswith("evt_") else pi_ids if pk.startswith("pi_") else None
+        if ids is not None and pk not in ids and len(ids) < _MAX_IDS:
+            ids.append(pk)
     return {
         "records": records,
         "event_ids": event_ids or None,
