@@ -5,15 +5,17 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from botocore.exceptions import ClientError
 
 from chalicelib.dal.dynamo import error_code
 
+T = TypeVar("T")
+
 
 class PaymentWorkflows:
-    """Starts payment executions under deterministic names, and waits for them."""
+    """Starts executions under deterministic names, and waits for what they write."""
 
     def __init__(
         self,
@@ -46,13 +48,18 @@ class PaymentWorkflows:
             raise
         return str(response["executionArn"])
 
-    def wait(self, execution_arn: str, timeout_ms: int) -> str:
-        """The execution's status once it ends, or RUNNING when `timeout_ms` passes first."""
+    def wait_for(self, read: Callable[[], T], settled: Callable[[T], bool], timeout_ms: int) -> T:
+        """`read()` again until `settled(value)` or `timeout_ms` passes; the last value read.
+
+        The wait watches the object the execution writes (a strongly consistent GetItem), not
+        the execution: Step Functions allows an account about 15 DescribeExecution calls a
+        second (a bucket of 250), which confirms polling it would exhaust at a few payments a
+        second, while reads of the table scale with it."""
         deadline = self._clock() + timeout_ms / 1000
         interval = 0.05
         while True:
-            status = str(self._client.describe_execution(executionArn=execution_arn)["status"])
-            if status != "RUNNING" or self._clock() >= deadline:
-                return status
+            value = read()
+            if settled(value) or self._clock() >= deadline:
+                return value
             self._sleep(min(interval, max(0.0, deadline - self._clock())))
             interval = min(interval * 1.5, 0.25)

@@ -324,23 +324,29 @@ class PaymentIntentService:
         confirm wait; answer with the PaymentIntent as it then is."""
         self._commit_or_explain(ctx, batch, before, action, complete=False)
         self.ensure_execution(handed_over)
-        final = self.retrieve(handed_over.merchant_id, handed_over.id)
-        return self._outcome(before, final)
+        return self._outcome(before, self._settled(handed_over))
 
     def _resume(self, before: PaymentIntent, current: PaymentIntent) -> Outcome:
         """Finish what a request that died after its commit had started (found through the
         id its idempotency claim reserved): join the attempt's execution, answer its outcome."""
-        if current.status == PaymentIntentStatus.PROCESSING:
-            self.ensure_execution(current)
-        final = self.retrieve(current.merchant_id, current.id)
-        return self._outcome(before, final)
+        if current.status != PaymentIntentStatus.PROCESSING:
+            return self._outcome(before, self.retrieve(current.merchant_id, current.id))
+        self.ensure_execution(current)
+        return self._outcome(before, self._settled(current))
 
-    def ensure_execution(self, pi: PaymentIntent, wait: bool = True) -> None:
+    def ensure_execution(self, pi: PaymentIntent) -> None:
         """Start the execution of `pi`'s current attempt if it is not running yet (idempotent:
-        the name and input come from the PaymentIntent alone), and wait for it."""
-        execution = self._workflows.start(rules.execution_name(pi), rules.workflow_input(pi))
-        if wait:
-            self._workflows.wait(execution, self._confirm_wait_ms)
+        the name and input come from the PaymentIntent alone)."""
+        self._workflows.start(rules.execution_name(pi), rules.workflow_input(pi))
+
+    def _settled(self, pi: PaymentIntent) -> PaymentIntent:
+        """The PaymentIntent once its execution has written the outcome, or as it is when the
+        confirm wait runs out (still processing: the answer comes by webhook)."""
+        return self._workflows.wait_for(
+            lambda: self.retrieve(pi.merchant_id, pi.id),
+            lambda current: current.status != PaymentIntentStatus.PROCESSING,
+            self._confirm_wait_ms,
+        )
 
     def resume_from_stream(self, records: Iterable[dict[str, Any]]) -> list[str]:
         """For the stream: every PaymentIntent in processing gets its execution, even when the
@@ -351,7 +357,7 @@ class PaymentIntentService:
             if values.get("sk") != KIND or values.get("status") != "processing":
                 continue
             try:
-                self.ensure_execution(PaymentIntent.model_validate(values["data"]), wait=False)
+                self.ensure_execution(PaymentIntent.model_validate(values["data"]))
             except Exception:
                 logger.exception("could not start a payment execution")
                 return [str(record["dynamodb"]["SequenceNumber"])]

@@ -84,11 +84,13 @@ class RefundService:
             self._reserve_and_record(
                 merchant_id, ctx, refund_id, payment_intent, amount, reason, metadata
             )
-        execution = self._workflows.start(
-            refund_id, {"refund_id": refund_id, "merchant_id": merchant_id}
+        self._workflows.start(refund_id, {"refund_id": refund_id, "merchant_id": merchant_id})
+        refund = self._workflows.wait_for(
+            lambda: self.retrieve(merchant_id, refund_id),
+            lambda current: current.status != RefundStatus.PENDING,
+            self._wait_ms,
         )
-        self._workflows.wait(execution, self._wait_ms)
-        return Outcome(200, self.retrieve(merchant_id, refund_id).to_api())
+        return Outcome(200, refund.to_api())
 
     def _reserve_and_record(
         self,

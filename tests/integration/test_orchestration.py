@@ -10,6 +10,7 @@ import pytest
 import requests
 
 from chalicelib.container import services
+from payflow.sandbox.pollers import wait_for
 from tests.conftest import ADMIN_KEY, CONFIRM_WAIT_MS, Api
 
 
@@ -213,11 +214,15 @@ def test_repeated_confirm_while_the_execution_runs_starts_nothing_new(api: Api):
     pi = services().payment_intents.retrieve(
         created["merchant_id"] if "merchant_id" in created else _merchant_of(api), created["id"]
     )
-    services().payment_intents.ensure_execution(pi, wait=True)
+    services().payment_intents.ensure_execution(pi)
     executions = services().payment_intents._workflows._client.list_executions(
         stateMachineArn=services().settings.payment_state_machine_arn
     )["executions"]
     assert len([e for e in executions if e["name"].startswith(created["id"])]) == 1
+    wait_for(
+        lambda: api.get(f"/v1/payment_intents/{created['id']}").json()["status"] != "processing",
+        timeout=10,
+    )
     final = api.get(f"/v1/payment_intents/{created['id']}").json()
     assert final["status"] == "succeeded"
     assert len(authorizations(created["id"])) == 1
@@ -381,3 +386,24 @@ def test_stripe_failing_fails_over_to_the_simulator(api: Api, fake_stripe):
     outcomes = [(c["connector"], c["outcome"]) for c in attempts(api, pi["id"])["data"]]
     assert outcomes[:3] == [("stripe", "PspUnavailable")] * 3
     assert outcomes[-1] == (backup, "authorized")
+
+
+def test_confirm_waits_on_the_payment_not_on_describe_execution(api: Api):
+    # Given Step Functions' DescribeExecution quota (about 15 calls a second per account)
+    calls: list[str] = []
+    events = services().payment_intents._workflows._client.meta.events
+
+    def record(event_name: str, **_: object) -> None:
+        calls.append(event_name.rsplit(".", 1)[-1])
+
+    events.register("before-call", record)
+    try:
+        # When a payment is confirmed and waited for
+        paid = pay(api).json()
+    finally:
+        events.unregister("before-call", record)
+
+    # Then its outcome came from the PaymentIntent itself: one start, no polling of the execution
+    assert paid["status"] == "succeeded"
+    assert "StartExecution" in calls
+    assert "DescribeExecution" not in calls
