@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import functools
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from chalicelib.concurrency import Once
 from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.events import EventStore
@@ -132,7 +132,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     )
 
 
-@functools.cache
+@Once
 def services() -> Services:
     """The process's services, built on first use from the environment's settings."""
     return build_services(get_settings())
@@ -206,7 +206,7 @@ def build_webhook_services(
     )
 
 
-@functools.cache
+@Once
 def webhooks() -> WebhookServices:
     """The process's webhook services, built on first use."""
     base = services()

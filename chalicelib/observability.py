@@ -36,6 +36,8 @@ from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
     AmazonCloudWatchEMFProvider,
 )
 
+from chalicelib.concurrency import Once
+
 NAMESPACE = "PayFlow"
 SERVICE = "payflow"
 
@@ -461,7 +463,7 @@ class Observability:
         return round((self._clock() - started) * 1000)
 
 
-@functools.cache
+@Once
 def observability() -> Observability:
     """The process's observability, built on first use from the settings."""
     from chalicelib.settings import get_settings

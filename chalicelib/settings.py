@@ -6,10 +6,11 @@ these values (and in boto3's own AWS_ENDPOINT_URL).
 
 from __future__ import annotations
 
-import functools
 import os
 
 from pydantic import BaseModel, Field
+
+from chalicelib.concurrency import Once
 
 
 class Settings(BaseModel):
@@ -72,7 +73,7 @@ class Settings(BaseModel):
         )
 
 
-@functools.cache
+@Once
 def get_settings() -> Settings:
     """The process's settings, read on first use."""
     return Settings.from_environ()
