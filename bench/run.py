@@ -261,21 +261,25 @@ def pipeline(
     }
 
 
+def _counting(handler: Any) -> Any:
+    """`handler`, counting its runs in its `bench_runs` attribute."""
+
+    def counted(event: Any, context: Any) -> Any:
+        counted.bench_runs += 1  # type: ignore[attr-defined]
+        return handler(event, context)
+
+    counted.bench_runs = 0  # type: ignore[attr-defined]
+    return counted
+
+
 def _lambda_runs(sandbox: Sandbox) -> dict[str, int]:
     """Batches the pollers handed to each event-source handler so far (wrapped on first use)."""
     runs: dict[str, int] = {}
     for poller in sandbox.pollers.pollers:
         handler = poller.handler  # type: ignore[attr-defined]
         if not hasattr(handler, "bench_runs"):
-            wrapped = handler
-
-            def counted(event: Any, context: Any, _h: Any = wrapped) -> Any:
-                counted.bench_runs += 1  # type: ignore[attr-defined]
-                return _h(event, context)
-
-            counted.bench_runs = 0  # type: ignore[attr-defined]
-            poller.handler = counted  # type: ignore[attr-defined]
-            handler = counted
+            handler = _counting(handler)
+            poller.handler = handler  # type: ignore[attr-defined]
         runs[poller.name] = handler.bench_runs
     return runs
 
