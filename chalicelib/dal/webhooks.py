@@ -275,8 +275,9 @@ class WebhookStore:
         next_attempt_at: int | None = None,
     ) -> bool:
         """Append `attempt` to the delivery log and move the delivery to `status` (None: keep
-        it). A succeeded delivery never moves back; the first success takes 1 off its event's
-        pending_webhooks in the same transaction. False when only the log entry was written."""
+        it). A succeeded delivery never moves back, nor a failed one back to pending; the first
+        success takes 1 off its event's pending_webhooks in the same transaction. False when
+        only the log entry was written."""
         if status is not None:
             batch = WriteBatch()
             batch.add("delivery", self._append(delivery, attempt, status, next_attempt_at))
@@ -346,8 +347,14 @@ class WebhookStore:
             sets.append("#status = :status")
             names["#status"] = "status"
             values[":status"] = status.value
-            values[":succeeded"] = DeliveryStatus.SUCCEEDED.value
-            params["ConditionExpression"] = "#status <> :succeeded"
+            if status == DeliveryStatus.PENDING:
+                # Only a pending delivery stays pending: an older copy of the message, handled
+                # late (a duplicate whose POST was slow), must not reopen a delivery that a newer
+                # receive has meanwhile failed into the dead-letter queue, or that succeeded.
+                params["ConditionExpression"] = "#status = :status"
+            else:
+                values[":succeeded"] = DeliveryStatus.SUCCEEDED.value
+                params["ConditionExpression"] = "#status <> :succeeded"
             if next_attempt_at is None:
                 removes.append("next_attempt_at")
             else:

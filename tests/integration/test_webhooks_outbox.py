@@ -133,3 +133,47 @@ def test_a_stream_batch_handed_over_twice_is_not_delivered_twice(
     for event_id in mine:
         assert _pending(api, event_id) == 0
         assert len(deliveries_of(api, event_id)) == 1
+
+
+def test_a_late_copy_of_a_message_does_not_reopen_a_failed_delivery(api: Api):
+    from chalicelib.container import webhooks
+    from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, Trigger, delivery_id
+
+    # Given a pending delivery of a real event, to an endpoint that answers 500
+    pi = create_payment(api, payment_method="pm_card_visa", confirm="true")
+    event = next(
+        e
+        for e in api.get("/v1/events", params={"limit": 100}).json()["data"]
+        if e["data"]["object"]["id"] == pi["id"]
+    )
+    store = webhooks().deliverer._store
+    endpoint_id = f"we_late{int(time.time() * 1000)}"
+    read_by_both = Delivery(
+        id=delivery_id(event["id"], endpoint_id),
+        merchant_id=services().merchants.authenticate(api.session.auth[0]),
+        event_id=event["id"],
+        event_type=event["type"],
+        endpoint_id=endpoint_id,
+        created=int(time.time()),
+        token="t",
+    )
+    assert store.create_delivery(read_by_both)
+
+    def attempt(n: int) -> Attempt:
+        return Attempt(
+            attempt=n, created=int(time.time()), trigger=Trigger.SCHEDULED, status_code=500,
+            latency_ms=5, url="http://127.0.0.1:9/late",
+        )  # fmt: skip
+
+    # When the newest receive's last attempt fails it (its message goes to the dead-letter
+    # queue), and then an older copy of the message, whose POST was slow, records its attempt
+    assert store.record_attempt(read_by_both, attempt(3), status=DeliveryStatus.FAILED)
+    late = store.record_attempt(
+        read_by_both, attempt(3), status=DeliveryStatus.PENDING, next_attempt_at=1
+    )
+
+    # Then the late attempt is logged, and the delivery stays failed
+    assert late is False
+    stored = store.delivery(event["id"], endpoint_id)
+    assert stored is not None
+    assert stored.status == DeliveryStatus.FAILED and stored.attempt_count == 2
