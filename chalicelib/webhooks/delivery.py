@@ -9,7 +9,8 @@ queue's redrive policy moves it to the dead-letter queue.
 
 Every message is safe to handle twice: a scheduled message of a succeeded delivery, or one whose
 token is no longer the delivery's, is dropped; an attempt is appended to the log with a
-condition that never moves a succeeded delivery back.
+condition that never moves a succeeded delivery back, nor a failed one back to pending (an older
+copy of the message, handled late, cannot reopen what a newer receive sent to the DLQ).
 """
 
 from __future__ import annotations
