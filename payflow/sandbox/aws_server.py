@@ -27,7 +27,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any
 
-from payflow.sandbox.lambda_invoke import INVOKE_PATH
+from payflow.sandbox.lambda_invoke import INVOKE_PATH, read_body
 from payflow.sandbox.serving import BackgroundServer, PortInUseError
 
 INVOKE_TIMEOUT_SECONDS = 900.0
@@ -65,8 +65,7 @@ class OneAtATime:
 
 def _long_poll(environ: dict[str, Any]) -> bool:
     """Whether a ReceiveMessage request waits; its body is read and put back."""
-    length = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(length) if length > 0 else b""
+    body = read_body(environ)
     environ["wsgi.input"] = io.BytesIO(body)
     try:
         return int(json.loads(body or b"{}").get("WaitTimeSeconds") or 0) > 0
@@ -94,8 +93,7 @@ class ForwardInvocations:
             environ.get("PATH_INFO", "")
         ):
             return self._app(environ, start_response)
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length > 0 else b""
+        body = read_body(environ)
         query = environ.get("QUERY_STRING", "")
         headers = {"Content-Type": environ.get("CONTENT_TYPE") or "application/json"}
         for name in ("X-Amz-Invocation-Type", "X-Amz-Client-Context"):

@@ -24,6 +24,7 @@ from chalice.config import Config
 from chalice.local import ForbiddenError, LocalChalice, LocalGateway, LocalGatewayException
 
 from chalicelib.errors import RouteNotFound
+from payflow.sandbox.lambda_invoke import read_body
 from payflow.sandbox.serving import BackgroundServer
 
 logger = logging.getLogger("payflow.sandbox.http")
@@ -84,8 +85,7 @@ class ChaliceWsgiApp:
         }
         if environ.get("CONTENT_TYPE"):
             headers["content-type"] = environ["CONTENT_TYPE"]
-        length = int(environ.get("CONTENT_LENGTH") or 0)
-        body = environ["wsgi.input"].read(length) if length else b""
+        body = read_body(environ)
         headers["content-length"] = str(len(body))
         status, out_headers, payload = self._handle(
             method, path + (f"?{query}" if query else ""), headers, body

@@ -140,7 +140,7 @@ class LambdaInvokeMiddleware:
             return self.app(environ, start_response)
         status, headers, body = self.invoke(
             match.group("function"),
-            _read_body(environ),
+            read_body(environ),
             environ.get("HTTP_X_AMZ_INVOCATION_TYPE") or "RequestResponse",
             _query_param(environ.get("QUERY_STRING", ""), "Qualifier"),
         )
@@ -245,7 +245,8 @@ class LambdaInvokeMiddleware:
         return status, headers, json.dumps(body).encode()
 
 
-def _read_body(environ: dict[str, Any]) -> bytes:
+def read_body(environ: dict[str, Any]) -> bytes:
+    """A WSGI request's body, as its Content-Length says (empty when absent or malformed)."""
     try:
         length = int(environ.get("CONTENT_LENGTH") or 0)
     except ValueError:
