@@ -8,6 +8,7 @@ from chalice import Chalice
 from chalice.app import DynamoDBEvent, SQSEvent
 
 from chalicelib.api.connectors import connectors
+from chalicelib.api.customers import customers
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
 from chalicelib.api.payment_intents import payment_intents
@@ -28,6 +29,7 @@ app.register_blueprint(docs)
 app.register_blueprint(events)
 app.register_blueprint(webhook_endpoints)
 app.register_blueprint(refunds)
+app.register_blueprint(customers)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,16 +21,21 @@ from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain.webhooks import RetrySchedule, check_url
+from chalicelib.errors import ResourceMissing
 from chalicelib.faults import Faults
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.connectors import ConnectorService
 from chalicelib.services.context import Committer
+from chalicelib.services.customers import CustomerService
 from chalicelib.services.events import EventService
+from chalicelib.services.expand import Expander
 from chalicelib.services.ledger import LedgerService
 from chalicelib.services.merchants import MerchantService
 from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
+from chalicelib.services.payment_methods import PaymentMethodService
 from chalicelib.services.refunds import RefundService
+from chalicelib.services.resources import Resources
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
 from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
@@ -64,6 +70,9 @@ class Services:
     orchestrator: PaymentOrchestrator
     connector_admin: ConnectorService
     payment_intents: PaymentIntentService
+    payment_methods: PaymentMethodService
+    customers: CustomerService
+    expander: Expander
 
 
 def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
@@ -92,6 +101,29 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
     workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
     committer = Committer(dynamodb, idempotency, faults)
+    resources = Resources(objects, committer)
+    payment_methods = PaymentMethodService(resources)
+    customers = CustomerService(resources, payment_methods)
+    ledger_service = LedgerService(ledger, dynamodb)
+    refunds = RefundService(
+        objects,
+        committer,
+        ledger,
+        registry,
+        PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
+        wait_ms=settings.confirm_wait_ms,
+    )
+    payment_intents = PaymentIntentService(
+        objects,
+        committer,
+        registry,
+        circuits,
+        connector_state,
+        workflows,
+        ledger,
+        confirm_wait_ms=settings.confirm_wait_ms,
+        availability_delay_seconds=settings.availability_delay_seconds,
+    )
     return Services(
         settings=settings,
         dynamodb=dynamodb,
@@ -104,32 +136,34 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             cache_seconds=settings.api_key_cache_seconds,
         ),
         simulator_ledger=simulator_ledger,
-        ledger=LedgerService(ledger, dynamodb),
-        refunds=RefundService(
-            objects,
-            committer,
-            ledger,
-            registry,
-            PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
-            wait_ms=settings.confirm_wait_ms,
-        ),
+        ledger=ledger_service,
+        refunds=refunds,
         connector_state=connector_state,
         connectors=registry,
         circuits=circuits,
         orchestrator=PaymentOrchestrator(registry, circuits, connector_state),
         connector_admin=ConnectorService(registry, circuits, connector_state),
-        payment_intents=PaymentIntentService(
-            objects,
-            committer,
-            registry,
-            circuits,
-            connector_state,
-            workflows,
-            ledger,
-            confirm_wait_ms=settings.confirm_wait_ms,
-            availability_delay_seconds=settings.availability_delay_seconds,
+        payment_intents=payment_intents,
+        payment_methods=payment_methods,
+        customers=customers,
+        expander=Expander(
+            {
+                "pi_": lambda m, i: _body(lambda: payment_intents.retrieve(m, i)),
+                "cus_": lambda m, i: _body(lambda: customers.retrieve(m, i)),
+                "pm_": lambda m, i: _body(lambda: payment_methods.retrieve(m, i)),
+                "re_": lambda m, i: _body(lambda: refunds.retrieve(m, i)),
+                "txn_": lambda m, i: ledger.transaction(m, i),
+            }
         ),
     )
+
+
+def _body(read: Callable[[], Any]) -> dict[str, Any] | None:
+    """An expansion's object, or None (the id stays) when it cannot be read."""
+    try:
+        return read().to_api()  # type: ignore[no-any-return]
+    except ResourceMissing:
+        return None
 
 
 @Once

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import copy
 import functools
 import json
 import logging
@@ -29,6 +30,7 @@ from chalicelib.domain.ids import new_id
 from chalicelib.errors import ApiError, Conflict, IdempotencyLeaseLost, PayFlowError
 from chalicelib.faults import InjectedCrash
 from chalicelib.observability import Metric, observability
+from chalicelib.services import expand
 from chalicelib.services.context import Outcome, RequestContext
 
 logger = logging.getLogger("payflow.api")
@@ -111,11 +113,14 @@ def endpoint(
     params: type[Params] | None = None,
     auth: Auth = "merchant",
     creates: str | None = None,
+    returns: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate, apply idempotency, answer Stripe-shaped.
 
     `creates` is the id prefix of the object a POST creates; the idempotency claim reserves
     such an id so that a retried request creates the same object, never a second one.
+    `returns` is the object type the view answers with (`list:<type>` for a list): what
+    `expand[]` may reach from it (chalicelib.services.expand).
     """
 
     def decorator(view: Callable[..., Any]) -> Callable[..., Response]:
@@ -154,10 +159,14 @@ def endpoint(
         def run(request: Request, request_id: str, path_args: dict[str, str]) -> Response:
             context = RequestContext(request_id=request_id)
             key: str | None = None
+            expansions: list[str] = []
+            principal = ""
             try:
                 principal = _authenticate(request, auth)
                 raw = _parameters(request)
                 parsed = validate(params, raw) if params else None
+                expansions = list(parsed.expand) if parsed else []
+                expand.check(returns, expansions)
                 if request.method == "POST" and auth == "merchant":
                     key = request.headers.get("idempotency-key")
                 if key is not None:
@@ -173,7 +182,9 @@ def endpoint(
                         object_id=new_id(creates or "req"),
                     )
                     if isinstance(claimed, StoredResponse):
-                        replay = Outcome(claimed.status, claimed.body)
+                        replay = _expanded(
+                            Outcome(claimed.status, claimed.body), principal, returns, expansions
+                        )
                         return respond(replay, request_id, idempotency_key=key, replayed=True)
                     context.claim = claimed
                 outcome = view(ApiCall(principal, parsed, context), **path_args)
@@ -200,11 +211,28 @@ def endpoint(
                     )
                 )
             _complete(context, outcome)
+            if outcome.status == 200 and expansions:
+                outcome = _expanded(outcome, principal, returns, expansions)
             return respond(outcome, request_id, idempotency_key=key)
 
         return handle
 
     return decorator
+
+
+def _expanded(
+    outcome: Outcome, merchant_id: str, returns: str | None, expansions: list[str]
+) -> Outcome:
+    """The outcome with `expand[]` applied (a stored response stays as it was stored)."""
+    if outcome.status != 200 or not expansions:
+        return outcome
+    try:
+        body = services().expander.expand(
+            merchant_id, returns, copy.deepcopy(outcome.body), expansions
+        )
+    except PayFlowError as error:
+        return error_outcome(error)
+    return Outcome(outcome.status, body, outcome.headers)
 
 
 def _ms_since(started: float) -> int:

@@ -18,6 +18,7 @@ from chalicelib.domain.payment_intents import (
     CaptureMethod,
     PaymentMethodType,
 )
+from chalicelib.domain.payment_methods import AllowRedisplay
 from chalicelib.domain.refunds import RefundReason
 from chalicelib.domain.routing import CircuitPolicy, ConnectorConfig
 from chalicelib.errors import (
@@ -135,15 +136,29 @@ def _string_list(value: Any) -> Any:
     return [value] if isinstance(value, str) else value
 
 
+_EXPANSION = re.compile(r"^[a-z_]+(\.[a-z_]+)*$")
+
+
 def _expand(value: Any) -> list[str]:
     values = _string_list(value)
-    if values:
-        raise PydanticCustomError(
-            "parameter_invalid_expand",
-            "This property cannot be expanded ({field}).",
-            {"field": values[0] if isinstance(values, list) else values},
-        )
-    return []
+    if isinstance(values, dict):
+        # `expand[0]=a&expand[1]=b` parses as a dict keyed by position.
+        values = list(values.values())
+    if not isinstance(values, list) or not all(isinstance(v, str) for v in values):
+        raise PydanticCustomError("parameter_invalid_expand", "Invalid expand: a list of fields")
+    for field in values:
+        if not _EXPANSION.match(field):
+            raise PydanticCustomError(
+                "parameter_invalid_expand",
+                "This property cannot be expanded ({field}).",
+                {"field": field},
+            )
+    return list(dict.fromkeys(values))
+
+
+def _blank_is_none(value: Any) -> Any:
+    # Stripe clears an optional hash or list when it is sent as an empty string.
+    return None if value == "" else value
 
 
 Amount = Annotated[int, BeforeValidator(_amount)]
@@ -332,6 +347,116 @@ class ListEvents(ListParams):
     type: Annotated[str, Field(max_length=255)] | None = None
     types: StringList | None = None
     created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
+
+
+# -- customers and payment methods --------------------------------------------------------------
+
+
+class Nested(BaseModel):
+    """A hash parameter (`address[city]=...`): unknown keys are an error here too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Short = Annotated[str, Field(max_length=255)]
+Email = Annotated[str, Field(max_length=512, pattern=r"^$|^[^@\s]+@[^@\s]+$")]
+
+
+class AddressParams(Nested):
+    city: Short | None = None
+    country: Short | None = None
+    line1: Short | None = None
+    line2: Short | None = None
+    postal_code: Short | None = None
+    state: Short | None = None
+
+
+Clearable = BeforeValidator(_blank_is_none)
+AddressParam = Annotated[AddressParams | None, Clearable]
+
+
+class ShippingParams(Nested):
+    address: AddressParams
+    name: Short
+    carrier: Short | None = None
+    phone: Short | None = None
+    tracking_number: Short | None = None
+
+
+ShippingParam = Annotated[ShippingParams | None, Clearable]
+
+
+class BillingDetailsParams(Nested):
+    address: AddressParam = None
+    email: Email | None = None
+    name: Short | None = None
+    phone: Short | None = None
+    tax_id: Short | None = None
+
+
+class InvoiceSettingsParams(Nested):
+    default_payment_method: Annotated[str, Field(max_length=255)] | None = None
+
+
+Locales = Annotated[
+    list[Short] | None, BeforeValidator(_blank_is_none), BeforeValidator(_string_list)
+]
+
+
+class CustomerFields(Params):
+    email: Email | None = None
+    name: Short | None = None
+    phone: Short | None = None
+    description: Text | None = None
+    address: AddressParam = None
+    shipping: ShippingParam = None
+    metadata: Metadata = None
+    invoice_settings: InvoiceSettingsParams | None = None
+    preferred_locales: Locales = None
+
+
+class CreateCustomer(CustomerFields):
+    payment_method: Identifier | None = None
+
+
+class UpdateCustomer(CustomerFields):
+    pass
+
+
+class ListCustomers(ListParams):
+    email: Email | None = None
+    created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
+
+
+class CardParams(Nested):
+    token: Identifier
+
+
+class CreatePaymentMethod(Params):
+    type: Literal["card", "upi"]
+    card: CardParams | None = None
+    billing_details: BillingDetailsParams | None = None
+    metadata: Metadata = None
+    allow_redisplay: AllowRedisplay | None = None
+
+
+class UpdatePaymentMethod(Params):
+    billing_details: BillingDetailsParams | None = None
+    metadata: Metadata = None
+    allow_redisplay: AllowRedisplay | None = None
+
+
+class AttachPaymentMethod(Params):
+    customer: Identifier
+
+
+class ListPaymentMethods(ListParams):
+    customer: Identifier | None = None
+    type: Literal["card", "upi"] | None = None
+
+
+class ListCustomerPaymentMethods(ListParams):
+    type: Literal["card", "upi"] | None = None
 
 
 P = TypeVar("P", bound=Params)

@@ -35,7 +35,7 @@ from chalicelib.connectors.base import (
 )
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.payment_methods import TestBehaviour, describe
+from chalicelib.domain.test_cards import TestBehaviour, describe
 
 AUTHENTICATION_FAILED = Decline(
     "payment_intent_authentication_failure",

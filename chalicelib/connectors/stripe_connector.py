@@ -27,7 +27,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
-from chalicelib.domain.payment_methods import describe
+from chalicelib.domain.test_cards import describe
 
 T = TypeVar("T")
 _AUTHORIZED = {"succeeded", "requires_capture"}

@@ -11,6 +11,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.domain.metadata import merge_metadata
 from chalicelib.errors import ParameterInvalid, UnexpectedState
 
 
@@ -235,19 +236,6 @@ def require_status(pi: PaymentIntent, allowed: frozenset[PaymentIntentStatus], a
             f"{action}: {statuses}.",
             extra={"payment_intent": pi.to_api()},
         )
-
-
-def merge_metadata(current: dict[str, str], update: dict[str, str] | None) -> dict[str, str]:
-    """Stripe's metadata update: keys set to "" are removed, others set, the rest kept."""
-    if update is None:
-        return dict(current)
-    merged = dict(current)
-    for key, value in update.items():
-        if value == "":
-            merged.pop(key, None)
-        else:
-            merged[key] = value
-    return merged
 
 
 def create(

@@ -1,111 +1,200 @@
-"""Stripe's test payment methods: what each one is, and how a test PSP answers it.
+"""The PaymentMethod: a card (or other method) a customer pays with, made from a test card.
 
-Both the simulator and routing read this table: routing needs the method's type and card BIN,
-the simulator needs the answer Stripe gives for it.
+Two kinds of id name one: a test card's own id (`pm_card_visa`), which stands for the card
+itself and is never stored, and the id of a PaymentMethod made from a test token or test card
+(`pm_...`), which is stored and can be attached to one customer. Both answer the same API.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from chalicelib.domain.contact import BillingDetails
+from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, TestCard, describe
+from chalicelib.errors import InvalidRequestError
+
+# Test cards are never created: they show this creation time (2020-01-01).
+TEST_CARD_CREATED = 1577836800
 
 
-class TestBehaviour(StrEnum):
-    """How a PSP in test mode answers a payment method."""
+class AllowRedisplay(StrEnum):
+    """Whether a saved method may be shown to its customer again in a checkout."""
 
-    SUCCEED = "succeed"
-    """Authorized (and captured when asked)."""
-    DECLINE = "decline"
-    """Declined with the method's decline codes."""
-    AUTHENTICATE = "authenticate"
-    """3-D Secure required before authorization."""
+    ALWAYS = "always"
+    LIMITED = "limited"
+    UNSPECIFIED = "unspecified"
 
 
-@dataclass(frozen=True)
-class PaymentMethod:
+class PaymentMethod(BaseModel):
+    """A PaymentMethod as stored (or as a test card stands for one)."""
+
     id: str
-    type: str
-    brand: str
-    bin: str
-    behaviour: TestBehaviour = TestBehaviour.SUCCEED
-    code: str | None = None
-    decline_code: str | None = None
-    message: str | None = None
+    merchant_id: str
+    card: str
+    """The test card (`pm_card_visa`) this method charges: what a PSP is sent."""
+    created: int
+    customer: str | None = None
+    billing_details: BillingDetails = BillingDetails()
+    metadata: dict[str, str] = Field(default_factory=dict)
+    allow_redisplay: AllowRedisplay = AllowRedisplay.UNSPECIFIED
+    set_up: bool = False
+    """Authenticated for future off-session use (a SetupIntent or setup_future_usage did)."""
+    version: int = 1
+
+    @property
+    def test_card(self) -> TestCard:
+        card = describe(self.card)
+        assert card is not None, "a PaymentMethod is only ever made from a known test card"
+        return card
+
+    @property
+    def type(self) -> str:
+        return "upi" if self.test_card.type == "upi" else "card"
+
+    def to_api(self) -> dict[str, Any]:
+        body: dict[str, Any] = {
+            "id": self.id,
+            "object": "payment_method",
+            "allow_redisplay": self.allow_redisplay.value,
+            "billing_details": self.billing_details.to_api(),
+            "created": self.created,
+            "customer": self.customer,
+            "livemode": False,
+            "metadata": dict(self.metadata),
+            "type": self.type,
+        }
+        if self.type == "card":
+            body["card"] = card_details(self.test_card)
+        else:
+            body["upi"] = {"vpa": "success@upi"}
+        return body
 
 
-def _card(pm: str, brand: str, bin_: str) -> PaymentMethod:
-    return PaymentMethod(pm, "card", brand, bin_)
+def card_details(card: TestCard) -> dict[str, Any]:
+    """A PaymentMethod's `card` hash for a test card."""
+    return {
+        "brand": _brand(card),
+        "checks": {
+            "address_line1_check": None,
+            "address_postal_code_check": None,
+            "cvc_check": "pass",
+        },
+        "country": card.country,
+        "display_brand": _brand(card),
+        "exp_month": EXP_MONTH,
+        "exp_year": EXP_YEAR,
+        "fingerprint": card.fingerprint,
+        "funding": card.funding.value,
+        "generated_from": None,
+        "last4": card.last4 or "0000",
+        "networks": {"available": [_brand(card)], "preferred": None},
+        "regulated_status": "unregulated",
+        "three_d_secure_usage": {"supported": True},
+        "wallet": {"dynamic_last4": None, "google_pay": {}, "type": "google_pay"}
+        if card.wallet
+        else None,
+    }
 
 
-def _decline(pm: str, code: str, decline_code: str, message: str) -> PaymentMethod:
+def charge_details(card: TestCard) -> dict[str, Any]:
+    """A Charge's `payment_method_details` for a test card."""
+    if card.type == "upi":
+        return {"type": "upi", "upi": {"vpa": "success@upi"}}
+    details = card_details(card)
+    return {
+        "type": "card",
+        "card": {
+            "amount_authorized": None,
+            "authorization_code": None,
+            "brand": details["brand"],
+            "checks": details["checks"],
+            "country": details["country"],
+            "exp_month": details["exp_month"],
+            "exp_year": details["exp_year"],
+            "fingerprint": details["fingerprint"],
+            "funding": details["funding"],
+            "installments": None,
+            "last4": details["last4"],
+            "mandate": None,
+            "network": details["brand"],
+            "network_token": {"used": False},
+            "network_transaction_id": None,
+            "regulated_status": "unregulated",
+            "three_d_secure": None,
+            "wallet": details["wallet"],
+        },
+    }
+
+
+def _brand(card: TestCard) -> str:
+    return "visa" if card.wallet else card.brand
+
+
+def from_test_card(merchant_id: str, card: TestCard) -> PaymentMethod:
+    """The PaymentMethod a test card's own id stands for (never stored, owned by nobody)."""
     return PaymentMethod(
-        pm, "card", "visa", "400000", TestBehaviour.DECLINE, code, decline_code, message
+        id=card.id, merchant_id=merchant_id, card=card.id, created=TEST_CARD_CREATED
     )
 
 
-_DECLINED = "Your card was declined."
-
-TEST_PAYMENT_METHODS: dict[str, PaymentMethod] = {
-    pm.id: pm
-    for pm in [
-        _card("pm_card_visa", "visa", "424242"),
-        _card("pm_card_visa_debit", "visa", "400005"),
-        _card("pm_card_mastercard", "mastercard", "555555"),
-        _card("pm_card_mastercard_debit", "mastercard", "520082"),
-        _card("pm_card_mastercard_prepaid", "mastercard", "510510"),
-        _card("pm_card_amex", "amex", "378282"),
-        _card("pm_card_discover", "discover", "601111"),
-        _card("pm_card_diners", "diners", "305693"),
-        _card("pm_card_jcb", "jcb", "353011"),
-        _card("pm_card_unionpay", "unionpay", "620000"),
-        _decline("pm_card_chargeDeclined", "card_declined", "generic_decline", _DECLINED),
-        _decline(
-            "pm_card_chargeDeclinedInsufficientFunds",
-            "card_declined",
-            "insufficient_funds",
-            "Your card has insufficient funds.",
-        ),
-        _decline("pm_card_chargeDeclinedFraudulent", "card_declined", "fraudulent", _DECLINED),
-        _decline("pm_card_chargeDeclinedLostCard", "card_declined", "lost_card", _DECLINED),
-        _decline("pm_card_chargeDeclinedStolenCard", "card_declined", "stolen_card", _DECLINED),
-        _decline(
-            "pm_card_chargeDeclinedExpiredCard",
-            "expired_card",
-            "expired_card",
-            "Your card has expired.",
-        ),
-        _decline(
-            "pm_card_chargeDeclinedIncorrectCvc",
-            "incorrect_cvc",
-            "incorrect_cvc",
-            "Your card's security code is incorrect.",
-        ),
-        _decline(
-            "pm_card_chargeDeclinedProcessingError",
-            "processing_error",
-            "processing_error",
-            "An error occurred while processing your card. Try again in a little bit.",
-        ),
-        PaymentMethod(
-            "pm_card_authenticationRequired", "card", "visa", "400000", TestBehaviour.AUTHENTICATE
-        ),
-        PaymentMethod(
-            "pm_card_threeDSecure2Required", "card", "visa", "400000", TestBehaviour.AUTHENTICATE
-        ),
-        PaymentMethod(
-            "pm_card_refundFail",
-            "card",
-            "visa",
-            "400000",
-            TestBehaviour.SUCCEED,
-            code="expired_or_canceled_card",
-        ),
-        PaymentMethod("pm_upi_success", "upi", "upi", "", TestBehaviour.SUCCEED),
-        PaymentMethod("pm_wallet_success", "wallet", "wallet", "", TestBehaviour.SUCCEED),
-    ]
-}
+def made_from(
+    *,
+    id: str,
+    merchant_id: str,
+    card: TestCard,
+    created: int,
+    billing_details: BillingDetails | None = None,
+    metadata: dict[str, str] | None = None,
+    allow_redisplay: AllowRedisplay | None = None,
+) -> PaymentMethod:
+    """A new PaymentMethod for a test card or token (`POST /v1/payment_methods`)."""
+    return PaymentMethod(
+        id=id,
+        merchant_id=merchant_id,
+        card=card.id,
+        created=created,
+        billing_details=billing_details or BillingDetails(),
+        metadata=metadata or {},
+        allow_redisplay=allow_redisplay or AllowRedisplay.UNSPECIFIED,
+    )
 
 
-def describe(payment_method_id: str) -> PaymentMethod | None:
-    """The test payment method, or None for an id PayFlow does not know."""
-    return TEST_PAYMENT_METHODS.get(payment_method_id)
+def attached(pm: PaymentMethod, customer: str) -> PaymentMethod:
+    """`pm` saved to `customer`; a method belongs to one customer at most, as in Stripe."""
+    if pm.customer == customer:
+        return pm
+    if pm.customer is not None:
+        raise InvalidRequestError(
+            "The payment method you provided has already been attached to a customer.",
+            code="payment_method_unexpected_state",
+            param="payment_method",
+        )
+    return pm.model_copy(update={"customer": customer, "version": pm.version + 1})
+
+
+def detached(pm: PaymentMethod) -> PaymentMethod:
+    if pm.customer is None:
+        raise InvalidRequestError(
+            "The payment method you provided is not attached to a customer so detachment is "
+            "impossible.",
+            code="payment_method_unexpected_state",
+        )
+    return pm.model_copy(update={"customer": None, "set_up": False, "version": pm.version + 1})
+
+
+def usable_by(pm: PaymentMethod, customer: str | None) -> None:
+    """Stripe's rule: a saved method is used only with its own customer."""
+    if pm.customer is not None and pm.customer != customer:
+        if customer is None:
+            message = (
+                "The provided PaymentMethod belongs to a Customer, but you did not provide the "
+                "Customer's id. Include the `customer` parameter with this request."
+            )
+        else:
+            message = "The provided PaymentMethod belongs to another Customer."
+        raise InvalidRequestError(
+            message, code="payment_method_unexpected_state", param="payment_method"
+        )

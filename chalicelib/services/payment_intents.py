@@ -29,8 +29,8 @@ from chalicelib.domain.payment_intents import (
     PaymentIntent,
     PaymentIntentStatus,
 )
-from chalicelib.domain.payment_methods import describe
 from chalicelib.domain.routing import PaymentFacts, route
+from chalicelib.domain.test_cards import describe
 from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.context import (

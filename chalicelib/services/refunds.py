@@ -27,7 +27,8 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import ledger as ledger_rules
 from chalicelib.domain.ids import new_id
-from chalicelib.domain.payment_intents import PaymentIntent, merge_metadata
+from chalicelib.domain.metadata import merge_metadata
+from chalicelib.domain.payment_intents import PaymentIntent
 from chalicelib.domain.refunds import Refund, RefundReason, RefundStatus, refundable
 from chalicelib.errors import Conflict, StaleWrite, UnexpectedState
 from chalicelib.services.context import (
