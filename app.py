@@ -7,6 +7,7 @@ chalicelib/domain and chalicelib/services; only chalicelib/dal talks to AWS.
 from chalice import Chalice
 from chalice.app import DynamoDBEvent, SQSEvent
 
+from chalicelib.api.charges import charges
 from chalicelib.api.connectors import connectors
 from chalicelib.api.customers import customers
 from chalicelib.api.docs import docs
@@ -30,6 +31,7 @@ app.register_blueprint(events)
 app.register_blueprint(webhook_endpoints)
 app.register_blueprint(refunds)
 app.register_blueprint(customers)
+app.register_blueprint(charges)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

@@ -23,6 +23,7 @@ from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain.webhooks import RetrySchedule, check_url
 from chalicelib.errors import ResourceMissing
 from chalicelib.faults import Faults
+from chalicelib.services.charges import ChargeService
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.connectors import ConnectorService
 from chalicelib.services.context import Committer
@@ -72,6 +73,7 @@ class Services:
     payment_intents: PaymentIntentService
     payment_methods: PaymentMethodService
     customers: CustomerService
+    charges: ChargeService
     expander: Expander
 
 
@@ -104,6 +106,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     resources = Resources(objects, committer)
     payment_methods = PaymentMethodService(resources)
     customers = CustomerService(resources, payment_methods)
+    charges = ChargeService(resources)
     ledger_service = LedgerService(ledger, dynamodb)
     refunds = RefundService(
         objects,
@@ -111,6 +114,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         ledger,
         registry,
         PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
+        charges,
         wait_ms=settings.confirm_wait_ms,
     )
     payment_intents = PaymentIntentService(
@@ -121,6 +125,9 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         connector_state,
         workflows,
         ledger,
+        payment_methods,
+        customers,
+        charges,
         confirm_wait_ms=settings.confirm_wait_ms,
         availability_delay_seconds=settings.availability_delay_seconds,
     )
@@ -146,10 +153,12 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         payment_intents=payment_intents,
         payment_methods=payment_methods,
         customers=customers,
+        charges=charges,
         expander=Expander(
             {
                 "pi_": lambda m, i: _body(lambda: payment_intents.retrieve(m, i)),
                 "cus_": lambda m, i: _body(lambda: customers.retrieve(m, i)),
+                "ch_": lambda m, i: _body(lambda: charges.retrieve(m, i)),
                 "pm_": lambda m, i: _body(lambda: payment_methods.retrieve(m, i)),
                 "re_": lambda m, i: _body(lambda: refunds.retrieve(m, i)),
                 "txn_": lambda m, i: ledger.transaction(m, i),

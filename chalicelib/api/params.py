@@ -17,6 +17,7 @@ from chalicelib.domain.payment_intents import (
     CancellationReason,
     CaptureMethod,
     PaymentMethodType,
+    SetupFutureUsage,
 )
 from chalicelib.domain.payment_methods import AllowRedisplay
 from chalicelib.domain.refunds import RefundReason
@@ -185,36 +186,188 @@ class Params(BaseModel):
         return self.model_dump(exclude_unset=True, exclude={"expand"})
 
 
-class CreatePaymentIntent(Params):
+# -- shared hashes: addresses, shipping, billing details ------------------------------------------
+
+
+class Nested(BaseModel):
+    """A hash parameter (`address[city]=...`): unknown keys are an error here too."""
+
+    model_config = ConfigDict(extra="forbid")
+
+
+Short = Annotated[str, Field(max_length=255)]
+Email = Annotated[str, Field(max_length=512, pattern=r"^$|^[^@\s]+@[^@\s]+$")]
+
+
+class AddressParams(Nested):
+    city: Short | None = None
+    country: Short | None = None
+    line1: Short | None = None
+    line2: Short | None = None
+    postal_code: Short | None = None
+    state: Short | None = None
+
+
+Clearable = BeforeValidator(_blank_is_none)
+AddressParam = Annotated[AddressParams | None, Clearable]
+
+
+class ShippingParams(Nested):
+    address: AddressParams
+    name: Short
+    carrier: Short | None = None
+    phone: Short | None = None
+    tracking_number: Short | None = None
+
+
+ShippingParam = Annotated[ShippingParams | None, Clearable]
+
+
+class BillingDetailsParams(Nested):
+    address: AddressParam = None
+    email: Email | None = None
+    name: Short | None = None
+    phone: Short | None = None
+    tax_id: Short | None = None
+
+
+Url = Annotated[str, Field(min_length=1, max_length=2048)]
+
+
+class CardOptions(Nested):
+    capture_method: Annotated[CaptureMethod | None, Clearable] = None
+
+
+class PaymentMethodOptions(Nested):
+    card: CardOptions | None = None
+
+
+class AutomaticPaymentMethods(Nested):
+    enabled: Boolean
+    allow_redirects: Literal["always", "never"] | None = None
+
+
+def _automatic_only(value: Any) -> Any:
+    if value not in (None, "automatic"):
+        raise PydanticCustomError(
+            "parameter_invalid_confirmation_method",
+            "PayFlow supports confirmation_method=automatic only: a PaymentIntent that needs "
+            "authentication is confirmed by the customer's step, not by a second server call.",
+        )
+    return value
+
+
+ConfirmationMethod = Annotated[Literal["automatic"], BeforeValidator(_automatic_only)]
+Descriptor = Annotated[str, Field(max_length=22)]
+DescriptorSuffix = Annotated[str, Field(max_length=22)]
+
+
+class PaymentIntentFields(Params):
+    """What create and update share."""
+
+    customer: Identifier | None = None
+    description: Text | None = None
+    metadata: Metadata = None
+    receipt_email: Annotated[Email | None, Clearable] = None
+    setup_future_usage: Annotated[SetupFutureUsage | None, Clearable] = None
+    shipping: ShippingParam = None
+    statement_descriptor: Descriptor | None = None
+    statement_descriptor_suffix: DescriptorSuffix | None = None
+    transfer_group: Short | None = None
+    payment_method_options: PaymentMethodOptions | None = None
+
+    def options(self) -> dict[str, Any]:
+        """The stored fields of the PaymentIntent these parameters set, as sent."""
+        sent = self.model_dump(exclude_unset=True)
+        fields = {k: v for k, v in sent.items() if k in _STORED_AS_IS}
+        if "payment_method_options" in sent:
+            card = (sent["payment_method_options"] or {}).get("card") or {}
+            fields["card_capture_method"] = card.get("capture_method")
+        if "automatic_payment_methods" in sent:
+            fields["automatic_payment_methods"] = bool(
+                (sent["automatic_payment_methods"] or {}).get("enabled")
+            )
+        return fields
+
+
+_STORED_AS_IS = frozenset(
+    {
+        "customer",
+        "receipt_email",
+        "setup_future_usage",
+        "shipping",
+        "statement_descriptor",
+        "statement_descriptor_suffix",
+        "transfer_group",
+        "return_url",
+        "off_session",
+        "error_on_requires_action",
+    }
+)
+
+
+class CreatePaymentIntent(PaymentIntentFields):
     amount: Amount
     currency: Currency
     capture_method: CaptureMethod = CaptureMethod.AUTOMATIC
     payment_method: Identifier | None = None
     confirm: Boolean = False
-    description: Text | None = None
-    metadata: Metadata = None
     payment_method_types: PaymentMethodTypes | None = None
+    automatic_payment_methods: AutomaticPaymentMethods | None = None
+    confirmation_method: ConfirmationMethod | None = None
+    return_url: Url | None = None
+    off_session: Boolean | None = None
+    error_on_requires_action: Boolean | None = None
 
 
-class UpdatePaymentIntent(Params):
+class UpdatePaymentIntent(PaymentIntentFields):
     amount: Amount | None = None
     currency: Currency | None = None
     capture_method: CaptureMethod | None = None
     payment_method: Identifier | None = None
     payment_method_types: PaymentMethodTypes | None = None
-    description: Text | None = None
-    metadata: Metadata = None
+
+    def changes(self) -> dict[str, Any]:
+        sent = super().changes()
+        fields = {k: v for k, v in sent.items() if k not in PaymentIntentFields.model_fields}
+        fields.update(self.options())
+        if "description" in sent:
+            fields["description"] = sent["description"]
+        if "metadata" in sent:
+            fields["metadata"] = sent["metadata"]
+        return fields
 
 
 class ConfirmPaymentIntent(Params):
     payment_method: Identifier | None = None
     capture_method: CaptureMethod | None = None
-    return_url: Text | None = None
+    return_url: Url | None = None
+    off_session: Boolean | None = None
+    error_on_requires_action: Boolean | None = None
+    receipt_email: Annotated[Email | None, Clearable] = None
+    setup_future_usage: Annotated[SetupFutureUsage | None, Clearable] = None
+    shipping: ShippingParam = None
+    payment_method_options: PaymentMethodOptions | None = None
+
+    def options(self) -> dict[str, Any]:
+        return PaymentIntentFields.options(self)  # type: ignore[arg-type]
+
+
+def _final_only(value: Any) -> Any:
+    if _boolean(value) is not True:
+        raise PydanticCustomError(
+            "parameter_invalid_final_capture",
+            "PayFlow captures once per PaymentIntent (final_capture=true): capturing in "
+            "several parts (multicapture) is not supported.",
+        )
+    return True
 
 
 class CapturePaymentIntent(Params):
     amount_to_capture: PositiveAmount | None = None
     metadata: Metadata = None
+    final_capture: Annotated[bool, BeforeValidator(_final_only)] = True
+    statement_descriptor_suffix: DescriptorSuffix | None = None
 
 
 class CancelPaymentIntent(Params):
@@ -250,10 +403,12 @@ class SetRouting(Params):
 
 
 class CreateRefund(Params):
-    payment_intent: Identifier
+    payment_intent: Identifier | None = None
+    charge: Identifier | None = None
     amount: Amount | None = None
     reason: RefundReason | None = None
     metadata: Metadata = None
+    instructions_email: Email | None = None
 
 
 class UpdateRefund(Params):
@@ -262,6 +417,21 @@ class UpdateRefund(Params):
 
 class ListRefunds(ListParams):
     payment_intent: Identifier | None = None
+    charge: Identifier | None = None
+
+
+class ListPaymentIntents(ListParams):
+    customer: Identifier | None = None
+
+
+class ListCharges(ListParams):
+    payment_intent: Identifier | None = None
+    customer: Identifier | None = None
+
+
+class UpdateCharge(Params):
+    description: Text | None = None
+    metadata: Metadata = None
 
 
 class ListBalanceTransactions(ListParams):
@@ -280,7 +450,6 @@ class CompleteAuthentication(Params):
 # -- webhook endpoints, deliveries and events ---------------------------------------------------
 
 Integer = Annotated[int, BeforeValidator(_integer)]
-Url = Annotated[str, Field(min_length=1, max_length=2048)]
 StringList = Annotated[list[Annotated[str, Field(max_length=255)]], BeforeValidator(_string_list)]
 
 
@@ -350,48 +519,6 @@ class ListEvents(ListParams):
 
 
 # -- customers and payment methods --------------------------------------------------------------
-
-
-class Nested(BaseModel):
-    """A hash parameter (`address[city]=...`): unknown keys are an error here too."""
-
-    model_config = ConfigDict(extra="forbid")
-
-
-Short = Annotated[str, Field(max_length=255)]
-Email = Annotated[str, Field(max_length=512, pattern=r"^$|^[^@\s]+@[^@\s]+$")]
-
-
-class AddressParams(Nested):
-    city: Short | None = None
-    country: Short | None = None
-    line1: Short | None = None
-    line2: Short | None = None
-    postal_code: Short | None = None
-    state: Short | None = None
-
-
-Clearable = BeforeValidator(_blank_is_none)
-AddressParam = Annotated[AddressParams | None, Clearable]
-
-
-class ShippingParams(Nested):
-    address: AddressParams
-    name: Short
-    carrier: Short | None = None
-    phone: Short | None = None
-    tracking_number: Short | None = None
-
-
-ShippingParam = Annotated[ShippingParams | None, Clearable]
-
-
-class BillingDetailsParams(Nested):
-    address: AddressParam = None
-    email: Email | None = None
-    name: Short | None = None
-    phone: Short | None = None
-    tax_id: Short | None = None
 
 
 class InvoiceSettingsParams(Nested):

@@ -14,7 +14,7 @@ bp = payment_intents
 
 
 @bp.route("/v1/payment_intents", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreatePaymentIntent, creates="pi")
+@endpoint(bp, params=p.CreatePaymentIntent, creates="pi", returns="payment_intent")
 def create_payment_intent(call: ApiCall) -> Outcome:
     params: p.CreatePaymentIntent = call.params
     return services().payment_intents.create(
@@ -30,29 +30,31 @@ def create_payment_intent(call: ApiCall) -> Outcome:
         payment_method_types=(
             [t.value for t in params.payment_method_types] if params.payment_method_types else None
         ),
+        options=params.options(),
     )
 
 
 @bp.route("/v1/payment_intents", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListParams)
+@endpoint(bp, params=p.ListPaymentIntents, returns="list:payment_intent")
 def list_payment_intents(call: ApiCall) -> dict:
-    params: p.ListParams = call.params
+    params: p.ListPaymentIntents = call.params
     return services().payment_intents.list_page(
         call.merchant_id,
         limit=params.limit,
         starting_after=params.starting_after,
         ending_before=params.ending_before,
+        customer=params.customer,
     )
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params=p.Params, returns="payment_intent")
 def retrieve_payment_intent(call: ApiCall, intent: str) -> dict:
     return services().payment_intents.retrieve(call.merchant_id, intent).to_api()
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdatePaymentIntent)
+@endpoint(bp, params=p.UpdatePaymentIntent, returns="payment_intent")
 def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
     changes = call.params.changes()
     if "payment_method_types" in changes and changes["payment_method_types"] is not None:
@@ -61,7 +63,7 @@ def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ConfirmPaymentIntent)
+@endpoint(bp, params=p.ConfirmPaymentIntent, returns="payment_intent")
 def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
     params: p.ConfirmPaymentIntent = call.params
     return services().payment_intents.confirm(
@@ -70,11 +72,12 @@ def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
         call.context,
         payment_method=params.payment_method,
         capture_method=params.capture_method,
+        options=params.options(),
     )
 
 
 @bp.route("/v1/payment_intents/{intent}/capture", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CapturePaymentIntent)
+@endpoint(bp, params=p.CapturePaymentIntent, returns="payment_intent")
 def capture_payment_intent(call: ApiCall, intent: str) -> Outcome:
     params: p.CapturePaymentIntent = call.params
     return services().payment_intents.capture(
@@ -83,11 +86,12 @@ def capture_payment_intent(call: ApiCall, intent: str) -> Outcome:
         call.context,
         amount_to_capture=params.amount_to_capture,
         metadata=params.metadata,
+        statement_descriptor_suffix=params.statement_descriptor_suffix,
     )
 
 
 @bp.route("/v1/payment_intents/{intent}/cancel", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CancelPaymentIntent)
+@endpoint(bp, params=p.CancelPaymentIntent, returns="payment_intent")
 def cancel_payment_intent(call: ApiCall, intent: str) -> Outcome:
     params: p.CancelPaymentIntent = call.params
     return services().payment_intents.cancel(

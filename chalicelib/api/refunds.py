@@ -14,7 +14,7 @@ bp = refunds
 
 
 @bp.route("/v1/refunds", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreateRefund, creates="re")
+@endpoint(bp, params=p.CreateRefund, creates="re", returns="refund")
 def create_refund(call: ApiCall) -> Outcome:
     params: p.CreateRefund = call.params
     return services().refunds.create(
@@ -24,11 +24,13 @@ def create_refund(call: ApiCall) -> Outcome:
         amount=params.amount,
         reason=params.reason,
         metadata=params.metadata,
+        charge=params.charge,
+        instructions_email=params.instructions_email,
     )
 
 
 @bp.route("/v1/refunds", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListRefunds)
+@endpoint(bp, params=p.ListRefunds, returns="list:refund")
 def list_refunds(call: ApiCall) -> dict:
     params: p.ListRefunds = call.params
     return services().refunds.list_page(
@@ -37,23 +39,24 @@ def list_refunds(call: ApiCall) -> dict:
         starting_after=params.starting_after,
         ending_before=params.ending_before,
         payment_intent=params.payment_intent,
+        charge=params.charge,
     )
 
 
 @bp.route("/v1/refunds/{refund}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params=p.Params, returns="refund")
 def retrieve_refund(call: ApiCall, refund: str) -> dict:
     return services().refunds.retrieve(call.merchant_id, refund).to_api()
 
 
 @bp.route("/v1/refunds/{refund}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdateRefund)
+@endpoint(bp, params=p.UpdateRefund, returns="refund")
 def update_refund(call: ApiCall, refund: str) -> Outcome:
     return services().refunds.update(call.merchant_id, refund, call.context, call.params.metadata)
 
 
 @bp.route("/v1/refunds/{refund}/cancel", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params=p.Params, returns="refund")
 def cancel_refund(call: ApiCall, refund: str) -> Outcome:
     return services().refunds.cancel(call.merchant_id, refund, call.context)
 
@@ -79,7 +82,7 @@ def list_balance_transactions(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/balance_transactions/{txn}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params=p.Params, returns="balance_transaction")
 def retrieve_balance_transaction(call: ApiCall, txn: str) -> dict:
     return services().ledger.transaction(call.merchant_id, txn)
 

@@ -100,6 +100,10 @@ class AuthorizationRequest:
     payment_method: str
     capture: bool
     idempotency_key: str
+    off_session: bool = False
+    """The customer is not there to authenticate (a saved card charged later)."""
+    set_up: bool = False
+    """The card was authenticated for later off-session use when it was saved."""
 
 
 @dataclass(frozen=True)

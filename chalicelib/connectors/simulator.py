@@ -108,7 +108,7 @@ class SimulatorConnector(Connector):
         if pm is not None and pm.behaviour == TestBehaviour.DECLINE:
             status = AuthorizationStatus.DECLINED
             decline = Decline(pm.code or "card_declined", pm.message or "", pm.decline_code)
-        elif pm is not None and pm.behaviour == TestBehaviour.AUTHENTICATE:
+        elif pm is not None and _asks_to_authenticate(pm.behaviour, request):
             status = AuthorizationStatus.REQUIRES_ACTION
         elif rng.random() < settings.decline_rate:
             status, decline = AuthorizationStatus.DECLINED, RANDOM_DECLINE
@@ -248,3 +248,12 @@ class SimulatorConnector(Connector):
             decline=decline if status == AuthorizationStatus.DECLINED else None,
             next_action=next_action,
         )
+
+
+def _asks_to_authenticate(behaviour: TestBehaviour, request: AuthorizationRequest) -> bool:
+    """Stripe's 3-D Secure test cards: one always asks; the other not off session once set up."""
+    if behaviour == TestBehaviour.AUTHENTICATE:
+        return True
+    if behaviour == TestBehaviour.AUTHENTICATE_UNLESS_SET_UP:
+        return not (request.off_session and request.set_up)
+    return False

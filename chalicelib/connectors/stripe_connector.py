@@ -101,6 +101,8 @@ class StripeConnector(Connector):
                 "payflow_key": request.idempotency_key,
             },
         }
+        if request.off_session:
+            params["off_session"] = True
         try:
             intent = translate_errors(
                 lambda: client.v1.payment_intents.create(

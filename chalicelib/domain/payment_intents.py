@@ -11,7 +11,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.domain.contact import Shipping, shipping_api
 from chalicelib.domain.metadata import merge_metadata
+from chalicelib.domain.test_cards import describe
 from chalicelib.errors import ParameterInvalid, UnexpectedState
 
 
@@ -50,6 +52,15 @@ class CancellationReason(StrEnum):
     FRAUDULENT = "fraudulent"
     REQUESTED_BY_CUSTOMER = "requested_by_customer"
     ABANDONED = "abandoned"
+
+
+class SetupFutureUsage(StrEnum):
+    """Whether a payment also saves its method to the customer for later payments."""
+
+    OFF_SESSION = "off_session"
+    """Saved and authenticated for payments made without the customer present."""
+    ON_SESSION = "on_session"
+    """Saved for payments the customer is present for."""
 
 
 class PaymentMethodType(StrEnum):
@@ -172,6 +183,47 @@ class PaymentIntent(BaseModel):
     """The connectors routing chose for the current attempt, in the order to try them."""
     amount_refunded: int = 0
     """Refunded or being refunded (a failed refund gives its amount back)."""
+    customer: str | None = None
+    setup_future_usage: SetupFutureUsage | None = None
+    receipt_email: str | None = None
+    statement_descriptor: str | None = None
+    statement_descriptor_suffix: str | None = None
+    shipping: Shipping | None = None
+    transfer_group: str | None = None
+    automatic_payment_methods: bool = False
+    card_capture_method: CaptureMethod | None = None
+    """payment_method_options[card][capture_method]: overrides capture_method for cards."""
+    return_url: str | None = None
+    """Where the customer returns after authentication; shown in next_action."""
+    off_session: bool = False
+    """The current attempt is made without the customer present."""
+    error_on_requires_action: bool = False
+    """Fail the attempt instead of asking the customer to authenticate."""
+    psp_payment_method: str | None = None
+    """The test card behind payment_method: what a PSP is sent."""
+    payment_method_set_up: bool = False
+    """The payment method was set up for off-session use (a SetupIntent or an earlier save)."""
+
+    def attributes(self) -> dict[str, str]:
+        """What is stored beside the object for conditions and list filters."""
+        attrs = {"status": self.status.value}
+        if self.customer:
+            attrs["customer"] = self.customer
+        return attrs
+
+    @property
+    def captures_automatically(self) -> bool:
+        """Whether an authorization is captured at once: payment_method_options[card]
+        [capture_method] decides for cards, capture_method otherwise."""
+        method = self.capture_method
+        if self.card_capture_method is not None and self.payment_method_type == "card":
+            method = self.card_capture_method
+        return method == CaptureMethod.AUTOMATIC
+
+    @property
+    def payment_method_type(self) -> str | None:
+        card = describe(self.psp_payment_method or self.payment_method or "")
+        return card.type if card else None
 
     def to_api(self) -> dict[str, Any]:
         """The Stripe-shaped object."""
@@ -183,7 +235,11 @@ class PaymentIntent(BaseModel):
             "amount_received": self.amount_received,
             "application": None,
             "application_fee_amount": None,
-            "automatic_payment_methods": None,
+            "automatic_payment_methods": (
+                {"allow_redirects": "always", "enabled": True}
+                if self.automatic_payment_methods
+                else None
+            ),
             "canceled_at": self.canceled_at,
             "cancellation_reason": (
                 self.cancellation_reason.value if self.cancellation_reason else None
@@ -193,7 +249,7 @@ class PaymentIntent(BaseModel):
             "confirmation_method": "automatic",
             "created": self.created,
             "currency": self.currency,
-            "customer": None,
+            "customer": self.customer,
             "description": self.description,
             "last_payment_error": (
                 self.last_payment_error.to_api() if self.last_payment_error else None
@@ -204,16 +260,23 @@ class PaymentIntent(BaseModel):
             "next_action": self.next_action,
             "on_behalf_of": None,
             "payment_method": self.payment_method,
-            "payment_method_options": {},
+            "payment_method_options": (
+                {"card": {"capture_method": self.card_capture_method.value}}
+                if self.card_capture_method
+                else {}
+            ),
             "payment_method_types": list(self.payment_method_types),
             "processing": None,
-            "receipt_email": None,
-            "setup_future_usage": None,
-            "shipping": None,
-            "statement_descriptor": None,
+            "receipt_email": self.receipt_email,
+            "setup_future_usage": (
+                self.setup_future_usage.value if self.setup_future_usage else None
+            ),
+            "shipping": shipping_api(self.shipping),
+            "statement_descriptor": self.statement_descriptor,
+            "statement_descriptor_suffix": self.statement_descriptor_suffix,
             "status": self.status.value,
             "transfer_data": None,
-            "transfer_group": None,
+            "transfer_group": self.transfer_group,
         }
 
 
@@ -251,9 +314,10 @@ def create(
     payment_method_types: list[str] | None = None,
     description: str | None = None,
     metadata: dict[str, str] | None = None,
+    options: dict[str, Any] | None = None,
 ) -> PaymentIntent:
     """A new PaymentIntent: requires_confirmation if it has a payment method, else
-    requires_payment_method."""
+    requires_payment_method. `options` are the other stored fields (customer, shipping...)."""
     return PaymentIntent(
         id=id,
         merchant_id=merchant_id,
@@ -268,6 +332,7 @@ def create(
         metadata=merge_metadata({}, metadata),
         status=S.REQUIRES_CONFIRMATION if payment_method else S.REQUIRES_PAYMENT_METHOD,
         version=1,
+        **(options or {}),
     )
 
 
@@ -292,8 +357,10 @@ def prepare_confirm(
     *,
     payment_method: str | None,
     capture_method: CaptureMethod | None,
+    options: dict[str, Any] | None = None,
 ) -> PaymentIntent:
-    """Check that `pi` may be confirmed and fold in the confirm call's parameters.
+    """Check that `pi` may be confirmed and fold in the confirm call's parameters
+    (`options`: the other fields a confirm may set, such as return_url or off_session).
 
     The result is not stored: it is what the PSP attempt is made for.
     """
@@ -310,6 +377,9 @@ def prepare_confirm(
             "payment_method": method,
             "capture_method": capture_method or pi.capture_method,
             "attempt_count": pi.attempt_count + 1,
+            "off_session": False,
+            "error_on_requires_action": False,
+            **(options or {}),
         }
     )
 
@@ -334,8 +404,10 @@ def workflow_input(pi: PaymentIntent) -> dict[str, Any]:
         "attempt": pi.attempt_count,
         "amount": pi.amount,
         "currency": pi.currency,
-        "payment_method": pi.payment_method,
-        "capture": pi.capture_method == CaptureMethod.AUTOMATIC,
+        "payment_method": pi.psp_payment_method or pi.payment_method,
+        "capture": pi.captures_automatically,
+        "off_session": pi.off_session,
+        "set_up": pi.payment_method_set_up,
         "candidates": list(pi.candidates),
         "count": len(pi.candidates),
         "index": 0,
@@ -363,7 +435,7 @@ def authorized(
         "last_payment_error": None,
         "next_action": None,
     }
-    if pi.capture_method == CaptureMethod.MANUAL:
+    if not pi.captures_automatically:
         return _moved(pi, status=S.REQUIRES_CAPTURE, amount_capturable=pi.amount, **common)
     return _moved(pi, status=S.SUCCEEDED, amount_received=pi.amount, amount_capturable=0, **common)
 
@@ -371,7 +443,16 @@ def authorized(
 def requires_action(
     pi: PaymentIntent, *, connector: str, psp_reference: str, next_action: dict[str, Any]
 ) -> PaymentIntent:
-    """The PSP wants the customer to authenticate before it authorizes."""
+    """The PSP wants the customer to authenticate before it authorizes. With a return_url
+    the customer is sent to the authentication step and back, as Stripe's redirect does."""
+    if pi.return_url:
+        next_action = {
+            "type": "redirect_to_url",
+            "redirect_to_url": {
+                "return_url": pi.return_url,
+                "url": f"/v1/sandbox/payment_intents/{pi.id}/authenticate",
+            },
+        }
     return _moved(
         pi,
         status=S.REQUIRES_ACTION,
@@ -382,11 +463,25 @@ def requires_action(
     )
 
 
+def authentication_required(pi: PaymentIntent, charge_id: str | None) -> PaymentError:
+    """Stripe's decline for a payment that needs the customer while they are not there."""
+    return PaymentError(
+        type="card_error",
+        code="authentication_required",
+        decline_code="authentication_required",
+        message="Your card was declined. This transaction requires authentication.",
+        charge=charge_id or None,
+        payment_method=pi.payment_method,
+    )
+
+
 def declined(pi: PaymentIntent, error: PaymentError) -> PaymentIntent:
-    """The attempt failed for good: back to requires_payment_method, as Stripe does."""
+    """The attempt failed for good: back to requires_payment_method, as Stripe does. A decline
+    the PSP gave a charge for is the PaymentIntent's latest charge (a failed one)."""
     return _moved(
         pi,
         status=S.REQUIRES_PAYMENT_METHOD,
+        latest_charge=error.charge or pi.latest_charge,
         last_payment_error=error,
         next_action=None,
         connector=None,

@@ -48,6 +48,7 @@ class Refund(BaseModel):
     failure_reason: str | None = None
     balance_transaction: str | None = None
     failure_balance_transaction: str | None = None
+    instructions_email: str | None = None
     # Bookkeeping.
     version: int = 1
     connector: str
@@ -56,6 +57,12 @@ class Refund(BaseModel):
     """The saga's hold is in the ledger."""
 
     def to_api(self) -> dict[str, Any]:
+        body = self._body()
+        if self.instructions_email is not None:
+            body["instructions_email"] = self.instructions_email
+        return body
+
+    def _body(self) -> dict[str, Any]:
         return {
             "id": self.id,
             "object": "refund",

@@ -84,6 +84,8 @@ class PaymentOrchestrator:
                         payment_method=task["payment_method"],
                         capture=task["capture"],
                         idempotency_key=key,
+                        off_session=bool(task.get("off_session")),
+                        set_up=bool(task.get("set_up")),
                     )
                 )
         except ConnectorError as error:

@@ -21,6 +21,7 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import ledger as ledger_rules
 from chalicelib.domain import payment_intents as rules
+from chalicelib.domain.contact import BillingDetails
 from chalicelib.domain.ids import new_id, new_secret
 from chalicelib.domain.payment_intents import (
     CancellationReason,
@@ -29,9 +30,11 @@ from chalicelib.domain.payment_intents import (
     PaymentIntent,
     PaymentIntentStatus,
 )
+from chalicelib.domain.payment_methods import PaymentMethod
 from chalicelib.domain.routing import PaymentFacts, route
-from chalicelib.domain.test_cards import describe
-from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
+from chalicelib.domain.test_cards import describe, is_test_id
+from chalicelib.errors import CardError, StaleWrite, UnexpectedState
+from chalicelib.services.charges import ChargeService
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.context import (
     Committer,
@@ -41,6 +44,8 @@ from chalicelib.services.context import (
     fetch,
     list_body,
 )
+from chalicelib.services.customers import CustomerService
+from chalicelib.services.payment_methods import PaymentMethodService
 
 KIND = "payment_intent"
 logger = logging.getLogger("payflow.payment_intents")
@@ -58,6 +63,9 @@ class PaymentIntentService:
         connector_state: ConnectorStateStore,
         workflows: PaymentWorkflows,
         ledger: LedgerStore,
+        payment_methods: PaymentMethodService,
+        customers: CustomerService,
+        charges: ChargeService,
         *,
         confirm_wait_ms: int = 5000,
         availability_delay_seconds: int = 0,
@@ -73,6 +81,9 @@ class PaymentIntentService:
         self._ledger = ledger
         self._availability_delay = availability_delay_seconds
         self._rng = rng or random.Random()
+        self._payment_methods = payment_methods
+        self._customers = customers
+        self._charges = charges
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -80,7 +91,13 @@ class PaymentIntentService:
         return fetch(self._objects, KIND, PaymentIntent, merchant_id, pi_id, param="intent")
 
     def list_page(
-        self, merchant_id: str, *, limit: int, starting_after: str | None, ending_before: str | None
+        self,
+        merchant_id: str,
+        *,
+        limit: int,
+        starting_after: str | None,
+        ending_before: str | None,
+        customer: str | None = None,
     ) -> dict[str, Any]:
         return list_body(
             self._objects,
@@ -91,6 +108,7 @@ class PaymentIntentService:
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
+            filters={"customer": customer} if customer else None,
         )
 
     # -- writes --------------------------------------------------------------------------------
@@ -108,9 +126,16 @@ class PaymentIntentService:
         description: str | None,
         metadata: dict[str, str] | None,
         payment_method_types: list[str] | None,
+        options: dict[str, Any] | None = None,
     ) -> Outcome:
+        """`options` are the other stored parameters (customer, shipping, off_session...)."""
+        options = dict(options or {})
+        if options.get("customer"):
+            self._customers.active(merchant_id, options["customer"])
         if payment_method:
-            self._check_payment_method(payment_method)
+            chosen = self._payment_method_fields(merchant_id, payment_method, options)
+            payment_method = chosen.pop("payment_method")
+            options.update(chosen)
         pi_id = ctx.claim.object_id if ctx.claim else new_id("pi")
         created = rules.create(
             id=pi_id,
@@ -124,6 +149,7 @@ class PaymentIntentService:
             payment_method_types=payment_method_types,
             description=description,
             metadata=metadata,
+            options={k: v for k, v in options.items() if k not in _PER_ATTEMPT},
         )
         if ctx.claim is not None and ctx.claim.taken_over:
             existing = self._objects.get(KIND, merchant_id, pi_id)
@@ -132,20 +158,32 @@ class PaymentIntentService:
         batch = WriteBatch()
         self._add_event(batch, ctx, None, created)
         if not confirm:
-            self._objects.put_new(batch, KIND, created, status=created.status.value)
+            self._objects.put_new(batch, KIND, created, **created.attributes())
             return self._committer.commit(ctx, batch, self._outcome(created, created))
-        ready = rules.prepare_confirm(created, payment_method=None, capture_method=None)
+        ready = rules.prepare_confirm(
+            created,
+            payment_method=None,
+            capture_method=None,
+            options={k: v for k, v in options.items() if k in _PER_ATTEMPT},
+        )
         handed_over = self._route(ready)
         self._add_event(batch, ctx, created, handed_over)
-        self._objects.put_new(batch, KIND, handed_over, status=handed_over.status.value)
+        self._objects.put_new(batch, KIND, handed_over, **handed_over.attributes())
         return self._run_attempt(ctx, batch, created, handed_over)
 
     def update(
         self, merchant_id: str, pi_id: str, ctx: RequestContext, changes: dict[str, Any]
     ) -> Outcome:
-        if changes.get("payment_method"):
-            self._check_payment_method(changes["payment_method"])
         pi = self.retrieve(merchant_id, pi_id)
+        customer = changes.get("customer", pi.customer)
+        if changes.get("customer"):
+            self._customers.active(merchant_id, changes["customer"])
+        if changes.get("payment_method"):
+            changes.update(
+                self._payment_method_fields(
+                    merchant_id, changes["payment_method"], {"customer": customer}
+                )
+            )
         after = rules.update(pi, changes)
         return self._save(ctx, pi, after)
 
@@ -157,10 +195,17 @@ class PaymentIntentService:
         *,
         payment_method: str | None,
         capture_method: CaptureMethod | None,
+        options: dict[str, Any] | None = None,
     ) -> Outcome:
-        if payment_method:
-            self._check_payment_method(payment_method)
+        """`options`: the confirm's other parameters (return_url, off_session, shipping...)."""
         pi = self.retrieve(merchant_id, pi_id)
+        options = dict(options or {})
+        if payment_method:
+            chosen = self._payment_method_fields(
+                merchant_id, payment_method, {"customer": pi.customer, **options}
+            )
+            payment_method = chosen.pop("payment_method")
+            options.update(chosen)
         if (
             ctx.claim is not None
             and ctx.claim.taken_over
@@ -168,13 +213,11 @@ class PaymentIntentService:
         ):
             return self._resume(pi.model_copy(update={"attempt_count": pi.attempt_count - 1}), pi)
         ready = rules.prepare_confirm(
-            pi, payment_method=payment_method, capture_method=capture_method
+            pi, payment_method=payment_method, capture_method=capture_method, options=options
         )
         handed_over = self._route(ready)
         batch = WriteBatch()
-        self._objects.put_version(
-            batch, KIND, handed_over, pi.version, status=handed_over.status.value
-        )
+        self._objects.put_version(batch, KIND, handed_over, pi.version, **handed_over.attributes())
         self._add_event(batch, ctx, pi, handed_over)
         return self._run_attempt(ctx, batch, pi, handed_over, action=rules.CONFIRMABLE)
 
@@ -227,6 +270,7 @@ class PaymentIntentService:
         *,
         amount_to_capture: int | None,
         metadata: dict[str, str] | None,
+        statement_descriptor_suffix: str | None = None,
     ) -> Outcome:
         pi = self.retrieve(merchant_id, pi_id)
         amount = rules.check_capture(pi, amount_to_capture)
@@ -235,7 +279,12 @@ class PaymentIntentService:
         self._connector_of(pi).capture(
             self._reference(pi), amount, idempotency_key=f"{pi.id}:capture"
         )
-        return self._save(ctx, pi, rules.captured(pi, amount, metadata), action=rules.CAPTURABLE)
+        after = rules.captured(pi, amount, metadata)
+        if statement_descriptor_suffix is not None:
+            after = after.model_copy(
+                update={"statement_descriptor_suffix": statement_descriptor_suffix}
+            )
+        return self._save(ctx, pi, after, action=rules.CAPTURABLE)
 
     def cancel(
         self,
@@ -265,7 +314,7 @@ class PaymentIntentService:
         result = self._connector_of(pi).complete_action(
             self._reference(pi),
             succeeded=succeeded,
-            capture=pi.capture_method == CaptureMethod.AUTOMATIC,
+            capture=pi.captures_automatically,
             idempotency_key=f"{pi.id}:authenticate:{pi.attempt_count}",
         )
         after = self._apply(pi, result, pi.connector or "")
@@ -273,12 +322,17 @@ class PaymentIntentService:
 
     # -- helpers -------------------------------------------------------------------------------
 
-    @staticmethod
-    def _check_payment_method(payment_method: str) -> None:
-        if describe(payment_method) is None:
-            raise ResourceMissing(
-                f"No such PaymentMethod: '{payment_method}'", param="payment_method"
-            )
+    def _payment_method_fields(
+        self, merchant_id: str, payment_method: str, options: dict[str, Any]
+    ) -> dict[str, Any]:
+        """What naming `payment_method` stores: the method, the test card a PSP is sent, and
+        whether it was set up for off-session use. Refuses another customer's method."""
+        pm = self._payment_methods.usable(merchant_id, payment_method, options.get("customer"))
+        return {
+            "payment_method": pm.id,
+            "psp_payment_method": pm.card,
+            "payment_method_set_up": pm.set_up,
+        }
 
     def _connector_of(self, pi: PaymentIntent) -> Connector:
         return self._registry.connector_for(pi.merchant_id, pi.connector or "")
@@ -293,7 +347,7 @@ class PaymentIntentService:
         """Choose the connectors for this attempt and hand the PaymentIntent to them
         (processing). Routing is recorded with the attempt."""
         assert ready.payment_method is not None
-        pm = describe(ready.payment_method)
+        pm = describe(ready.psp_payment_method or ready.payment_method)
         assert pm is not None
         routing = self._registry.routing_for(ready.merchant_id)
         decision = route(
@@ -373,6 +427,11 @@ class PaymentIntentService:
                 psp_reference=result.psp_reference,
                 charge_id=result.charge_id,
             )
+        if result.status == AuthorizationStatus.REQUIRES_ACTION and (
+            pi.off_session or pi.error_on_requires_action
+        ):
+            # Nobody is there to authenticate: Stripe fails the attempt instead.
+            return rules.declined(pi, rules.authentication_required(pi, result.charge_id))
         if result.status == AuthorizationStatus.REQUIRES_ACTION:
             return rules.requires_action(
                 pi,
@@ -401,10 +460,43 @@ class PaymentIntentService:
         action: frozenset[PaymentIntentStatus] | None = None,
     ) -> Outcome:
         batch = WriteBatch()
-        self._objects.put_version(batch, KIND, after, before.version, status=after.status.value)
+        after, saved = self._save_payment_method(batch, ctx, before, after)
+        self._objects.put_version(batch, KIND, after, before.version, **after.attributes())
         self._add_event(batch, ctx, before, after)
+        billing = saved.billing_details if saved else self._billing(after)
+        self._charges.add_for(batch, ctx, before, after, billing)
         self._post_capture(batch, before, after)
         return self._commit_or_explain(ctx, batch, before, action, self._outcome(before, after))
+
+    def _save_payment_method(
+        self, batch: WriteBatch, ctx: RequestContext, before: PaymentIntent, after: PaymentIntent
+    ) -> tuple[PaymentIntent, PaymentMethod | None]:
+        """setup_future_usage: the authorization that succeeds saves its method to the
+        customer, set up for later payments, in the same transaction. A test card's own id is
+        saved as a copy, which the PaymentIntent then names. Returns the method saved."""
+        authorized = {PaymentIntentStatus.SUCCEEDED, PaymentIntentStatus.REQUIRES_CAPTURE}
+        if (
+            not after.setup_future_usage
+            or not after.customer
+            or not after.payment_method
+            or after.status not in authorized
+            or before.status in authorized
+        ):
+            return after, None
+        attach = self._payment_methods.plan_attach(
+            after.merchant_id, after.payment_method, after.customer, set_up=True
+        )
+        self._payment_methods.add_attach(batch, ctx, attach)
+        saved = after.model_copy(
+            update={"payment_method": attach.after.id, "payment_method_set_up": True}
+        )
+        return saved, attach.after
+
+    def _billing(self, pi: PaymentIntent) -> BillingDetails | None:
+        if not pi.payment_method or is_test_id(pi.payment_method):
+            return None
+        found = self._payment_methods.retrieve(pi.merchant_id, pi.payment_method)
+        return found.billing_details
 
     def _post_capture(self, batch: WriteBatch, before: PaymentIntent, after: PaymentIntent) -> None:
         """Captured money enters the ledger in the same transaction as the status change:
@@ -498,6 +590,9 @@ class PaymentIntentService:
             return Outcome(card_error.http_status, card_error.to_body())
         return Outcome(200, after.to_api())
 
+
+_PER_ATTEMPT = frozenset({"off_session", "error_on_requires_action"})
+"""Confirm-time parameters that hold for one attempt only."""
 
 _ACTION_NAMES = {
     rules.CONFIRMABLE: "confirmed",

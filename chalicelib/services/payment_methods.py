@@ -157,25 +157,34 @@ class PaymentMethodService:
         self._r.add_event(batch, ctx, "payment_method.updated", after, pm)
         return self._r.committer.commit(ctx, batch, Outcome(200, after.to_api()))
 
-    def plan_attach(self, merchant_id: str, pm_id: str, customer_id: str) -> Attach:
-        """What attaching `pm_id` to the customer writes. A test card's own id makes a new
-        PaymentMethod from the card, as Stripe does, so the test card stays usable by all."""
+    def plan_attach(
+        self, merchant_id: str, pm_id: str, customer_id: str, *, set_up: bool = False
+    ) -> Attach:
+        """What attaching `pm_id` to the customer writes (`set_up`: authenticated for later
+        off-session payments too). A test card's own id makes a new PaymentMethod from the
+        card, as Stripe does, so the test card stays usable by all."""
         pm = self.retrieve(merchant_id, pm_id)
+        before: PaymentMethod | None = pm
         if is_test_id(pm.id):
-            made = rules.made_from(
+            before = None
+            pm = rules.made_from(
                 id=new_id("pm"), merchant_id=merchant_id, card=pm.test_card, created=self._r.now()
             )
-            return Attach(None, rules.attached(made, customer_id))
-        return Attach(pm, rules.attached(pm, customer_id))
+        after = rules.attached(pm, customer_id)
+        if set_up and not after.set_up:
+            after = after.model_copy(update={"set_up": True, "version": pm.version + 1})
+        return Attach(before, after)
 
     def add_attach(self, batch: WriteBatch, ctx: RequestContext, attach: Attach) -> None:
-        if attach.before is None:
-            self._r.add_new(batch, PAYMENT_METHODS, attach.after)
-        elif attach.before.version == attach.after.version:
+        before, after = attach.before, attach.after
+        if before is None:
+            self._r.add_new(batch, PAYMENT_METHODS, after)
+        elif before == after:
             return  # attached to this customer already: nothing to write, nothing to announce
         else:
-            self._r.add_version(batch, PAYMENT_METHODS, attach.after, attach.before.version)
-        self._r.add_event(batch, ctx, "payment_method.attached", attach.after, attach.before)
+            self._r.add_version(batch, PAYMENT_METHODS, after, before.version)
+        if before is None or before.customer != after.customer:
+            self._r.add_event(batch, ctx, "payment_method.attached", after, before)
 
     def attach(
         self, merchant_id: str, pm_id: str, customer_id: str, ctx: RequestContext
@@ -184,15 +193,6 @@ class PaymentMethodService:
         batch = WriteBatch()
         self.add_attach(batch, ctx, attach)
         return self._r.committer.commit(ctx, batch, Outcome(200, attach.after.to_api()))
-
-    def add_set_up(self, batch: WriteBatch, pm: PaymentMethod) -> PaymentMethod:
-        """Mark a saved method as authenticated for off-session use (no event: Stripe has
-        none for it)."""
-        if pm.set_up or is_test_id(pm.id):
-            return pm
-        after = pm.model_copy(update={"set_up": True, "version": pm.version + 1})
-        self._r.add_version(batch, PAYMENT_METHODS, after, pm.version)
-        return after
 
     def detach(self, merchant_id: str, pm_id: str, ctx: RequestContext) -> Outcome:
         pm = self.retrieve(merchant_id, pm_id)

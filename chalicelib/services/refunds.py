@@ -30,7 +30,14 @@ from chalicelib.domain.ids import new_id
 from chalicelib.domain.metadata import merge_metadata
 from chalicelib.domain.payment_intents import PaymentIntent
 from chalicelib.domain.refunds import Refund, RefundReason, RefundStatus, refundable
-from chalicelib.errors import Conflict, StaleWrite, UnexpectedState
+from chalicelib.errors import (
+    Conflict,
+    InvalidRequestError,
+    ParameterMissing,
+    StaleWrite,
+    UnexpectedState,
+)
+from chalicelib.services.charges import ChargeService
 from chalicelib.services.context import (
     Committer,
     Outcome,
@@ -55,6 +62,7 @@ class RefundService:
         ledger: LedgerStore,
         registry: ConnectorRegistry,
         workflows: PaymentWorkflows,
+        charges: ChargeService,
         *,
         wait_ms: int = 5000,
         clock: Callable[[], float] = time.time,
@@ -64,6 +72,7 @@ class RefundService:
         self._ledger = ledger
         self._registry = registry
         self._workflows = workflows
+        self._charges = charges
         self._wait_ms = wait_ms
         self._clock = clock
 
@@ -74,16 +83,27 @@ class RefundService:
         merchant_id: str,
         ctx: RequestContext,
         *,
-        payment_intent: str,
+        payment_intent: str | None,
         amount: int | None,
         reason: RefundReason | None,
         metadata: dict[str, str] | None,
+        charge: str | None = None,
+        instructions_email: str | None = None,
     ) -> Outcome:
+        """Refund a PaymentIntent, named directly or by its charge (Stripe takes either)."""
+        payment_intent = self._payment_intent_of(merchant_id, payment_intent, charge)
         refund_id = ctx.claim.object_id if ctx.claim else new_id("re")
         existing = self._objects.get(KIND, merchant_id, refund_id) if ctx.claim else None
         if existing is None:
             self._reserve_and_record(
-                merchant_id, ctx, refund_id, payment_intent, amount, reason, metadata
+                merchant_id,
+                ctx,
+                refund_id,
+                payment_intent,
+                amount,
+                reason,
+                metadata,
+                instructions_email,
             )
         self._workflows.start(refund_id, {"refund_id": refund_id, "merchant_id": merchant_id})
         refund = self._workflows.wait_for(
@@ -102,6 +122,7 @@ class RefundService:
         amount: int | None,
         reason: RefundReason | None,
         metadata: dict[str, str] | None,
+        instructions_email: str | None,
     ) -> None:
         for _ in range(_RACES):
             pi = self._payment_intent(merchant_id, payment_intent)
@@ -118,19 +139,15 @@ class RefundService:
                 created=int(self._clock()),
                 connector=pi.connector or "",
                 psp_reference=pi.psp_reference or "",
+                instructions_email=instructions_email,
             )
             reserved = pi.model_copy(
                 update={"amount_refunded": pi.amount_refunded + take, "version": pi.version + 1}
             )
             batch = WriteBatch()
-            self._objects.put_version(batch, PI_KIND, reserved, pi.version, status=pi.status.value)
-            self._objects.put_new(
-                batch,
-                KIND,
-                refund,
-                status=refund.status.value,
-                payment_intent=refund.payment_intent,
-            )
+            self._objects.put_version(batch, PI_KIND, reserved, pi.version, **pi.attributes())
+            self._charge_refunded(batch, ctx, pi, take)
+            self._objects.put_new(batch, KIND, refund, **_attributes(refund))
             self._event(batch, ctx, "refund.created", merchant_id, refund.to_api())
             try:
                 self._committer.commit(ctx, batch, Outcome(200, refund.to_api()), complete=False)
@@ -150,7 +167,11 @@ class RefundService:
         starting_after: str | None,
         ending_before: str | None,
         payment_intent: str | None,
+        charge: str | None = None,
     ) -> dict[str, Any]:
+        filters = {"payment_intent": payment_intent} if payment_intent else {}
+        if charge:
+            filters["charge"] = charge
         return list_body(
             self._objects,
             KIND,
@@ -160,7 +181,7 @@ class RefundService:
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters={"payment_intent": payment_intent} if payment_intent else None,
+            filters=filters or None,
         )
 
     def update(
@@ -239,7 +260,6 @@ class RefundService:
         after = refund.model_copy(
             update={"status": RefundStatus.SUCCEEDED, "version": refund.version + 1}
         )
-        pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
         batch = WriteBatch()
         self._ledger.add(
             batch, ledger_rules.refund_settle(hold, refund.connector, int(self._clock()))
@@ -254,7 +274,9 @@ class RefundService:
             after.to_api(),
             refund.to_api(),
         )
-        self._event(batch, ctx, "charge.refunded", refund.merchant_id, _charge(pi))
+        charge = self._charges.find(refund.merchant_id, refund.charge) if refund.charge else None
+        if charge is not None:
+            self._event(batch, ctx, "charge.refunded", refund.merchant_id, charge.to_api())
         self._commit_once(batch)
         return {"status": after.status.value}
 
@@ -289,8 +311,9 @@ class RefundService:
                 }
             )
             self._put(batch, after, refund.version)
-            self._objects.put_version(batch, PI_KIND, released, pi.version, status=pi.status.value)
+            self._objects.put_version(batch, PI_KIND, released, pi.version, **pi.attributes())
             ctx = RequestContext(request_id=None)
+            self._charge_refunded(batch, ctx, pi, -refund.amount)
             self._event(batch, ctx, "refund.failed", refund.merchant_id, after.to_api())
             self._event(
                 batch,
@@ -309,16 +332,35 @@ class RefundService:
 
     # -- helpers -------------------------------------------------------------------------------
 
+    def _payment_intent_of(
+        self, merchant_id: str, payment_intent: str | None, charge: str | None
+    ) -> str:
+        if charge:
+            found = self._charges.retrieve(merchant_id, charge)
+            if payment_intent and payment_intent != found.payment_intent:
+                raise InvalidRequestError(
+                    f"Charge {charge} does not belong to PaymentIntent {payment_intent}.",
+                    param="charge",
+                )
+            return found.payment_intent
+        if not payment_intent:
+            raise ParameterMissing(
+                "Missing required param: payment_intent (or charge).", param="payment_intent"
+            )
+        return payment_intent
+
+    def _charge_refunded(
+        self, batch: WriteBatch, ctx: RequestContext, pi: PaymentIntent, delta: int
+    ) -> None:
+        """The charge's amount_refunded moves with the reservation on its PaymentIntent (the
+        PaymentIntent's conditional write orders concurrent refunds)."""
+        charge = self._charges.find(pi.merchant_id, pi.latest_charge) if pi.latest_charge else None
+        if charge is not None:
+            self._charges.add_refund(batch, ctx, charge, delta)
+
     def _put(self, batch: WriteBatch, refund: Refund, expected_version: int) -> None:
         """The refund's next version, with the attributes lists filter on."""
-        self._objects.put_version(
-            batch,
-            KIND,
-            refund,
-            expected_version,
-            status=refund.status.value,
-            payment_intent=refund.payment_intent,
-        )
+        self._objects.put_version(batch, KIND, refund, expected_version, **_attributes(refund))
 
     def _payment_intent(self, merchant_id: str, pi_id: str) -> PaymentIntent:
         return fetch(
@@ -354,23 +396,12 @@ class RefundService:
         )
 
 
-def _charge(pi: PaymentIntent) -> dict[str, Any]:
-    """A Stripe-shaped charge for charge.* events (PayFlow has no Charges API)."""
-    return {
-        "id": pi.latest_charge,
-        "object": "charge",
-        "amount": pi.amount,
-        "amount_captured": pi.amount_received,
-        "amount_refunded": pi.amount_refunded,
-        "captured": True,
-        "currency": pi.currency,
-        "livemode": False,
-        "metadata": dict(pi.metadata),
-        "payment_intent": pi.id,
-        "payment_method": pi.payment_method,
-        "refunded": pi.amount_refunded >= pi.amount_received,
-        "status": "succeeded",
-    }
+def _attributes(refund: Refund) -> dict[str, str]:
+    """What refund lists filter on, stored beside the refund."""
+    attrs = {"status": refund.status.value, "payment_intent": refund.payment_intent}
+    if refund.charge:
+        attrs["charge"] = refund.charge
+    return attrs
 
 
 def _failure_reason(failure: dict[str, Any]) -> str:

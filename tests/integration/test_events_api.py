@@ -39,7 +39,8 @@ def test_events_list_filter_page_and_retrieve(api: Api, api_url: str):
         )
     )
     assert set(both) == {e["id"] for e in created} | set(succeeded)
-    assert len(ids(api.get("/v1/events", params={"type": "payment_intent.*"}))) == len(events)
+    pi_events = [e for e in events if e["type"].startswith("payment_intent.")]
+    assert len(ids(api.get("/v1/events", params={"type": "payment_intent.*"}))) == len(pi_events)
 
     # created ranges
     oldest = min(e["created"] for e in events)

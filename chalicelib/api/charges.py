@@ -1,0 +1,39 @@
+"""/v1/charges: Stripe's Charges API (read and update; payments make charges)."""
+
+from __future__ import annotations
+
+from chalice import Blueprint
+
+from chalicelib.api import params as p
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.container import services
+from chalicelib.services.context import Outcome
+
+charges = Blueprint(__name__)
+bp = charges
+
+
+@bp.route("/v1/charges", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.ListCharges, returns="list:charge")
+def list_charges(call: ApiCall) -> dict:
+    params: p.ListCharges = call.params
+    return services().charges.list_page(
+        call.merchant_id,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+        payment_intent=params.payment_intent,
+        customer=params.customer,
+    )
+
+
+@bp.route("/v1/charges/{charge}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params, returns="charge")
+def retrieve_charge(call: ApiCall, charge: str) -> dict:
+    return services().charges.retrieve(call.merchant_id, charge).to_api()
+
+
+@bp.route("/v1/charges/{charge}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.UpdateCharge, returns="charge")
+def update_charge(call: ApiCall, charge: str) -> Outcome:
+    return services().charges.update(call.merchant_id, charge, call.context, call.params.changes())
