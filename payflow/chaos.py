@@ -234,6 +234,8 @@ class Observed:
     dead_lettered: set[str]
     hits: list[Hit]
     errors: list[str] = field(default_factory=list)
+    charges: dict[str, list[dict[str, Any]]] = field(default_factory=dict)
+    """Each PaymentIntent's charges, as /v1/charges lists them."""
     ledger: Any = None
     """services().ledger.check(merchant) (chalicelib.services.ledger), when the app has one."""
 
@@ -281,6 +283,26 @@ def legal_states(seen: Observed) -> list[str]:
             violations.append(f"{pi_id}: requires_payment_method without last_payment_error")
     for pi_id in seen.intended.keys() - seen.payments.keys():
         violations.append(f"{pi_id}: not found")
+    return violations
+
+
+@invariant("every charge agrees with its PaymentIntent (one succeeded charge per payment)")
+def charges_agree(seen: Observed) -> list[str]:
+    violations = []
+    for pi_id, pi in seen.payments.items():
+        charges = seen.charges.get(pi_id, [])
+        succeeded = [c for c in charges if c["status"] == "succeeded"]
+        if pi["status"] not in ("succeeded", "requires_capture"):
+            if succeeded:
+                violations.append(f"{pi_id}: {pi['status']} with a succeeded charge")
+            continue
+        if [c["id"] for c in succeeded] != [pi.get("latest_charge")]:
+            violations.append(f"{pi_id}: succeeded charges {[c['id'] for c in succeeded]}")
+            continue
+        charge = succeeded[0]
+        captured = pi["status"] == "succeeded"
+        if charge["captured"] != captured or charge["amount_captured"] != pi["amount_received"]:
+            violations.append(f"{pi_id}: charge {charge['id']} disagrees on capture")
     return violations
 
 
@@ -592,6 +614,10 @@ def _observe(
         if e["data"]["object"].get("id") in intended
         or e["data"]["object"].get("payment_intent") in intended
     ]
+    charges: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for charge in client.all("/v1/charges"):
+        if charge["payment_intent"] in intended:
+            charges[charge["payment_intent"]].append(charge)
     authorizations: dict[str, list[dict[str, Any]]] = defaultdict(list)
     captures: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in services().simulator_ledger.all_records():
@@ -613,6 +639,7 @@ def _observe(
         dead_lettered=_dead_letter_ids(webhooks().queue),
         hits=list(receiver.hits),
         errors=errors,
+        charges=dict(charges),
     )
 
 

@@ -188,6 +188,14 @@ def made_by(
     )
 
 
+def may_move(before: PaymentIntent, after: PaymentIntent) -> bool:
+    """Whether a PaymentIntent change can move its charge (so that others read nothing)."""
+    return before.status == PaymentIntentStatus.REQUIRES_CAPTURE and after.status in (
+        PaymentIntentStatus.SUCCEEDED,
+        PaymentIntentStatus.CANCELED,
+    )
+
+
 def moved_by(charge: Charge, before: PaymentIntent, after: PaymentIntent) -> Charge | None:
     """The Charge's next version for a change of its PaymentIntent, or None if untouched."""
     if before.status == after.status or charge.status != ChargeStatus.SUCCEEDED:

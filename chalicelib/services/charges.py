@@ -92,7 +92,7 @@ class ChargeService:
             self._r.add_new(batch, CHARGES, made)
             self._announce(batch, ctx, None, made)
             return
-        if not after.latest_charge:
+        if not after.latest_charge or not rules.may_move(before, after):
             return
         charge = self.find(after.merchant_id, after.latest_charge)
         moved = rules.moved_by(charge, before, after) if charge else None
