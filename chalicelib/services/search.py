@@ -22,7 +22,8 @@ from chalicelib.domain.search import matches, parse
 from chalicelib.errors import ParameterInvalid
 
 BATCH = 100
-"""Objects read per store page."""
+"""Most objects read per store page. The first page reads only `limit + 1` and each next one
+twice as many, so a query most objects match reads little more than it returns."""
 
 
 @dataclass(frozen=True)
@@ -37,7 +38,7 @@ class ScanBudget:
     """
 
     enough: int = 1_000
-    most: int = 10_000
+    most: int = 5_000
 
 
 def search_body(
@@ -58,6 +59,7 @@ def search_body(
     cursor = decode_page(page, kind)
     found: list[dict[str, Any]] = []
     scanned = 0
+    size = limit + 1
     more = True
     while more and len(found) <= limit:
         if scanned >= budget.most or (found and scanned >= budget.enough):
@@ -65,9 +67,10 @@ def search_body(
         batch = objects.list(
             kind,
             merchant_id,
-            limit=min(BATCH, budget.most - scanned),
+            limit=min(size, BATCH, budget.most - scanned),
             starting_after=cursor,
         )
+        size *= 2
         more = batch.has_more
         for item in batch.items:
             scanned += 1
