@@ -279,34 +279,57 @@ def test_the_most_clauses_still_parse():
     assert matches(parsed, payment_intent(amount=MAX_CLAUSES - 1))
 
 
-def test_every_field_table_uses_operators_its_type_has():
+def test_every_declared_field_parses_an_exact_match_and_reads_an_empty_object():
     # Given every declared field of every searchable kind
-    for table in SEARCHABLE.values():
+    for kind, table in SEARCHABLE.items():
         for name, searched in table.fields.items():
-            # Then: each parses with ':' and, when numeric, with '>'
-            assert searched.name == name
             value = "1" if searched.type is FieldType.NUMERIC else '"true"'
             prefix = "metadata['k']" if name == "metadata" else name
-            kind = next(k for k, t in SEARCHABLE.items() if t is table)
-            clause = parse(f"{prefix}:{value}", kind).clauses[0]
-            assert clause.operator is Operator.EQUALS
+
+            # When
+            parsed = parse(f"{prefix}:{value}", kind)
+
+            # Then: the clause is what was written, and an object without the field is null
+            assert searched.name == name
+            assert parsed.clauses[0].field is searched
+            assert parsed.clauses[0].operator is Operator.EQUALS
+            assert not matches(parsed, {})
+            assert matches(parse(f"{prefix}:null", kind), {})
 
 
 _ALPHABET = st.sampled_from(list("statusamountcreatedmetadata[]'\"\\:~<>=-() ANDORnul0123456789.x"))
+# Clauses built from real fields, operators and values, so many generated queries are valid.
+_CLAUSE = st.tuples(
+    st.sampled_from(["", "-"]),
+    st.sampled_from(["status", "amount", "created", "currency", "metadata['k']", "email", "x"]),
+    st.sampled_from([":", ">", "<", ">=", "<=", "~", "="]),
+    st.sampled_from(["'x'", '"succeeded"', "'abcd'", "100", '"7"', "-5", "null", "abc", "'"]),
+).map("".join)
+_QUERY = st.tuples(
+    st.lists(_CLAUSE, min_size=1, max_size=4), st.sampled_from([" ", " AND ", " OR ", " or "])
+).map(lambda parts: parts[1].join(parts[0]))
 
 
-@settings(max_examples=400, deadline=None)
-@given(st.one_of(st.text(max_size=60), st.text(_ALPHABET, max_size=60)))
-def test_the_parser_raises_nothing_but_parameter_invalid(query: str):
-    # Given any string at all / When parsed
+@settings(max_examples=500, deadline=None)
+@given(
+    st.one_of(
+        st.text(max_size=60),
+        st.text(_ALPHABET, max_size=60),
+        _QUERY,
+    ),
+    st.sampled_from(sorted(SEARCHABLE)),
+)
+def test_the_parser_raises_nothing_but_parameter_invalid(query: str, kind: str):
+    # Given any string at all, for any searchable kind / When parsed
     try:
-        parsed = parse(query, "payment_intent")
+        parsed = parse(query, kind)
     except ParameterInvalid as error:
         # Then a refusal is a Stripe-shaped 400 on `query`
         assert error.param == "query" and error.http_status == 400
         return
-    # ... and an accepted query evaluates on any PaymentIntent without raising
-    assert matches(parsed, payment_intent()) in (True, False)
+    # ... and an accepted query evaluates on objects of every shape without raising
+    for obj in (payment_intent(), charge(), customer(), {}):
+        assert matches(parsed, obj) in (True, False)
 
 
 @settings(max_examples=200, deadline=None)
