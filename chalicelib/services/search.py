@@ -21,9 +21,10 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.domain.search import matches, parse
 from chalicelib.errors import ParameterInvalid
 
-BATCH = 100
+BATCH = 500
 """Most objects read per store page. The first page reads only `limit + 1` and each next one
-twice as many, so a query most objects match reads little more than it returns."""
+twice as many, so a query most objects match reads little more than it returns, and a sparse
+one needs few Query calls (each of which costs moto a sort of the merchant's whole index)."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +39,7 @@ class ScanBudget:
     """
 
     enough: int = 1_000
-    most: int = 5_000
+    most: int = 3_000
 
 
 def search_body(
