@@ -635,3 +635,14 @@ def validate(model: type[P], raw: dict[str, Any]) -> P:
         return model.model_validate(raw)
     except ValidationError as error:
         raise stripe_error(error) from None
+
+
+SearchText = Annotated[str, Field(max_length=5000)]
+
+
+class SearchParams(Params):
+    """`GET /v1/<resource>/search`: a query in Stripe's search language and a page cursor."""
+
+    query: SearchText
+    limit: Limit = 10
+    page: SearchText | None = None

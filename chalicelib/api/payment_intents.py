@@ -7,7 +7,10 @@ from chalice import Blueprint
 from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import services
+from chalicelib.domain.payment_intents import PaymentIntent
 from chalicelib.services.context import Outcome
+from chalicelib.services.payment_intents import KIND
+from chalicelib.services.search import search_body
 
 payment_intents = Blueprint(__name__)
 bp = payment_intents
@@ -44,6 +47,24 @@ def list_payment_intents(call: ApiCall) -> dict:
         starting_after=params.starting_after,
         ending_before=params.ending_before,
         customer=params.customer,
+    )
+
+
+# A literal segment wins over `{intent}`: API Gateway prefers the literal resource, and
+# Chalice's local matcher tries routes in sorted order ('s' sorts before '{').
+@bp.route("/v1/payment_intents/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.SearchParams)
+def search_payment_intents(call: ApiCall) -> dict:
+    params: p.SearchParams = call.params
+    return search_body(
+        services().objects,
+        KIND,
+        PaymentIntent,
+        call.merchant_id,
+        "/v1/payment_intents/search",
+        query=params.query,
+        limit=params.limit,
+        page=params.page,
     )
 
 
