@@ -27,6 +27,15 @@ def list_charges(call: ApiCall) -> dict:
     )
 
 
+@bp.route("/v1/charges/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.SearchParams, returns="list:charge")
+def search_charges(call: ApiCall) -> dict:
+    params: p.SearchParams = call.params
+    return services().charges.search(
+        call.merchant_id, query=params.query, limit=params.limit, page=params.page
+    )
+
+
 @bp.route("/v1/charges/{charge}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, params=p.Params, returns="charge")
 def retrieve_charge(call: ApiCall, charge: str) -> dict:

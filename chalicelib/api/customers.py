@@ -7,6 +7,7 @@ from chalice import Blueprint
 from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import services
+from chalicelib.errors import ResourceMissing
 from chalicelib.services.context import Outcome
 
 customers = Blueprint(__name__)
@@ -29,6 +30,15 @@ def list_customers(call: ApiCall) -> dict:
         starting_after=params.starting_after,
         ending_before=params.ending_before,
         email=params.email,
+    )
+
+
+@bp.route("/v1/customers/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.SearchParams, returns="list:customer")
+def search_customers(call: ApiCall) -> dict:
+    params: p.SearchParams = call.params
+    return services().customers.search(
+        call.merchant_id, query=params.query, limit=params.limit, page=params.page
     )
 
 
@@ -80,8 +90,6 @@ def retrieve_customer_payment_method(call: ApiCall, customer: str, payment_metho
     services().customers.retrieve(call.merchant_id, customer)
     pm = services().payment_methods.retrieve(call.merchant_id, payment_method)
     if pm.customer != customer:
-        from chalicelib.errors import ResourceMissing
-
         raise ResourceMissing(f"No such PaymentMethod: '{payment_method}'", param="payment_method")
     return pm.to_api()
 

@@ -53,7 +53,7 @@ def list_payment_intents(call: ApiCall) -> dict:
 # A literal segment wins over `{intent}`: API Gateway prefers the literal resource, and
 # Chalice's local matcher tries routes in sorted order ('s' sorts before '{').
 @bp.route("/v1/payment_intents/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.SearchParams)
+@endpoint(bp, params=p.SearchParams, returns="list:payment_intent")
 def search_payment_intents(call: ApiCall) -> dict:
     params: p.SearchParams = call.params
     return search_body(

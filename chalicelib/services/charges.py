@@ -62,6 +62,11 @@ class ChargeService:
             filters=filters,
         )
 
+    def search(
+        self, merchant_id: str, *, query: str, limit: int, page: str | None
+    ) -> dict[str, Any]:
+        return self._r.search_body(CHARGES, merchant_id, query=query, limit=limit, page=page)
+
     def update(
         self, merchant_id: str, charge_id: str, ctx: RequestContext, changes: dict[str, Any]
     ) -> Outcome:

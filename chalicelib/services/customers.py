@@ -68,6 +68,14 @@ class CustomerService:
             filters=filters,
         )
 
+    def search(
+        self, merchant_id: str, *, query: str, limit: int, page: str | None
+    ) -> dict[str, Any]:
+        """Customers matching `query`; deleted ones are not found, as in Stripe."""
+        found = self._r.search_body(CUSTOMERS, merchant_id, query=query, limit=limit, page=page)
+        found["data"] = [c for c in found["data"] if not c.get("deleted")]
+        return found
+
     def create(self, merchant_id: str, ctx: RequestContext, fields: dict[str, Any]) -> Outcome:
         customer_id = ctx.claim.object_id if ctx.claim else new_id("cus")
         if ctx.claim is not None and ctx.claim.taken_over:

@@ -17,6 +17,7 @@ from chalicelib.dal.dynamo import WriteBatch
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.errors import ResourceMissing
 from chalicelib.services.context import Committer, RequestContext, add_event
+from chalicelib.services.search import search_body
 
 
 class Model(Protocol):
@@ -94,6 +95,21 @@ class Resources:
             "has_more": page.has_more,
             "url": url or resource.url,
         }
+
+    def search_body(
+        self, resource: Resource[M], merchant_id: str, *, query: str, limit: int, page: str | None
+    ) -> dict[str, Any]:
+        """A Stripe search result of the merchant's objects matching `query` (newest first)."""
+        return search_body(
+            self.objects,
+            resource.kind,
+            resource.model,
+            merchant_id,
+            f"{resource.url}/search",
+            query=query,
+            limit=limit,
+            page=page,
+        )
 
     def add_new(self, batch: WriteBatch, resource: Resource[M], obj: M) -> None:
         self.objects.put_new(batch, resource.kind, obj, **resource.top_level(obj))

@@ -224,3 +224,18 @@ def test_another_customers_method_is_refused(client: stripe.StripeClient) -> Non
         _pay(client, customer=bob.id, payment_method=card.id)
     with pytest.raises(stripe.InvalidRequestError):
         _pay(client, payment_method=card.id)
+
+
+def test_search_charges(client: stripe.StripeClient) -> None:
+    big = _pay(client, payment_method="pm_card_visa", amount=9100, metadata={"order": "7"})
+    with pytest.raises(stripe.CardError):
+        _pay(client, payment_method="pm_card_chargeDeclined")
+    found = client.v1.charges.search(params={"query": "amount>9000 AND status:'succeeded'"})
+    assert [c.id for c in found.data] == [big.latest_charge]
+    failed = client.v1.charges.search(
+        params={"query": "status:'failed'", "expand": ["data.payment_intent"]}
+    )
+    assert len(failed.data) == 1 and failed.data[0].payment_intent.object == "payment_intent"
+    assert client.v1.charges.search(params={"query": "metadata['order']:'7'"}).data[0].id == (
+        big.latest_charge
+    )

@@ -139,3 +139,14 @@ def test_tenants_are_isolated(api: Api, api_url: str) -> None:
     pm = api.post("/v1/payment_methods", data={"type": "card", "card[token]": "tok_visa"}).json()
     attach = other.post(f"/v1/payment_methods/{pm['id']}/attach", data={"customer": mine["id"]})
     assert attach.status_code == 404
+
+
+def test_search_customers(client: stripe.StripeClient) -> None:
+    ada = client.v1.customers.create(params={"email": "ada@example.com", "name": "Ada Lovelace"})
+    client.v1.customers.create(params={"email": "bob@example.com", "metadata": {"vip": "yes"}})
+    found = client.v1.customers.search(params={"query": "email:'ada@example.com'"})
+    assert [c.id for c in found.data] == [ada.id]
+    vip = client.v1.customers.search(params={"query": "metadata['vip']:'yes'"})
+    assert [c.email for c in vip.data] == ["bob@example.com"]
+    client.v1.customers.delete(ada.id)
+    assert client.v1.customers.search(params={"query": "name:'Ada'"}).data == []
