@@ -36,6 +36,7 @@ from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.payment_methods import PaymentMethodService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.resources import Resources
+from chalicelib.services.setup_intents import SetupIntentService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
 from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
@@ -72,6 +73,7 @@ class Services:
     payment_intents: PaymentIntentService
     payment_methods: PaymentMethodService
     customers: CustomerService
+    setup_intents: SetupIntentService
     expander: Expander
 
 
@@ -104,6 +106,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     resources = Resources(objects, committer)
     payment_methods = PaymentMethodService(resources)
     customers = CustomerService(resources, payment_methods)
+    setup_intents = SetupIntentService(resources, payment_methods, customers)
     ledger_service = LedgerService(ledger, dynamodb)
     refunds = RefundService(
         objects,
@@ -146,6 +149,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         payment_intents=payment_intents,
         payment_methods=payment_methods,
         customers=customers,
+        setup_intents=setup_intents,
         expander=Expander(
             {
                 "pi_": lambda m, i: _body(lambda: payment_intents.retrieve(m, i)),
@@ -153,6 +157,8 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
                 "pm_": lambda m, i: _body(lambda: payment_methods.retrieve(m, i)),
                 "re_": lambda m, i: _body(lambda: refunds.retrieve(m, i)),
                 "txn_": lambda m, i: ledger.transaction(m, i),
+                "seti_": lambda m, i: _body(lambda: setup_intents.retrieve(m, i)),
+                "setatt_": lambda m, i: _body(lambda: setup_intents.attempt(m, i)),
             }
         ),
     )

@@ -543,6 +543,16 @@ def canceled(si: SetupIntent, reason: SetupCancellationReason | None) -> SetupIn
     return _moved(si, status=S.CANCELED, cancellation_reason=reason, next_action=None)
 
 
+EVENT_TYPES = (
+    "setup_intent.created",
+    "setup_intent.requires_action",
+    "setup_intent.succeeded",
+    "setup_intent.setup_failed",
+    "setup_intent.canceled",
+)
+"""Every event a SetupIntent announces (Stripe has no setup_intent.updated)."""
+
+
 def event_type_for(before: SetupIntent | None, after: SetupIntent) -> str | None:
     """The event Stripe sends for a change, or None when the change has none of its own."""
     if before is None:
