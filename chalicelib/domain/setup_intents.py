@@ -106,8 +106,8 @@ AUTOMATIC_TYPES = ["card", "upi"]
 SETUP_NEEDS_3DS = frozenset({TestBehaviour.AUTHENTICATE, TestBehaviour.AUTHENTICATE_UNLESS_SET_UP})
 
 AUTHENTICATION_FAILED = (
-    "We are unable to authenticate your payment method. Please choose a different payment "
-    "method and try again."
+    "The provided payment method has failed authentication. Provide a new payment method to "
+    "attempt to fulfill this SetupIntent again."
 )
 
 
@@ -278,20 +278,39 @@ def _moved(si: SetupIntent, **changes: Any) -> SetupIntent:
     return si.model_copy(update={**changes, "version": si.version + 1})
 
 
-_DONE = {"cancel": "canceled", "confirm": "confirmed", "update": "updated"}
+_DONE = {"cancel": "canceled", "confirm": "confirmed"}
+_OPEN_LIST = ", ".join(s.value for s in S if s in OPEN)
 
 
 def require_open(si: SetupIntent, action: str) -> None:
-    """Stripe's refusal to confirm, cancel or re-point a SetupIntent that is finished."""
+    """Stripe's refusal to confirm or cancel a SetupIntent that is finished."""
     if si.status not in OPEN:
-        statuses = ", ".join(s.value for s in S if s in OPEN)
-        raise UnexpectedState(
+        raise _unexpected(
+            si,
             f"You cannot {action} this SetupIntent because it has a status of "
             f"{si.status.value}. Only a SetupIntent with one of the following statuses may be "
-            f"{_DONE[action]}: {statuses}.",
-            code="setup_intent_unexpected_state",
-            extra={"setup_intent": si.to_api()},
+            f"{_DONE[action]}: {_OPEN_LIST}.",
         )
+
+
+def _require_updatable(si: SetupIntent, field: str) -> None:
+    if si.status not in OPEN:
+        raise _unexpected(
+            si,
+            f"This SetupIntent's {field} could not be updated because it has a status of "
+            f"{si.status.value}. You may only update the {field} of a SetupIntent with one of "
+            f"the following statuses: {_OPEN_LIST}.",
+            param=field,
+        )
+
+
+def _unexpected(si: SetupIntent, message: str, param: str | None = None) -> UnexpectedState:
+    return UnexpectedState(
+        message,
+        code="setup_intent_unexpected_state",
+        param=param,
+        extra={"setup_intent": si.to_api()},
+    )
 
 
 def create(
@@ -344,10 +363,10 @@ def update(si: SetupIntent, changes: dict[str, Any]) -> SetupIntent:
     if "metadata" in changes:
         fields["metadata"] = updated_metadata(si.metadata, changes["metadata"])
     if changes.get("customer") is not None and changes["customer"] != si.customer:
-        require_open(si, "update")
+        _require_updatable(si, "customer")
         fields["customer"] = changes["customer"]
     if changes.get("payment_method") is not None and changes["payment_method"] != si.payment_method:
-        require_open(si, "update")
+        _require_updatable(si, "payment_method")
         fields.update(
             payment_method=changes["payment_method"],
             status=S.REQUIRES_CONFIRMATION,

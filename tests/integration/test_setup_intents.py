@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 import stripe
 
+from chalicelib.container import services
 from tests.conftest import Api, new_merchant
 from tests.integration.conftest import Hooks
 from tests.integration.test_webhooks import verify_both
@@ -38,7 +39,14 @@ def _saved(client: stripe.StripeClient, customer: str) -> list[str]:
     return [pm.id for pm in client.v1.customers.payment_methods.list(customer).data]
 
 
-def test_saving_a_card_for_a_customer(client: stripe.StripeClient, api: Api) -> None:
+def _set_up(merchant: dict, pm_id: str) -> bool:
+    """Whether the method is marked for off-session use (not shown in Stripe's API)."""
+    return services().payment_methods.retrieve(merchant["id"], pm_id).set_up
+
+
+def test_saving_a_card_for_a_customer(
+    client: stripe.StripeClient, api: Api, merchant: dict
+) -> None:
     # Given a customer
     customer = client.v1.customers.create(params={"email": "jenny@example.com"})
     # When a SetupIntent confirms Stripe's test Visa for them
@@ -58,6 +66,7 @@ def test_saving_a_card_for_a_customer(client: stripe.StripeClient, api: Api) -> 
     assert si.payment_method.startswith("pm_") and si.payment_method != "pm_card_visa"
     saved = client.v1.payment_methods.retrieve(si.payment_method)
     assert saved.customer == customer.id and saved.card.last4 == "4242"
+    assert _set_up(merchant, saved.id)
     assert _saved(client, customer.id) == [si.payment_method]
     assert client.v1.setup_intents.retrieve(si.id).to_dict() == si.to_dict()
     assert_stripe_shaped("setup_intent", si.to_dict())
@@ -76,7 +85,7 @@ def test_saving_a_card_for_a_customer(client: stripe.StripeClient, api: Api) -> 
 
 
 def test_3ds_on_setup_then_the_customer_authenticates(
-    client: stripe.StripeClient, api: Api
+    client: stripe.StripeClient, api: Api, merchant: dict
 ) -> None:
     # Given a card that asks for 3-D Secure when it is set up
     customer = client.v1.customers.create()
@@ -102,6 +111,7 @@ def test_3ds_on_setup_then_the_customer_authenticates(
     body = done.json()
     assert body["status"] == "succeeded" and body["next_action"] is None
     assert _saved(client, customer.id) == [body["payment_method"]]
+    assert _set_up(merchant, body["payment_method"])
     assert _ids(api, "setup_intent.succeeded") == [si.id]
     attempt = client.v1.setup_attempts.list(params={"setup_intent": si.id}).data[0]
     assert attempt.status == "succeeded"
@@ -195,6 +205,25 @@ def test_cancel_and_the_states_that_refuse_it(client: stripe.StripeClient, api: 
     assert refused.value.code == "setup_intent_unexpected_state"
     assert "status of succeeded" in str(refused.value.user_message)
     assert client.v1.setup_intents.retrieve(succeeded.id).status == "succeeded"
+
+
+def test_setting_up_a_method_saved_earlier_marks_it_without_a_second_attach(
+    client: stripe.StripeClient, api: Api, merchant: dict
+) -> None:
+    customer = client.v1.customers.create()
+    pm = client.v1.payment_methods.attach("pm_card_visa", params={"customer": customer.id})
+    assert not _set_up(merchant, pm.id)
+    si = client.v1.setup_intents.create(
+        params={"customer": customer.id, "payment_method": pm.id, "confirm": True}
+    )
+    assert si.status == "succeeded" and si.payment_method == pm.id
+    assert _set_up(merchant, pm.id)
+    assert _ids(api, "payment_method.attached") == [pm.id]
+    # and a stored method set up without a customer is marked too, and stays unattached
+    loose = client.v1.payment_methods.create(params={"type": "card", "card": {"token": "tok_visa"}})
+    client.v1.setup_intents.create(params={"payment_method": loose.id, "confirm": True})
+    assert _set_up(merchant, loose.id)
+    assert client.v1.payment_methods.retrieve(loose.id).customer is None
 
 
 def test_update_then_confirm(client: stripe.StripeClient) -> None:

@@ -234,8 +234,13 @@ def test_update_repoints_only_an_open_setup_intent_and_merges_metadata():
     assert si.metadata == {"b": "2"} and si.description == "x"
     succeeded, _ = confirm(si, "pm_card_visa")
     assert rules.update(succeeded, {"description": ""}).description is None
-    with pytest.raises(UnexpectedState):
+    with pytest.raises(UnexpectedState) as refused:
         rules.update(succeeded, {"payment_method": "pm_card_mastercard"})
+    assert refused.value.param == "payment_method"
+    assert refused.value.message.startswith(
+        "This SetupIntent's payment_method could not be updated because it has a status of "
+        "succeeded."
+    )
 
 
 def test_a_method_of_another_type_is_refused():
