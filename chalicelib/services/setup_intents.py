@@ -91,11 +91,11 @@ class SetupIntentService:
         customer: str | None,
         payment_method: str | None,
     ) -> dict[str, Any]:
-        filters = {}
-        if customer:
-            filters["customer"] = customer
-        if payment_method:
-            filters["payment_method"] = payment_method
+        filters = {
+            name: value
+            for name, value in (("customer", customer), ("payment_method", payment_method))
+            if value
+        }
         return self._r.list_body(
             SETUP_INTENTS,
             merchant_id,

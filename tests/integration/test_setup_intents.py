@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import pytest
@@ -353,6 +354,9 @@ def test_errors_stripe_gives_change_nothing(client: stripe.StripeClient, api: Ap
     with pytest.raises(stripe.InvalidRequestError) as foreign:
         client.v1.setup_intents.create(params={"customer": kim.id, "payment_method": jos.id})
     assert foreign.value.code == "payment_method_unexpected_state"
+    with pytest.raises(stripe.InvalidRequestError) as no_customer:
+        client.v1.setup_intents.create(params={"payment_method": jos.id})
+    assert no_customer.value.code == "payment_method_unexpected_state"
     si = client.v1.setup_intents.create(params={"customer": kim.id})
     with pytest.raises(stripe.InvalidRequestError):
         client.v1.setup_intents.confirm(si.id, params={"payment_method": jos.id})
@@ -364,6 +368,25 @@ def test_errors_stripe_gives_change_nothing(client: stripe.StripeClient, api: Ap
     missing_si = api.get("/v1/setup_intents/seti_doesnotexist")
     assert missing_si.status_code == 404
     assert missing_si.json()["error"]["message"] == "No such setupintent: 'seti_doesnotexist'"
+
+
+def test_concurrent_confirms_save_the_card_once(
+    client: stripe.StripeClient, api: Api, api_url: str, merchant: dict
+) -> None:
+    # Given one SetupIntent, confirmed by two clients at once (no SDK retries)
+    customer = client.v1.customers.create()
+    si = client.v1.setup_intents.create(
+        params={"customer": customer.id, "payment_method": "pm_card_visa"}
+    )
+    clients = [Api(api_url, merchant["secret_key"]) for _ in range(2)]
+    with ThreadPoolExecutor(2) as pool:
+        answers = list(pool.map(lambda c: c.post(f"/v1/setup_intents/{si.id}/confirm"), clients))
+    # Then exactly one confirm won; the other lost the race (409) or came after it (400)
+    statuses = sorted(a.status_code for a in answers)
+    assert statuses in ([200, 400], [200, 409]), [a.text for a in answers]
+    assert len(client.v1.setup_attempts.list(params={"setup_intent": si.id}).data) == 1
+    assert len(_saved(client, customer.id)) == 1
+    assert _ids(api, "setup_intent.succeeded") == [si.id]
 
 
 def test_automatic_payment_methods(client: stripe.StripeClient) -> None:
