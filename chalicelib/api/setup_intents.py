@@ -36,7 +36,7 @@ def create_setup_intent(call: ApiCall) -> Outcome:
         payment_method=params.payment_method,
         usage=params.usage,
         confirm=params.confirm,
-        return_url=params.return_url,
+        handover=params.handover(),
         payment_method_types=params.types(),
         automatic=params.automatic_payment_methods.model()
         if params.automatic_payment_methods
@@ -84,7 +84,7 @@ def confirm_setup_intent(call: ApiCall, intent: str) -> Outcome:
         call.context,
         origin=_origin(bp.current_request),
         payment_method=params.payment_method,
-        return_url=params.return_url,
+        handover=params.handover(),
     )
 
 

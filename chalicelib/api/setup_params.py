@@ -15,7 +15,12 @@ from chalicelib.api.params import (
     Text,
     Url,
 )
-from chalicelib.domain.setup_intents import AutomaticPaymentMethods, SetupCancellationReason, Usage
+from chalicelib.domain.setup_intents import (
+    AutomaticPaymentMethods,
+    Handover,
+    SetupCancellationReason,
+    Usage,
+)
 from chalicelib.errors import InvalidRequestError
 
 
@@ -29,12 +34,21 @@ class AutomaticPaymentMethodsParams(Nested):
         )
 
 
-class CreateSetupIntent(Params):
+class ConfirmingParams(Params):
+    """The parameters of a call that may confirm, for the 3-D Secure step it may need."""
+
+    return_url: Url | None = None
+    use_stripe_sdk: Boolean = False
+
+    def handover(self) -> Handover:
+        return Handover(return_url=self.return_url, use_stripe_sdk=self.use_stripe_sdk)
+
+
+class CreateSetupIntent(ConfirmingParams):
     customer: Identifier | None = None
     payment_method: Identifier | None = None
     usage: Usage = Usage.OFF_SESSION
     confirm: Boolean = False
-    return_url: Url | None = None
     payment_method_types: PaymentMethodTypes | None = None
     allowed_payment_method_types: PaymentMethodTypes | None = None
     """What stripe-python 16 calls `payment_method_types` (API version 2026-07-29)."""
@@ -61,9 +75,8 @@ class UpdateSetupIntent(Params):
     metadata: Metadata = None
 
 
-class ConfirmSetupIntent(Params):
+class ConfirmSetupIntent(ConfirmingParams):
     payment_method: Identifier | None = None
-    return_url: Url | None = None
 
 
 class CancelSetupIntent(Params):

@@ -9,6 +9,7 @@ other card is set up at once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
@@ -401,13 +402,28 @@ def check_confirm(si: SetupIntent, payment_method: str | None) -> str:
     return chosen
 
 
-def check_return_url(confirm: bool, return_url: str | None) -> None:
-    if return_url is not None and not confirm:
-        raise InvalidRequestError(
-            "The parameter `return_url` cannot be passed when creating a SetupIntent unless "
-            "`confirm` is set to true.",
-            param="return_url",
-        )
+@dataclass(frozen=True)
+class Handover:
+    """How a confirm that needs 3-D Secure hands the customer over: `return_url` for a
+    redirect back to the merchant, `use_stripe_sdk` when Stripe.js runs the step itself."""
+
+    return_url: str | None = None
+    use_stripe_sdk: bool = False
+
+    def check_with(self, confirm: bool) -> None:
+        """On create, both only mean something with `confirm=true`: refused otherwise."""
+        if confirm:
+            return
+        for param, value in (
+            ("return_url", self.return_url),
+            ("use_stripe_sdk", self.use_stripe_sdk),
+        ):
+            if value:
+                raise InvalidRequestError(
+                    f"The parameter `{param}` cannot be passed when creating a SetupIntent "
+                    "unless `confirm` is set to true.",
+                    param=param,
+                )
 
 
 def attempted(
@@ -416,7 +432,7 @@ def attempted(
     *,
     attempt_id: str,
     created: int,
-    return_url: str | None,
+    handover: Handover,
     action_url: str,
 ) -> tuple[SetupIntent, SetupAttempt]:
     """A confirm with `pm`: the SetupIntent and the attempt as the test card decides."""
@@ -455,20 +471,20 @@ def attempted(
         attempt = attempt.model_copy(update={"status": SetupAttemptStatus.REQUIRES_ACTION})
         moved.update(
             status=S.REQUIRES_ACTION,
-            next_action=_next_action(attempt_id, return_url, action_url),
+            next_action=_next_action(attempt_id, handover, action_url),
         )
     else:
         moved.update(status=S.SUCCEEDED)
     return _moved(si, **moved), attempt
 
 
-def _next_action(attempt_id: str, return_url: str | None, action_url: str) -> dict[str, Any]:
-    """Stripe's `next_action` for 3-D Secure: a redirect when the caller gave a return_url,
-    else the step Stripe.js handles itself."""
-    if return_url is not None:
+def _next_action(attempt_id: str, handover: Handover, action_url: str) -> dict[str, Any]:
+    """Stripe's `next_action` for 3-D Secure: a redirect when the caller gave a return_url
+    (and did not ask for Stripe.js), else the step Stripe.js handles itself."""
+    if handover.return_url is not None and not handover.use_stripe_sdk:
         return {
             "type": "redirect_to_url",
-            "redirect_to_url": {"return_url": return_url, "url": action_url},
+            "redirect_to_url": {"return_url": handover.return_url, "url": action_url},
         }
     return {
         "type": "use_stripe_sdk",

@@ -16,6 +16,7 @@ from chalicelib.domain.ids import new_id, new_secret
 from chalicelib.domain.payment_methods import PaymentMethod
 from chalicelib.domain.setup_intents import (
     AutomaticPaymentMethods,
+    Handover,
     SetupAttempt,
     SetupCancellationReason,
     SetupIntent,
@@ -137,14 +138,14 @@ class SetupIntentService:
         payment_method: str | None,
         usage: Usage,
         confirm: bool,
-        return_url: str | None,
+        handover: Handover,
         payment_method_types: list[str] | None,
         automatic: AutomaticPaymentMethods | None,
         description: str | None,
         metadata: dict[str, str] | None,
     ) -> Outcome:
         """`POST /v1/setup_intents`; with `confirm`, the first attempt runs in the same call."""
-        rules.check_return_url(confirm, return_url)
+        handover.check_with(confirm)
         si_id = ctx.claim.object_id if ctx.claim else new_id("seti")
         if ctx.claim is not None and ctx.claim.taken_over:
             existing = self._r.find(SETUP_INTENTS, merchant_id, si_id)
@@ -173,7 +174,7 @@ class SetupIntentService:
             return self._r.committer.commit(ctx, batch, Outcome(200, si.to_api()))
         rules.check_confirm(si, payment_method)
         assert pm is not None
-        return self._attempt(batch, ctx, None, si, pm, new_id("setatt"), return_url, origin)
+        return self._attempt(batch, ctx, None, si, pm, new_id("setatt"), handover, origin)
 
     def update(
         self, merchant_id: str, si_id: str, ctx: RequestContext, changes: dict[str, Any]
@@ -199,7 +200,7 @@ class SetupIntentService:
         *,
         origin: str,
         payment_method: str | None,
-        return_url: str | None,
+        handover: Handover,
     ) -> Outcome:
         si = self.retrieve(merchant_id, si_id)
         if si.customer is not None:
@@ -209,7 +210,7 @@ class SetupIntentService:
         # The claim's reserved id (`creates="setatt"`) makes a retried confirm write the same
         # attempt, which can only be written once.
         attempt_id = ctx.claim.object_id if ctx.claim else new_id("setatt")
-        return self._attempt(WriteBatch(), ctx, si, si, pm, attempt_id, return_url, origin)
+        return self._attempt(WriteBatch(), ctx, si, si, pm, attempt_id, handover, origin)
 
     def cancel(
         self,
@@ -264,7 +265,7 @@ class SetupIntentService:
         si: SetupIntent,
         pm: PaymentMethod,
         attempt_id: str,
-        return_url: str | None,
+        handover: Handover,
         origin: str,
     ) -> Outcome:
         """Confirm `si` with `pm`: a new SetupAttempt, and the SetupIntent it leaves behind."""
@@ -273,7 +274,7 @@ class SetupIntentService:
             pm,
             attempt_id=attempt_id,
             created=self._r.now(),
-            return_url=return_url,
+            handover=handover,
             action_url=authenticate_url(origin, si.id),
         )
         if after.status == SetupIntentStatus.SUCCEEDED:

@@ -124,13 +124,15 @@ def test_3ds_on_setup_then_the_customer_authenticates(
 
 
 def test_failed_authentication_then_another_card(client: stripe.StripeClient, api: Api) -> None:
-    # Given a card that always asks for 3-D Secure, confirmed without a return_url
+    # Given a card that always asks for 3-D Secure, confirmed for Stripe.js to handle
     customer = client.v1.customers.create()
     si = client.v1.setup_intents.create(
         params={
             "customer": customer.id,
             "payment_method": "pm_card_authenticationRequired",
             "confirm": True,
+            "return_url": RETURN_URL,
+            "use_stripe_sdk": True,
         }
     )
     # Then Stripe.js is left to run the challenge
@@ -335,6 +337,8 @@ def test_errors_stripe_gives_change_nothing(client: stripe.StripeClient, api: Ap
     assert unknown.json()["error"]["param"] == "single_use"
     no_confirm = api.post("/v1/setup_intents", {"return_url": RETURN_URL})
     assert no_confirm.json()["error"]["param"] == "return_url"
+    sdk_only = api.post("/v1/setup_intents", {"use_stripe_sdk": "true"})
+    assert sdk_only.json()["error"]["param"] == "use_stripe_sdk"
     both = api.post(
         "/v1/setup_intents",
         {"payment_method_types[0]": "card", "automatic_payment_methods[enabled]": "true"},

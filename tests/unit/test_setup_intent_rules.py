@@ -97,7 +97,7 @@ def confirm(si, pm_id: str, return_url: str | None = None):
         card(pm_id),
         attempt_id="setatt_1",
         created=2,
-        return_url=return_url,
+        handover=rules.Handover(return_url=return_url),
         action_url="http://127.0.0.1/v1/sandbox/setup_intents/seti_1/authenticate",
     )
 
@@ -157,7 +157,7 @@ def test_a_declined_card_fails_with_its_codes_and_leaves_the_setup_intent():
         card("pm_card_chargeDeclinedInsufficientFunds"),
         attempt_id="setatt_2",
         created=3,
-        return_url=None,
+        handover=rules.Handover(),
         action_url="u",
     )
     assert rules.event_type_for(si, again) == "setup_intent.setup_failed"
@@ -251,11 +251,28 @@ def test_a_method_of_another_type_is_refused():
     rules.check_type(new(payment_method_types=["card", "upi"]), upi)
 
 
-def test_return_url_only_with_confirm():
-    with pytest.raises(InvalidRequestError) as refused:
-        rules.check_return_url(False, "https://shop.example/back")
-    assert refused.value.param == "return_url"
-    rules.check_return_url(True, "https://shop.example/back")
+def test_return_url_and_use_stripe_sdk_only_with_confirm():
+    for handover, param in (
+        (rules.Handover(return_url="https://shop.example/back"), "return_url"),
+        (rules.Handover(use_stripe_sdk=True), "use_stripe_sdk"),
+    ):
+        with pytest.raises(InvalidRequestError) as refused:
+            handover.check_with(False)
+        assert refused.value.param == param
+        handover.check_with(True)
+
+
+def test_stripe_js_gets_its_own_step_even_with_a_return_url():
+    pm = card("pm_card_authenticationRequired")
+    si, _ = rules.attempted(
+        new(pm.id),
+        pm,
+        attempt_id="setatt_1",
+        created=2,
+        handover=rules.Handover(return_url="https://shop.example/back", use_stripe_sdk=True),
+        action_url="u",
+    )
+    assert si.next_action is not None and si.next_action["type"] == "use_stripe_sdk"
 
 
 def test_bodies_in_every_state_validate_against_stripes_schemas():
