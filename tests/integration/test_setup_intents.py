@@ -40,6 +40,13 @@ def _saved(client: stripe.StripeClient, customer: str) -> list[str]:
     return [pm.id for pm in client.v1.customers.payment_methods.list(customer).data]
 
 
+def _shaped(*bodies: Any) -> None:
+    """Each SetupIntent or SetupAttempt body validates against Stripe's schema for it."""
+    for body in bodies:
+        data = body if isinstance(body, dict) else body.to_dict()
+        assert_stripe_shaped(data["object"], data)
+
+
 def _set_up(merchant: dict, pm_id: str) -> bool:
     """Whether the method is marked for off-session use (not shown in Stripe's API)."""
     return services().payment_methods.retrieve(merchant["id"], pm_id).set_up
@@ -70,13 +77,13 @@ def test_saving_a_card_for_a_customer(
     assert _set_up(merchant, saved.id)
     assert _saved(client, customer.id) == [si.payment_method]
     assert client.v1.setup_intents.retrieve(si.id).to_dict() == si.to_dict()
-    assert_stripe_shaped("setup_intent", si.to_dict())
+    _shaped(si)
     # and one attempt, which succeeded, records the card
     (attempt,) = client.v1.setup_attempts.list(params={"setup_intent": si.id}).data
     assert attempt.id == si.latest_attempt and attempt.status == "succeeded"
     assert attempt.payment_method == si.payment_method
     assert attempt.payment_method_details.card.last4 == "4242"
-    assert_stripe_shaped("setup_attempt", attempt.to_dict())
+    _shaped(attempt)
     # and the changes were announced in one transaction with them
     assert _ids(api, "setup_intent.created") == [si.id]
     assert _ids(api, "setup_intent.succeeded") == [si.id]
@@ -105,12 +112,14 @@ def test_3ds_on_setup_then_the_customer_authenticates(
     )
     assert _saved(client, customer.id) == []
     assert _ids(api, "setup_intent.requires_action") == [si.id]
+    _shaped(si, waiting, *client.v1.setup_attempts.list(params={"setup_intent": si.id}).data)
     # When the customer passes the challenge
     done = api.post(f"/v1/sandbox/setup_intents/{si.id}/authenticate", {"outcome": "succeeded"})
     # Then the card is set up and saved
     assert done.status_code == 200, done.text
     body = done.json()
     assert body["status"] == "succeeded" and body["next_action"] is None
+    _shaped(body)
     assert _saved(client, customer.id) == [body["payment_method"]]
     assert _set_up(merchant, body["payment_method"])
     assert _ids(api, "setup_intent.succeeded") == [si.id]
@@ -153,6 +162,7 @@ def test_failed_authentication_then_another_card(client: stripe.StripeClient, ap
     assert retried.status == "succeeded" and retried.last_setup_error is None
     attempts = client.v1.setup_attempts.list(params={"setup_intent": si.id}).data
     assert [a.status for a in attempts] == ["succeeded", "failed"]
+    _shaped(body, retried, *attempts)
     assert attempts[1].setup_error.code == "setup_intent_authentication_failure"
     assert _saved(client, customer.id) == [retried.payment_method]
 
@@ -177,7 +187,7 @@ def test_a_declined_card_fails_with_its_decline_code(client: stripe.StripeClient
     assert stored.status == "requires_payment_method" and stored.payment_method is None
     assert stored.last_setup_error.type == "card_error"
     assert stored.last_setup_error.decline_code == "insufficient_funds"
-    assert_stripe_shaped("setup_intent", stored.to_dict())
+    _shaped(stored, error.error.setup_intent)
     assert _saved(client, customer.id) == []
     assert _ids(api, "setup_intent.setup_failed") == [si.id]
     (attempt,) = client.v1.setup_attempts.list(params={"setup_intent": si.id}).data
@@ -197,6 +207,7 @@ def test_cancel_and_the_states_that_refuse_it(client: stripe.StripeClient, api: 
     assert _ids(api, "setup_intent.canceled") == [waiting.id]
     (attempt,) = client.v1.setup_attempts.list(params={"setup_intent": waiting.id}).data
     assert attempt.status == "abandoned"
+    _shaped(canceled, attempt)
     with pytest.raises(stripe.InvalidRequestError) as again:
         client.v1.setup_intents.confirm(waiting.id, params={"payment_method": "pm_card_visa"})
     assert again.value.code == "setup_intent_unexpected_state"
@@ -399,6 +410,7 @@ def test_automatic_payment_methods(client: stripe.StripeClient) -> None:
     )
     assert si.automatic_payment_methods.enabled is True
     assert si.payment_method_types == ["card", "upi"]
+    _shaped(si)
     assert client.v1.setup_intents.confirm(si.id).status == "succeeded"
     chosen = client.v1.setup_intents.create(params={"allowed_payment_method_types": ["upi"]})
     assert chosen.payment_method_types == ["upi"] and chosen.allowed_payment_method_types == ["upi"]
