@@ -31,7 +31,8 @@ from chalicelib.services.resources import Resource, Resources
 
 
 def _intent_top_level(si: SetupIntent) -> dict[str, str]:
-    attrs = {"status": si.status.value}
+    """What the list filters read: `customer=` and `payment_method=`."""
+    attrs = {}
     if si.customer:
         attrs["customer"] = si.customer
     if si.payment_method:
@@ -203,9 +204,7 @@ class SetupIntentService:
         handover: Handover,
     ) -> Outcome:
         si = self.retrieve(merchant_id, si_id)
-        if si.customer is not None:
-            # A customer deleted since the SetupIntent was made cannot have a method saved.
-            self._customers.active(merchant_id, si.customer)
+        self._check_customer(si)
         pm = self._method(si, rules.check_confirm(si, payment_method))
         # The claim's reserved id (`creates="setatt"`) makes a retried confirm write the same
         # attempt, which can only be written once.
@@ -232,6 +231,7 @@ class SetupIntentService:
         """What the customer's 3-D Secure step decides (a sandbox stand-in for the bank page)."""
         si = self.retrieve(merchant_id, si_id)
         attempt = self._latest(si)
+        self._check_customer(si)
         pm = self._payment_methods.usable(merchant_id, attempt.payment_method, si.customer)
         after, after_attempt = rules.authenticated(si, attempt, pm, succeeded=succeeded)
         batch = WriteBatch()
@@ -248,6 +248,11 @@ class SetupIntentService:
         pm = self._payment_methods.usable(si.merchant_id, pm_id, si.customer)
         rules.check_type(si, pm)
         return pm
+
+    def _check_customer(self, si: SetupIntent) -> None:
+        """A customer deleted since the SetupIntent was made cannot have a method saved."""
+        if si.customer is not None:
+            self._customers.active(si.merchant_id, si.customer)
 
     def _latest(self, si: SetupIntent) -> SetupAttempt:
         """The attempt waiting for 3-D Secure (a confirm records it with requires_action)."""

@@ -378,6 +378,16 @@ def test_errors_stripe_gives_change_nothing(client: stripe.StripeClient, api: Ap
     assert client.v1.setup_intents.retrieve(si.id).status == "requires_payment_method"
     upi = api.post(f"/v1/setup_intents/{si.id}/confirm", {"payment_method": "pm_upi_success"})
     assert upi.status_code == 400 and upi.json()["error"]["param"] == "payment_method"
+    # a customer deleted while their SetupIntent waited has nothing saved for them
+    gone = client.v1.customers.create()
+    waiting = client.v1.setup_intents.create(
+        params={"customer": gone.id, "payment_method": "pm_card_authenticationRequired"}
+    )
+    client.v1.setup_intents.confirm(waiting.id)
+    client.v1.customers.delete(gone.id)
+    late = api.post(f"/v1/sandbox/setup_intents/{waiting.id}/authenticate")
+    assert late.status_code == 400 and late.json()["error"]["param"] == "customer"
+    assert client.v1.setup_intents.retrieve(waiting.id).status == "requires_action"
     no_intent = api.get("/v1/setup_attempts")
     assert no_intent.json()["error"]["code"] == "parameter_missing"
     missing_si = api.get("/v1/setup_intents/seti_doesnotexist")
