@@ -514,27 +514,16 @@ def authenticated(
         "version": "2.2.0",
     }
     if succeeded:
-        after_attempt = attempt.model_copy(
-            update={
-                "status": SetupAttemptStatus.SUCCEEDED,
-                "three_d_secure": secure,
-                "version": attempt.version + 1,
-            }
-        )
-        return _moved(si, status=S.SUCCEEDED, next_action=None), after_attempt
+        done = _attempt_moved(attempt, SetupAttemptStatus.SUCCEEDED, three_d_secure=secure)
+        return _moved(si, status=S.SUCCEEDED, next_action=None), done
     error = SetupError(
         type="invalid_request_error",
         code="setup_intent_authentication_failure",
         message=AUTHENTICATION_FAILED,
         payment_method=pm.to_api(),
     )
-    after_attempt = attempt.model_copy(
-        update={
-            "status": SetupAttemptStatus.FAILED,
-            "setup_error": error,
-            "three_d_secure": secure,
-            "version": attempt.version + 1,
-        }
+    failed = _attempt_moved(
+        attempt, SetupAttemptStatus.FAILED, three_d_secure=secure, setup_error=error
     )
     after = _moved(
         si,
@@ -543,7 +532,13 @@ def authenticated(
         next_action=None,
         last_setup_error=error,
     )
-    return after, after_attempt
+    return after, failed
+
+
+def _attempt_moved(
+    attempt: SetupAttempt, status: SetupAttemptStatus, **changes: Any
+) -> SetupAttempt:
+    return attempt.model_copy(update={**changes, "status": status, "version": attempt.version + 1})
 
 
 def require_action(si: SetupIntent) -> None:
@@ -568,9 +563,7 @@ def saved_as(
 
 def abandoned(attempt: SetupAttempt) -> SetupAttempt:
     """An attempt left waiting for the customer when the SetupIntent moved on."""
-    return attempt.model_copy(
-        update={"status": SetupAttemptStatus.ABANDONED, "version": attempt.version + 1}
-    )
+    return _attempt_moved(attempt, SetupAttemptStatus.ABANDONED)
 
 
 def canceled(si: SetupIntent, reason: SetupCancellationReason | None) -> SetupIntent:
