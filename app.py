@@ -15,6 +15,7 @@ from chalicelib.api.events import events
 from chalicelib.api.payment_intents import payment_intents
 from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
+from chalicelib.api.setup_intents import setup_intents
 from chalicelib.api.webhooks import webhook_endpoints
 from chalicelib.container import services, webhooks
 from chalicelib.observability import handler as observed
@@ -32,6 +33,7 @@ app.register_blueprint(webhook_endpoints)
 app.register_blueprint(refunds)
 app.register_blueprint(customers)
 app.register_blueprint(charges)
+app.register_blueprint(setup_intents)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

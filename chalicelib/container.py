@@ -37,6 +37,7 @@ from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.payment_methods import PaymentMethodService
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.resources import Resources
+from chalicelib.services.setup_intents import SetupIntentService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
 from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
@@ -74,6 +75,7 @@ class Services:
     payment_methods: PaymentMethodService
     customers: CustomerService
     charges: ChargeService
+    setup_intents: SetupIntentService
     expander: Expander
 
 
@@ -107,6 +109,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     payment_methods = PaymentMethodService(resources)
     customers = CustomerService(resources, payment_methods)
     charges = ChargeService(resources)
+    setup_intents = SetupIntentService(resources, payment_methods, customers)
     ledger_service = LedgerService(ledger, dynamodb)
     refunds = RefundService(
         objects,
@@ -154,6 +157,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         payment_methods=payment_methods,
         customers=customers,
         charges=charges,
+        setup_intents=setup_intents,
         expander=Expander(
             {
                 "pi_": lambda m, i: _body(lambda: payment_intents.retrieve(m, i)),
@@ -162,6 +166,8 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
                 "pm_": lambda m, i: _body(lambda: payment_methods.retrieve(m, i)),
                 "re_": lambda m, i: _body(lambda: refunds.retrieve(m, i)),
                 "txn_": lambda m, i: ledger.transaction(m, i),
+                "seti_": lambda m, i: _body(lambda: setup_intents.retrieve(m, i)),
+                "setatt_": lambda m, i: _body(lambda: setup_intents.attempt(m, i)),
             }
         ),
     )

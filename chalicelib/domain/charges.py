@@ -17,6 +17,15 @@ from chalicelib.domain.payment_intents import PaymentIntent, PaymentIntentStatus
 from chalicelib.domain.payment_methods import charge_details
 from chalicelib.domain.test_cards import describe
 
+EVENT_TYPES = (
+    "charge.succeeded",
+    "charge.failed",
+    "charge.captured",
+    "charge.refunded",
+    "charge.updated",
+)
+"""What Charge changes announce."""
+
 
 class ChargeStatus(StrEnum):
     """Stripe's three Charge statuses."""

@@ -67,6 +67,9 @@ class Customer(BaseModel):
         }
 
 
+EVENT_TYPES = ("customer.created", "customer.updated", "customer.deleted")
+"""What Customer changes announce."""
+
 CONTACT_FIELDS = ("email", "name", "phone", "description", "preferred_locales")
 
 

@@ -16,6 +16,9 @@ from chalicelib.domain.contact import BillingDetails
 from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, TestCard, describe
 from chalicelib.errors import InvalidRequestError
 
+EVENT_TYPES = ("payment_method.attached", "payment_method.detached", "payment_method.updated")
+"""What PaymentMethod changes announce."""
+
 # Test cards are never created: they show this creation time (2020-01-01).
 TEST_CARD_CREATED = 1577836800
 

@@ -16,7 +16,11 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from chalicelib.domain.charges import EVENT_TYPES as CHARGE_EVENTS
+from chalicelib.domain.customers import EVENT_TYPES as CUSTOMER_EVENTS
 from chalicelib.domain.payment_intents import EVENT_TYPES as PAYMENT_INTENT_STATUS_EVENTS
+from chalicelib.domain.payment_methods import EVENT_TYPES as PAYMENT_METHOD_EVENTS
+from chalicelib.domain.setup_intents import EVENT_TYPES as SETUP_INTENT_EVENTS
 from chalicelib.errors import ParameterInvalid
 
 WILDCARD = "*"
@@ -31,7 +35,10 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "refund.created",
         "refund.updated",
         "refund.failed",
-        "charge.refunded",
+        *CHARGE_EVENTS,
+        *CUSTOMER_EVENTS,
+        *PAYMENT_METHOD_EVENTS,
+        *SETUP_INTENT_EVENTS,
         ENDPOINT_DISABLED_EVENT,
     }
 )

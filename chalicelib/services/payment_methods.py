@@ -194,6 +194,15 @@ class PaymentMethodService:
         self.add_attach(batch, ctx, attach)
         return self._r.committer.commit(ctx, batch, Outcome(200, attach.after.to_api()))
 
+    def add_set_up(self, batch: WriteBatch, pm: PaymentMethod) -> PaymentMethod:
+        """Mark a method authenticated for off-session use without saving it to anyone (no
+        event: Stripe has none for it). A test card's own id stands for the card: no mark."""
+        if pm.set_up or is_test_id(pm.id):
+            return pm
+        after = pm.model_copy(update={"set_up": True, "version": pm.version + 1})
+        self._r.add_version(batch, PAYMENT_METHODS, after, pm.version)
+        return after
+
     def detach(self, merchant_id: str, pm_id: str, ctx: RequestContext) -> Outcome:
         pm = self.retrieve(merchant_id, pm_id)
         after = rules.detached(pm)
