@@ -12,6 +12,7 @@ import binascii
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -20,13 +21,19 @@ from typing import Any, Literal
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api.forms import parse_body, parse_query
+from chalicelib.api.forms import check_size, parse_body, parse_query
 from chalicelib.api.params import Params, validate
 from chalicelib.container import services
 from chalicelib.domain.events import API_VERSION
 from chalicelib.domain.idempotency import StoredResponse, fingerprint, validate_key
 from chalicelib.domain.ids import new_id
-from chalicelib.errors import ApiError, Conflict, IdempotencyLeaseLost, PayFlowError
+from chalicelib.errors import (
+    ApiError,
+    Conflict,
+    IdempotencyLeaseLost,
+    PayFlowError,
+    ResourceMissing,
+)
 from chalicelib.faults import InjectedCrash
 from chalicelib.observability import Metric, observability
 from chalicelib.services.context import Outcome, RequestContext
@@ -67,7 +74,39 @@ def api_key(request: Request) -> str | None:
 def _parameters(request: Request) -> dict[str, Any]:
     if request.method == "GET":
         return parse_query(_query(request))
-    return parse_body(request.headers.get("content-type"), request.raw_body)
+    # The declared length first: a huge body is refused before it is even decoded.
+    check_size(request.headers.get("content-length"), None)
+    raw = request.raw_body
+    check_size(None, raw)
+    return parse_body(request.headers.get("content-type"), raw)
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+"""Every character an id, a connector name or any other path parameter can hold."""
+
+
+def check_path_ids(route: str, path_args: dict[str, str]) -> None:
+    """ResourceMissing (404) for a path parameter no object can have as its id.
+
+    Ids never hold `/`, `?`, `%` or spaces. Behind API Gateway an encoded slash (`%2F`) arrives
+    decoded inside one path parameter, and the sandbox routes on the raw path, where it stays
+    `%2F`: either way `pi_x%2Fcancel` is one unknown id here, never a second route.
+    """
+    for name, value in path_args.items():
+        if not _ID.fullmatch(value):
+            raise ResourceMissing(
+                f"No such {_resource_of(route, name)}: '{value[:255]}'", param="id"
+            )
+
+
+def _resource_of(route: str, name: str) -> str:
+    # `/v1/payment_intents/{intent}` -> "payment_intent"; `/v1/webhook_deliveries/{id}` -> ...y
+    parts = route.split("/")
+    marker = "{" + name + "}"
+    collection = parts[parts.index(marker) - 1] if marker in parts[1:] else "object"
+    if collection.endswith("ies"):
+        return collection[:-3] + "y"
+    return collection.removesuffix("s")
 
 
 def _query(request: Request) -> dict[str, list[str]]:
@@ -156,6 +195,7 @@ def endpoint(
             key: str | None = None
             try:
                 principal = _authenticate(request, auth)
+                check_path_ids(str(request.context.get("resourcePath", "")), path_args)
                 raw = _parameters(request)
                 parsed = validate(params, raw) if params else None
                 if request.method == "POST" and auth == "merchant":
