@@ -55,6 +55,23 @@ class ApiCall:
     context: RequestContext
 
 
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What `@endpoint` was given for a view: for tests and tools that walk every route."""
+
+    params: type[Params] | None
+    auth: Auth
+    creates: str | None
+
+
+_SPECS: dict[Callable[..., Any], EndpointSpec] = {}
+
+
+def endpoint_spec(view_function: Callable[..., Any]) -> EndpointSpec | None:
+    """The spec of a Chalice route's view function, if `@endpoint` wrapped it."""
+    return _SPECS.get(view_function)
+
+
 def api_key(request: Request) -> str | None:
     """The secret key from `Authorization: Bearer <key>` or HTTP Basic with the key as user."""
     header = request.headers.get("authorization", "")
@@ -242,6 +259,7 @@ def endpoint(
             _complete(context, outcome)
             return respond(outcome, request_id, idempotency_key=key)
 
+        _SPECS[handle] = EndpointSpec(params, auth, creates)
         return handle
 
     return decorator
