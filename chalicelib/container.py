@@ -19,7 +19,7 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.dal.workflows import PaymentWorkflows
-from chalicelib.domain.webhooks import RetrySchedule, check_url
+from chalicelib.domain.webhooks import RetrySchedule
 from chalicelib.faults import Faults
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.connectors import ConnectorService
@@ -32,9 +32,9 @@ from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.refunds import RefundService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
-from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
+from chalicelib.webhooks.endpoints import WebhookEndpointService
 from chalicelib.webhooks.relay import Dispatcher, Relay
-from chalicelib.webhooks.sender import UrllibSender
+from chalicelib.webhooks.sender import PinnedSender
 
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -175,13 +175,9 @@ def build_webhook_services(
 
     api_store, api_events = stores(api_dynamodb)
     worker_store, worker_events = stores(worker_dynamodb)
-    sender = UrllibSender(
-        settings.webhook_timeout_seconds,
-        # Checked again at send time: a name may resolve elsewhere than when it was registered.
-        check_target=None
-        if settings.sandbox
-        else lambda url: check_url(url, allow_private=False, resolve=resolve_host),
-    )
+    # Checked again at send time, on the one resolution the connection then uses: a name may
+    # resolve elsewhere than when it was registered. The sandbox allows private receivers.
+    sender = PinnedSender(settings.webhook_timeout_seconds, allow_private=settings.sandbox)
     return WebhookServices(
         endpoints=WebhookEndpointService(
             api_store,
