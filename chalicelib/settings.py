@@ -39,8 +39,12 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=86_400, alias="PAYFLOW_IDEMPOTENCY_TTL_SECONDS")
     idempotency_lease_ms: int = Field(default=60_000, alias="PAYFLOW_IDEMPOTENCY_LEASE_MS")
     """How long an in-progress Idempotency-Key stays locked if its request dies."""
-    api_key_cache_seconds: float = Field(default=60.0, alias="PAYFLOW_API_KEY_CACHE_SECONDS")
-    """How long a Lambda instance trusts a resolved API key before asking DynamoDB again."""
+    api_key_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, alias="PAYFLOW_API_KEY_CACHE_SECONDS"
+    )
+    """How long a Lambda instance trusts a resolved API key before asking DynamoDB again: the
+    bound on how long a revoked key, or a deleted merchant's, keeps working on a warm instance
+    other than the one that revoked it (docs/security.md)."""
     payment_state_machine_arn: str = Field(alias="PAYFLOW_PAYMENT_STATE_MACHINE_ARN")
     refund_state_machine_arn: str = Field(alias="PAYFLOW_REFUND_STATE_MACHINE_ARN")
     availability_delay_seconds: int = Field(

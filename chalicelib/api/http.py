@@ -32,6 +32,7 @@ from chalicelib.errors import (
     Conflict,
     IdempotencyLeaseLost,
     PayFlowError,
+    PermissionDenied,
     ResourceMissing,
 )
 from chalicelib.faults import InjectedCrash
@@ -275,7 +276,23 @@ def _authenticate(request: Request, auth: Auth) -> str:
     merchants = services().merchants
     if auth == "admin":
         return merchants.authenticate_admin(api_key(request))
+    account = request.headers.get("stripe-account")
+    if account:
+        return _acting_as(request, account)
     return merchants.authenticate(api_key(request))
+
+
+def _acting_as(request: Request, account: str) -> str:
+    # `Stripe-Account` with the admin key reads a merchant's data, deleted merchants included;
+    # it never writes as them.
+    merchant_id = services().merchants.authenticate_as(api_key(request), account)
+    if request.method != "GET":
+        raise PermissionDenied(
+            "The administrator key reads a merchant's data with Stripe-Account; it cannot "
+            "change it.",
+            code="secret_key_required",
+        )
+    return merchant_id
 
 
 def _route_of(request: Request, path_args: dict[str, str]) -> str:

@@ -411,3 +411,13 @@ def validate(model: type[P], raw: dict[str, Any]) -> P:
         return model.model_validate(raw)
     except ValidationError as error:
         raise stripe_error(error) from None
+
+
+# -- sandbox administration: merchants and their keys -------------------------------------------
+
+
+class RollApiKey(Params):
+    expires_in: Integer | None = None
+    """Seconds the old key keeps working (0 to 7 days; default: it stops now)."""
+    expires_at: Integer | None = None
+    """Or: when the old key stops working (epoch seconds)."""
