@@ -16,6 +16,7 @@ from chalicelib.dal.idempotency import IdempotencyStore
 from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.merchants import MerchantStore
 from chalicelib.dal.objects import ObjectStore
+from chalicelib.dal.ratelimit import RateLimitStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.dal.workflows import PaymentWorkflows
@@ -29,6 +30,7 @@ from chalicelib.services.ledger import LedgerService
 from chalicelib.services.merchants import MerchantService
 from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
+from chalicelib.services.ratelimits import RateLimiter
 from chalicelib.services.refunds import RefundService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
@@ -55,6 +57,7 @@ class Services:
     idempotency: IdempotencyStore
     objects: ObjectStore
     merchants: MerchantService
+    rate_limiter: RateLimiter
     simulator_ledger: SimulatorLedger
     ledger: LedgerService
     refunds: RefundService
@@ -102,6 +105,13 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             MerchantStore(dynamodb, settings.payments_table),
             admin_key=settings.admin_key,
             cache_seconds=settings.api_key_cache_seconds,
+            default_rate_limits=settings.default_rate_limits(),
+        ),
+        rate_limiter=RateLimiter(
+            RateLimitStore(dynamodb, settings.rate_limit_table)
+            if settings.rate_limit_table
+            else None,
+            lease=settings.rate_limit_lease,
         ),
         simulator_ledger=simulator_ledger,
         ledger=LedgerService(ledger, dynamodb),

@@ -213,6 +213,7 @@ def endpoint(
             key: str | None = None
             try:
                 principal = _authenticate(request, auth)
+                _rate_limit(request, auth, principal)
                 check_path_ids(str(request.context.get("resourcePath", "")), path_args)
                 raw = _parameters(request)
                 parsed = validate(params, raw) if params else None
@@ -280,6 +281,21 @@ def _authenticate(request: Request, auth: Auth) -> str:
     if account:
         return _acting_as(request, account)
     return merchants.authenticate(api_key(request))
+
+
+def _rate_limit(request: Request, auth: Auth, merchant_id: str) -> None:
+    # Per key, as Stripe counts; before parsing, idempotency or any write, so a refused
+    # request costs nothing and leaves nothing. The admin's reads as a merchant are not counted.
+    if auth != "merchant" or request.headers.get("stripe-account"):
+        return
+    merchants = services().merchants
+    read, write = merchants.rate_limits(merchant_id)
+    reading = request.method == "GET"
+    services().rate_limiter.check(
+        merchants.rate_bucket(api_key(request) or ""),
+        "read" if reading else "write",
+        read if reading else write,
+    )
 
 
 def _acting_as(request: Request, account: str) -> str:

@@ -421,3 +421,21 @@ class RollApiKey(Params):
     """Seconds the old key keeps working (0 to 7 days; default: it stops now)."""
     expires_at: Integer | None = None
     """Or: when the old key stops working (epoch seconds)."""
+
+
+class RateLimitParams(BaseModel):
+    """`rate_limits[read]`, `rate_limits[write]`: requests per second per key (0: unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    read: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=100_000)]
+    write: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=100_000)]
+
+
+def _blank_is_none(value: Any) -> Any:
+    return None if value == "" else value
+
+
+class UpdateMerchant(Params):
+    rate_limits: Annotated[RateLimitParams | None, BeforeValidator(_blank_is_none)] = None
+    """The merchant's own limits; "" goes back to the defaults."""

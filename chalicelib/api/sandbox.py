@@ -38,6 +38,16 @@ def retrieve_merchant(call: ApiCall, merchant: str) -> dict:
     return services().merchants.retrieve(merchant)
 
 
+@bp.route("/v1/sandbox/merchants/{merchant}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.UpdateMerchant, auth="admin")
+def update_merchant(call: ApiCall, merchant: str) -> dict:
+    """Set the merchant's own rate limits (`rate_limits[read]`, `rate_limits[write]`)."""
+    limits = call.params.rate_limits
+    return services().merchants.set_rate_limits(
+        merchant, limits.model_dump() if limits is not None else None
+    )
+
+
 @bp.route("/v1/sandbox/merchants/{merchant}", methods=["DELETE"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, auth="admin")
 def delete_merchant(call: ApiCall, merchant: str) -> dict:

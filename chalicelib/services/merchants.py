@@ -50,15 +50,18 @@ class MerchantService:
         *,
         admin_key: str,
         cache_seconds: float = 5.0,
+        default_rate_limits: tuple[int, int] = (0, 0),
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._store = store
         self._admin_key = admin_key
         self._cache_seconds = cache_seconds
+        self._default_limits = default_rate_limits
         self._clock = clock
         self._wall_clock = wall_clock
         self._cache: dict[str, tuple[dict[str, Any], float]] = {}
+        self._limits: dict[str, tuple[tuple[int, int], float]] = {}
 
     def create(
         self,
@@ -185,10 +188,35 @@ class MerchantService:
         return self._merchant(merchant_id)
 
     def set_rate_limits(self, merchant_id: str, limits: dict[str, int] | None) -> dict[str, Any]:
-        """The merchant's own per-second limits (None: the defaults)."""
+        """The merchant's own per-second limits per key, `{"read": n, "write": n}` (0:
+        unlimited; None: back to the defaults). Other warm instances apply them within
+        `cache_seconds`."""
         self._live_merchant(merchant_id)
         self._store.set_rate_limits(merchant_id, limits)
-        return self._merchant(merchant_id)
+        self._limits.pop(merchant_id, None)
+        return self.retrieve(merchant_id)
+
+    @staticmethod
+    def rate_bucket(secret_key: str) -> str:
+        """The name a key's requests are counted under: its digest, never the secret."""
+        return key_digest(secret_key)[:32]
+
+    def rate_limits(self, merchant_id: str) -> tuple[int, int]:
+        """(read, write) requests per second per key for the merchant, cached like keys."""
+        now = self._clock()
+        cached = self._limits.get(merchant_id)
+        if cached and cached[1] > now:
+            return cached[0]
+        merchant = self._store.get(merchant_id) or {}
+        own = merchant.get("rate_limits") or {}
+        limits = (
+            int(own.get("read", self._default_limits[0])),
+            int(own.get("write", self._default_limits[1])),
+        )
+        if len(self._limits) >= _CACHE_ENTRIES:
+            self._limits.clear()
+        self._limits[merchant_id] = (limits, now + self._cache_seconds)
+        return limits
 
     def _key(self, secret_key: str) -> dict[str, Any] | None:
         digest = key_digest(secret_key)
