@@ -130,24 +130,23 @@ class MerchantStore:
 
     def mark_deleted(self, merchant_id: str, at: int) -> None:
         """Flag the merchant deleted (its data stays; its keys are expired by `expire`)."""
-        self._client.update_item(
-            TableName=self._table,
-            Key=to_attrs({"pk": f"merchant#{merchant_id}", "sk": "merchant"}),
-            UpdateExpression="SET #d.deleted = :yes, #d.deleted_at = :at",
-            ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#d": "data"},
-            ExpressionAttributeValues=to_attrs({":yes": True, ":at": at}),
-        )
+        self._set(merchant_id, {"deleted": True, "deleted_at": at})
 
     def set_rate_limits(self, merchant_id: str, limits: dict[str, int] | None) -> None:
         """Store the merchant's own rate limits (None: back to the defaults)."""
+        self._set(merchant_id, {"rate_limits": limits})
+
+    def _set(self, merchant_id: str, fields: dict[str, Any]) -> None:
+        # Fields of an existing merchant's `data`, None included (stored as NULL).
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": _serialized(value) for i, value in enumerate(fields.values())}
         self._client.update_item(
             TableName=self._table,
             Key=to_attrs({"pk": f"merchant#{merchant_id}", "sk": "merchant"}),
-            UpdateExpression="SET #d.rate_limits = :limits",
+            UpdateExpression="SET " + ", ".join(f"#d.#f{i} = :v{i}" for i in range(len(fields))),
             ConditionExpression="attribute_exists(pk)",
-            ExpressionAttributeNames={"#d": "data"},
-            ExpressionAttributeValues={":limits": _serialized(limits)},
+            ExpressionAttributeNames={"#d": "data", **names},
+            ExpressionAttributeValues=values,
         )
 
     def _put_new(self, batch: WriteBatch, pk: str, sk: str, values: dict[str, Any]) -> None:
