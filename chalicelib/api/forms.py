@@ -31,6 +31,7 @@ _PART = re.compile(r"\[([^\[\]]*)\]")
 _INDEX = re.compile(r"[0-9]+")
 # A JSON string literal: what the bracket scan must skip. Alternatives are disjoint: linear.
 _JSON_STRING = re.compile(r'"(?:[^"\\]|\\.)*"', re.DOTALL)
+_BRACKETS = re.compile(r"[\[\]{}]")
 
 
 def _too_many(count: int) -> InvalidRequestError:
@@ -145,15 +146,16 @@ def _check_json_shape(text: str) -> None:
     # json.loads recurses once per level (RecursionError near 1,000): bound the depth and the
     # number of values on the text, with string literals taken out, before parsing it.
     skeleton = _JSON_STRING.sub('""', text)
-    values = skeleton.count(",") + skeleton.count(":") + 1
-    brackets = sum(skeleton.count(c) for c in "[]{}")
-    if values > MAX_PARAMETERS or brackets > 2 * MAX_PARAMETERS:
-        raise _too_many(max(values, brackets // 2))
     depth = 0
-    for char in re.findall(r"[\[\]{}]", skeleton):
-        depth += 1 if char in "[{" else -1
+    for index, bracket in enumerate(_BRACKETS.finditer(skeleton)):
+        if index > 2 * MAX_PARAMETERS:
+            raise _too_many(index // 2)
+        depth += 1 if bracket.group() in "[{" else -1
         if depth > MAX_DEPTH:
             raise _too_deep()
+    values = skeleton.count(",") + skeleton.count(":") + 1
+    if values > MAX_PARAMETERS:
+        raise _too_many(values)
 
 
 def _check_json_text(body: Any) -> None:

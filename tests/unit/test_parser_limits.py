@@ -58,7 +58,7 @@ def test_deep_json_is_400_not_a_recursion_error(depth):
     body = ("[" * depth + "]" * depth).encode()
     with pytest.raises(InvalidRequestError) as error:
         parse_body(JSON, b'{"a":' + body + b"}")
-    assert error.value.http_status == 400
+    assert error.value.code == "parameters_exceed_max_depth"
 
 
 def test_brackets_inside_json_strings_do_not_count():
