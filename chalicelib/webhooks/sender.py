@@ -1,9 +1,9 @@
 """The HTTP client that POSTs webhooks: a timeout, no redirects, the first KB of the answer,
-and a connection pinned to the address that was checked.
+and a connection pinned to the addresses that were checked.
 
 SSRF policy (docs/security.md): the host is resolved once per attempt, every address it
 resolves to must be globally routable (chalicelib.domain.addresses) unless the sandbox allows
-private targets, and the connection goes to that checked address, never to a second lookup, so
+private targets, and the connection goes to those checked addresses, never to a second lookup, so
 a name that rebinds to 127.0.0.1 between the check and the connect reaches nothing. The Host
 header and, for https, the TLS server name and certificate check stay those of the URL's host.
 No proxy is used (a proxy would resolve the name again) and a 3xx is the answer, not a hop.
@@ -63,30 +63,42 @@ def resolve_host(host: str) -> list[str]:
     return list(dict.fromkeys(str(info[4][0]) for info in infos))
 
 
-def pick_address(host: str, addresses: Sequence[str], *, allow_private: bool) -> str:
-    """The address to connect to: the first one, once every one of them passed the policy (a
-    name with one private answer among public ones is refused: the next lookup may pick it)."""
+def checked_addresses(host: str, addresses: Sequence[str], *, allow_private: bool) -> list[str]:
+    """The addresses to connect to, in order, once every one of them passed the policy (a name
+    with one private answer among public ones is refused: another lookup may pick that one)."""
     if not addresses:
         raise TargetRefused(f"{host} does not resolve")
     if not allow_private:
         for address in addresses:
             if not is_global_address(address):
                 raise TargetRefused(f"{host} resolves to {address}, which is not public")
-    return addresses[0]
+    return list(addresses)
+
+
+def _open(connect: Connect, addresses: Sequence[str], port: int, timeout: float) -> socket.socket:
+    # Each checked address in turn (`localhost` may answer ::1 before 127.0.0.1), never a new
+    # lookup: what connects is always something the policy saw.
+    failure: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return connect((address, port), timeout)
+        except OSError as error:
+            failure = error
+    raise failure
 
 
 class _PinnedHTTP(http.client.HTTPConnection):
-    # http.client sends Host from `host`; only the TCP connection goes to `address`.
+    # http.client sends Host from `host`; only the TCP connection goes to the checked addresses.
     def __init__(
-        self, host: str, port: int, *, address: str, timeout: float, connect: Connect
+        self, host: str, port: int, *, addresses: Sequence[str], timeout: float, connect: Connect
     ) -> None:
         super().__init__(host, port, timeout=timeout)
         self._seconds = timeout
-        self._address = address
+        self._addresses = addresses
         self._connect = connect
 
     def connect(self) -> None:
-        self.sock = self._connect((self._address, self.port), self._seconds)
+        self.sock = _open(self._connect, self._addresses, self.port, self._seconds)
 
 
 class _PinnedHTTPS(http.client.HTTPSConnection):
@@ -95,25 +107,25 @@ class _PinnedHTTPS(http.client.HTTPSConnection):
         host: str,
         port: int,
         *,
-        address: str,
+        addresses: Sequence[str],
         timeout: float,
         connect: Connect,
         context: ssl.SSLContext,
     ) -> None:
         super().__init__(host, port, timeout=timeout, context=context)
         self._seconds = timeout
-        self._address = address
+        self._addresses = addresses
         self._connect = connect
         self._tls = context
 
     def connect(self) -> None:
-        raw = self._connect((self._address, self.port), self._seconds)
+        raw = _open(self._connect, self._addresses, self.port, self._seconds)
         # SNI and the certificate check are for the URL's host, not for the address.
         self.sock = self._tls.wrap_socket(raw, server_hostname=self.host)
 
 
 class PinnedSender:
-    """POSTs over http.client to the address that passed the policy: `timeout` seconds per
+    """POSTs over http.client to the addresses that passed the policy: `timeout` seconds per
     request, no redirects, no proxy. `allow_private` is the sandbox's allow-list for receivers
     on loopback and private networks (PAYFLOW_SANDBOX); it never skips the single resolution."""
 
@@ -147,20 +159,20 @@ class PinnedSender:
         host = parts.hostname or ""
         https = parts.scheme == "https"
         port = parts.port or (443 if https else 80)
-        address = pick_address(host, self._addresses(host), allow_private=self._allow_private)
+        addresses = checked_addresses(host, self._resolved(host), allow_private=self._allow_private)
         connection: http.client.HTTPConnection
         if https:
             connection = _PinnedHTTPS(
                 host,
                 port,
-                address=address,
+                addresses=addresses,
                 timeout=self._timeout,
                 connect=self._connect,
                 context=self._tls or ssl.create_default_context(),
             )
         else:
             connection = _PinnedHTTP(
-                host, port, address=address, timeout=self._timeout, connect=self._connect
+                host, port, addresses=addresses, timeout=self._timeout, connect=self._connect
             )
         target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
@@ -179,7 +191,7 @@ class PinnedSender:
         finally:
             connection.close()
 
-    def _addresses(self, host: str) -> Sequence[str]:
+    def _resolved(self, host: str) -> Sequence[str]:
         try:
             return [str(parse_address(host))]
         except ValueError:

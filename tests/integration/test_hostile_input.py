@@ -246,3 +246,19 @@ def test_no_request_is_a_5xx_or_a_write(
     if status >= 400:
         # A refused request leaves no trace (a create that happens to be valid may write).
         assert merchant_items(merchant["id"]) == before, (method, target, answer[:300])
+
+
+@pytest.mark.parametrize("path", ["/v1/nothing_here", "/v1/payment_intents"])
+def test_a_non_ascii_authorization_header_is_a_stripe_error(api: Api, path: str):
+    parts = urlsplit(api.base)
+    connection = http.client.HTTPConnection(parts.hostname, parts.port, timeout=30)
+    try:
+        connection.putrequest("GET", path)
+        connection.putheader("Authorization", b"Bearer sk_test_\xe9\xff")
+        connection.endheaders()
+        response = connection.getresponse()
+        status, body = response.status, response.read()
+    finally:
+        connection.close()
+    assert status in (401, 404), body
+    assert json.loads(body)["error"]["type"] == "invalid_request_error"

@@ -122,6 +122,19 @@ def test_the_sandbox_allow_list_still_delivers_to_loopback_through_a_name() -> N
         assert fake.resolved == ["hooks.example.com"]
 
 
+def test_every_checked_address_is_tried_in_turn_and_nothing_else() -> None:
+    # Given a name that answers ::1 first (nothing listens there) and then 127.0.0.1
+    with receiving() as receiver:
+        port = urlsplit(receiver.url).port
+        fake = Recorder(["::1", "127.0.0.1"])
+        sender = PinnedSender(2, allow_private=True, resolve=fake.resolve, connect=fake.connect)
+        result = sender.post(f"http://localhost:{port}{receiver.path}", b"{}", {})
+        # Then the second answer of the one lookup carried the request
+        assert result.ok, result
+        assert fake.resolved == ["localhost"]
+        assert fake.connected == [("::1", port), ("127.0.0.1", port)]
+
+
 def test_a_name_that_rebinds_after_the_check_reaches_only_the_checked_address() -> None:
     # Given a name that answers a public address first and loopback to any later lookup
     fake = Recorder(["93.184.216.34"], ["127.0.0.1"])
