@@ -19,7 +19,8 @@ from chalicelib.api.forms import (
     parse_body,
     parse_query,
 )
-from chalicelib.errors import InvalidRequestError, PayFlowError, RequestTooLarge
+from chalicelib.api.http import check_path_ids
+from chalicelib.errors import InvalidRequestError, PayFlowError, RequestTooLarge, ResourceMissing
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -164,3 +165,22 @@ def test_any_body_parses_or_raises_a_stripe_error(body):
             parse_body(content_type, body)
         except PayFlowError as error:
             assert 400 <= error.http_status < 500
+
+
+@pytest.mark.parametrize(
+    "value", ["pi_x/cancel", "?", "pi_x%2Fcancel", "pi x", "..", "pi_\u0663", "a" * 256, ""]
+)
+def test_path_parameters_no_id_can_hold_are_unknown_ids(value):
+    # As API Gateway hands them over: `%2F` arrives decoded inside one path parameter.
+    with pytest.raises(ResourceMissing) as error:
+        check_path_ids("/v1/payment_intents/{intent}/cancel", {"intent": value})
+    assert error.value.http_status == 404 and error.value.code == "resource_missing"
+    assert "No such payment_intent" in error.value.message
+
+
+def test_real_ids_and_names_pass_the_path_check():
+    check_path_ids(
+        "/v1/webhook_deliveries/{id}",
+        {"id": "wd_0VcXdJNL3Nckwtqwm7QX0lOT0VcXdJNL3Nckwtqwm7QX0lOT"},
+    )
+    check_path_ids("/v1/connectors/{connector}", {"connector": "stripe_eu-1"})
