@@ -67,11 +67,6 @@ class MerchantStore:
         }
         return {**record, "merchant": str(values["merchant_id"])}
 
-    def merchant_for_key(self, secret_key: str) -> str | None:
-        """The merchant id a key belongs to (expired or not), or None."""
-        record = self.key_for_secret(secret_key)
-        return None if record is None else str(record["merchant"])
-
     def get(self, merchant_id: str) -> dict[str, Any] | None:
         response = self._client.get_item(
             TableName=self._table,

@@ -183,10 +183,6 @@ class MerchantService:
         self._store.mark_deleted(merchant_id, now)
         return {"id": merchant_id, "object": "merchant", "deleted": True}
 
-    def merchant(self, merchant_id: str) -> dict[str, Any]:
-        """The merchant's record (deleted or not); ResourceMissing if there is none."""
-        return self._merchant(merchant_id)
-
     def set_rate_limits(self, merchant_id: str, limits: dict[str, int] | None) -> dict[str, Any]:
         """The merchant's own per-second limits per key, `{"read": n, "write": n}` (0:
         unlimited; None: back to the defaults). Other warm instances apply them within
