@@ -464,6 +464,33 @@ def stripe_keep_alive(sandbox: Sandbox, key: str, count: int) -> dict[str, Any]:
     }
 
 
+def rate_limit_cost(sandbox: Sandbox, key: str, merchant_id: str, count: int) -> dict[str, Any]:
+    """Reads under Stripe's live-mode limit (100/s per key): what the shared counter costs."""
+    from chalicelib.container import services
+
+    limits = {"rate_limits[read]": 100, "rate_limits[write]": 100}
+    requests.post(
+        f"{sandbox.api_url}/v1/sandbox/merchants/{merchant_id}",
+        data=limits,
+        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+        timeout=10,
+    ).raise_for_status()
+    stats = services().rate_limiter.stats
+    checks, trips = stats.checks, stats.round_trips
+    session = requests.Session()
+    session.auth = (key, "")
+    statuses = [
+        session.get(f"{sandbox.api_url}/v1/payment_intents", params={"limit": 1}).status_code
+        for _ in range(count)
+    ]
+    checked = max(1, stats.checks - checks)
+    return {
+        "requests": count,
+        "refused_429": statuses.count(429),
+        "counter_writes_per_request": round((stats.round_trips - trips) / checked, 3),
+    }
+
+
 # -- cost -----------------------------------------------------------------------------------------
 
 
@@ -561,6 +588,8 @@ def main(argv: list[str] | None = None) -> int:
         results["idempotency"] = idempotency(running, merchant_id, counter, runs=30)
         print("stripe-python keep-alive ...", file=sys.stderr, flush=True)
         results["stripe_keep_alive_retrieve"] = stripe_keep_alive(running, key, 200)
+        print("rate limiting ...", file=sys.stderr, flush=True)
+        results["rate_limit"] = rate_limit_cost(running, key, merchant_id, 300)
     print("cold start ...", file=sys.stderr, flush=True)
     results["cold_start_import_ms"] = cold_start()
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
@@ -613,11 +642,26 @@ def table(r: dict[str, Any]) -> str:
         ),
         ("cold start: import app / import boto3", f"{cold['app']} / {cold['bare_boto3']} ms"),
         ("stripe-python keep-alive retrieve p50 / p99", f"{sk['p50_ms']} / {sk['p99_ms']} ms"),
+        *_rate_limit_rows(r.get("rate_limit")),
     ]
     width = max(len(k) for k, _ in rows)
     lines = [f"| {'measure':<{width}} | value |", f"| {'-' * width} | --- |"]
     lines += [f"| {k:<{width}} | {v} |" for k, v in rows]
     return "\n".join(lines)
+
+
+def _rate_limit_rows(rate: dict[str, Any] | None) -> list[tuple[str, str]]:
+    if not rate:
+        return []
+    writes = rate["counter_writes_per_request"]
+    per_million = writes * 1_000_000 * PRICES["dynamodb"]["write_unit"]
+    return [
+        (
+            "rate limit (100/s per key): counter writes per request",
+            f"{writes} (${per_million:,.2f} per million requests; "
+            f"{rate['refused_429']} of {rate['requests']} refused)",
+        )
+    ]
 
 
 if __name__ == "__main__":

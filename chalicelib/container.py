@@ -17,10 +17,11 @@ from chalicelib.dal.idempotency import IdempotencyStore
 from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.merchants import MerchantStore
 from chalicelib.dal.objects import ObjectStore
+from chalicelib.dal.ratelimit import RateLimitStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.dal.workflows import PaymentWorkflows
-from chalicelib.domain.webhooks import RetrySchedule, check_url
+from chalicelib.domain.webhooks import RetrySchedule
 from chalicelib.errors import ResourceMissing
 from chalicelib.faults import Faults
 from chalicelib.services.charges import ChargeService
@@ -35,14 +36,15 @@ from chalicelib.services.merchants import MerchantService
 from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.payment_methods import PaymentMethodService
+from chalicelib.services.ratelimits import RateLimiter
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.resources import Resources
 from chalicelib.services.setup_intents import SetupIntentService
 from chalicelib.settings import Settings, get_settings
 from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
-from chalicelib.webhooks.endpoints import WebhookEndpointService, resolve_host
+from chalicelib.webhooks.endpoints import WebhookEndpointService
 from chalicelib.webhooks.relay import Dispatcher, Relay
-from chalicelib.webhooks.sender import UrllibSender
+from chalicelib.webhooks.sender import PinnedSender
 
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -63,6 +65,7 @@ class Services:
     idempotency: IdempotencyStore
     objects: ObjectStore
     merchants: MerchantService
+    rate_limiter: RateLimiter
     simulator_ledger: SimulatorLedger
     ledger: LedgerService
     refunds: RefundService
@@ -144,6 +147,13 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             MerchantStore(dynamodb, settings.payments_table),
             admin_key=settings.admin_key,
             cache_seconds=settings.api_key_cache_seconds,
+            default_rate_limits=settings.default_rate_limits(),
+        ),
+        rate_limiter=RateLimiter(
+            RateLimitStore(dynamodb, settings.rate_limit_table)
+            if settings.rate_limit_table
+            else None,
+            lease=settings.rate_limit_lease,
         ),
         simulator_ledger=simulator_ledger,
         ledger=ledger_service,
@@ -224,13 +234,9 @@ def build_webhook_services(
 
     api_store, api_events = stores(api_dynamodb)
     worker_store, worker_events = stores(worker_dynamodb)
-    sender = UrllibSender(
-        settings.webhook_timeout_seconds,
-        # Checked again at send time: a name may resolve elsewhere than when it was registered.
-        check_target=None
-        if settings.sandbox
-        else lambda url: check_url(url, allow_private=False, resolve=resolve_host),
-    )
+    # Checked again at send time, on the one resolution the connection then uses: a name may
+    # resolve elsewhere than when it was registered. The sandbox allows private receivers.
+    sender = PinnedSender(settings.webhook_timeout_seconds, allow_private=settings.sandbox)
     return WebhookServices(
         endpoints=WebhookEndpointService(
             api_store,

@@ -147,3 +147,30 @@ class StaleWrite(Conflict):
 
 class IdempotencyLeaseLost(IdempotencyKeyInUse):
     """This request's claim on its Idempotency-Key expired and another request took it over."""
+
+
+class RequestTooLarge(InvalidRequestError):
+    """The request body is larger than PayFlow reads (413)."""
+
+    http_status = 413
+    default_code = "request_too_large"
+
+
+class MethodNotAllowed(InvalidRequestError):
+    """An HTTP method no PayFlow route answers, such as TRACE (405)."""
+
+    http_status = 405
+    default_code = "method_not_allowed"
+
+
+class RateLimited(InvalidRequestError):
+    """The key sent more requests than its rate limit allows (429), as Stripe answers it."""
+
+    http_status = 429
+    default_code = "rate_limit"
+
+
+class UnstorableValue(InvalidRequestError):
+    """A value the data store could not hold or give back intact (400); nothing was written."""
+
+    default_code = "parameter_invalid"

@@ -12,6 +12,9 @@ from pydantic import BaseModel, Field
 
 from chalicelib.concurrency import Once
 
+STRIPE_TEST_MODE_LIMIT = 25
+"""Stripe's per-second limit for reads and for writes in test mode (live mode: 100 each)."""
+
 
 class Settings(BaseModel):
     """PayFlow's configuration (environment variable names in each field's alias)."""
@@ -39,8 +42,23 @@ class Settings(BaseModel):
     idempotency_ttl_seconds: int = Field(default=86_400, alias="PAYFLOW_IDEMPOTENCY_TTL_SECONDS")
     idempotency_lease_ms: int = Field(default=60_000, alias="PAYFLOW_IDEMPOTENCY_LEASE_MS")
     """How long an in-progress Idempotency-Key stays locked if its request dies."""
-    api_key_cache_seconds: float = Field(default=60.0, alias="PAYFLOW_API_KEY_CACHE_SECONDS")
-    """How long a Lambda instance trusts a resolved API key before asking DynamoDB again."""
+    api_key_cache_seconds: float = Field(
+        default=5.0, ge=0, le=300, alias="PAYFLOW_API_KEY_CACHE_SECONDS"
+    )
+    """How long a Lambda instance trusts a resolved API key before asking DynamoDB again: the
+    bound on how long a revoked key, or a deleted merchant's, keeps working on a warm instance
+    other than the one that revoked it (docs/security.md)."""
+    rate_limit_table: str | None = Field(default=None, alias="PAYFLOW_RATE_LIMIT_TABLE")
+    """The table of per-key request counters that every instance shares (none: no limits)."""
+    rate_limit_read: int | None = Field(default=None, ge=0, alias="PAYFLOW_RATE_LIMIT_READ")
+    rate_limit_write: int | None = Field(default=None, ge=0, alias="PAYFLOW_RATE_LIMIT_WRITE")
+    """Requests per second per API key, GET (read) and every other method (write), for merchants
+    without limits of their own; 0 means unlimited. Unset: Stripe's test-mode limits (25 and
+    25) on AWS, unlimited in the sandbox so that tests, chaos runs and benchmarks are never
+    throttled (a merchant's own limits apply everywhere)."""
+    rate_limit_lease: float = Field(default=0.1, gt=0, le=1, alias="PAYFLOW_RATE_LIMIT_LEASE")
+    """Share of a key's per-second limit an instance takes from the shared counter at once and
+    then spends locally: the DynamoDB cost is one conditional write per lease, not per request."""
     payment_state_machine_arn: str = Field(alias="PAYFLOW_PAYMENT_STATE_MACHINE_ARN")
     refund_state_machine_arn: str = Field(alias="PAYFLOW_REFUND_STATE_MACHINE_ARN")
     availability_delay_seconds: int = Field(
@@ -64,6 +82,13 @@ class Settings(BaseModel):
     """Where EMF metric lines go: "stdout" (CloudWatch, via Lambda's logs), "memory" (the
     in-process aggregate behind /v1/sandbox/metrics and /metrics), both comma-separated, or
     "none"."""
+
+    def default_rate_limits(self) -> tuple[int, int]:
+        """(read, write) requests per second for a key without limits of its own; 0: none."""
+        fallback = 0 if self.sandbox else STRIPE_TEST_MODE_LIMIT
+        read = fallback if self.rate_limit_read is None else self.rate_limit_read
+        write = fallback if self.rate_limit_write is None else self.rate_limit_write
+        return read, write
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:

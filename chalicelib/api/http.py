@@ -13,6 +13,7 @@ import copy
 import functools
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -21,13 +22,20 @@ from typing import Any, Literal
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
 
-from chalicelib.api.forms import parse_body, parse_query
+from chalicelib.api.forms import check_size, parse_body, parse_query
 from chalicelib.api.params import Params, validate
 from chalicelib.container import services
 from chalicelib.domain.events import API_VERSION
 from chalicelib.domain.idempotency import StoredResponse, fingerprint, validate_key
 from chalicelib.domain.ids import new_id
-from chalicelib.errors import ApiError, Conflict, IdempotencyLeaseLost, PayFlowError
+from chalicelib.errors import (
+    ApiError,
+    Conflict,
+    IdempotencyLeaseLost,
+    PayFlowError,
+    PermissionDenied,
+    ResourceMissing,
+)
 from chalicelib.faults import InjectedCrash
 from chalicelib.observability import Metric, observability
 from chalicelib.services import expand
@@ -50,6 +58,23 @@ class ApiCall:
     context: RequestContext
 
 
+@dataclass(frozen=True)
+class EndpointSpec:
+    """What `@endpoint` was given for a view: for tests and tools that walk every route."""
+
+    params: type[Params] | None
+    auth: Auth
+    creates: str | None
+
+
+_SPECS: dict[Callable[..., Any], EndpointSpec] = {}
+
+
+def endpoint_spec(view_function: Callable[..., Any]) -> EndpointSpec | None:
+    """The spec of a Chalice route's view function, if `@endpoint` wrapped it."""
+    return _SPECS.get(view_function)
+
+
 def api_key(request: Request) -> str | None:
     """The secret key from `Authorization: Bearer <key>` or HTTP Basic with the key as user."""
     header = request.headers.get("authorization", "")
@@ -69,7 +94,39 @@ def api_key(request: Request) -> str | None:
 def _parameters(request: Request) -> dict[str, Any]:
     if request.method == "GET":
         return parse_query(_query(request))
-    return parse_body(request.headers.get("content-type"), request.raw_body)
+    # The declared length first: a huge body is refused before it is even decoded.
+    check_size(request.headers.get("content-length"), None)
+    raw = request.raw_body
+    check_size(None, raw)
+    return parse_body(request.headers.get("content-type"), raw)
+
+
+_ID = re.compile(r"[A-Za-z0-9_-]{1,255}")
+"""Every character an id, a connector name or any other path parameter can hold."""
+
+
+def check_path_ids(route: str, path_args: dict[str, str]) -> None:
+    """ResourceMissing (404) for a path parameter no object can have as its id.
+
+    Ids never hold `/`, `?`, `%` or spaces. Behind API Gateway an encoded slash (`%2F`) arrives
+    decoded inside one path parameter, and the sandbox routes on the raw path, where it stays
+    `%2F`: either way `pi_x%2Fcancel` is one unknown id here, never a second route.
+    """
+    for name, value in path_args.items():
+        if not _ID.fullmatch(value):
+            raise ResourceMissing(
+                f"No such {_resource_of(route, name)}: '{value[:255]}'", param="id"
+            )
+
+
+def _resource_of(route: str, name: str) -> str:
+    # `/v1/payment_intents/{intent}` -> "payment_intent"; `/v1/webhook_deliveries/{id}` -> ...y
+    parts = route.split("/")
+    marker = "{" + name + "}"
+    collection = parts[parts.index(marker) - 1] if marker in parts[1:] else "object"
+    if collection.endswith("ies"):
+        return collection[:-3] + "y"
+    return collection.removesuffix("s")
 
 
 def _query(request: Request) -> dict[str, list[str]]:
@@ -163,6 +220,8 @@ def endpoint(
             principal = ""
             try:
                 principal = _authenticate(request, auth)
+                _rate_limit(request, auth, principal)
+                check_path_ids(str(request.context.get("resourcePath", "")), path_args)
                 raw = _parameters(request)
                 parsed = validate(params, raw) if params else None
                 expansions = list(parsed.expand) if parsed else []
@@ -215,6 +274,7 @@ def endpoint(
                 outcome = _expanded(outcome, principal, returns, expansions)
             return respond(outcome, request_id, idempotency_key=key)
 
+        _SPECS[handle] = EndpointSpec(params, auth, creates)
         return handle
 
     return decorator
@@ -245,7 +305,38 @@ def _authenticate(request: Request, auth: Auth) -> str:
     merchants = services().merchants
     if auth == "admin":
         return merchants.authenticate_admin(api_key(request))
+    account = request.headers.get("stripe-account")
+    if account:
+        return _acting_as(request, account)
     return merchants.authenticate(api_key(request))
+
+
+def _rate_limit(request: Request, auth: Auth, merchant_id: str) -> None:
+    # Per key, as Stripe counts; before parsing, idempotency or any write, so a refused
+    # request costs nothing and leaves nothing. The admin's reads as a merchant are not counted.
+    if auth != "merchant" or request.headers.get("stripe-account"):
+        return
+    merchants = services().merchants
+    read, write = merchants.rate_limits(merchant_id)
+    reading = request.method == "GET"
+    services().rate_limiter.check(
+        merchants.rate_bucket(api_key(request) or ""),
+        "read" if reading else "write",
+        read if reading else write,
+    )
+
+
+def _acting_as(request: Request, account: str) -> str:
+    # `Stripe-Account` with the admin key reads a merchant's data, deleted merchants included;
+    # it never writes as them.
+    merchant_id = services().merchants.authenticate_as(api_key(request), account)
+    if request.method != "GET":
+        raise PermissionDenied(
+            "The administrator key reads a merchant's data with Stripe-Account; it cannot "
+            "change it.",
+            code="secret_key_required",
+        )
+    return merchant_id
 
 
 def _route_of(request: Request, path_args: dict[str, str]) -> str:

@@ -29,17 +29,26 @@ from chalicelib.errors import (
     PayFlowError,
 )
 
-_INTEGER = re.compile(r"^-?\d+$")
+# ASCII digits only: `\d` and int() also take Arabic-Indic and other Unicode digits.
+_INTEGER = re.compile(r"-?[0-9]{1,19}")
+INTEGER_MAX = 2**63 - 1
+"""Stripe's integers are 64-bit; anything larger is refused before it reaches storage."""
 METADATA_MAX_KEYS = 50
 METADATA_MAX_KEY_LENGTH = 40
 METADATA_MAX_VALUE_LENGTH = 500
 
 
 def _integer(value: Any) -> int:
-    if isinstance(value, int) and not isinstance(value, bool):
+    if (
+        isinstance(value, int)
+        and not isinstance(value, bool)
+        and -INTEGER_MAX <= value <= INTEGER_MAX
+    ):
         return value
-    if isinstance(value, str) and _INTEGER.match(value.strip()):
-        return int(value)
+    if isinstance(value, str) and _INTEGER.fullmatch(value.strip(" ")):
+        number = int(value)
+        if -INTEGER_MAX <= number <= INTEGER_MAX:
+            return number
     raise PydanticCustomError(
         "parameter_invalid_integer", "Invalid integer: {value}", {"value": value}
     )
@@ -109,6 +118,13 @@ def _metadata(value: Any) -> dict[str, str] | None:
         )
     result: dict[str, str] = {}
     for key, item in value.items():
+        if not _metadata_key_ok(key):
+            raise PydanticCustomError(
+                "parameter_invalid_metadata",
+                "Metadata keys must be 1 to {n} printable characters, not all blank, without "
+                "'[' or ']'; '{key}' is not.",
+                {"n": METADATA_MAX_KEY_LENGTH, "key": key},
+            )
         if len(key) > METADATA_MAX_KEY_LENGTH:
             raise PydanticCustomError(
                 "parameter_invalid_metadata",
@@ -131,6 +147,18 @@ def _metadata(value: Any) -> dict[str, str] | None:
             )
         result[key] = text
     return result
+
+
+def _metadata_key_ok(key: Any) -> bool:
+    # An empty key cannot be stored (DynamoDB map keys have at least one character) and once
+    # written broke every read of the object; brackets could not be sent as a form field again.
+    return (
+        isinstance(key, str)
+        and key.strip() != ""
+        and key.isprintable()
+        and "[" not in key
+        and "]" not in key
+    )
 
 
 def _string_list(value: Any) -> Any:
@@ -646,3 +674,27 @@ class SearchParams(Params):
     query: SearchText
     limit: Limit = 10
     page: SearchText | None = None
+
+
+# -- sandbox administration: merchants and their keys -------------------------------------------
+
+
+class RollApiKey(Params):
+    expires_in: Integer | None = None
+    """Seconds the old key keeps working (0 to 7 days; default: it stops now)."""
+    expires_at: Integer | None = None
+    """Or: when the old key stops working (epoch seconds)."""
+
+
+class RateLimitParams(BaseModel):
+    """`rate_limits[read]`, `rate_limits[write]`: requests per second per key (0: unlimited)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    read: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=100_000)]
+    write: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=100_000)]
+
+
+class UpdateMerchant(Params):
+    rate_limits: Annotated[RateLimitParams | None, BeforeValidator(_blank_is_none)] = None
+    """The merchant's own limits; "" goes back to the defaults."""

@@ -31,6 +31,54 @@ def create_merchant(call: ApiCall) -> dict:
     return services().merchants.create(name=call.params.name)
 
 
+@bp.route("/v1/sandbox/merchants/{merchant}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, auth="admin")
+def retrieve_merchant(call: ApiCall, merchant: str) -> dict:
+    """The merchant and its API keys (never their secrets), deleted or not."""
+    return services().merchants.retrieve(merchant)
+
+
+@bp.route("/v1/sandbox/merchants/{merchant}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.UpdateMerchant, auth="admin")
+def update_merchant(call: ApiCall, merchant: str) -> dict:
+    """Set the merchant's own rate limits (`rate_limits[read]`, `rate_limits[write]`)."""
+    limits = call.params.rate_limits
+    return services().merchants.set_rate_limits(
+        merchant, limits.model_dump() if limits is not None else None
+    )
+
+
+@bp.route("/v1/sandbox/merchants/{merchant}", methods=["DELETE"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, auth="admin")
+def delete_merchant(call: ApiCall, merchant: str) -> dict:
+    """Every key of the merchant stops working; its data stays readable to the admin."""
+    return services().merchants.delete(merchant)
+
+
+@bp.route(
+    "/v1/sandbox/merchants/{merchant}/api_keys/{key}/roll",
+    methods=["POST"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params=p.RollApiKey, auth="admin")
+def roll_api_key(call: ApiCall, merchant: str, key: str) -> dict:
+    """A new key (secret shown once); the old one expires as asked (default: now)."""
+    return services().merchants.roll_key(
+        merchant, key, expires_in=call.params.expires_in, expires_at=call.params.expires_at
+    )
+
+
+@bp.route(
+    "/v1/sandbox/merchants/{merchant}/api_keys/{key}/revoke",
+    methods=["POST"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params=p.Params, auth="admin")
+def revoke_api_key(call: ApiCall, merchant: str, key: str) -> dict:
+    """The key stops working now (everywhere within PAYFLOW_API_KEY_CACHE_SECONDS)."""
+    return services().merchants.revoke_key(merchant, key)
+
+
 @bp.route(
     "/v1/sandbox/payment_intents/{intent}/authenticate",
     methods=["POST"],

@@ -10,8 +10,15 @@ from typing import Any
 from boto3.dynamodb.types import TypeDeserializer, TypeSerializer
 from botocore.exceptions import ClientError
 
+from chalicelib.errors import UnstorableValue
+
 _serializer = TypeSerializer()
 _deserializer = TypeDeserializer()
+
+MAX_ITEM_BYTES = 400 * 1024
+"""DynamoDB's item size limit; an item near it is refused here, not by the service."""
+MAX_NUMBER = 10**38
+"""DynamoDB numbers hold 38 significant digits; larger integers cannot be stored exactly."""
 
 
 def _decimals(value: Any) -> Any:
@@ -26,8 +33,88 @@ def _decimals(value: Any) -> Any:
 
 
 def to_attrs(values: dict[str, Any]) -> dict[str, Any]:
-    """Python values -> DynamoDB attribute values (None at the top level is left out)."""
-    return {k: _serializer.serialize(_decimals(v)) for k, v in values.items() if v is not None}
+    """Python values -> DynamoDB attribute values (None at the top level is left out).
+
+    Every write goes through here, so here is the guard that nothing unreadable is ever
+    written: an empty map key, a string that is not valid Unicode, a number DynamoDB cannot
+    hold or an item over its size limit raises UnstorableValue (a 400) before any call. moto
+    stores an empty map key and then cannot serialize the item back: one request would break
+    every later read of it.
+    """
+    present = {k: v for k, v in values.items() if v is not None}
+    check_storable(present)
+    return {k: _serializer.serialize(_decimals(v)) for k, v in present.items()}
+
+
+def check_storable(values: dict[str, Any]) -> int:
+    """The approximate stored size of `values` in bytes; UnstorableValue if DynamoDB could not
+    store it or give it back intact. Iterative: no value is deep enough to exhaust the stack."""
+    size = 0
+    stack: list[tuple[tuple[str, ...], Any]] = [((name,), value) for name, value in values.items()]
+    while stack:
+        path, value = stack.pop()
+        size += _text_bytes(path[-1], path) + 1
+        if isinstance(value, dict):
+            for key, item in value.items():
+                if not isinstance(key, str) or key == "":
+                    raise _unstorable(path, "keys must be non-empty strings")
+                stack.append(((*path, key), item))
+        elif isinstance(value, list | tuple | set | frozenset):
+            stack.extend(((*path, str(index)), item) for index, item in enumerate(value))
+        elif isinstance(value, str):
+            size += _text_bytes(value, path)
+        elif isinstance(value, bytes):
+            size += len(value)
+        elif isinstance(value, int | float | Decimal) and not isinstance(value, bool):
+            size += _number_bytes(value, path)
+        else:
+            size += 1
+        if size > MAX_ITEM_BYTES:
+            raise _unstorable(
+                path,
+                f"the object would be larger than the {MAX_ITEM_BYTES // 1024} KB PayFlow can "
+                "store; send fewer or shorter values",
+            )
+    return size
+
+
+_WRAPPERS = frozenset({"data"})
+"""Attributes that hold a whole API object: a parameter's name starts below them."""
+
+
+def _unstorable(path: tuple[str, ...], why: str) -> UnstorableValue:
+    parts = [part for part in path if not part.startswith(":")]
+    if len(parts) > 1 and parts[0] in _WRAPPERS:
+        parts = parts[1:]
+    param = parts[0] if parts else None
+    return UnstorableValue(f"Invalid {param or 'value'}: {why}.", param=param)
+
+
+def _text_bytes(text: str, path: tuple[str, ...]) -> int:
+    try:
+        return len(text.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise _unstorable(path, "the text is not valid Unicode") from None
+
+
+def _number_bytes(value: int | float | Decimal, path: tuple[str, ...]) -> int:
+    if isinstance(value, int):
+        if not -MAX_NUMBER < value < MAX_NUMBER:
+            raise _unstorable(path, "the number has more than 38 digits")
+        return 21
+    number = Decimal(str(value)) if isinstance(value, float) else value
+    if not number.is_finite():
+        raise _unstorable(path, "not a finite number")
+    if number and not (_SMALLEST <= abs(number) < _LARGEST):
+        raise _unstorable(path, "the number is out of the range DynamoDB stores")
+    # Not normalize(): it rounds to the default context's 28 digits first.
+    if len("".join(map(str, number.as_tuple().digits)).strip("0")) > 38:
+        raise _unstorable(path, "the number has more than 38 significant digits")
+    return 21
+
+
+_SMALLEST = Decimal("1e-130")
+_LARGEST = Decimal("1e126")
 
 
 def _plain(value: Any) -> Any:

@@ -347,6 +347,7 @@ def update(pi: PaymentIntent, changes: dict[str, Any]) -> PaymentIntent:
         # An explicit empty metadata (`metadata=` in a form) clears every key, as in Stripe.
         update = changes["metadata"]
         fields["metadata"] = {} if update is None else merge_metadata(pi.metadata, update)
+    fields = _typed(fields)
     if fields.get("payment_method") and pi.status == S.REQUIRES_PAYMENT_METHOD:
         fields["status"] = S.REQUIRES_CONFIRMATION
     return _moved(pi, **fields)
@@ -379,9 +380,16 @@ def prepare_confirm(
             "attempt_count": pi.attempt_count + 1,
             "off_session": False,
             "error_on_requires_action": False,
-            **(options or {}),
+            **_typed(options or {}),
         }
     )
+
+
+def _typed(fields: dict[str, Any]) -> dict[str, Any]:
+    """Parameters as the model's own types (model_copy does not convert a hash)."""
+    if isinstance(fields.get("shipping"), dict):
+        return {**fields, "shipping": Shipping.model_validate(fields["shipping"])}
+    return fields
 
 
 def processing(pi: PaymentIntent, candidates: list[str]) -> PaymentIntent:

@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field
 
+from chalicelib.domain.addresses import is_global_address
 from chalicelib.domain.charges import EVENT_TYPES as CHARGE_EVENTS
 from chalicelib.domain.customers import EVENT_TYPES as CUSTOMER_EVENTS
 from chalicelib.domain.payment_intents import EVENT_TYPES as PAYMENT_INTENT_STATUS_EVENTS
@@ -264,7 +265,9 @@ def check_url(url: str, *, allow_private: bool, resolve: Resolver) -> str:
     except ValueError:
         try:
             addresses = resolve(host)
-        except OSError:
+        except (OSError, UnicodeError):
+            addresses = []
+        if not addresses:
             raise ParameterInvalid(
                 f"Invalid URL: the host {host!r} does not resolve.", param="url"
             ) from None
@@ -279,18 +282,8 @@ def check_url(url: str, *, allow_private: bool, resolve: Resolver) -> str:
 
 
 def is_public_address(address: str) -> bool:
-    """False for loopback, private, link-local, reserved, multicast and unspecified addresses."""
-    ip = ipaddress.ip_address(address.split("%", 1)[0])
-    if isinstance(ip, ipaddress.IPv6Address) and ip.ipv4_mapped is not None:
-        ip = ip.ipv4_mapped
-    return not (
-        ip.is_private
-        or ip.is_loopback
-        or ip.is_link_local
-        or ip.is_reserved
-        or ip.is_multicast
-        or ip.is_unspecified
-    )
+    """True only for globally routable addresses (see chalicelib.domain.addresses)."""
+    return is_global_address(address)
 
 
 @dataclass(frozen=True)

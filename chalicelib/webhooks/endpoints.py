@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -24,15 +23,11 @@ from chalicelib.domain.webhooks import (
 )
 from chalicelib.errors import InvalidRequestError, ParameterInvalid, ResourceMissing
 from chalicelib.webhooks.relay import Dispatcher
+from chalicelib.webhooks.sender import resolve_host
 from chalicelib.webhooks.signing import new_secret
 
 MAX_RESEND = 1000
 """The most deliveries one resend call queues again."""
-
-
-def resolve_host(host: str) -> list[str]:
-    """The addresses `host` resolves to (the URL rule's view of DNS)."""
-    return sorted({str(info[4][0]) for info in socket.getaddrinfo(host, None)})
 
 
 class WebhookEndpointService:

@@ -23,7 +23,7 @@ from chalice import Chalice
 from chalice.config import Config
 from chalice.local import ForbiddenError, LocalChalice, LocalGateway, LocalGatewayException
 
-from chalicelib.errors import RouteNotFound
+from chalicelib.errors import MethodNotAllowed, PayFlowError, RouteNotFound
 from payflow.sandbox.lambda_invoke import read_body
 from payflow.sandbox.serving import BackgroundServer
 
@@ -60,10 +60,25 @@ def make_thread_safe(app: Chalice) -> Chalice:
 
 
 def _not_found(method: str, path: str) -> tuple[int, dict[str, str], bytes]:
-    error = RouteNotFound(
-        f"Unrecognized request URL ({method}: {path}). Please see the API reference at /docs."
+    return _refusal(
+        RouteNotFound(
+            f"Unrecognized request URL ({method}: {path}). Please see the API reference at /docs."
+        )
     )
-    return 404, {"Content-Type": "application/json"}, json.dumps(error.to_body()).encode()
+
+
+def _refusal(error: PayFlowError) -> tuple[int, dict[str, str], bytes]:
+    headers = {"Content-Type": "application/json", **error.headers}
+    return error.http_status, headers, json.dumps(error.to_body()).encode()
+
+
+def _raw_path(environ: dict[str, Any]) -> str:
+    # Route on the path as sent: PATH_INFO is already percent-decoded, which would make
+    # `pi_x%2Fcancel` the cancel route and `%3F` the start of a query string.
+    raw = str(environ.get("REQUEST_URI") or environ.get("RAW_URI") or "")
+    if raw.startswith("/"):
+        return raw.partition("?")[0] or "/"
+    return environ.get("PATH_INFO", "") or "/"
 
 
 class ChaliceWsgiApp:
@@ -73,10 +88,11 @@ class ChaliceWsgiApp:
         self._app = make_thread_safe(app)
         config = Config.create(chalice_stage=stage, app_name=app.app_name, chalice_app=app)
         self._gateway = LocalGateway(app, config)
+        self._methods = {method for route in app.routes.values() for method in route}
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
-        path = environ.get("PATH_INFO", "") or "/"
+        path = _raw_path(environ)
         query = environ.get("QUERY_STRING", "")
         headers = {
             key[5:].replace("_", "-").lower(): value
@@ -97,9 +113,18 @@ class ChaliceWsgiApp:
     def _handle(
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
+        if method not in self._methods:
+            allowed = ", ".join(sorted(self._methods))
+            return _refusal(
+                MethodNotAllowed(
+                    f"The {method} method is not supported; PayFlow answers {allowed}.",
+                    headers={"Allow": allowed},
+                )
+            )
         try:
             response = self._gateway.handle_request(method, path, headers, body or None)
-        except ForbiddenError:
+        except (ForbiddenError, UnicodeError):
+            # UnicodeError: Chalice's own 403 echoes a non-ASCII Authorization header.
             return _not_found(method, path.split("?")[0])
         except LocalGatewayException as error:
             return error.CODE, dict(error.headers), error.body or b""
