@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from typing import Any
 
 import boto3
 from botocore.config import Config
 
+from chalicelib.clock import SandboxClock
 from chalicelib.concurrency import Once
 from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 from chalicelib.dal.connectors import ConnectorStateStore
@@ -64,12 +66,16 @@ class Services:
     orchestrator: PaymentOrchestrator
     connector_admin: ConnectorService
     payment_intents: PaymentIntentService
+    clock: SandboxClock | None = None
+    """The settable business clock, in the sandbox only (None on AWS: the wall clock)."""
 
 
 def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
     """Wire the services for `settings`; clients come from `session` (default: a new one)."""
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
+    sandbox_clock = SandboxClock() if settings.sandbox else None
+    clock = sandbox_clock or time.time
     faults = Faults(settings.faults)
     idempotency = IdempotencyStore(
         dynamodb,
@@ -79,7 +85,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     )
     objects = ObjectStore(dynamodb, settings.payments_table)
     simulator_ledger = SimulatorLedger(dynamodb, settings.simulator_table)
-    ledger = LedgerStore(dynamodb, settings.payments_table)
+    ledger = LedgerStore(dynamodb, settings.payments_table, clock=clock)
     connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
     registry = ConnectorRegistry(
         load_default_routing(),
@@ -91,7 +97,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     circuits = CircuitBreakers(connector_state)
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
     workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
-    committer = Committer(dynamodb, idempotency, faults)
+    committer = Committer(dynamodb, idempotency, faults, clock=clock)
     return Services(
         settings=settings,
         dynamodb=dynamodb,
@@ -104,7 +110,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             cache_seconds=settings.api_key_cache_seconds,
         ),
         simulator_ledger=simulator_ledger,
-        ledger=LedgerService(ledger, dynamodb),
+        ledger=LedgerService(ledger, dynamodb, clock=clock),
         refunds=RefundService(
             objects,
             committer,
@@ -112,6 +118,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             registry,
             PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
             wait_ms=settings.confirm_wait_ms,
+            clock=clock,
         ),
         connector_state=connector_state,
         connectors=registry,
@@ -129,6 +136,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
             confirm_wait_ms=settings.confirm_wait_ms,
             availability_delay_seconds=settings.availability_delay_seconds,
         ),
+        clock=sandbox_clock,
     )
 
 
