@@ -36,6 +36,11 @@ def make_target(endpoint_url: str | None, environ: Mapping[str, str] | None = No
         session = boto3.session.Session(region_name=region)
         if session.region_name is None:
             raise SystemExit("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+        if session.get_credentials() is None:
+            raise SystemExit(
+                "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                "(or deploy to LocalStack with `make deploy-localstack`)"
+            )
     return Target(session=session, endpoint_url=endpoint_url)
 
 
