@@ -280,7 +280,7 @@ class Seeder:
         client = self._clients[op.merchant]
         key = f"seed-{self._run}-{id(op)}"
         try:
-            op.result = self._call(client, op, key)
+            op.result = self._settled(client, self._call(client, op, key))
             op.outcome = str(op.result.get("status", "ok"))
         except ApiError as error:
             # Declines are answers, not failures: the PaymentIntent exists, failed.
@@ -289,6 +289,23 @@ class Seeder:
             op.outcome = "declined"
             intent = error.error.get("payment_intent")
             op.result = intent if isinstance(intent, dict) else {"id": None}
+
+    def _settled(
+        self, client: ApiClient, obj: dict[str, Any], timeout: float = 120.0
+    ) -> dict[str, Any]:
+        """`obj` once its execution has ended: a confirm or refund that outlasted the API's
+        wait answers processing / pending, and the clock must not move on before its outcome
+        (and its events and ledger entries) are written at this slot's time."""
+        unsettled = {"payment_intent": "processing", "refund": "pending"}
+        kind = obj.get("object")
+        if kind not in unsettled:
+            return obj
+        path = f"/v1/{kind}s/{obj['id']}"
+        deadline = self._clock() + timeout
+        while obj.get("status") == unsettled[kind] and self._clock() < deadline:
+            time.sleep(0.25)
+            obj = client.get(path)
+        return obj
 
     def _call(self, client: ApiClient, op: Operation, key: str) -> dict[str, Any]:
         if op.kind == "create":
