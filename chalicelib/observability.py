@@ -20,7 +20,6 @@ import contextlib
 import functools
 import json
 import logging
-import os
 import re
 import threading
 import time
@@ -444,12 +443,10 @@ class ObservabilityConfig:
     log_format: LogFormat = LogFormat.JSON
 
     @classmethod
-    def from_settings(cls, settings: Any, *, in_lambda: bool | None = None) -> ObservabilityConfig:
-        """The config for `settings`; `in_lambda` defaults to whether Lambda's runtime set
-        AWS_LAMBDA_FUNCTION_NAME (it picks JSON logs when PAYFLOW_LOG_FORMAT is unset)."""
+    def from_settings(cls, settings: Any) -> ObservabilityConfig:
+        """The config for `settings` (in Lambda, JSON logs unless PAYFLOW_LOG_FORMAT says)."""
         sinks = tuple(s.strip() for s in settings.metrics_sink.split(",") if s.strip())
-        if in_lambda is None:
-            in_lambda = bool(os.environ.get("AWS_LAMBDA_FUNCTION_NAME"))
+        in_lambda = bool(settings.lambda_function_name)
         return cls(
             log_level=settings.log_level,
             tracing=settings.tracing,

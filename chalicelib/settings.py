@@ -61,6 +61,8 @@ class Settings(BaseModel):
     """Level of the handlers' logs."""
     log_format: Literal["json", "text"] | None = Field(default=None, alias="PAYFLOW_LOG_FORMAT")
     """"json" or "text" (one readable line per request); unset: JSON in Lambda, text elsewhere."""
+    lambda_function_name: str | None = Field(default=None, alias="AWS_LAMBDA_FUNCTION_NAME")
+    """Set by the Lambda runtime: tells the handlers they run in Lambda (for the log format)."""
     tracing: bool = Field(default=True, alias="PAYFLOW_TRACING")
     """X-Ray traces through Powertools' Tracer (the sandbox turns it off: no daemon there)."""
     metrics_sink: str = Field(default="stdout", alias="PAYFLOW_METRICS_SINK")
@@ -72,7 +74,11 @@ class Settings(BaseModel):
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         source = os.environ if environ is None else environ
         return cls.model_validate(
-            {k: v for k, v in source.items() if k.startswith(("PAYFLOW_", "STRIPE_"))}
+            {
+                k: v
+                for k, v in source.items()
+                if k.startswith(("PAYFLOW_", "STRIPE_")) or k == "AWS_LAMBDA_FUNCTION_NAME"
+            }
         )
 
 

@@ -227,8 +227,8 @@ def test_json_format_keeps_powertools_structured_lines() -> None:
 
 
 def test_the_format_is_json_in_lambda_and_text_elsewhere_unless_configured() -> None:
-    def settings(log_format: str | None) -> Settings:
-        return Settings.model_validate(
+    def settings(log_format: str | None, in_lambda: bool = False) -> Settings:
+        return Settings.from_environ(
             {
                 "PAYFLOW_PAYMENTS_TABLE": "t",
                 "PAYFLOW_IDEMPOTENCY_TABLE": "t",
@@ -236,13 +236,13 @@ def test_the_format_is_json_in_lambda_and_text_elsewhere_unless_configured() -> 
                 "PAYFLOW_PAYMENT_STATE_MACHINE_ARN": "arn",
                 "PAYFLOW_REFUND_STATE_MACHINE_ARN": "arn",
                 **({"PAYFLOW_LOG_FORMAT": log_format} if log_format else {}),
+                # What the Lambda runtime sets in every function's environment.
+                **({"AWS_LAMBDA_FUNCTION_NAME": "payflow-dev-api_handler"} if in_lambda else {}),
             }
         )
 
     def chosen(log_format: str | None, in_lambda: bool) -> LogFormat:
-        return ObservabilityConfig.from_settings(
-            settings(log_format), in_lambda=in_lambda
-        ).log_format
+        return ObservabilityConfig.from_settings(settings(log_format, in_lambda)).log_format
 
     assert chosen(None, in_lambda=True) == LogFormat.JSON
     assert chosen(None, in_lambda=False) == LogFormat.TEXT
