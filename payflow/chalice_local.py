@@ -41,7 +41,7 @@ def lookup_environment(
         region=REGION,
         resource_types={lid: str(res.get("Type", "")) for lid, res in resources.items()},
     )
-    wanted: dict[str, str] = json.loads(ENVIRONMENT.read_text(encoding="utf-8"))
+    wanted: dict[str, Any] = json.loads(ENVIRONMENT.read_text(encoding="utf-8"))
     for name, value in wanted.items():
         if name.startswith("_") or not isinstance(value, dict) or "Ref" not in value:
             continue

@@ -358,9 +358,12 @@ def run(args: argparse.Namespace) -> int:
             sys.stdout.write(chalice_local.export_lines(environment))
             return 0
         chalice_local.describe(environment, args.port)
-        chalice_local.exec_chalice_local(
-            environment, args.host, args.port, autoreload=not args.no_autoreload
-        )
+        try:
+            chalice_local.exec_chalice_local(
+                environment, args.host, args.port, autoreload=not args.no_autoreload
+            )
+        except FileNotFoundError:
+            raise CliError("chalice is not installed: run `make .venv/.installed-stamp`") from None
     from payflow import seed, trigger
 
     if args.command == "trigger":

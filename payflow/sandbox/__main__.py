@@ -27,7 +27,7 @@ BANNER = """
     export AWS_ENDPOINT_URL={aws} AWS_ACCESS_KEY_ID=testing \\
            AWS_SECRET_ACCESS_KEY=testing AWS_DEFAULT_REGION={region}
     aws dynamodb scan --table-name {table} --max-items 5
-    payflow trigger payment_intent.succeeded     payflow listen     make chalice-local
+    .venv/bin/payflow trigger payment_intent.succeeded    .venv/bin/payflow listen
 """
 
 DESCRIPTION = """Runs the PayFlow sandbox in the foreground: moto as AWS (in a child process),

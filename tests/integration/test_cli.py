@@ -113,9 +113,8 @@ def test_env_prints_what_the_aws_cli_and_chalice_local_need(sandbox: Any, capsys
     code = main(["env", "--aws-endpoint", sandbox.aws_url])
 
     # Then
-    lines = dict(
-        line.removeprefix("export ").split("=", 1) for line in capsys.readouterr().out.splitlines()
-    )
+    out = capsys.readouterr().out.splitlines()
+    lines = dict(x.removeprefix("export ").split("=", 1) for x in out if x.startswith("export "))
     assert code == 0
     assert lines["AWS_ENDPOINT_URL"] == sandbox.aws_url
     assert lines["AWS_DEFAULT_REGION"] == "us-east-1" and lines["AWS_ACCESS_KEY_ID"]
