@@ -15,7 +15,8 @@ from typing import Any
 
 from payflow.locate import CliError
 
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+"""An opener that ignores proxy settings: PayFlow and webhook receivers are local."""
 
 
 class ApiError(CliError):
@@ -106,7 +107,7 @@ class ApiClient:
             url, data=body, method=method, headers={**sent, **(headers or {})}
         )
         try:
-            with _LOCAL.open(request, timeout=self.timeout) as response:
+            with LOCAL.open(request, timeout=self.timeout) as response:
                 answer: dict[str, Any] = json.loads(response.read() or b"{}")
                 return answer
         except urllib.error.HTTPError as error:

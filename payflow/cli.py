@@ -22,10 +22,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
 from payflow import locate
-from payflow.api_client import ApiClient
+from payflow.api_client import LOCAL, ApiClient
 from payflow.locate import CliError
 
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 FORWARDED_HEADERS = ("stripe-signature", "webhook-id", "webhook-timestamp", "webhook-signature")
 __all__ = ["CliError", "ledger_check", "listen", "main", "redrive"]
 
@@ -71,7 +70,7 @@ def forward(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None,
         },
     )
     try:
-        with _LOCAL.open(request, timeout=10) as response:
+        with LOCAL.open(request, timeout=10) as response:
             return response.status, None
     except urllib.error.HTTPError as error:
         return error.code, None
