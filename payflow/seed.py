@@ -398,7 +398,7 @@ def add_command(commands: Any, api_options: Callable[..., None]) -> None:
     command.add_argument("--merchants", type=int, default=3, help="default 3")
     command.add_argument("--days", type=int, default=30, help="history length (default 30)")
     command.add_argument("--concurrency", type=int, default=16, help="calls at once (default 16)")
-    command.add_argument("--seed", type=int, help="random seed, for a reproducible history")
+    command.add_argument("--seed", type=int, help="random seed of the mix (for a given start time)")
     command.add_argument(
         "--admin-key",
         default=os.environ.get("PAYFLOW_ADMIN_KEY", "sk_admin_payflow"),
