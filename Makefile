@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev chalice-local seed test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -74,8 +74,12 @@ package: $(STAMP)
 	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
 
 ## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
-deploy: package
+deploy: aws-check package
 	$(BIN)/python -m payflow.deploy deploy --stage $(STAGE)
+
+# Before packaging: no credentials or no region is one line at once, not after a minute.
+aws-check: $(STAMP)
+	@$(BIN)/python -m payflow.deploy check
 
 ## destroy: delete stack payflow-$(STAGE) (tables and their data) and its artifacts bucket
 destroy: $(STAMP)
