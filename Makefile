@@ -1,26 +1,46 @@
 # Every target sets up what it needs on a fresh machine: nothing is installed by hand.
+# `make` alone lists the targets (the `## target: text` comments below).
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: dev test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.DEFAULT_GOAL := help
+.PHONY: help dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
 COMPOSE ?= docker compose -f localstack/docker-compose.yml
 
+## help: list the targets (the default)
+help:
+	@echo "PayFlow: make TARGET (the first target installs into $(VENV): about 2 minutes once)"
+	@echo
+	@sed -n 's/^## \([a-z-]*\): \(.*\)/  \1|\2/p' $(MAKEFILE_LIST) | awk -F'|' '{printf "%-20s %s\n", $$1, $$2}'
+
+# No --quiet: the first install downloads and builds for a minute or two; pip's progress shows
+# it is working.
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "PayFlow needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
+	@echo "Installing PayFlow and its tools into $(VENV) (the first time takes about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade 'pip<26.3'  # chalice drives pip when packaging
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --progress-bar on --upgrade 'pip<26.3'  # chalice drives pip when packaging
+	$(BIN)/pip install --progress-bar on -e '.[dev]'
 	@touch $(STAMP)
+	@echo "Installed into $(VENV)"
 
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
 dev: $(STAMP)
 	$(BIN)/python -m payflow.sandbox
+
+## chalice-local: `chalice local` on PORT (8001) against the running `make dev` sandbox
+chalice-local: $(STAMP)
+	$(BIN)/payflow chalice-local --port $(or $(PORT),8001)
+
+## seed: a realistic 30-day history through the API of the running sandbox (PAYMENTS=1000)
+seed: $(STAMP)
+	$(BIN)/payflow seed --payments $(or $(PAYMENTS),1000)
 
 ## test: install, then run the whole suite
 test: $(STAMP)
@@ -44,6 +64,7 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/mypy app.py chalicelib payflow
 
+## format: rewrite the code with ruff (format, then the fixable lint)
 format: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
@@ -53,8 +74,12 @@ package: $(STAMP)
 	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
 
 ## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
-deploy: package
+deploy: aws-check package
 	$(BIN)/python -m payflow.deploy deploy --stage $(STAGE)
+
+# Before packaging: no credentials or no region is one line at once, not after a minute.
+aws-check: $(STAMP)
+	@$(BIN)/python -m payflow.deploy check
 
 ## destroy: delete stack payflow-$(STAGE) (tables and their data) and its artifacts bucket
 destroy: $(STAMP)
@@ -72,5 +97,6 @@ deploy-localstack: package
 localstack-down:
 	$(COMPOSE) down -v
 
+## clean: remove the virtualenv, build output and caches
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache

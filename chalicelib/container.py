@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -9,6 +10,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
+from chalicelib.clock import SandboxClock
 from chalicelib.concurrency import Once
 from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 from chalicelib.dal.connectors import ConnectorStateStore
@@ -80,12 +82,16 @@ class Services:
     charges: ChargeService
     setup_intents: SetupIntentService
     expander: Expander
+    clock: SandboxClock | None = None
+    """The settable business clock, in the sandbox only (None on AWS: the wall clock)."""
 
 
 def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
     """Wire the services for `settings`; clients come from `session` (default: a new one)."""
     session = session or boto3.session.Session()
     dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
+    sandbox_clock = SandboxClock() if settings.sandbox else None
+    clock = sandbox_clock or time.time
     faults = Faults(settings.faults)
     idempotency = IdempotencyStore(
         dynamodb,
@@ -95,7 +101,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     )
     objects = ObjectStore(dynamodb, settings.payments_table)
     simulator_ledger = SimulatorLedger(dynamodb, settings.simulator_table)
-    ledger = LedgerStore(dynamodb, settings.payments_table)
+    ledger = LedgerStore(dynamodb, settings.payments_table, clock=clock)
     connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
     registry = ConnectorRegistry(
         load_default_routing(),
@@ -107,13 +113,13 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     circuits = CircuitBreakers(connector_state)
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
     workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
-    committer = Committer(dynamodb, idempotency, faults)
+    committer = Committer(dynamodb, idempotency, faults, clock=clock)
     resources = Resources(objects, committer)
     payment_methods = PaymentMethodService(resources)
     customers = CustomerService(resources, payment_methods)
     charges = ChargeService(resources)
     setup_intents = SetupIntentService(resources, payment_methods, customers)
-    ledger_service = LedgerService(ledger, dynamodb)
+    ledger_service = LedgerService(ledger, dynamodb, clock=clock)
     refunds = RefundService(
         objects,
         committer,
@@ -122,6 +128,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
         charges,
         wait_ms=settings.confirm_wait_ms,
+        clock=clock,
     )
     payment_intents = PaymentIntentService(
         objects,
@@ -180,6 +187,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
                 "setatt_": lambda m, i: _body(lambda: setup_intents.attempt(m, i)),
             }
         ),
+        clock=sandbox_clock,
     )
 
 

@@ -138,6 +138,98 @@ class RedactingFormatter(LambdaPowertoolsFormatter):
         return redact(super().format(record))
 
 
+class LogFormat(Enum):
+    """How log lines are written."""
+
+    JSON = "json"
+    """Powertools' structured lines: what CloudWatch Logs Insights queries (Lambda's default)."""
+    TEXT = "text"
+    """One readable line per request or invocation, for a terminal."""
+
+    @classmethod
+    def choose(cls, configured: str | None, in_lambda: bool) -> LogFormat:
+        """`configured` (PAYFLOW_LOG_FORMAT) when set, else JSON in Lambda and text elsewhere."""
+        if configured:
+            return cls(configured.strip().lower())
+        return cls.JSON if in_lambda else cls.TEXT
+
+
+# Keys every line carries (or that the text line shows in its own place).
+_TEXT_SKIPPED = {
+    "level",
+    "location",
+    "message",
+    "timestamp",
+    "service",
+    "sampling_rate",
+    "route",
+    "status",
+    "duration_ms",
+    "handler",
+    "request_id",
+    "exception",
+    "exception_name",
+    "exception_notes",
+    "stack_trace",
+    "xray_trace_id",
+}
+
+
+class TextFormatter(RedactingFormatter):
+    """The same record as `RedactingFormatter`, written as one readable line:
+
+    ``08:46:02 POST /v1/payment_intents/{intent}/confirm 200 263ms pi_0Vc... req_0Vc...``
+    for a request, ``08:46:03 authorize_payment 12ms pi_0Vc... attempt=1`` for a Lambda entry
+    point, ``08:46:04 WARNING could not emit metrics key=value`` for anything else (with its
+    traceback below, if any). Ids come first, other keys as key=value."""
+
+    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
+        clock = str(log.get("timestamp", ""))[11:19]
+        level = str(log.get("level", "INFO"))
+        message = str(log.get("message", ""))
+        if message == "request" and "route" in log:
+            head = f"{log['route']} {log.get('status', '?')} {log.get('duration_ms', '?')}ms"
+        elif message in ("handled", "handler raised") and "handler" in log:
+            head = f"{log['handler']} {log.get('duration_ms', '?')}ms"
+            if message == "handler raised":
+                head += f" raised {log.get('error', '?')}"
+        else:
+            head = message if level == "INFO" else f"{level} {message}"
+        ids = [str(v) for k, v in log.items() if k.endswith("_id") and k not in _TEXT_SKIPPED]
+        rest = [
+            f"{k}={_text_value(v)}"
+            for k, v in log.items()
+            if k not in _TEXT_SKIPPED and not k.endswith("_id") and k != "error"
+        ]
+        if message != "handler raised" and "error" in log:
+            rest.append(f"error={_text_value(log['error'])}")
+        if "request_id" in log:
+            ids.append(str(log["request_id"]))
+        line = " ".join([clock, head, *ids, *rest]).strip()
+        if log.get("exception"):
+            line += "\n" + str(log["exception"])
+        return line
+
+
+def _text_value(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return ",".join(str(item) for item in value)
+    text = str(value)
+    return json.dumps(text) if " " in text or not text else text
+
+
+QUIET_LOGGERS = ("botocore", "boto3", "urllib3")
+"""Libraries whose INFO lines ("Found credentials in environment variables") say nothing a
+reader of PayFlow's logs needs: they log warnings and errors only."""
+
+
+def quiet_libraries() -> None:
+    """Raise the level of `QUIET_LOGGERS` to WARNING (the root logger may be at INFO, as
+    `chalice local` and the sandbox set it)."""
+    for name in QUIET_LOGGERS:
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 # -- metric sinks ------------------------------------------------------------------------------
 
 
@@ -348,11 +440,19 @@ class ObservabilityConfig:
     log_level: str = "INFO"
     tracing: bool = False
     metrics_sinks: tuple[str, ...] = ("stdout",)
+    log_format: LogFormat = LogFormat.JSON
 
     @classmethod
     def from_settings(cls, settings: Any) -> ObservabilityConfig:
+        """The config for `settings` (in Lambda, JSON logs unless PAYFLOW_LOG_FORMAT says)."""
         sinks = tuple(s.strip() for s in settings.metrics_sink.split(",") if s.strip())
-        return cls(log_level=settings.log_level, tracing=settings.tracing, metrics_sinks=sinks)
+        in_lambda = bool(settings.lambda_function_name)
+        return cls(
+            log_level=settings.log_level,
+            tracing=settings.tracing,
+            metrics_sinks=sinks,
+            log_format=LogFormat.choose(settings.log_format, in_lambda),
+        )
 
 
 class Observability:
@@ -379,11 +479,18 @@ class Observability:
             self.aggregate = next((s for s in sinks if isinstance(s, MetricsAggregate)), None)
         self._sinks = sinks
         self._clock = clock
+        formatter = (
+            TextFormatter if self.config.log_format == LogFormat.TEXT else RedactingFormatter
+        )
         self.logger = Logger(
             service=SERVICE,
             level=self.config.log_level,
-            logger_formatter=RedactingFormatter(utc=True),
+            logger_formatter=formatter(utc=True),
         )
+        # Powertools configures a service's logger once per process and keeps its first
+        # formatter; this instance's format is the one that counts.
+        self.logger.registered_handler.setFormatter(formatter(utc=True, service=SERVICE))
+        quiet_libraries()
         # Modules log through "payflow.<area>" loggers, children of this one.
         self._tracer: Any = None
         if self.config.tracing:

@@ -7,6 +7,7 @@ these values (and in boto3's own AWS_ENDPOINT_URL).
 from __future__ import annotations
 
 import os
+from typing import Literal
 
 from pydantic import BaseModel, Field
 
@@ -75,7 +76,11 @@ class Settings(BaseModel):
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
     log_level: str = Field(default="INFO", alias="PAYFLOW_LOG_LEVEL")
-    """Level of the handlers' JSON logs."""
+    """Level of the handlers' logs."""
+    log_format: Literal["json", "text"] | None = Field(default=None, alias="PAYFLOW_LOG_FORMAT")
+    """"json" or "text" (one readable line per request); unset: JSON in Lambda, text elsewhere."""
+    lambda_function_name: str | None = Field(default=None, alias="AWS_LAMBDA_FUNCTION_NAME")
+    """Set by the Lambda runtime: tells the handlers they run in Lambda (for the log format)."""
     tracing: bool = Field(default=True, alias="PAYFLOW_TRACING")
     """X-Ray traces through Powertools' Tracer (the sandbox turns it off: no daemon there)."""
     metrics_sink: str = Field(default="stdout", alias="PAYFLOW_METRICS_SINK")
@@ -94,7 +99,11 @@ class Settings(BaseModel):
     def from_environ(cls, environ: dict[str, str] | None = None) -> Settings:
         source = os.environ if environ is None else environ
         return cls.model_validate(
-            {k: v for k, v in source.items() if k.startswith(("PAYFLOW_", "STRIPE_"))}
+            {
+                k: v
+                for k, v in source.items()
+                if k.startswith(("PAYFLOW_", "STRIPE_")) or k == "AWS_LAMBDA_FUNCTION_NAME"
+            }
         )
 
 

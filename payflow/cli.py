@@ -1,12 +1,8 @@
-"""`payflow`: developer commands for a running sandbox.
+"""`payflow`: developer commands for a running sandbox (`payflow COMMAND --help` for each).
 
-payflow listen [--forward-to URL] [--events TYPE,...]
-    Registers a temporary webhook endpoint, prints every event as it arrives with the result
-    of both signature checks (stripe-python and standardwebhooks), optionally forwards it
-    with its original headers, and deletes the endpoint on exit (as `stripe listen`).
-
-payflow redrive-dlq [--limit N]
-    Moves dead-lettered webhook messages back to the webhook queue.
+Every command finds the sandbox as payflow/locate.py describes (PAYFLOW_PORT, PAYFLOW_AWS_PORT,
+the sandbox's state file, then 127.0.0.1:8000 and :4566) and says in one line what is wrong
+when it cannot reach it.
 """
 
 from __future__ import annotations
@@ -19,21 +15,18 @@ import sys
 import threading
 import time
 import urllib.error
-import urllib.parse
 import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, TextIO
 
-DEFAULT_API_BASE = "http://127.0.0.1:8000"
-DEFAULT_AWS_ENDPOINT = "http://127.0.0.1:4566"
-_LOCAL = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+from payflow import locate
+from payflow.api_client import LOCAL, ApiClient
+from payflow.locate import CliError
+
 FORWARDED_HEADERS = ("stripe-signature", "webhook-id", "webhook-timestamp", "webhook-signature")
-
-
-class CliError(Exception):
-    """A failure to report in one line."""
+__all__ = ["CliError", "ledger_check", "listen", "main", "redrive"]
 
 
 @dataclass(frozen=True)
@@ -45,29 +38,6 @@ class Checked:
     standard_ok: bool
     forward_status: int | None = None
     forward_error: str | None = None
-
-
-def _request(
-    method: str, url: str, api_key: str, data: dict[str, Any] | None = None
-) -> dict[str, Any]:
-    body = urllib.parse.urlencode(data, doseq=True).encode() if data is not None else None
-    request = urllib.request.Request(
-        url,
-        data=body,
-        method=method,
-        headers={"Authorization": f"Bearer {api_key}", "User-Agent": "payflow-cli"},
-    )
-    try:
-        with _LOCAL.open(request, timeout=10) as response:
-            answer: dict[str, Any] = json.loads(response.read())
-            return answer
-    except urllib.error.HTTPError as error:
-        detail = error.read().decode(errors="replace")
-        raise CliError(f"{method} {url}: HTTP {error.code}: {detail}") from None
-    except urllib.error.URLError as error:
-        raise CliError(
-            f"cannot reach PayFlow at {url} ({error.reason}); is the sandbox running (make dev)?"
-        ) from None
 
 
 def verify(body: bytes, headers: dict[str, str], secret: str) -> tuple[bool, bool]:
@@ -100,7 +70,7 @@ def forward(url: str, body: bytes, headers: dict[str, str]) -> tuple[int | None,
         },
     )
     try:
-        with _LOCAL.open(request, timeout=10) as response:
+        with LOCAL.open(request, timeout=10) as response:
             return response.status, None
     except urllib.error.HTTPError as error:
         return error.code, None
@@ -153,16 +123,15 @@ def listen(
     thread = threading.Thread(target=server.serve_forever, name="payflow-listen", daemon=True)
     thread.start()
     endpoint: dict[str, Any] | None = None
+    client = ApiClient(api_base, api_key, timeout=10)
     try:
-        endpoint = _request(
-            "POST",
-            f"{api_base}/v1/webhook_endpoints",
-            api_key,
+        endpoint = client.post(
+            "/v1/webhook_endpoints",
             {
                 "url": url,
-                "enabled_events[]": list(events),
+                "enabled_events": list(events),
                 "description": "payflow listen (temporary)",
-                "metadata[payflow_listen]": "true",
+                "metadata": {"payflow_listen": "true"},
             },
         )
         secret_box["secret"] = endpoint["secret"]
@@ -177,7 +146,7 @@ def listen(
     finally:
         if endpoint is not None:
             try:
-                _request("DELETE", f"{api_base}/v1/webhook_endpoints/{endpoint['id']}", api_key)
+                client.delete(f"/v1/webhook_endpoints/{endpoint['id']}")
                 print(f"Deleted the temporary endpoint {endpoint['id']}", file=out, flush=True)
             except CliError as error:
                 print(f"payflow: could not delete {endpoint['id']}: {error}", file=out)
@@ -213,18 +182,6 @@ def _ok(value: bool) -> str:
     return "ok" if value else "failed"
 
 
-def _aws_client(service: str, aws_endpoint: str) -> Any:
-    import boto3
-
-    return boto3.client(  # type: ignore[call-overload]
-        service,
-        endpoint_url=aws_endpoint,
-        region_name=os.environ.get("AWS_DEFAULT_REGION", "us-east-1"),
-        aws_access_key_id=os.environ.get("AWS_ACCESS_KEY_ID", "testing"),
-        aws_secret_access_key=os.environ.get("AWS_SECRET_ACCESS_KEY", "testing"),
-    )
-
-
 def ledger_check(
     aws_endpoint: str, stack: str, merchant: str | None = None, out: TextIO | None = None
 ) -> int:
@@ -234,7 +191,7 @@ def ledger_check(
     from chalicelib.dal.ledger import LedgerStore
     from chalicelib.services.ledger import LedgerService
 
-    dynamodb = _aws_client("dynamodb", aws_endpoint)
+    dynamodb = locate.aws_client("dynamodb", aws_endpoint)
     report = LedgerService(LedgerStore(dynamodb, f"{stack}-payments"), dynamodb).check(merchant)
     print(
         f"{report.entries} journal entries, {len(report.unbalanced)} unbalanced, "
@@ -252,7 +209,7 @@ def redrive(aws_endpoint: str, stack: str, limit: int) -> int:
     """Move up to `limit` messages from `<stack>-webhooks-dlq` back to `<stack>-webhooks`."""
     from chalicelib.dal.webhooks import WebhookQueue
 
-    sqs = _aws_client("sqs", aws_endpoint)
+    sqs = locate.aws_client("sqs", aws_endpoint)
     queue = WebhookQueue(
         sqs,
         sqs.get_queue_url(QueueName=f"{stack}-webhooks")["QueueUrl"],
@@ -261,17 +218,51 @@ def redrive(aws_endpoint: str, stack: str, limit: int) -> int:
     return queue.redrive(limit)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="payflow", description=__doc__.split("\n\n")[0])
-    commands = parser.add_subparsers(dest="command", required=True)
+# -- the command line ----------------------------------------------------------------------------
 
-    listen_cmd = commands.add_parser("listen", help="print (and forward) webhooks as they come")
-    listen_cmd.add_argument(
-        "--api-base", default=os.environ.get("PAYFLOW_API_BASE", DEFAULT_API_BASE)
+
+def _api_options(command: argparse.ArgumentParser, *, key: bool = True) -> None:
+    command.add_argument(
+        "--api-base",
+        help="the sandbox's API (default: PAYFLOW_API_BASE, PAYFLOW_PORT, its state file, "
+        f"http://127.0.0.1:{locate.DEFAULT_API_PORT})",
     )
-    listen_cmd.add_argument(
-        "--api-key", default=os.environ.get("PAYFLOW_SECRET_KEY", "sk_test_payflow")
+    if key:
+        command.add_argument(
+            "--api-key",
+            default=os.environ.get("PAYFLOW_API_KEY")
+            or os.environ.get("PAYFLOW_SECRET_KEY")
+            or locate.DEMO_SECRET_KEY,
+            help="a merchant's secret key (default: PAYFLOW_API_KEY, else the demo merchant's "
+            f"{locate.DEMO_SECRET_KEY} the banner prints)",
+        )
+
+
+def _aws_options(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--aws-endpoint",
+        help="the sandbox's AWS endpoint (default: PAYFLOW_AWS_PORT, AWS_ENDPOINT_URL, its "
+        f"state file, http://127.0.0.1:{locate.DEFAULT_AWS_PORT})",
     )
+    command.add_argument("--stack", default="payflow", help="stack name (default: payflow)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Every command and its options (`payflow COMMAND --help`)."""
+    parser = argparse.ArgumentParser(
+        prog="payflow",
+        description="Developer commands for a running PayFlow sandbox (`make dev`).",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    listen_cmd = commands.add_parser(
+        "listen",
+        help="print (and forward) webhooks as they come, like `stripe listen`",
+        description="Registers a temporary webhook endpoint, prints every event as it arrives "
+        "with the result of both signature checks (stripe-python and standardwebhooks), "
+        "optionally forwards it with its original headers, and deletes the endpoint on exit.",
+    )
+    _api_options(listen_cmd)
     listen_cmd.add_argument(
         "--events", default="*", help="comma-separated event types (default: every type)"
     )
@@ -279,44 +270,125 @@ def main(argv: Sequence[str] | None = None) -> int:
     listen_cmd.add_argument("--host", default="127.0.0.1", help="where to receive events")
     listen_cmd.add_argument("--port", type=int, default=0, help="0: any free port")
 
-    redrive_cmd = commands.add_parser("redrive-dlq", help="move dead-lettered webhooks back")
-    redrive_cmd.add_argument(
-        "--aws-endpoint", default=os.environ.get("AWS_ENDPOINT_URL", DEFAULT_AWS_ENDPOINT)
+    redrive_cmd = commands.add_parser(
+        "redrive-dlq",
+        help="move dead-lettered webhooks back to the webhook queue",
+        description="Moves messages from <stack>-webhooks-dlq back to <stack>-webhooks, where "
+        "each delivery starts a fresh retry schedule.",
     )
-    redrive_cmd.add_argument("--stack", default="payflow")
-    redrive_cmd.add_argument("--limit", type=int, default=1000)
+    _aws_options(redrive_cmd)
+    redrive_cmd.add_argument("--limit", type=int, default=1000, help="at most this many")
 
     check_cmd = commands.add_parser(
-        "ledger-check", help="recompute balances from postings and report any drift"
+        "ledger-check",
+        help="recompute balances from postings and report any drift",
+        description="Recomputes every balance from the journal's postings; exit code 1 on an "
+        "unbalanced entry or a drifted balance.",
     )
-    check_cmd.add_argument(
-        "--aws-endpoint", default=os.environ.get("AWS_ENDPOINT_URL", DEFAULT_AWS_ENDPOINT)
-    )
-    check_cmd.add_argument("--stack", default="payflow")
+    _aws_options(check_cmd)
     check_cmd.add_argument("--merchant", help="only this merchant (default: every merchant)")
 
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "listen":
-            stop = threading.Event()
-            signal.signal(signal.SIGINT, lambda *_: stop.set())
-            signal.signal(signal.SIGTERM, lambda *_: stop.set())
-            return listen(
-                api_base=args.api_base.rstrip("/"),
-                api_key=args.api_key,
-                events=[e.strip() for e in args.events.split(",") if e.strip()],
-                forward_to=args.forward_to,
-                host=args.host,
-                port=args.port,
-                stop=stop,
-            )
-        if args.command == "ledger-check":
-            return ledger_check(args.aws_endpoint, args.stack, args.merchant)
-        moved = redrive(args.aws_endpoint, args.stack, args.limit)
+    env_cmd = commands.add_parser(
+        "env",
+        help="print `export` lines for the sandbox's AWS endpoint (aws CLI, chalice local)",
+        description="Prints export lines: the embedded AWS endpoint, dummy credentials, a "
+        "region, and the handlers' environment resolved from infra/environment.json. "
+        'Use as: eval "$(payflow env)"',
+    )
+    _aws_options(env_cmd)
+    env_cmd.add_argument(
+        "--aws-only",
+        action="store_true",
+        help="only what the aws CLI needs (endpoint, credentials, region)",
+    )
+
+    local_cmd = commands.add_parser(
+        "chalice-local",
+        help="serve app.py with `chalice local` against the running sandbox's AWS",
+        description="Runs `chalice local` (stage local, autoreload) with the environment the "
+        "sandbox gives its handlers. Payment executions and webhooks run in the `make dev` "
+        "process.",
+    )
+    _aws_options(local_cmd)
+    local_cmd.add_argument("--host", default="127.0.0.1")
+    local_cmd.add_argument("--port", type=int, default=8001, help="default: 8001")
+    local_cmd.add_argument("--no-autoreload", action="store_true")
+
+    from payflow import seed, trigger
+
+    trigger.add_command(commands, _api_options)
+    seed.add_command(commands, _api_options)
+    return parser
+
+
+def run(args: argparse.Namespace) -> int:
+    """Run the parsed command; CliError for what the user can fix."""
+    found = locate.find(
+        api_url=getattr(args, "api_base", None), aws_url=getattr(args, "aws_endpoint", None)
+    )
+    if args.command == "listen":
+        stop = threading.Event()
+        signal.signal(signal.SIGINT, lambda *_: stop.set())
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        return listen(
+            api_base=locate.require_api(found),
+            api_key=args.api_key,
+            events=[e.strip() for e in args.events.split(",") if e.strip()],
+            forward_to=args.forward_to,
+            host=args.host,
+            port=args.port,
+            stop=stop,
+        )
+    if args.command == "ledger-check":
+        return ledger_check(locate.require_aws(found), args.stack, args.merchant)
+    if args.command == "redrive-dlq":
+        moved = redrive(locate.require_aws(found), args.stack, args.limit)
         print(f"moved {moved} message(s) from {args.stack}-webhooks-dlq to {args.stack}-webhooks")
         return 0
+    if args.command in ("env", "chalice-local"):
+        from payflow import chalice_local
+
+        aws_url = locate.require_aws(found)
+        if args.command == "env" and args.aws_only:
+            environment = {**locate.DUMMY_AWS_ENVIRONMENT, "AWS_ENDPOINT_URL": aws_url}
+        else:
+            environment = chalice_local.local_environment(aws_url, args.stack)
+        if args.command == "env":
+            sys.stdout.write(chalice_local.export_lines(environment))
+            return 0
+        chalice_local.describe(environment, args.port)
+        try:
+            chalice_local.exec_chalice_local(
+                environment, args.host, args.port, autoreload=not args.no_autoreload
+            )
+        except FileNotFoundError:
+            raise CliError("chalice is not installed: run `make .venv/.installed-stamp`") from None
+    from payflow import seed, trigger
+
+    if args.command == "trigger":
+        listing = args.list or not args.event
+        return trigger.run(args, found.api_url if listing else locate.require_api(found))
+    if args.command == "seed":
+        return seed.run(args, locate.require_api(found))
+    raise CliError(f"unknown command {args.command}")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """`payflow ...`: 0 on success; one line on stderr and a non-zero code otherwise."""
+    args = build_parser().parse_args(argv)
+    try:
+        return run(args)
     except CliError as error:
         print(f"payflow: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("payflow: interrupted", file=sys.stderr)
+        return 130
+    except Exception as error:
+        explained = locate.explain_aws_error(error)
+        if explained is None:
+            raise
+        print(f"payflow: {explained}", file=sys.stderr)
         return 1
 
 

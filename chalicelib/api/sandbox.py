@@ -1,16 +1,17 @@
-"""/v1/sandbox/...: what a sandbox offers beyond Stripe's API (merchants, 3-D Secure outcomes),
-and /health."""
+"""/v1/sandbox/...: what a sandbox offers beyond Stripe's API (merchants, 3-D Secure outcomes,
+the business clock for seeding), and /health."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
 from chalice import Blueprint, Response
+from pydantic import Field
 
 from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import services, webhooks
-from chalicelib.errors import ResourceMissing
+from chalicelib.errors import ParameterInvalid, ResourceMissing
 from chalicelib.observability import MetricsAggregate, observability, prometheus_text
 from chalicelib.services.context import Outcome
 from chalicelib.webhooks.delivery import report_dlq_depth
@@ -90,6 +91,29 @@ def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
     return services().payment_intents.complete_authentication(
         call.merchant_id, intent, call.context, succeeded=call.params.outcome == "succeeded"
     )
+
+
+class SetClock(p.Params):
+    """Either `now` (epoch seconds the business clock reads from here on) or `reset`."""
+
+    now: Annotated[p.Integer, Field(ge=946_684_800, le=4_102_444_800)] | None = None
+    reset: p.Boolean = False
+
+
+@bp.route("/v1/sandbox/clock", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=SetClock, auth="admin")
+def set_clock(call: ApiCall) -> dict[str, Any]:
+    """Sets the clock `created` times are read from (admin key, sandbox only): `payflow seed`
+    writes a history over past days through the real API. Every request and execution of this
+    process reads it, so set it only while nothing else runs."""
+    params: SetClock = call.params
+    clock = services().clock
+    if clock is None:
+        raise ResourceMissing("The business clock can be set in the sandbox only.")
+    if params.reset == (params.now is not None):
+        raise ParameterInvalid("Send either now (epoch seconds) or reset=true.", param="now")
+    clock.set(None if params.reset else params.now)
+    return {"object": "sandbox_clock", "now": int(clock()), "offset": int(clock.offset)}
 
 
 @bp.route("/v1/sandbox/metrics", methods=["GET"])

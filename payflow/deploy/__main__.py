@@ -36,12 +36,22 @@ def make_target(endpoint_url: str | None, environ: Mapping[str, str] | None = No
         session = boto3.session.Session(region_name=region)
         if session.region_name is None:
             raise SystemExit("no AWS region: set AWS_REGION (or AWS_DEFAULT_REGION)")
+        if session.get_credentials() is None:
+            raise SystemExit(
+                "no AWS credentials: set AWS_PROFILE or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY "
+                "(or deploy to LocalStack with `make deploy-localstack`)"
+            )
     return Target(session=session, endpoint_url=endpoint_url)
 
 
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m payflow.deploy", description=__doc__)
-    parser.add_argument("command", choices=["package", "deploy", "destroy"])
+    parser.add_argument(
+        "command",
+        choices=["package", "deploy", "destroy", "check"],
+        help="check: only that the target's credentials and region are there (seconds, before "
+        "`make deploy` packages for a minute)",
+    )
     parser.add_argument("--stage", default=os.environ.get("STAGE") or "dev")
     parser.add_argument("--build-dir", type=Path, default=REPO_ROOT / "build")
     parser.add_argument("--stack-name", help="default: payflow-<stage>")
@@ -65,6 +75,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"packaged stage {args.stage} into {built.directory}")
             return 0
         target = make_target(args.endpoint_url)
+        if args.command == "check":
+            print(f"AWS region {target.session.region_name}, credentials found")
+            return 0
         if args.command == "destroy":
             destroy(stack, target)
             return 0

@@ -22,6 +22,7 @@ import io
 import json
 import logging
 import os
+import signal
 import sys
 import threading
 from collections.abc import Callable, Iterable
@@ -156,6 +157,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--time-scale", type=float, default=1.0)
     args = parser.parse_args(argv)
+    # Ctrl-C reaches the whole process group: the parent stops this process (closing stdin).
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     logging.basicConfig(
         level=logging.WARNING, format="embedded-aws %(levelname)s %(name)s %(message)s"
     )

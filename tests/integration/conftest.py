@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import Api
-from tests.integration.webhook_receiver import Receiver
+from tests.integration.webhook_receiver import Receiver, eventually
 
 
 class Hooks:
@@ -40,6 +40,30 @@ class Hooks:
             self.api.session.delete(f"{self.api.base}/v1/webhook_endpoints/{endpoint_id}")
         for receiver in self._receivers:
             receiver.stop()
+
+
+def webhook_queue_drained(sandbox: Any) -> bool:
+    """Whether the webhook queue holds no message at all (visible, in flight or delayed): after
+    that, no delivery queued so far can still reach a receiver."""
+    attributes = sandbox.aws.client("sqs").get_queue_attributes(
+        QueueUrl=sandbox.provisioned.physical_ids["WebhookQueue"],
+        AttributeNames=[
+            "ApproximateNumberOfMessages",
+            "ApproximateNumberOfMessagesNotVisible",
+            "ApproximateNumberOfMessagesDelayed",
+        ],
+    )["Attributes"]
+    return all(int(count) == 0 for count in attributes.values())
+
+
+def wait_until_drained(sandbox: Any, timeout: float = 15.0) -> None:
+    """Until `webhook_queue_drained` (AssertionError after `timeout`)."""
+    eventually(lambda: _asserted(webhook_queue_drained(sandbox)), timeout=timeout)
+
+
+def _asserted(condition: bool) -> bool:
+    assert condition
+    return condition
 
 
 @pytest.fixture

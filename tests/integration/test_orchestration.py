@@ -158,6 +158,15 @@ def test_circuit_opens_after_the_threshold_and_routing_skips_it(api: Api):
     assert decision["skipped"][primary] == "circuit open"
 
 
+def wait_for_cooldown(connector: str, cooldown_seconds: float) -> None:
+    """Until the open circuit's cool-down has passed (by the circuit's own opened_at)."""
+    import time
+
+    opened_at = services().circuits.states([connector])[connector].opened_at
+    assert opened_at is not None, f"the circuit of {connector} is not open"
+    wait_for(lambda: time.time() >= opened_at + cooldown_seconds, timeout=cooldown_seconds + 5)
+
+
 def test_half_open_probe_closes_the_circuit_on_success(api: Api):
     primary, _backup = simulators(api, "primary", "backup", minimum_calls=3, cooldown_seconds=1)
     set_simulator(api, primary, fail_next_calls=3, fail_with="unavailable")
@@ -165,9 +174,7 @@ def test_half_open_probe_closes_the_circuit_on_success(api: Api):
     assert {c["id"]: c for c in api.get("/v1/connectors").json()["data"]}[primary]["circuit"][
         "state"
     ] == "open"
-    import time
-
-    time.sleep(1.2)
+    wait_for_cooldown(primary, 1)
     probe = pay(api).json()
     assert [c["connector"] for c in attempts(api, probe["id"])["data"]] == [primary]
     circuit = {c["id"]: c for c in api.get("/v1/connectors").json()["data"]}[primary]["circuit"]
@@ -178,9 +185,7 @@ def test_half_open_probe_failure_reopens(api: Api):
     primary, backup = simulators(api, "primary", "backup", minimum_calls=3, cooldown_seconds=1)
     set_simulator(api, primary, fail_next_calls=3, fail_with="unavailable")
     pay(api)
-    import time
-
-    time.sleep(1.2)
+    wait_for_cooldown(primary, 1)
     set_simulator(api, primary, fail_next_calls=1, fail_with="unavailable")
     probe = pay(api).json()
     assert probe["status"] == "succeeded"

@@ -13,7 +13,7 @@ import pytest
 from chalicelib.container import services
 from payflow.sandbox.pollers import stream_record
 from tests.conftest import Api
-from tests.integration.conftest import Hooks
+from tests.integration.conftest import Hooks, wait_until_drained
 from tests.integration.test_webhooks import create_payment, deliveries_of
 from tests.integration.webhook_receiver import Received, eventually
 
@@ -31,7 +31,7 @@ def by_webhook_id(requests: list[Received]) -> dict[str, list[Received]]:
     return grouped
 
 
-def test_a_relay_crash_mid_batch_loses_nothing(api: Api, hooks: Hooks):
+def test_a_relay_crash_mid_batch_loses_nothing(api: Api, hooks: Hooks, sandbox: Any):
     # Given the relay dies right after queueing its first message, before recording it
     receiver = hooks.receiver()
     hooks.endpoint(receiver)
@@ -49,7 +49,7 @@ def test_a_relay_crash_mid_batch_loses_nothing(api: Api, hooks: Hooks):
     assert not services().faults.armed("relay_after_enqueue"), "the crash did not happen"
     events = api.get("/v1/events", params={"limit": 100}).json()["data"]
     mine = [e for e in events if _of_payment(e, pi["id"])]
-    time.sleep(0.3)  # room for a duplicate to arrive
+    wait_until_drained(sandbox)  # a duplicate, if any, has arrived by now
     grouped = by_webhook_id(receiver.requests)
     # one delivery per event; a copy, if any slipped through, carries the same webhook-id
     assert len(grouped) == len(mine) == len({r.event["id"] for r in receiver.requests})
@@ -127,7 +127,7 @@ def test_a_stream_batch_handed_over_twice_is_not_delivered_twice(
     # Then nothing new is queued or counted, and the receiver gets nothing more
     assert "FunctionError" not in response, response["Payload"].read()
     assert json.loads(response["Payload"].read()) == {"batchItemFailures": []}
-    time.sleep(0.5)
+    wait_until_drained(sandbox)
     assert receiver.count() == delivered
     assert len(by_webhook_id(receiver.requests)) == delivered
     for event_id in mine:

@@ -6,10 +6,16 @@ from __future__ import annotations
 import io
 import json
 import logging
+import re
 import threading
+from collections.abc import Callable
+
+import pytest
+from pydantic import ValidationError
 
 from chalicelib.domain.ids import new_id
 from chalicelib.observability import (
+    LogFormat,
     Metric,
     MetricsAggregate,
     Observability,
@@ -18,6 +24,7 @@ from chalicelib.observability import (
     prometheus_text,
     redact,
 )
+from chalicelib.settings import Settings
 
 
 class Lines:
@@ -148,3 +155,110 @@ def test_log_lines_are_json_with_thread_local_correlation_ids_and_no_secrets() -
 def test_event_ids_tell_when_they_were_written() -> None:
     assert abs(id_time_ms(new_id("evt", clock=lambda: 1_700_000_000.123)) - 1_700_000_000_123) <= 1
     assert id_time_ms("nonsense") is None
+
+
+def _lines_of(obs: Observability, log: Callable[[], None]) -> list[str]:
+    """What `log()` writes through `obs`'s logger."""
+    stream = io.StringIO()
+    handler = obs.logger.registered_handler
+    previous, handler.stream = handler.stream, stream  # type: ignore[attr-defined]
+    try:
+        log()
+    finally:
+        handler.stream = previous  # type: ignore[attr-defined]
+    return stream.getvalue().splitlines()
+
+
+def _a_request(obs: Observability) -> None:
+    with obs.correlate(
+        request_id="req_1",
+        route="POST /v1/payment_intents/{intent}/confirm",
+        payment_intent_id="pi_42",
+    ):
+        obs.logger.info("request", extra={"status": 402, "duration_ms": 37})
+
+
+def test_text_format_writes_one_readable_line_per_request() -> None:
+    # Given
+    obs = Observability(ObservabilityConfig(log_format=LogFormat.TEXT), sinks=())
+
+    # When
+    (line,) = _lines_of(obs, lambda: _a_request(obs))
+
+    # Then: time, method and route, status, duration, the object id, the request id
+    assert re.fullmatch(
+        r"\d\d:\d\d:\d\d POST /v1/payment_intents/\{intent\}/confirm 402 37ms pi_42 req_1", line
+    ), line
+
+
+def test_text_format_names_handlers_warnings_and_redacts() -> None:
+    # Given
+    obs = Observability(ObservabilityConfig(log_format=LogFormat.TEXT), sinks=())
+
+    def log() -> None:
+        with obs.correlate(handler="authorize_payment", payment_intent_id="pi_7", attempt=2):
+            obs.logger.info("handled", extra={"duration_ms": 12})
+        logging.getLogger("payflow.webhooks").warning("endpoint answered %s", 500)
+        obs.logger.info("key sk_test_abc123 used")
+
+    # When
+    handled, warning, secret = _lines_of(obs, log)
+
+    # Then
+    assert handled.endswith(" authorize_payment 12ms pi_7 attempt=2"), handled
+    assert warning.endswith(" WARNING endpoint answered 500"), warning
+    assert "abc123" not in secret and "sk_test_[redacted]" in secret
+
+
+def test_json_format_keeps_powertools_structured_lines() -> None:
+    # Given
+    obs = Observability(ObservabilityConfig(log_format=LogFormat.JSON), sinks=())
+
+    # When
+    (line,) = _lines_of(obs, lambda: _a_request(obs))
+
+    # Then
+    record = json.loads(line)
+    assert record["message"] == "request"
+    assert record["route"] == "POST /v1/payment_intents/{intent}/confirm"
+    assert (record["status"], record["duration_ms"]) == (402, 37)
+    assert (record["payment_intent_id"], record["request_id"]) == ("pi_42", "req_1")
+    assert record["service"] == "payflow"
+
+
+def test_the_format_is_json_in_lambda_and_text_elsewhere_unless_configured() -> None:
+    def settings(log_format: str | None, in_lambda: bool = False) -> Settings:
+        return Settings.from_environ(
+            {
+                "PAYFLOW_PAYMENTS_TABLE": "t",
+                "PAYFLOW_IDEMPOTENCY_TABLE": "t",
+                "PAYFLOW_SIMULATOR_TABLE": "t",
+                "PAYFLOW_PAYMENT_STATE_MACHINE_ARN": "arn",
+                "PAYFLOW_REFUND_STATE_MACHINE_ARN": "arn",
+                **({"PAYFLOW_LOG_FORMAT": log_format} if log_format else {}),
+                # What the Lambda runtime sets in every function's environment.
+                **({"AWS_LAMBDA_FUNCTION_NAME": "payflow-dev-api_handler"} if in_lambda else {}),
+            }
+        )
+
+    def chosen(log_format: str | None, in_lambda: bool) -> LogFormat:
+        return ObservabilityConfig.from_settings(settings(log_format, in_lambda)).log_format
+
+    assert chosen(None, in_lambda=True) == LogFormat.JSON
+    assert chosen(None, in_lambda=False) == LogFormat.TEXT
+    assert chosen("json", in_lambda=False) == LogFormat.JSON
+    assert chosen("text", in_lambda=True) == LogFormat.TEXT
+    with pytest.raises(ValidationError):
+        settings("yaml")
+
+
+def test_botocore_info_lines_are_silenced() -> None:
+    # Given a root logger at INFO, as `chalice local` and the sandbox set it
+    logging.getLogger("botocore").setLevel(logging.NOTSET)
+
+    # When
+    Observability(ObservabilityConfig(), sinks=())
+
+    # Then
+    assert not logging.getLogger("botocore.credentials").isEnabledFor(logging.INFO)
+    assert logging.getLogger("botocore.credentials").isEnabledFor(logging.WARNING)
