@@ -100,6 +100,8 @@ class WebhookEndpoint(BaseModel):
     failing_since: int | None = None
     """When the current run of failed attempts began (None while healthy)."""
     disabled_reason: str | None = None
+    """Why it was disabled; shown by `health_api`, not in Stripe's object, which has no such
+    field (docs/conformance.md)."""
     version: int = 0
 
     def to_api(self, *, with_secret: bool = False) -> dict[str, Any]:
@@ -111,7 +113,6 @@ class WebhookEndpoint(BaseModel):
             "application": None,
             "created": self.created,
             "description": self.description,
-            "disabled_reason": self.disabled_reason,
             "enabled_events": list(self.enabled_events),
             "livemode": False,
             "metadata": dict(self.metadata),
@@ -121,6 +122,17 @@ class WebhookEndpoint(BaseModel):
         if with_secret:
             body["secret"] = self.secret
         return body
+
+    def health_api(self) -> dict[str, Any]:
+        """PayFlow's own `webhook_endpoint_health` object: whether and why the endpoint was
+        disabled, and since when its deliveries fail (Stripe's object has no place for it)."""
+        return {
+            "object": "webhook_endpoint_health",
+            "webhook_endpoint": self.id,
+            "status": self.status.value,
+            "disabled_reason": self.disabled_reason,
+            "failing_since": self.failing_since,
+        }
 
     def signing_secrets(self, now: float) -> list[str]:
         """The secrets to sign with: the current one, and the previous one during its grace."""
