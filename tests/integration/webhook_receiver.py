@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.conformance.recorder import RECORDER
+
 
 @dataclass(frozen=True)
 class Received:
@@ -63,6 +65,8 @@ class Receiver:
                         )
                     )
                     receiver._lock.notify_all()
+                # Every delivered event is a body the suite receives: check it like the others.
+                RECORDER.record_bytes(body, source=f"webhook to {self.path}")
                 payload = json.dumps({"status": status, "note": "x" * 2000}).encode()
                 self.send_response(status)
                 self.send_header("Content-Type", "application/json")

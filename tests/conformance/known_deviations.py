@@ -1,0 +1,38 @@
+"""Deviations from Stripe's schema that the suite tolerates for now, each with its owner.
+
+This list only shrinks: an entry goes when its fix lands, and the session summary names every
+entry no body needed in the run (`stale`), so a fixed deviation cannot linger here. A new
+deviation is never added to make a test pass; it is fixed.
+
+Keys are (object, field) as `Deviation.key` gives them; `*` as the field tolerates every
+deviation of that object (only for a stand-in object that a real implementation replaces).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+KNOWN_DEVIATIONS: Final[dict[tuple[str, str], str]] = {
+    # chalicelib/domain/payment_intents.py (the lead: issue 11, PaymentIntent fixes).
+    ("payment_intent", "last_payment_error.param"): (
+        "null where Stripe's schema says string; omit it when there is none"
+    ),
+    ("payment_intent", "last_payment_error.decline_code"): (
+        "null where Stripe's schema says string (3-D Secure failures have no decline code)"
+    ),
+    # chalicelib/domain/payment_intents.py: the embedded payment_method (the lead: issue 11).
+    ("payment_method", "billing_details"): "the embedded payment_method lacks billing_details",
+    ("payment_method", "created"): "the embedded payment_method lacks created",
+    ("payment_method", "livemode"): "the embedded payment_method lacks livemode",
+    # chalicelib/services/refunds.py `_charge`: the charge.* events carry a stand-in, not a
+    # Charge (the lead's Charges API replaces it: issue 11).
+    ("charge", "*"): "charge.* events carry a partial stand-in until the Charges API lands",
+}
+
+
+def is_known(object_type: str, field: str) -> tuple[str, str] | None:
+    """The allow-list entry that covers (object_type, field), if any."""
+    for key in ((object_type, field), (object_type, "*")):
+        if key in KNOWN_DEVIATIONS:
+            return key
+    return None
