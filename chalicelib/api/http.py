@@ -40,6 +40,21 @@ Auth = Literal["merchant", "admin", "none"]
 
 
 @dataclass(frozen=True)
+class EndpointSpec:
+    """What `@endpoint(...)` declared for a view: read by the generated API reference."""
+
+    params: type[Params] | None
+    auth: Auth
+    creates: str | None
+    returns: str | None = None
+    """The object type answered (`list:<type>` for a list), when the view declares it."""
+
+
+ENDPOINTS: dict[Callable[..., Any], EndpointSpec] = {}
+"""Every wrapped view -> its declaration; Chalice's route table names the views by route."""
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """What a view gets: who calls, with which parameters, in which request."""
 
@@ -202,6 +217,7 @@ def endpoint(
             _complete(context, outcome)
             return respond(outcome, request_id, idempotency_key=key)
 
+        ENDPOINTS[handle] = EndpointSpec(params, auth, creates)
         return handle
 
     return decorator

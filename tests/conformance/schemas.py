@@ -8,14 +8,12 @@ object", and `$ref`s resolve against the file's root. A body is validated by its
 Strict mode (the default for tests) also closes every schema that lists `properties` but says
 nothing of `additionalProperties`: Stripe never sends a field its spec does not name, so a field
 PayFlow adds is a deviation a client's typed model will not know. The published API reference
-uses the schemas as Stripe writes them (open), see `converted_components(strict=False)`.
+uses the schemas as Stripe writes them (open). The conversion lives in payflow/stripe_spec.py.
 """
 
 from __future__ import annotations
 
 import functools
-import json
-import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,95 +22,14 @@ from typing import Any
 from jsonschema import Draft202012Validator
 from jsonschema.exceptions import ValidationError
 
-ENV_VAR = "PAYFLOW_STRIPE_SCHEMAS"
+from payflow.stripe_spec import (
+    converted_components,
+    list_schema_name,
+    load_document,
+    search_schema_name,
+)
+
 _REF_PREFIX = "#/components/schemas/"
-_REPO_ROOT = Path(__file__).resolve().parents[2]
-
-
-def schemas_path() -> Path:
-    """Where stripe_schemas.json is: $PAYFLOW_STRIPE_SCHEMAS, else shared/ beside the repository
-    (CI clones the repository next to a copy of shared/), else /work/shared."""
-    override = os.environ.get(ENV_VAR)
-    if override:
-        return Path(override)
-    candidates = [
-        _REPO_ROOT.parent / "shared" / "stripe" / "stripe_schemas.json",
-        Path("/work/shared/stripe/stripe_schemas.json"),
-    ]
-    for candidate in candidates:
-        if candidate.is_file():
-            return candidate
-    raise FileNotFoundError(
-        f"stripe_schemas.json not found (set {ENV_VAR}); looked at "
-        + ", ".join(str(c) for c in candidates)
-    )
-
-
-def nullable_to_json_schema(node: Any) -> Any:
-    """A copy of `node` with OpenAPI 3.0's `nullable: true` turned into JSON Schema: `type: T`
-    becomes `[T, "null"]`, null joins an `enum`, `{"type": "null"}` joins an `anyOf`."""
-    if isinstance(node, list):
-        return [nullable_to_json_schema(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    converted = {key: nullable_to_json_schema(value) for key, value in node.items()}
-    if not converted.pop("nullable", False):
-        return converted
-    if "enum" in converted and None not in converted["enum"]:
-        converted["enum"] = [*converted["enum"], None]
-    if "anyOf" in converted:
-        converted["anyOf"] = [*converted["anyOf"], {"type": "null"}]
-    elif "type" in converted:
-        kind = converted["type"]
-        kinds = kind if isinstance(kind, list) else [kind]
-        converted["type"] = [*kinds, "null"] if "null" not in kinds else kinds
-    elif "$ref" in converted:
-        converted = {"anyOf": [{"$ref": converted.pop("$ref")}, {"type": "null"}], **converted}
-    return converted
-
-
-def _closed(node: Any) -> Any:
-    """Every object schema that lists properties and is silent on extras forbids them."""
-    if isinstance(node, list):
-        return [_closed(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    closed = {key: _closed(value) for key, value in node.items()}
-    if "properties" in closed and "additionalProperties" not in closed:
-        closed["additionalProperties"] = False
-    return closed
-
-
-def _without_extensions(node: Any) -> Any:
-    if isinstance(node, list):
-        return [_without_extensions(item) for item in node]
-    if not isinstance(node, dict):
-        return node
-    return {k: _without_extensions(v) for k, v in node.items() if not k.startswith("x-")}
-
-
-def converted_components(document: dict[str, Any], *, strict: bool) -> dict[str, Any]:
-    """Every schema of the file (stubs as any object, lists and search results under
-    `list__<path>` / `search_result__<path>` names) in JSON Schema form, `x-*` keys dropped."""
-    schemas: dict[str, Any] = dict(document["components"]["schemas"])
-    for stub in document.get("x-stubs", []):
-        schemas.setdefault(stub, {"type": "object"})
-    for path, wrapper in document.get("x-lists", {}).items():
-        schemas[list_schema_name(path)] = wrapper
-    for path, wrapper in document.get("x-search-results", {}).items():
-        schemas[search_schema_name(path)] = wrapper
-    converted = nullable_to_json_schema(_without_extensions(schemas))
-    return _closed(converted) if strict else converted
-
-
-def list_schema_name(path: str) -> str:
-    """The component name given to the list wrapper of `path` (`/v1/refunds` -> list.refunds)."""
-    return "list." + path.removeprefix("/v1/").replace("/", ".")
-
-
-def search_schema_name(path: str) -> str:
-    """The component name given to the search-result wrapper of `path`."""
-    return "search_result." + path.removeprefix("/v1/").removesuffix("/search").replace("/", ".")
 
 
 @dataclass(frozen=True)
@@ -152,9 +69,8 @@ class StripeSchemas:
 
     @classmethod
     def load(cls, path: Path | None = None, *, strict: bool = True) -> StripeSchemas:
-        """The schemas from `path` (default: `schemas_path()`)."""
-        text = (path or schemas_path()).read_text(encoding="utf-8")
-        return cls(json.loads(text), strict=strict)
+        """The schemas from `path` (default: payflow.stripe_spec.schemas_path())."""
+        return cls(load_document(path), strict=strict)
 
     @staticmethod
     def _index_objects(schemas: dict[str, Any]) -> dict[str, str]:

@@ -6,13 +6,9 @@ from typing import Any
 
 import pytest
 
+from payflow.stripe_spec import nullable_to_json_schema
 from tests.conformance.recorder import BodyRecorder
-from tests.conformance.schemas import (
-    Deviation,
-    StripeSchemas,
-    UnknownObject,
-    nullable_to_json_schema,
-)
+from tests.conformance.schemas import Deviation, StripeSchemas, UnknownObject
 
 
 @pytest.fixture(scope="module")
