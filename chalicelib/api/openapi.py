@@ -29,11 +29,14 @@ from chalicelib.api import params as p
 from chalicelib.api.http import ENDPOINTS, EndpointSpec
 from chalicelib.domain.idempotency import MAX_KEY_LENGTH
 from chalicelib.domain.money import CURRENCIES, MAX_AMOUNT, MIN_AMOUNT
+from chalicelib.domain.webhooks import EVENT_TYPES, WILDCARD
 
 OPENAPI_VERSION: Final = "3.0.3"
 STRIPE_COPY: Final = Path(__file__).with_name("openapi_stripe.json")
 _SCHEMAS: Final = "#/components/schemas/"
 _PARAM: Final = re.compile(r"\{([^}]+)\}")
+FORM_SUFFIX: Final = ".form"
+"""The component of a model's form-encoded variant (no null: a form value cannot be null)."""
 
 # Stripe's action routes answer with the object they act on (`/v1/refunds/{id}/cancel`).
 _ACTIONS: Final = frozenset({"attach", "cancel", "capture", "confirm", "detach"})
@@ -52,14 +55,34 @@ _VALIDATED: Final[dict[Callable[..., Any], JsonSchemaValue]] = {
                 "type": "object",
                 "maxProperties": p.METADATA_MAX_KEYS,
                 "description": f"Keys of 1 to {p.METADATA_MAX_KEY_LENGTH} characters.",
+                # JSON bodies may give a value as an integer; it is stored as its string.
                 "additionalProperties": {
-                    "type": "string",
-                    "maxLength": p.METADATA_MAX_VALUE_LENGTH,
+                    "anyOf": [
+                        {"type": "string", "maxLength": p.METADATA_MAX_VALUE_LENGTH},
+                        {"type": "integer"},
+                    ]
                 },
             },
             {"type": "string", "enum": [""], "description": "Clears every key (update)."},
         ],
         "nullable": True,
+    },
+}
+
+# Parameters whose values a validator outside the model checks (the same name means the same
+# thing on every Stripe operation).
+_BY_NAME: Final[dict[str, JsonSchemaValue]] = {
+    "url": {
+        "type": "string",
+        "maxLength": 2048,
+        "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$",
+        "description": "An absolute http(s) URL without credentials; outside the sandbox, on "
+        "a public address.",
+    },
+    "enabled_events": {
+        "type": "array",
+        "minItems": 1,
+        "items": {"type": "string", "enum": [WILDCARD, *sorted(EVENT_TYPES)]},
     },
 }
 
@@ -214,11 +237,12 @@ class _Builder:
         model = spec.params if spec else None
         if method == "POST" and auth == "merchant":
             parameters.append(_idempotency_header(operation["operationId"]))
-        if model is not None and method in ("GET", "DELETE"):
+        # Where http.py reads parameters from: the query of a GET, the body of anything else.
+        if model is not None and method == "GET":
             parameters.extend(self._query_parameters(model))
         if parameters:
             operation["parameters"] = parameters
-        if model is not None and method == "POST":
+        if model is not None and method != "GET":
             operation["requestBody"] = self._request_body(model)
         operation["responses"] = self._responses(method, path, spec, resource)
         return operation
@@ -284,32 +308,85 @@ class _Builder:
         for name, definition in schema.pop("$defs", {}).items():
             self.request_schemas.setdefault(name, _openapi_30(definition))
         converted: JsonSchemaValue = _openapi_30(schema)
+        for field, prop in converted.get("properties", {}).items():
+            if field in _BY_NAME:
+                nullable = {"nullable": True} if prop.get("nullable") else {}
+                converted["properties"][field] = {**_BY_NAME[field], **nullable}
         return converted
 
     def _request_body(self, model: type[p.Params]) -> dict[str, Any]:
         schema = self._model_schema(model)
         name = model.__name__
         self.request_schemas.setdefault(name, schema)
-        ref = {"$ref": _SCHEMAS + name}
-        # Stripe's form encoding nests with brackets: `metadata[k]=v`, `expand[0]=x`.
-        encoding = {
-            field: {"style": "deepObject", "explode": True}
-            for field, prop in schema.get("properties", {}).items()
-            if self._kind(prop) in ("object", "array")
-        }
-        form: dict[str, Any] = {"schema": ref}
-        if encoding:
-            form["encoding"] = encoding
-        return {
-            "required": bool(schema.get("required")),
-            "content": {
-                "application/x-www-form-urlencoded": form,
-                "application/json": {"schema": ref},
-            },
-        }
+        content: dict[str, Any] = {}
+        if self._flat(schema):
+            # Stripe's form encoding: brackets nest one level (`metadata[k]=v`); a form value
+            # cannot be null, so the form's schema is the model's without null.
+            form_ref = self._form_ref(name)
+            form_schema = self.request_schemas[name + FORM_SUFFIX]
+            encoding = {
+                field: {"style": "deepObject", "explode": True}
+                for field, prop in form_schema.get("properties", {}).items()
+                if self._kind(prop) == "object"
+            }
+            form: dict[str, Any] = {"schema": form_ref}
+            if encoding:
+                form["encoding"] = encoding
+            content["application/x-www-form-urlencoded"] = form
+        content["application/json"] = {"schema": {"$ref": _SCHEMAS + name}}
+        return {"required": bool(schema.get("required")), "content": content}
+
+    def _form_ref(self, name: str) -> JsonSchemaValue:
+        """A $ref to the null-free variant of component `name`, made on first use."""
+        form_name = name + FORM_SUFFIX
+        if form_name not in self.request_schemas:
+            self.request_schemas[form_name] = {}  # placeholder: recursive models end here
+            self.request_schemas[form_name] = self._without_null(self.request_schemas[name])
+        return {"$ref": _SCHEMAS + form_name}
+
+    def _without_null(self, node: Any) -> Any:
+        if isinstance(node, list):
+            return [self._without_null(item) for item in node]
+        if not isinstance(node, dict):
+            return node
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.removeprefix(_SCHEMAS) in self.request_schemas:
+            return self._form_ref(ref.removeprefix(_SCHEMAS))
+        result = {k: self._without_null(v) for k, v in node.items() if k != "nullable"}
+        if "default" in result and result["default"] is None:
+            del result["default"]
+        if "allOf" in result and len(result["allOf"]) == 1 and len(result) == 1:
+            return result["allOf"][0]
+        return result
+
+    def _flat(self, schema: JsonSchemaValue) -> bool:
+        """True when every property is a form value: a scalar, a list of scalars, or a hash of
+        scalars (OpenAPI 3.0 cannot say `connectors[0][id]=...`: such models are JSON only)."""
+        for prop in schema.get("properties", {}).values():
+            kind = self._kind(prop)
+            target = self._target(prop)
+            if kind == "array" and self._kind(target.get("items", {})) in ("object", "array"):
+                return False
+            if kind == "object":
+                inner = [*target.get("properties", {}).values()]
+                extra = target.get("additionalProperties")
+                inner += [extra] if isinstance(extra, dict) else []
+                if any(self._kind(v) in ("object", "array") for v in inner):
+                    return False
+        return True
+
+    def _target(self, prop: JsonSchemaValue) -> JsonSchemaValue:
+        """The schema a property's value follows, its null branch and $refs set aside."""
+        for branch in [prop, *prop.get("anyOf", []), *prop.get("allOf", [])]:
+            ref = branch.get("$ref")
+            if ref:
+                branch = self.request_schemas.get(ref.removeprefix(_SCHEMAS), {})
+            if branch.get("type") not in (None, "null"):
+                return branch
+        return prop
 
     def _query_parameters(self, model: type[p.Params]) -> list[dict[str, Any]]:
-        schema = self._model_schema(model)
+        schema = self._without_null(self._model_schema(model))
         required = set(schema.get("required", []))
         parameters = []
         for field, prop in schema.get("properties", {}).items():
@@ -317,7 +394,7 @@ class _Builder:
                 "name": field,
                 "in": "query",
                 "required": field in required,
-                "schema": _query_value(prop),
+                "schema": {k: v for k, v in prop.items() if k != "title"},
             }
             kind = self._kind(prop)
             if kind == "object":
@@ -329,14 +406,8 @@ class _Builder:
 
     def _kind(self, prop: JsonSchemaValue) -> str | None:
         """The JSON type of a property once null and $refs are set aside."""
-        for branch in [prop, *prop.get("anyOf", []), *prop.get("allOf", [])]:
-            ref = branch.get("$ref")
-            if ref:
-                branch = self.request_schemas.get(ref.removeprefix(_SCHEMAS), {})
-            kind = branch.get("type")
-            if kind not in (None, "null"):
-                return str(kind)
-        return None
+        kind = self._target(prop).get("type")
+        return None if kind in (None, "null") else str(kind)
 
     def _responses(
         self,
@@ -424,17 +495,6 @@ def _openapi_30(node: Any) -> Any:
         else:
             schema["anyOf"] = rest
     return schema
-
-
-def _query_value(prop: JsonSchemaValue) -> JsonSchemaValue:
-    """A property as a query parameter's schema: a query string cannot say null (leaving the
-    parameter out does), so nullable and the null default go."""
-    value = {k: v for k, v in prop.items() if k not in ("title", "nullable")}
-    if value.get("default", 0) is None:
-        del value["default"]
-    if list(value.get("allOf", [])) and len(value["allOf"]) == 1:
-        value = {**value.pop("allOf")[0], **value}
-    return value
 
 
 def _doc(view: Callable[..., Any], name: str) -> tuple[str, str]:
