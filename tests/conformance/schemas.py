@@ -127,10 +127,6 @@ class StripeSchemas:
                 found.extend(self.deviations(inner))
         return sorted(set(found), key=lambda d: (d.object, d.field, d.message))
 
-    def validator_for(self, name: str) -> Draft202012Validator:
-        """A validator of component `name` (its `$ref`s resolve in this file)."""
-        return self._validator(name)
-
     @functools.cache  # noqa: B019 - one instance per session; the cache is the point
     def _validator(self, name: str) -> Draft202012Validator:
         schema = {

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+import requests
 
 from payflow.stripe_spec import nullable_to_json_schema
 from tests.conformance.recorder import BodyRecorder
@@ -154,3 +155,20 @@ def test_the_recorder_fails_deviations_counts_known_ones_and_extensions(schemas:
     assert [(f.source, f.test) for f in recorder.failures] == [("bad", "t"), ("unknown", "t")]
     assert recorder.known[("payment_intent", "last_payment_error.param")] == 1
     assert "3 bodies validated" in recorder.summary()[0]
+
+
+def test_the_runtimes_own_500_is_counted_not_matched(schemas: StripeSchemas):
+    # Given Chalice's answer to a view that raised past PayFlow (a simulated crash)
+    recorder = BodyRecorder(lambda: schemas)
+    response = requests.Response()
+    response.status_code = 500
+    response.headers["Content-Type"] = "application/json"
+    response._content = b'{"Code": "InternalServerError", "Message": "An internal error."}'
+    response.url = "http://127.0.0.1:1/v1/payment_intents"
+    response.request = requests.Request("POST", response.url).prepare()
+
+    # When
+    recorder.on_response(response)
+
+    # Then
+    assert (recorder.crashes, recorder.validated, recorder.failures) == (1, 0, [])
