@@ -75,7 +75,7 @@ _BY_NAME: Final[dict[str, JsonSchemaValue]] = {
     "url": {
         "type": "string",
         "maxLength": 2048,
-        "pattern": r"^https?://[A-Za-z0-9.-]+(:[0-9]{1,4})?(/[A-Za-z0-9._~/-]*)?$",
+        "pattern": r"^https?://[^\s/?#@:\[\]]+(:[0-9]{1,4})?([/?#].*)?$",
         "description": "An absolute http(s) URL without credentials; outside the sandbox, on "
         "a public address.",
     },

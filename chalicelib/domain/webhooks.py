@@ -250,7 +250,10 @@ def check_url(url: str, *, allow_private: bool, resolve: Resolver) -> str:
     loopback, private, link-local, reserved or multicast addresses are refused, whether written as
     an address or reached through a name, so a merchant cannot make PayFlow call its own network.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket: `http://[x`
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ParameterInvalid(
             f"Invalid URL: {url!r}. Use an absolute http:// or https:// URL.", param="url"

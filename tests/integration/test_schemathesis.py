@@ -35,12 +35,21 @@ Tolerance = tuple[str, str, str]
 """(check, operation or "*", a phrase of the failure's message or ""): what a table tolerates."""
 
 PENDING: Final[dict[Tolerance, str]] = {
-    # Why each fails today and who fixes it. Shrinks only: the test fails when an entry no
+    # Gaps every run finds, why, and who fixes them. Shrinks only: the test fails when one no
     # longer fails, so a fixed gap cannot linger here.
     ("unsupported_method", "*", ""): (
         "an undeclared method (TRACE) answers 404 resource_missing, not 405 with Allow: the "
         "request parser (hardening)"
     ),
+    ("positive_data_acceptance", "POST /v1/routing", ""): (
+        "connectors is required unless use_defaults=true, which the SetRouting model does not "
+        "say (params.py)"
+    ),
+}
+
+FUZZED: Final[dict[Tolerance, str]] = {
+    # Gaps that fuzzing finds when its generated data happens to reach them (so a run may not):
+    # real, reported to their owners, tolerated until fixed.
     ("negative_data_rejection", "*", "expand: Incorrect type"): (
         "`expand` given as a JSON object ({}) is taken as an empty list instead of a 400 "
         "(params.py _expand: request parsing)"
@@ -48,10 +57,6 @@ PENDING: Final[dict[Tolerance, str]] = {
     ("negative_data_rejection", "*", 'became "__not_in_enum__"'): (
         "a form key sent twice (`enabled_events=bad&enabled_events=good`): the last value wins "
         "silently, instead of a list or a 400 (forms.py decode_pairs: request parsing)"
-    ),
-    ("positive_data_acceptance", "POST /v1/routing", ""): (
-        "connectors is required unless use_defaults=true, which the SetRouting model does not "
-        "say (params.py)"
     ),
 }
 
@@ -170,7 +175,8 @@ def test_api_reference_holds_under_schemathesis(api_url: str, before_call_hook: 
 
     # Then every check passes but the pending ones, each of which still fails
     assert not errors, errors
-    unexpected = [f for f in found if not _tolerated(f, PENDING) and not _tolerated(f, LIMITS)]
+    tables = (PENDING, FUZZED, LIMITS)
+    unexpected = [f for f in found if not any(_tolerated(f, table) for table in tables)]
     assert not unexpected, "\n".join(map(str, unexpected))
     still_failing = {_tolerated(f, PENDING) for f in found} - {None}
     assert still_failing == set(PENDING), (
