@@ -1,7 +1,8 @@
 """One error root for PayFlow, with the subclasses the API turns into Stripe-shaped bodies.
 
 Domain and data-access code raise these; `chalicelib.api.http` is the one place that turns them
-into HTTP responses (`{"error": {"type", "code", "message", "param"}}` with Stripe's statuses).
+into HTTP responses (`{"error": {"type", "code", "message", "param"}}` with Stripe's statuses,
+fields without a value left out).
 """
 
 from __future__ import annotations
@@ -33,15 +34,19 @@ class PayFlowError(Exception):
         self.headers = headers or {}
 
     def to_body(self) -> dict[str, Any]:
-        """The Stripe-shaped error body."""
+        """The Stripe-shaped error body.
+
+        A field with no value is left out, as Stripe does: its schema types `param`, `code`,
+        `decline_code`... as strings, never null.
+        """
         error: dict[str, Any] = {
             "type": self.error_type,
             "code": self.code,
             "message": self.message,
             "param": self.param,
+            **self.extra,
         }
-        error.update(self.extra)
-        return {"error": error}
+        return {"error": {name: value for name, value in error.items() if value is not None}}
 
 
 class ApiError(PayFlowError):

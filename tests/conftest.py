@@ -10,6 +10,8 @@ from pathlib import Path
 import pytest
 import requests
 
+from tests.conformance.recorder import RECORDER, recorded_session
+
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 # Never let a test reach a real AWS account, whatever the developer's shell holds.
@@ -82,7 +84,7 @@ def api_url(sandbox: object) -> str:
 
 
 def new_merchant(api_url: str) -> dict:
-    response = requests.post(
+    response = recorded_session().post(
         f"{api_url}/v1/sandbox/merchants",
         headers={"Authorization": f"Bearer {ADMIN_KEY}"},
         data={"name": "test merchant"},
@@ -99,11 +101,12 @@ def merchant(api_url: str) -> dict:
 
 
 class Api:
-    """A small client for tests: a merchant's key, Stripe's form encoding, keep-alive."""
+    """A small client for tests: a merchant's key, Stripe's form encoding, keep-alive; every
+    body it receives is checked against Stripe's schemas."""
 
     def __init__(self, base: str, key: str) -> None:
         self.base = base
-        self.session = requests.Session()
+        self.session = recorded_session()
         self.session.auth = (key, "")
 
     def post(self, path: str, data: dict | None = None, **kwargs: object) -> requests.Response:
@@ -116,3 +119,34 @@ class Api:
 @pytest.fixture
 def api(api_url: str, merchant: dict) -> Api:
     return Api(api_url, merchant["secret_key"])
+
+
+# -- conformance: every body the suite receives validates against Stripe's schemas ------------
+
+
+@pytest.fixture(autouse=True)
+def conforming_bodies(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the test (at teardown) when a body it received deviates from Stripe's schema."""
+    RECORDER.current_test = request.node.nodeid
+    yield
+    RECORDER.current_test = None
+    failures = RECORDER.failures_of(request.node.nodeid)
+    if failures:
+        pytest.fail(
+            "bodies that do not validate against Stripe's schemas:\n"
+            + "\n".join(f"  {f.source}: {f.problem}" for f in failures),
+            pytrace=False,
+        )
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if RECORDER.validated or RECORDER.failures:
+        terminalreporter.section("Stripe schema conformance")
+        for line in RECORDER.summary():
+            terminalreporter.write_line(line)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    # Bodies recorded outside any test (a receiver thread after its test ended) count too.
+    if RECORDER.failures and exitstatus == 0:
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -1,4 +1,5 @@
-"""The OpenAPI document of the API and a Swagger UI page for it, served offline.
+"""The OpenAPI document of the API (generated: chalicelib/api/openapi.py) and a Swagger UI
+page for it, served offline.
 
 Swagger UI's files come from the ``swagger_ui_bundle`` package, imported only when an asset is
 asked for: a deployment without it still serves /openapi.json, and /docs answers 404.
@@ -13,7 +14,7 @@ import json
 from pathlib import Path
 from typing import Final
 
-from chalice import Blueprint, Response
+from chalice import Blueprint, Chalice, Response
 
 from chalicelib.errors import ResourceMissing
 
@@ -37,7 +38,6 @@ _VENDOR_ASSETS: Final[dict[str, str]] = {
     "index.css": _CSS,
 }
 _INITIALIZER: Final = "payflow-docs.js"
-_OPENAPI_PATH: Final = Path(__file__).with_name("openapi.json")
 
 # The stock swagger-initializer.js points at the petstore demo; this one points at our document.
 # validatorUrl: null stops Swagger UI from calling validator.swagger.io for its badge.
@@ -86,9 +86,9 @@ _PAGE_CSP: Final = (
 
 @docs.route("/openapi.json", methods=["GET"])
 def openapi_document() -> Response:
-    """Serve the OpenAPI document kept next to this module."""
+    """Serve the OpenAPI document of every route this app serves."""
     return Response(
-        body=_openapi_text(),
+        body=_openapi_text(docs.current_app),
         status_code=200,
         headers={"Content-Type": _JSON, "Cache-Control": _CACHE_OWN},
     )
@@ -126,10 +126,12 @@ def docs_asset(asset: str) -> Response:
 
 
 @functools.cache
-def _openapi_text() -> str:
-    text = _OPENAPI_PATH.read_text(encoding="utf-8")
-    json.loads(text)  # A broken document should fail here, not in the reader's browser.
-    return text
+def _openapi_text(app: Chalice) -> str:
+    # Built once per process (the routes are fixed once the app is imported), and only when
+    # asked for: no other Lambda entry point pays for the generator's imports.
+    from chalicelib.api import openapi
+
+    return json.dumps(openapi.document(app), separators=(",", ":"))
 
 
 @functools.cache

@@ -50,6 +50,22 @@ Auth = Literal["merchant", "admin", "none"]
 
 
 @dataclass(frozen=True)
+class EndpointSpec:
+    """What `@endpoint(...)` declared for a view: read by the generated API reference and by
+    the tests and tools that walk every route."""
+
+    params: type[Params] | None
+    auth: Auth
+    creates: str | None
+    returns: str | None = None
+    """The object type answered (`list:<type>` for a list), when the view declares it."""
+
+
+ENDPOINTS: dict[Callable[..., Any], EndpointSpec] = {}
+"""Every wrapped view -> its declaration; Chalice's route table names the views by route."""
+
+
+@dataclass(frozen=True)
 class ApiCall:
     """What a view gets: who calls, with which parameters, in which request."""
 
@@ -58,21 +74,9 @@ class ApiCall:
     context: RequestContext
 
 
-@dataclass(frozen=True)
-class EndpointSpec:
-    """What `@endpoint` was given for a view: for tests and tools that walk every route."""
-
-    params: type[Params] | None
-    auth: Auth
-    creates: str | None
-
-
-_SPECS: dict[Callable[..., Any], EndpointSpec] = {}
-
-
 def endpoint_spec(view_function: Callable[..., Any]) -> EndpointSpec | None:
-    """The spec of a Chalice route's view function, if `@endpoint` wrapped it."""
-    return _SPECS.get(view_function)
+    """The declaration of a Chalice route's view function, if `@endpoint` wrapped it."""
+    return ENDPOINTS.get(view_function)
 
 
 def api_key(request: Request) -> str | None:
@@ -274,7 +278,7 @@ def endpoint(
                 outcome = _expanded(outcome, principal, returns, expansions)
             return respond(outcome, request_id, idempotency_key=key)
 
-        _SPECS[handle] = EndpointSpec(params, auth, creates)
+        ENDPOINTS[handle] = EndpointSpec(params, auth, creates, returns)
         return handle
 
     return decorator

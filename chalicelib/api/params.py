@@ -22,6 +22,7 @@ from chalicelib.domain.payment_intents import (
 from chalicelib.domain.payment_methods import AllowRedisplay
 from chalicelib.domain.refunds import RefundReason
 from chalicelib.domain.routing import CircuitPolicy, ConnectorConfig
+from chalicelib.domain.test_cards import TEST_TOKENS
 from chalicelib.errors import (
     ParameterInvalid,
     ParameterMissing,
@@ -583,8 +584,22 @@ class ListCustomers(ListParams):
     created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
 
 
+def _test_token(value: Any) -> str:
+    if isinstance(value, str) and value in TEST_TOKENS:
+        return value
+    raise PydanticCustomError(
+        "parameter_invalid_token",
+        "No such token: '{value}'. Use one of Stripe's test tokens, such as tok_visa, or a test "
+        "PaymentMethod id such as pm_card_visa.",
+        {"value": value},
+    )
+
+
+TestToken = Annotated[str, BeforeValidator(_test_token)]
+
+
 class CardParams(Nested):
-    token: Identifier
+    token: TestToken
 
 
 class CreatePaymentMethod(Params):

@@ -46,6 +46,13 @@ def retrieve_webhook_endpoint(call: ApiCall, id: str) -> dict:
     return webhooks().endpoints.retrieve(call.merchant_id, id).to_api()
 
 
+@bp.route("/v1/webhook_endpoints/{id}/health", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params)
+def retrieve_webhook_endpoint_health(call: ApiCall, id: str) -> dict:
+    """PayFlow's own view of an endpoint: whether and why it was disabled, failing since when."""
+    return webhooks().endpoints.retrieve(call.merchant_id, id).health_api()
+
+
 @bp.route("/v1/webhook_endpoints/{id}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, params=p.UpdateWebhookEndpoint)
 def update_webhook_endpoint(call: ApiCall, id: str) -> dict:

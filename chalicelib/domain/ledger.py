@@ -196,6 +196,9 @@ def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:
         "object": "balance_transaction",
         "amount": amount,
         "available_on": entry.available_on,
+        # Every PayFlow balance is a payments balance (Stripe's other kinds are issuing and
+        # reserves, which PayFlow has not).
+        "balance_type": "payments",
         "created": entry.created,
         "currency": entry.currency,
         "description": None,

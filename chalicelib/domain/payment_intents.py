@@ -137,14 +137,18 @@ class PaymentError(BaseModel):
     param: str | None = None
     charge: str | None = None
     payment_method: str | None = None
+    payment_method_object: dict[str, Any] | None = None
+    """The PaymentMethod as it was when the attempt failed (Stripe embeds the whole object)."""
 
     def to_api(self) -> dict[str, Any]:
-        body = self.model_dump(exclude={"payment_method"})
-        body["payment_method"] = (
-            {"id": self.payment_method, "object": "payment_method", "type": "card"}
-            if self.payment_method
-            else None
-        )
+        """Stripe's `api_errors`: fields without a value are left out, not null."""
+        body = {
+            k: v
+            for k, v in self.model_dump(exclude={"payment_method", "payment_method_object"}).items()
+            if v is not None
+        }
+        if self.payment_method_object is not None:
+            body["payment_method"] = self.payment_method_object
         return body
 
 

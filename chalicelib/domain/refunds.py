@@ -57,13 +57,10 @@ class Refund(BaseModel):
     """The saga's hold is in the ledger."""
 
     def to_api(self) -> dict[str, Any]:
-        body = self._body()
-        if self.instructions_email is not None:
-            body["instructions_email"] = self.instructions_email
-        return body
-
-    def _body(self) -> dict[str, Any]:
-        return {
+        """Stripe's refund object. `failure_reason` and `failure_balance_transaction` appear
+        only on a failed refund, `instructions_email` only when given: Stripe's schema has them
+        non-nullable, so it omits them."""
+        body: dict[str, Any] = {
             "id": self.id,
             "object": "refund",
             "amount": self.amount,
@@ -71,8 +68,6 @@ class Refund(BaseModel):
             "charge": self.charge,
             "created": self.created,
             "currency": self.currency,
-            "failure_balance_transaction": self.failure_balance_transaction,
-            "failure_reason": self.failure_reason,
             "metadata": dict(self.metadata),
             "payment_intent": self.payment_intent,
             "reason": self.reason.value if self.reason else None,
@@ -81,6 +76,13 @@ class Refund(BaseModel):
             "status": self.status.value,
             "transfer_reversal": None,
         }
+        if self.failure_reason is not None:
+            body["failure_reason"] = self.failure_reason
+        if self.failure_balance_transaction is not None:
+            body["failure_balance_transaction"] = self.failure_balance_transaction
+        if self.instructions_email is not None:
+            body["instructions_email"] = self.instructions_email
+        return body
 
 
 def refundable(pi: PaymentIntent, amount: int | None) -> int:

@@ -198,6 +198,19 @@ TOKEN_PREFIX = "tok_"
 _CARD_PREFIX = "pm_card_"
 
 
+TEST_TOKENS: tuple[str, ...] = tuple(
+    sorted(
+        [
+            TOKEN_PREFIX + pm.removeprefix(_CARD_PREFIX)
+            for pm in TEST_PAYMENT_METHODS
+            if pm.startswith(_CARD_PREFIX)
+        ]
+        + [pm for pm in TEST_PAYMENT_METHODS if pm.startswith(_CARD_PREFIX)]
+    )
+)
+"""What `card[token]` takes: every test card's token (`tok_visa`) and test id (`pm_card_visa`)."""
+
+
 def describe(payment_method_id: str) -> TestCard | None:
     """The test card named by a test PaymentMethod id or test token, or None."""
     if payment_method_id.startswith(TOKEN_PREFIX):

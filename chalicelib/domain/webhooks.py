@@ -108,6 +108,8 @@ class WebhookEndpoint(BaseModel):
     failing_since: int | None = None
     """When the current run of failed attempts began (None while healthy)."""
     disabled_reason: str | None = None
+    """Why it was disabled; shown by `health_api`, not in Stripe's object, which has no such
+    field (docs/conformance.md)."""
     version: int = 0
 
     def to_api(self, *, with_secret: bool = False) -> dict[str, Any]:
@@ -119,7 +121,6 @@ class WebhookEndpoint(BaseModel):
             "application": None,
             "created": self.created,
             "description": self.description,
-            "disabled_reason": self.disabled_reason,
             "enabled_events": list(self.enabled_events),
             "livemode": False,
             "metadata": dict(self.metadata),
@@ -129,6 +130,17 @@ class WebhookEndpoint(BaseModel):
         if with_secret:
             body["secret"] = self.secret
         return body
+
+    def health_api(self) -> dict[str, Any]:
+        """PayFlow's own `webhook_endpoint_health` object: whether and why the endpoint was
+        disabled, and since when its deliveries fail (Stripe's object has no place for it)."""
+        return {
+            "object": "webhook_endpoint_health",
+            "webhook_endpoint": self.id,
+            "status": self.status.value,
+            "disabled_reason": self.disabled_reason,
+            "failing_since": self.failing_since,
+        }
 
     def signing_secrets(self, now: float) -> list[str]:
         """The secrets to sign with: the current one, and the previous one during its grace."""
@@ -246,7 +258,10 @@ def check_url(url: str, *, allow_private: bool, resolve: Resolver) -> str:
     loopback, private, link-local, reserved or multicast addresses are refused, whether written as
     an address or reached through a name, so a merchant cannot make PayFlow call its own network.
     """
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unbalanced IPv6 bracket: `http://[x`
+        parts = urlsplit("")
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ParameterInvalid(
             f"Invalid URL: {url!r}. Use an absolute http:// or https:// URL.", param="url"

@@ -99,6 +99,26 @@ def _plan(returns: str | None, path: str) -> list[tuple[list[str], str]]:
     return steps
 
 
+def paths(returns: str | None) -> list[str]:
+    """Every path `expand[]` takes for an answer of type `returns` (for the API reference)."""
+    if returns is None:
+        return []
+    prefix = ""
+    if returns.startswith(LIST_PREFIX):
+        prefix, returns = "data.", returns.removeprefix(LIST_PREFIX)
+    found: list[str] = []
+
+    def walk(kind: str, path: str, depth: int) -> None:
+        if depth == MAX_DEPTH:
+            return
+        for field, target in EXPANDABLE.get(kind, {}).items():
+            found.append(f"{path}{field}")
+            walk(target, f"{path}{field}.", depth + 1)
+
+    walk(returns, prefix, 0)
+    return found
+
+
 class Expander:
     """Applies checked paths to a body, loading each id through the loader of its prefix."""
 

@@ -33,7 +33,7 @@ from chalicelib.domain.payment_intents import (
 from chalicelib.domain.payment_methods import PaymentMethod
 from chalicelib.domain.routing import PaymentFacts, route
 from chalicelib.domain.test_cards import describe, is_test_id
-from chalicelib.errors import CardError, StaleWrite, UnexpectedState
+from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
 from chalicelib.services.charges import ChargeService
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.context import (
@@ -460,6 +460,7 @@ class PaymentIntentService:
         action: frozenset[PaymentIntentStatus] | None = None,
     ) -> Outcome:
         batch = WriteBatch()
+        after = self._with_failed_method(before, after)
         after, saved = self._save_payment_method(batch, ctx, before, after)
         self._objects.put_version(batch, KIND, after, before.version, **after.attributes())
         self._add_event(batch, ctx, before, after)
@@ -491,6 +492,19 @@ class PaymentIntentService:
             update={"payment_method": attach.after.id, "payment_method_set_up": True}
         )
         return saved, attach.after
+
+    def _with_failed_method(self, before: PaymentIntent, after: PaymentIntent) -> PaymentIntent:
+        """A new last_payment_error embeds the payment method it failed with, as Stripe's
+        does (read once, when the attempt fails)."""
+        error = after.last_payment_error
+        if error is None or error == before.last_payment_error or not error.payment_method:
+            return after
+        try:
+            pm = self._payment_methods.retrieve(after.merchant_id, error.payment_method)
+        except ResourceMissing:
+            return after
+        embedded = error.model_copy(update={"payment_method_object": pm.to_api()})
+        return after.model_copy(update={"last_payment_error": embedded})
 
     def _billing(self, pi: PaymentIntent) -> BillingDetails | None:
         if not pi.payment_method or is_test_id(pi.payment_method):
@@ -584,7 +598,7 @@ class PaymentIntentService:
                     "decline_code": error.decline_code,
                     "charge": error.charge,
                     "payment_intent": after.to_api(),
-                    "payment_method": error.to_api()["payment_method"],
+                    "payment_method": error.to_api().get("payment_method"),
                 },
             )
             return Outcome(card_error.http_status, card_error.to_body())

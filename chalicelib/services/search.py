@@ -24,7 +24,7 @@ from chalicelib.errors import ParameterInvalid
 BATCH = 500
 """Most objects read per store page. The first page reads only `limit + 1` and each next one
 twice as many, so a query most objects match reads little more than it returns, and a sparse
-one needs few Query calls (each of which costs moto a sort of the merchant's whole index)."""
+one needs few Query calls (each a round trip to the table)."""
 
 
 @dataclass(frozen=True)

@@ -127,10 +127,7 @@ class EndpointHealth:
                 type=ENDPOINT_DISABLED_EVENT,
                 created=int(self._clock()),
                 data_object=disabled.to_api(),
-                previous_attributes={
-                    "status": EndpointStatus.ENABLED.value,
-                    "disabled_reason": None,
-                },
+                previous_attributes={"status": EndpointStatus.ENABLED.value},
             )
             try:
                 self._store.save_endpoint(disabled, endpoint.version, events=(event,))

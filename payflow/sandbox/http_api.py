@@ -15,6 +15,7 @@ from __future__ import annotations
 import base64
 import json
 import logging
+import re
 import socket
 from collections.abc import Callable, Iterable
 from typing import Any
@@ -89,6 +90,11 @@ class ChaliceWsgiApp:
         config = Config.create(chalice_stage=stage, app_name=app.app_name, chalice_app=app)
         self._gateway = LocalGateway(app, config)
         self._methods = {method for route in app.routes.values() for method in route}
+        self._routes = [
+            (re.compile("^" + re.sub(r"\{[^/]+?\}", "[^/]+", path) + "$"), set(methods))
+            # Literal segments first: `/search` is not an `{intent}`.
+            for path, methods in sorted(app.routes.items(), key=lambda r: r[0].count("{"))
+        ]
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
@@ -114,7 +120,10 @@ class ChaliceWsgiApp:
         self, method: str, path: str, headers: dict[str, str], body: bytes
     ) -> tuple[int, dict[str, str], bytes]:
         if method not in self._methods:
-            allowed = ", ".join(sorted(self._methods))
+            served = self._methods_of(path.split("?")[0])
+            if not served:
+                return _not_found(method, path.split("?")[0])
+            allowed = ", ".join(sorted(served))
             return _refusal(
                 MethodNotAllowed(
                     f"The {method} method is not supported; PayFlow answers {allowed}.",
@@ -143,6 +152,13 @@ class ChaliceWsgiApp:
         else:
             payload = raw.encode() if isinstance(raw, str) else bytes(raw)
         return status, out_headers, payload
+
+    def _methods_of(self, path: str) -> set[str]:
+        """The methods the route at `path` answers (none: no such route)."""
+        for pattern, methods in self._routes:
+            if pattern.match(path):
+                return methods
+        return set()
 
 
 class ApiServer(BackgroundServer):

@@ -5,21 +5,33 @@ from __future__ import annotations
 import pytest
 import stripe
 
+from tests.conformance.recorder import recorded_session
+
 
 @pytest.fixture
 def client(api_url: str, merchant: dict) -> stripe.StripeClient:
     return stripe.StripeClient(
-        merchant["secret_key"], base_addresses={"api": api_url}, max_network_retries=2
+        merchant["secret_key"],
+        base_addresses={"api": api_url},
+        max_network_retries=2,
+        # stripe-python's own requests client, on a session whose bodies are checked.
+        http_client=stripe.RequestsClient(session=recorded_session()),
     )
 
 
 @pytest.fixture
 def global_sdk(api_url: str, merchant: dict):
     """The module-level SDK with only api_base (and the key) changed, as the README shows."""
-    saved = stripe.api_base, stripe.api_key, stripe.max_network_retries
+    saved = stripe.api_base, stripe.api_key, stripe.max_network_retries, stripe.default_http_client
     stripe.api_base, stripe.api_key, stripe.max_network_retries = api_url, merchant["secret_key"], 2
+    stripe.default_http_client = stripe.RequestsClient(session=recorded_session())
     yield stripe
-    stripe.api_base, stripe.api_key, stripe.max_network_retries = saved
+    (
+        stripe.api_base,
+        stripe.api_key,
+        stripe.max_network_retries,
+        stripe.default_http_client,
+    ) = saved
 
 
 def test_module_level_sdk_full_lifecycle(global_sdk):

@@ -238,7 +238,9 @@ def test_gone_disables_the_endpoint_and_an_event_says_so(api: Api, hooks: Hooks)
     assert "secret" not in event["data"]["object"]
     assert event["data"]["previous_attributes"]["status"] == "enabled"
     current = api.get(f"/v1/webhook_endpoints/{endpoint['id']}").json()
-    assert current["status"] == "disabled" and "410" in current["disabled_reason"]
+    assert current["status"] == "disabled" and "disabled_reason" not in current
+    health = api.get(f"/v1/webhook_endpoints/{endpoint['id']}/health").json()
+    assert health["status"] == "disabled" and "410" in health["disabled_reason"]
     created = events_of(api, pi["id"], "payment_intent.created")
     assert the_delivery(api, created["id"], "failed")["attempt_count"] == 1
     # and receives nothing more
@@ -272,13 +274,22 @@ def test_an_endpoint_failing_for_too_long_is_disabled(api: Api, hooks: Hooks, me
     notice = watcher.wait_for(lambda rs: len(rs) >= 1)[0].event
     assert notice["type"] == "webhook_endpoint.disabled"
     assert notice["data"]["object"]["id"] == endpoint["id"]
-    assert str(six_days_ago) in notice["data"]["object"]["disabled_reason"]
+    health = api.get(f"/v1/webhook_endpoints/{endpoint['id']}/health").json()
+    assert str(six_days_ago) in health["disabled_reason"]
     created = events_of(api, pi["id"], "payment_intent.created")
     assert the_delivery(api, created["id"], "failed")["attempt_count"] == 1
     assert failing.count() == 1
     # Re-enabling it starts afresh
     enabled = api.post(f"/v1/webhook_endpoints/{endpoint['id']}", {"disabled": "false"}).json()
-    assert enabled["status"] == "enabled" and enabled["disabled_reason"] is None
+    assert enabled["status"] == "enabled"
+    health = api.get(f"/v1/webhook_endpoints/{endpoint['id']}/health").json()
+    assert health == {
+        "object": "webhook_endpoint_health",
+        "webhook_endpoint": endpoint["id"],
+        "status": "enabled",
+        "disabled_reason": None,
+        "failing_since": None,
+    }
 
 
 def test_manual_retry_and_resend_of_failed_deliveries(api: Api, hooks: Hooks, api_url: str):

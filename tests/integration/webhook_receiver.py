@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+from tests.conformance.recorder import RECORDER
+
 
 @dataclass(frozen=True)
 class Received:
@@ -36,9 +38,13 @@ class Received:
 class Receiver:
     """Answers each request with the next scripted status (then `default`)."""
 
-    def __init__(self, statuses: list[int] | None = None, default: int = 200) -> None:
+    def __init__(
+        self, statuses: list[int] | None = None, default: int = 200, *, events: bool = True
+    ) -> None:
         self.statuses = list(statuses or [])
         self.default = default
+        self.events = events
+        """Whether what arrives is PayFlow's events, checked against Stripe's schemas."""
         self.requests: list[Received] = []
         self._lock = threading.Condition()
         receiver = self
@@ -69,6 +75,10 @@ class Receiver:
                 self.send_header("Content-Length", str(len(payload)))
                 self.end_headers()
                 self.wfile.write(payload)
+                # Every delivered event is a body the suite receives: check it like the others,
+                # once answered, so the check never delays the delivery.
+                if receiver.events:
+                    RECORDER.record_bytes(body, source=f"webhook to {self.path}")
 
             def log_message(self, *args: object) -> None:
                 pass
@@ -114,8 +124,10 @@ class Receiver:
 
 
 @contextmanager
-def receiving(statuses: list[int] | None = None, default: int = 200) -> Iterator[Receiver]:
-    receiver = Receiver(statuses, default).start()
+def receiving(
+    statuses: list[int] | None = None, default: int = 200, *, events: bool = True
+) -> Iterator[Receiver]:
+    receiver = Receiver(statuses, default, events=events).start()
     try:
         yield receiver
     finally:

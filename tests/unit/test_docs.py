@@ -37,7 +37,8 @@ def test_openapi_json_is_an_openapi_3_document(client: Client) -> None:
     assert response.headers["Content-Type"].startswith("application/json")
     document = json.loads(response.body)
     assert document["openapi"].startswith("3.")
-    assert "/v1/payment_intents" in document["paths"]
+    # Generated from the app it is mounted on: this throwaway app serves only the docs.
+    assert sorted(document["paths"]) == ["/docs", "/docs/{asset}", "/openapi.json"]
 
 
 def test_openapi_json_passes_the_openapi_validator(client: Client) -> None:

@@ -108,7 +108,7 @@ class Recorder:
 
 
 def test_the_sandbox_allow_list_still_delivers_to_loopback_through_a_name() -> None:
-    with receiving() as receiver:
+    with receiving(events=False) as receiver:
         port = urlsplit(receiver.url).port
         fake = Recorder(["127.0.0.1"])
         sender = PinnedSender(2, allow_private=True, resolve=fake.resolve, connect=fake.connect)
@@ -124,7 +124,7 @@ def test_the_sandbox_allow_list_still_delivers_to_loopback_through_a_name() -> N
 
 def test_every_checked_address_is_tried_in_turn_and_nothing_else() -> None:
     # Given a name that answers ::1 first (nothing listens there) and then 127.0.0.1
-    with receiving() as receiver:
+    with receiving(events=False) as receiver:
         port = urlsplit(receiver.url).port
         fake = Recorder(["::1", "127.0.0.1"])
         sender = PinnedSender(2, allow_private=True, resolve=fake.resolve, connect=fake.connect)
@@ -163,7 +163,7 @@ def test_the_sender_refuses_private_targets_before_connecting(url: str, answer: 
 
 
 def test_redirects_are_answers_not_hops() -> None:
-    with receiving(default=302) as receiver:
+    with receiving(default=302, events=False) as receiver:
         fake = Recorder(["127.0.0.1"])
         sender = PinnedSender(2, allow_private=True, resolve=fake.resolve, connect=fake.connect)
         result = sender.post(receiver.url, b"{}", {})
@@ -183,7 +183,7 @@ class RecordingTls(ssl.SSLContext):
 
 
 def test_https_keeps_the_host_name_for_sni_and_the_certificate_check() -> None:
-    with receiving() as receiver:
+    with receiving(events=False) as receiver:
         port = urlsplit(receiver.url).port
         tls = RecordingTls(ssl.PROTOCOL_TLS_CLIENT)
         tls.server_names = []

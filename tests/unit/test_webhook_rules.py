@@ -159,7 +159,12 @@ def test_private_targets_are_refused_outside_the_sandbox(url: str) -> None:
 def test_public_targets_are_accepted_and_malformed_urls_refused() -> None:
     resolve = _resolver({"hooks.example.com": ["93.184.216.34"]})
     assert check_url("https://hooks.example.com/x", allow_private=False, resolve=resolve)
-    for bad in ("ftp://hooks.example.com", "hooks.example.com", "https://u:p@hooks.example.com"):
+    for bad in (
+        "ftp://hooks.example.com",
+        "hooks.example.com",
+        "https://u:p@hooks.example.com",
+        "http://[hooks.example.com",
+    ):
         with pytest.raises(ParameterInvalid):
             check_url(bad, allow_private=True, resolve=resolve)
 
