@@ -10,12 +10,13 @@ STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
 COMPOSE ?= docker compose -f localstack/docker-compose.yml
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "PayFlow needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade 'pip<26.3'  # chalice drives pip when packaging
-	$(BIN)/pip install --quiet -e '.[dev]'
+	$(BIN)/pip install --quiet --require-hashes -r requirements.lock
+	$(BIN)/pip install --quiet --no-deps --no-build-isolation -e .
+	$(BIN)/pip download --quiet --dest $(VENV)/wheelhouse -r requirements.txt  # offline packaging
 	@touch $(STAMP)
 
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
