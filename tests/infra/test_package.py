@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import hashlib
 import re
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -173,6 +174,25 @@ def test_the_same_input_gives_the_same_zip(real_build: Package, tmp_path: Path) 
     assert {(e.date_time, e.external_attr >> 16) for e in entries} == {
         ((1980, 1, 1, 0, 0, 0), 0o100644)
     }
+
+
+def test_a_wheel_whose_hash_is_not_in_the_lock_fails_the_build(tmp_path: Path) -> None:
+    # Given a copy of the project whose lock has another hash for pydantic's wheels
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("app.py", "requirements.txt", "requirements.lock"):
+        shutil.copy2(REPO_ROOT / name, project / name)
+    for folder in ("chalicelib", ".chalice"):
+        shutil.copytree(REPO_ROOT / folder, project / folder)
+    lock = project / "requirements.lock"
+    pinned = re.search(r"^pydantic==.*?(?=^\S)", lock.read_text(), re.M | re.S)
+    assert pinned
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, pinned.group(0))
+    lock.write_text(lock.read_text().replace(pinned.group(0), tampered))
+
+    # When it is packaged from the same wheels, then pip refuses them
+    with pytest.raises(PackageError, match="DO NOT MATCH THE HASHES"):
+        package(tmp_path / "build", project_dir=project, wheelhouse=WHEELHOUSE)
 
 
 def test_the_package_imports_the_app_and_creates_its_clients_on_its_own(
