@@ -41,9 +41,9 @@ IMPORT_PROBE = (
 CALL_PROBE = """
 import json, sys, time
 spec = json.loads(sys.stdin.read())
-started = time.perf_counter()
+started, started_cpu = time.perf_counter(), time.process_time()
 import app
-imported = time.perf_counter()
+imported, imported_cpu = time.perf_counter(), time.process_time()
 
 
 class Context:
@@ -59,21 +59,25 @@ class Context:
 
 handler = app.app if spec["function"] == "api_handler" else getattr(app, spec["function"])
 before = set(sys.modules)
-calls, errors = [], []
+calls, cpu, errors = [], [], []
 for _ in range(2):
-    began = time.perf_counter()
+    began, began_cpu = time.perf_counter(), time.process_time()
     try:
         handler(spec["event"], Context())
     except Exception as error:  # a replay may be refused; its cost still counts
         errors.append(type(error).__name__)
     calls.append((time.perf_counter() - began) * 1000)
+    cpu.append((time.process_time() - began_cpu) * 1000)
     if len(calls) == 1:
         new = set(sys.modules) - before
         loaded = [len(new), sorted({name.split(".")[0] for name in new})]
 print(json.dumps({
     "import_ms": (imported - started) * 1000,
+    "import_cpu_ms": (imported_cpu - started_cpu) * 1000,
     "first_ms": calls[0],
     "second_ms": calls[1],
+    "first_cpu_ms": cpu[0],
+    "second_cpu_ms": cpu[1],
     "first_call_imports": loaded,
     "errors": errors,
 }))
@@ -186,7 +190,7 @@ def first_calls(runs: int = 3) -> dict[str, Any]:
     import requests
 
     from app import app
-    from bench.run import Receiver
+    from bench.run import subscribed_receiver
     from payflow.sandbox.runtime import Sandbox, SandboxConfig
 
     recorder = EventRecorder(app)
@@ -198,17 +202,11 @@ def first_calls(runs: int = 3) -> dict[str, Any]:
         settings=(("PAYFLOW_LOG_LEVEL", "CRITICAL"),),
         time_scale=0.01,
     )
-    receiver = Receiver()
     with Sandbox(config) as sandbox:
         api = sandbox.api_url
         session = requests.Session()
         session.auth = ("sk_test_cold_start", "")
-        endpoint = session.post(
-            f"{api}/v1/webhook_endpoints",
-            data={"url": receiver.url, "enabled_events[]": ["payment_intent.succeeded"]},
-            timeout=10,
-        ).json()
-        receiver.secret = endpoint["secret"]
+        receiver, _endpoint_id = subscribed_receiver(session, api)
         intent = session.post(
             f"{api}/v1/payment_intents",
             data={
@@ -267,9 +265,17 @@ def measure_functions(
             for _ in range(runs)
         ]
         results[label] = {
-            "import_ms": round(statistics.median(s["import_ms"] for s in samples), 1),
-            "first_call_ms": round(statistics.median(s["first_ms"] for s in samples), 1),
-            "second_call_ms": round(statistics.median(s["second_ms"] for s in samples), 1),
+            key: round(statistics.median(s[probe_key] for s in samples), 1)
+            for key, probe_key in (
+                ("import_ms", "import_ms"),
+                ("import_cpu_ms", "import_cpu_ms"),
+                ("first_call_ms", "first_ms"),
+                ("second_call_ms", "second_ms"),
+                ("first_call_cpu_ms", "first_cpu_ms"),
+                ("second_call_cpu_ms", "second_cpu_ms"),
+            )
+        }
+        results[label] |= {
             "first_call_imports": samples[-1]["first_call_imports"],
             "errors": samples[-1]["errors"],
         }
@@ -308,18 +314,21 @@ def table(figures: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| function (event) | import app ms | first call ms | second call ms | first-call"
-        " extra ms | imported by the first call |",
+        "| function (event) | import app ms (CPU) | first call ms (CPU) | second call ms (CPU)"
+        " | first-call extra ms (CPU) | imported by the first call |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for label, row in figures.get("measured", {}).items():
         extra = round(row["first_call_ms"] - row["second_call_ms"], 1)
+        extra_cpu = round(row["first_call_cpu_ms"] - row["second_call_cpu_ms"], 1)
         count, packages = row["first_call_imports"]
         imported = f"{count} modules: {', '.join(packages)}" if count else "-"
         errors = f" (raised {', '.join(row['errors'])})" if row["errors"] else ""
         lines.append(
-            f"| {label}{errors} | {row['import_ms']} | {row['first_call_ms']} |"
-            f" {row['second_call_ms']} | {extra} | {imported} |"
+            f"| {label}{errors} | {row['import_ms']} ({row['import_cpu_ms']}) |"
+            f" {row['first_call_ms']} ({row['first_call_cpu_ms']}) |"
+            f" {row['second_call_ms']} ({row['second_call_cpu_ms']}) |"
+            f" {extra} ({extra_cpu}) | {imported} |"
         )
     if figures.get("not_exercised"):
         lines.append(f"\nnot exercised by one payment and one refund: {figures['not_exercised']}")

@@ -185,18 +185,25 @@ class Receiver:
 # -- the measurements ------------------------------------------------------------------------
 
 
-def pipeline(
-    sandbox: Sandbox, key: str, payments: int, concurrency: int, counter: CallCounter
-) -> dict[str, Any]:
+def subscribed_receiver(session: requests.Session, api_url: str) -> tuple[Receiver, str]:
+    """A Receiver subscribed, through `session`, to payment_intent.succeeded: it and the id of
+    its webhook endpoint."""
     receiver = Receiver()
-    session = requests.Session()
-    session.auth = (key, "")
     endpoint = session.post(
-        f"{sandbox.api_url}/v1/webhook_endpoints",
+        f"{api_url}/v1/webhook_endpoints",
         data={"url": receiver.url, "enabled_events[]": ["payment_intent.succeeded"]},
         timeout=10,
     ).json()
     receiver.secret = endpoint["secret"]
+    return receiver, endpoint["id"]
+
+
+def pipeline(
+    sandbox: Sandbox, key: str, payments: int, concurrency: int, counter: CallCounter
+) -> dict[str, Any]:
+    session = requests.Session()
+    session.auth = (key, "")
+    receiver, endpoint_id = subscribed_receiver(session, sandbox.api_url)
     sent: dict[str, float] = {}
     lock = threading.Lock()
     local = threading.local()
@@ -239,7 +246,7 @@ def pipeline(
         for pi, started in sent.items()
         if pi in receiver.succeeded_at
     ]
-    session.delete(f"{sandbox.api_url}/v1/webhook_endpoints/{endpoint['id']}", timeout=10)
+    session.delete(f"{sandbox.api_url}/v1/webhook_endpoints/{endpoint_id}", timeout=10)
     receiver.close()
     succeeded = len(latencies)
     return {
