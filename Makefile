@@ -20,13 +20,14 @@ help:
 
 # No --quiet: the first install downloads and builds for a minute or two; pip's progress shows
 # it is working.
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml requirements.lock requirements.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "PayFlow needs Python >= 3.11 (found $$($(PYTHON) --version))"; exit 1; }
 	@echo "Installing PayFlow and its tools into $(VENV) (the first time takes about 2 minutes)"
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --progress-bar on --upgrade 'pip<26.3'  # chalice drives pip when packaging
-	$(BIN)/pip install --progress-bar on -e '.[dev]'
+	$(BIN)/pip install --progress-bar on --require-hashes -r requirements.lock
+	$(BIN)/pip install --progress-bar on --no-deps --no-build-isolation -e .
+	$(BIN)/pip download --quiet --dest $(VENV)/wheelhouse -r requirements.txt  # offline packaging
 	@touch $(STAMP)
 	@echo "Installed into $(VENV)"
 

@@ -14,7 +14,6 @@ import json
 import math
 import os
 import statistics
-import subprocess
 import sys
 import threading
 import time
@@ -32,6 +31,7 @@ sys.path.insert(0, str(ROOT))
 
 import requests  # noqa: E402
 
+from bench import cold_start  # noqa: E402
 from payflow.sandbox.runtime import Sandbox, SandboxConfig  # noqa: E402
 
 PRICES = json.loads((ROOT / "bench" / "prices.json").read_text())
@@ -185,18 +185,25 @@ class Receiver:
 # -- the measurements ------------------------------------------------------------------------
 
 
-def pipeline(
-    sandbox: Sandbox, key: str, payments: int, concurrency: int, counter: CallCounter
-) -> dict[str, Any]:
+def subscribed_receiver(session: requests.Session, api_url: str) -> tuple[Receiver, str]:
+    """A Receiver subscribed, through `session`, to payment_intent.succeeded: it and the id of
+    its webhook endpoint."""
     receiver = Receiver()
-    session = requests.Session()
-    session.auth = (key, "")
     endpoint = session.post(
-        f"{sandbox.api_url}/v1/webhook_endpoints",
+        f"{api_url}/v1/webhook_endpoints",
         data={"url": receiver.url, "enabled_events[]": ["payment_intent.succeeded"]},
         timeout=10,
     ).json()
     receiver.secret = endpoint["secret"]
+    return receiver, endpoint["id"]
+
+
+def pipeline(
+    sandbox: Sandbox, key: str, payments: int, concurrency: int, counter: CallCounter
+) -> dict[str, Any]:
+    session = requests.Session()
+    session.auth = (key, "")
+    receiver, endpoint_id = subscribed_receiver(session, sandbox.api_url)
     sent: dict[str, float] = {}
     lock = threading.Lock()
     local = threading.local()
@@ -239,7 +246,7 @@ def pipeline(
         for pi, started in sent.items()
         if pi in receiver.succeeded_at
     ]
-    session.delete(f"{sandbox.api_url}/v1/webhook_endpoints/{endpoint['id']}", timeout=10)
+    session.delete(f"{sandbox.api_url}/v1/webhook_endpoints/{endpoint_id}", timeout=10)
     receiver.close()
     succeeded = len(latencies)
     return {
@@ -420,32 +427,6 @@ def _powertools_create(sandbox: Sandbox, counter: CallCounter) -> Callable[[str]
     return lambda key: create(request={"key": key})
 
 
-def cold_start(runs: int = 5) -> dict[str, Any]:
-    """Import time of the Lambda entry module next to a bare boto3 handler, fresh processes."""
-    probe = (
-        "import time; t = time.perf_counter(); import {module}; "
-        "print((time.perf_counter() - t) * 1000)"
-    )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYFLOW_", "AWS_ENDPOINT"))}
-    results = {}
-    for name, module in (("app", "app"), ("bare_boto3", "boto3")):
-        times = [
-            float(
-                subprocess.run(
-                    [sys.executable, "-c", probe.format(module=module)],
-                    cwd=ROOT,
-                    env=env,
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                ).stdout.strip()
-            )
-            for _ in range(runs)
-        ]
-        results[name] = round(statistics.median(times), 1)
-    return results
-
-
 def stripe_keep_alive(sandbox: Sandbox, key: str, count: int) -> dict[str, Any]:
     """stripe-python (one keep-alive connection) retrieving a PaymentIntent."""
     import stripe
@@ -591,15 +572,17 @@ def main(argv: list[str] | None = None) -> int:
         print("rate limiting ...", file=sys.stderr, flush=True)
         results["rate_limit"] = rate_limit_cost(running, key, merchant_id, 300)
     print("cold start ...", file=sys.stderr, flush=True)
-    results["cold_start_import_ms"] = cold_start()
+    results["cold_start"] = cold_start.measure()
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
+    print()
+    print(cold_start.table(results["cold_start"]))
     return 0
 
 
 def table(r: dict[str, Any]) -> str:
     p, put, cost = r["pipeline"], r["raw_put_item"], r["cost"]
-    idem, cold, sk = r["idempotency"], r["cold_start_import_ms"], r["stripe_keep_alive_retrieve"]
+    idem, cold, sk = r["idempotency"], r["cold_start"]["imports"], r["stripe_keep_alive_retrieve"]
     lat = p["create_to_webhook_ms"]
     calls_per = {
         k: round(v / max(1, p["succeeded_with_webhook"]), 2) for k, v in p["aws_calls"].items()
@@ -640,7 +623,10 @@ def table(r: dict[str, Any]) -> str:
             f"{idem['powertools']['replay_round_trips']:g} round trips, "
             f"{idem['powertools']['replay_ms_p50']} ms",
         ),
-        ("cold start: import app / import boto3", f"{cold['app']} / {cold['bare_boto3']} ms"),
+        (
+            "cold start: import app / import boto3",
+            f"{cold['app_ms']} / {cold['bare_boto3_ms']} ms = {cold['ratio']}",
+        ),
         ("stripe-python keep-alive retrieve p50 / p99", f"{sk['p50_ms']} / {sk['p99_ms']} ms"),
         *_rate_limit_rows(r.get("rate_limit")),
     ]

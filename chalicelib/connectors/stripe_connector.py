@@ -10,9 +10,7 @@ is unavailability; bad credentials or requests make the connector unavailable fo
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import stripe
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.connectors.base import (
     AuthorizationRequest,
@@ -29,12 +27,20 @@ from chalicelib.connectors.base import (
 )
 from chalicelib.domain.test_cards import describe
 
+if TYPE_CHECKING:
+    import stripe
+
+# The SDK (about 50 ms to import) is imported by the calls that use it, not with this module:
+# the connector is off unless STRIPE_API_KEY is set, and every function imports the registry.
+
 T = TypeVar("T")
 _AUTHORIZED = {"succeeded", "requires_capture"}
 
 
 def translate_errors(call: Callable[[], T]) -> T:
     """Run a Stripe SDK call; its transport and server errors become PayFlow's."""
+    import stripe
+
     try:
         return call()
     except stripe.RateLimitError as error:
@@ -71,6 +77,8 @@ class StripeConnector(Connector):
         return bool(self._api_key)
 
     def _stripe(self) -> stripe.StripeClient:
+        import stripe
+
         if not self._api_key:
             raise ConnectorUnavailable("the stripe connector needs STRIPE_API_KEY")
         if self._client is None:
@@ -88,6 +96,8 @@ class StripeConnector(Connector):
         return PaymentMethodDetails(pm.id, pm.type, pm.brand, pm.bin) if pm else None
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
+        import stripe
+
         client = self._stripe()
         params: dict[str, Any] = {
             "amount": request.amount,
@@ -150,6 +160,8 @@ class StripeConnector(Connector):
         )
 
     def refund(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
+        import stripe
+
         client = self._stripe()
         try:
             refund = translate_errors(

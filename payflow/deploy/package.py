@@ -16,6 +16,9 @@ applied to a merge template derived from infra/ and written to build/ for inspec
   ``DefinitionSubstitutions`` reference, and to write X-Ray traces when its tracing is on;
 - a CloudWatch alarm on every dead-letter queue.
 
+The code archive is Chalice's, rewritten to be reproducible and small (see
+`write_code_archive` and docs/packaging.md): the same sources and lock give the same bytes.
+
 Output (build/): ``sam.json`` (the merged SAM template), ``deployment.zip`` (the code),
 ``statemachines/`` (the definitions), ``merge-template.json`` (what was merged) and
 ``chalice/`` (Chalice's untouched output).
@@ -30,6 +33,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import zipfile
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -88,6 +92,19 @@ TASK_TOKEN_ACTIONS = [
 XRAY_ACTIONS = ["xray:PutTelemetryRecords", "xray:PutTraceSegments"]
 
 
+# The AWS services whose botocore models the package keeps: the clients chalicelib/container.py
+# builds, and X-Ray, whose SDK (under Powertools' Tracer) fetches sampling rules with a botocore
+# client. botocore ships the model of every AWS service: the others' were 15.7 MB of the
+# 24.7 MB archive Chalice writes. A client of a service left out fails at creation with
+# UnknownServiceError; the package test checks every service the code names is kept.
+AWS_SERVICES = ("dynamodb", "sqs", "stepfunctions", "xray")
+
+# Every entry of deployment.zip gets this timestamp (zip's earliest) and these permissions, so
+# the archive depends on the files' contents only, not on when or by whom they were unpacked.
+ZIP_TIMESTAMP = (1980, 1, 1, 0, 0, 0)
+ZIP_FILE_MODE = 0o100644
+
+
 class PackageError(ValueError):
     """infra/ and the Chalice app do not fit together (e.g. an override of no function)."""
 
@@ -130,15 +147,20 @@ def package(
     stage: str = "dev",
     project_dir: Path = REPO_ROOT,
     app_only: bool = False,
+    wheelhouse: Path | None = None,
 ) -> Package:
     """Run `chalice package` for `stage` and merge infra/ into its template, in `out_dir`.
 
     `app_only` leaves the third-party requirements out of deployment.zip (the template is the
     same): for tests, which need the template and a small archive, not the dependencies.
+    `wheelhouse` makes pip take the requirements from that folder instead of the index (the
+    dev install fills ``<venv>/wheelhouse``), for a build without network.
     """
     out_dir = out_dir.resolve()
     chalice_dir = out_dir / "chalice"
-    run_chalice_package(project_dir, chalice_dir, stage=stage, app_only=app_only)
+    run_chalice_package(
+        project_dir, chalice_dir, stage=stage, app_only=app_only, wheelhouse=wheelhouse
+    )
     chalice_template = load_json(chalice_dir / "sam.json")
     resources = load_json(project_dir / "infra" / "resources.json")
     environment = load_json(project_dir / "infra" / "environment.json")
@@ -154,22 +176,34 @@ def package(
     for _key, location in definition_files(merged).values():
         (out_dir / location).parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(project_dir / location, out_dir / location)
-    shutil.copyfile(chalice_dir / "deployment.zip", out_dir / "deployment.zip")
+    write_code_archive(chalice_dir / "deployment.zip", out_dir / "deployment.zip")
     return Package(out_dir)
 
 
 def run_chalice_package(
-    project_dir: Path, out_dir: Path, *, stage: str = "dev", app_only: bool = False
+    project_dir: Path,
+    out_dir: Path,
+    *,
+    stage: str = "dev",
+    app_only: bool = False,
+    wheelhouse: Path | None = None,
 ) -> None:
-    """`chalice package --pkg-format cloudformation` into `out_dir` (replaced)."""
+    """`chalice package --pkg-format cloudformation` into `out_dir` (replaced).
+
+    Chalice runs on a copy of the project: it caches archives in .chalice/deployments/ under
+    a hash of requirements.txt and the code, which misses a change of requirements.lock, and
+    would otherwise write into the repository.
+    """
     if out_dir.exists():
         shutil.rmtree(out_dir)
     env = {**os.environ, "AWS_DEFAULT_REGION": os.environ.get("AWS_DEFAULT_REGION", "us-east-1")}
+    if wheelhouse is not None:
+        # Chalice's pip runs inherit the environment; pip reads its options from PIP_*.
+        env.update({"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": str(wheelhouse.resolve())})
     with tempfile.TemporaryDirectory(prefix="payflow-package-") as scratch:
-        source = project_dir
+        source = Path(scratch) / "project"
+        _copy_app(project_dir, source)
         if app_only:
-            source = Path(scratch) / "project"
-            _copy_app(project_dir, source)
             (source / "requirements.txt").write_text("", encoding="utf-8")
         command = [
             sys.executable,
@@ -190,12 +224,45 @@ def run_chalice_package(
 
 
 def _copy_app(project_dir: Path, target: Path) -> None:
-    """The files `chalice package` reads: app.py, chalicelib/, .chalice/ config."""
+    """The files `chalice package` reads: app.py, chalicelib/, vendor/, .chalice/ config, and
+    the requirements with the lock they are constrained by."""
     target.mkdir(parents=True)
-    shutil.copy2(project_dir / "app.py", target / "app.py")
+    for name in ("app.py", "requirements.txt", "requirements.lock"):
+        shutil.copy2(project_dir / name, target / name)
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc", "deployments", "venv")
-    shutil.copytree(project_dir / "chalicelib", target / "chalicelib", ignore=ignore)
-    shutil.copytree(project_dir / ".chalice", target / ".chalice", ignore=ignore)
+    for folder in ("chalicelib", "vendor", ".chalice"):
+        if (project_dir / folder).is_dir():
+            shutil.copytree(project_dir / folder, target / folder, ignore=ignore)
+
+
+def write_code_archive(source: Path, target: Path) -> None:
+    """Rewrite Chalice's deployment.zip as `target`: reproducible and without what no function
+    reads.
+
+    Chalice writes entries in directory-walk order with the unpacked files' times and modes,
+    so two builds of the same input differ. Here entries are sorted by name, and each gets
+    `ZIP_TIMESTAMP`, `ZIP_FILE_MODE` and the same compression, so the bytes depend on the
+    contents alone. botocore's models of services outside `AWS_SERVICES` are left out.
+    """
+    with zipfile.ZipFile(source) as original:
+        names = sorted(name for name in original.namelist() if is_shipped(name))
+        with zipfile.ZipFile(target, "w") as archive:
+            for name in names:
+                entry = zipfile.ZipInfo(name, date_time=ZIP_TIMESTAMP)
+                entry.external_attr = ZIP_FILE_MODE << 16
+                entry.create_system = 3  # Unix, so the mode above is read as one
+                entry.compress_type = zipfile.ZIP_DEFLATED
+                archive.writestr(entry, original.read(name), compresslevel=9)
+
+
+def is_shipped(name: str) -> bool:
+    """Whether the archive entry `name` stays in deployment.zip (see `write_code_archive`)."""
+    if name.endswith("/"):
+        return False
+    parts = name.split("/")
+    if len(parts) > 3 and parts[:2] == ["botocore", "data"]:
+        return parts[2] in AWS_SERVICES
+    return "__pycache__" not in parts
 
 
 def merge(merge_template: Mapping[str, Any], chalice_template: Mapping[str, Any]) -> dict[str, Any]:

@@ -2,6 +2,16 @@
 
 from __future__ import annotations
 
+import ast
+import hashlib
+import re
+import shutil
+import subprocess
+import sys
+import tomllib
+import zipfile
+from collections.abc import Iterator
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
@@ -10,8 +20,10 @@ from cfnlint.api import lint_file
 
 from payflow.deploy.cloudformation import expand_sam, with_artifacts
 from payflow.deploy.package import (
+    AWS_SERVICES,
     LAMBDA_FUNCTIONS,
     QUEUE,
+    REPO_ROOT,
     SERVERLESS_FUNCTION,
     STATE_MACHINES,
     XRAY_ACTIONS,
@@ -22,6 +34,7 @@ from payflow.deploy.package import (
     find_cycle,
     is_traced,
     merge,
+    package,
 )
 
 from .conftest import of_type
@@ -29,6 +42,230 @@ from .conftest import of_type
 EVENT_SOURCES = {"SQS": "Queue", "DynamoDB": "Stream", "Kinesis": "Stream"}
 # What Lambda and Step Functions need to send segments to X-Ray.
 WRITE_TRACES = {"xray:PutTraceSegments", "xray:PutTelemetryRecords"}
+
+# The dev install downloads the package's wheels here (Makefile), so the real build needs no
+# network: pip takes them from this folder, hash-checked against requirements.lock.
+WHEELHOUSE = Path(sys.prefix) / "wheelhouse"
+MAX_ZIPPED_BYTES = 10 * 1024 * 1024
+# Top-level names of the sandbox, the dev tools and Chalice's command line (its click, pip,
+# inquirer, yaml...): none belongs in a function's package.
+NOT_SHIPPED = {
+    "moto",
+    "waitress",
+    "pip",
+    "setuptools",
+    "wheel",
+    "click",
+    "inquirer",
+    "yaml",
+    "pytest",
+    "_pytest",
+    "hypothesis",
+    "locust",
+    "cfnlint",
+    "samtranslator",
+    "mypy",
+    "ruff",
+    "uv",
+    "tests",
+    "bench",
+    "payflow",
+    "infra",
+    "statemachines",
+}
+RUNTIME = {
+    "app.py",
+    "chalice",
+    "chalicelib",
+    "boto3",
+    "botocore",
+    "pydantic",
+    "pydantic_core",
+    "aws_lambda_powertools",
+    "aws_xray_sdk",
+    "stripe",
+}
+
+
+# --- the real package: dependencies from the lock, reproducible, small --------------------------
+
+
+@pytest.fixture(scope="module")
+def real_build(tmp_path_factory: pytest.TempPathFactory) -> Package:
+    """One `chalice package` with the requirements (the module's other checks share it)."""
+    assert WHEELHOUSE.is_dir(), f"no {WHEELHOUSE}: rerun the dev install (make .venv/...)"
+    return package(tmp_path_factory.mktemp("real"), stage="dev", wheelhouse=WHEELHOUSE)
+
+
+@pytest.fixture(scope="module")
+def shipped(real_build: Package) -> Iterator[zipfile.ZipFile]:
+    with zipfile.ZipFile(real_build.code_path) as archive:
+        yield archive
+
+
+def top_level(archive: zipfile.ZipFile) -> set[str]:
+    return {name.split("/")[0] for name in archive.namelist()}
+
+
+def locked_versions() -> dict[str, str]:
+    """requirements.lock as {normalized name: version}."""
+    pins = re.findall(
+        r"^([A-Za-z0-9._-]+)==([^\s;]+)", (REPO_ROOT / "requirements.lock").read_text(), re.M
+    )
+    return {normalized(name): version for name, version in pins}
+
+
+def normalized(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def test_the_package_holds_the_runtime_dependencies_and_nothing_of_the_dev_tools(
+    shipped: zipfile.ZipFile,
+) -> None:
+    names = top_level(shipped)
+
+    assert names >= RUNTIME, RUNTIME - names
+    assert names & NOT_SHIPPED == set()
+    assert [n for n in shipped.namelist() if "__pycache__" in n or n.endswith(".pyc")] == []
+    # Chalice's packager adds its runtime and nothing else of chalice
+    assert {n for n in shipped.namelist() if n.startswith("chalice/")} == {
+        "chalice/__init__.py",
+        "chalice/app.py",
+    }
+    assert not [n for n in names if n.startswith("chalice-")], "chalice's metadata is shipped"
+
+
+def test_the_package_is_at_most_10_mb_zipped(real_build: Package) -> None:
+    assert real_build.code_path.stat().st_size <= MAX_ZIPPED_BYTES
+
+
+def test_the_package_and_the_dev_install_have_the_versions_of_the_lock(
+    shipped: zipfile.ZipFile,
+) -> None:
+    # Given the lock's pins
+    locked = locked_versions()
+
+    # When reading the versions the package ships (one .dist-info per distribution)
+    found = {
+        match.group(1): match.group(2)
+        for name in top_level(shipped)
+        if (match := re.fullmatch(r"(.+)-([^-]+)\.dist-info", name))
+    }
+
+    # Then each is the locked one, and so is the one the tests run with
+    assert len(found) >= 15
+    for name, version in found.items():
+        assert locked.get(normalized(name)) == version, name
+        assert metadata.version(name) == version, f"the dev install has another {name}"
+
+
+def test_the_same_input_gives_the_same_zip(real_build: Package, tmp_path: Path) -> None:
+    # Given a second build of the same sources and lock
+    again = package(tmp_path / "again", stage="dev", wheelhouse=WHEELHOUSE)
+
+    # Then the archives are byte-identical: sorted entries, fixed times and modes
+    def digest(path: Path) -> str:
+        return hashlib.sha256(path.read_bytes()).hexdigest()
+
+    assert digest(again.code_path) == digest(real_build.code_path)
+    with zipfile.ZipFile(again.code_path) as archive:
+        entries = archive.infolist()
+    assert [e.filename for e in entries] == sorted(e.filename for e in entries)
+    assert {(e.date_time, e.external_attr >> 16) for e in entries} == {
+        ((1980, 1, 1, 0, 0, 0), 0o100644)
+    }
+
+
+def test_a_wheel_whose_hash_is_not_in_the_lock_fails_the_build(tmp_path: Path) -> None:
+    # Given a copy of the project whose lock has another hash for pydantic's wheels
+    project = tmp_path / "project"
+    project.mkdir()
+    for name in ("app.py", "requirements.txt", "requirements.lock"):
+        shutil.copy2(REPO_ROOT / name, project / name)
+    for folder in ("chalicelib", ".chalice"):
+        shutil.copytree(REPO_ROOT / folder, project / folder)
+    lock = project / "requirements.lock"
+    pinned = re.search(r"^pydantic==.*?(?=^\S)", lock.read_text(), re.M | re.S)
+    assert pinned
+    tampered = re.sub(r"sha256:[0-9a-f]{64}", "sha256:" + "0" * 64, pinned.group(0))
+    lock.write_text(lock.read_text().replace(pinned.group(0), tampered))
+
+    # When it is packaged from the same wheels, then pip refuses them
+    with pytest.raises(PackageError, match="DO NOT MATCH THE HASHES"):
+        package(tmp_path / "build", project_dir=project, wheelhouse=WHEELHOUSE)
+
+
+def test_the_package_imports_the_app_and_creates_its_clients_on_its_own(
+    shipped: zipfile.ZipFile, tmp_path: Path
+) -> None:
+    # Given the package unpacked, and a Python that sees nothing but it and the stdlib (-S)
+    shipped.extractall(tmp_path)
+    script = (
+        "import sys; sys.path.insert(0, sys.argv[1]); import app, boto3\n"
+        "session = boto3.session.Session(region_name='us-east-1', aws_access_key_id='x',"
+        " aws_secret_access_key='x')\n"
+        "for service in sys.argv[2:]: session.client(service)\n"
+        "print(sorted(f.name for f in app.app.pure_lambda_functions))\n"
+    )
+
+    # When it imports the app and creates a client of every service the package keeps
+    done = subprocess.run(
+        [sys.executable, "-S", "-c", script, str(tmp_path), *AWS_SERVICES],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then both work: nothing the functions import is missing from the package
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert "authorize_payment" in done.stdout
+
+
+def test_the_package_keeps_the_model_of_every_service_the_code_creates_a_client_of(
+    shipped: zipfile.ZipFile,
+) -> None:
+    # Given every `<session>.client("service")` call of the shipped code
+    named = set()
+    for path in [REPO_ROOT / "app.py", *(REPO_ROOT / "chalicelib").rglob("*.py")]:
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "client"
+                and node.args
+                and isinstance(node.args[0], ast.Constant)
+            ):
+                named.add(node.args[0].value)
+
+    # Then the package keeps those services' botocore models, and only the kept ones
+    kept = {
+        n.split("/")[2]
+        for n in shipped.namelist()
+        if n.count("/") > 3 and n.startswith("botocore/data/")
+    }
+    assert named and named <= set(AWS_SERVICES)
+    assert kept == set(AWS_SERVICES)
+
+
+def test_requirements_txt_lists_the_projects_dependencies_but_chalice_under_the_lock() -> None:
+    project = tomllib.loads((REPO_ROOT / "pyproject.toml").read_text())["project"]
+    lines = [
+        line.strip()
+        for line in (REPO_ROOT / "requirements.txt").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+    locked = locked_versions()
+
+    assert lines[0] == "-c requirements.lock"
+    assert lines[1:] == [d for d in project["dependencies"] if not d.startswith("chalice")]
+    # Every dependency of the project, dev tools included, is pinned in the one lock
+    everything = project["dependencies"] + project["optional-dependencies"]["dev"]
+    for requirement in everything:
+        name = re.split(r"[\[<>=!~ ]", requirement, maxsplit=1)[0]
+        assert normalized(name) in locked, name
 
 
 def test_the_packaged_template_passes_cfn_lint_without_errors_or_warnings(built: Package) -> None:
