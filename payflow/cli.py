@@ -261,6 +261,22 @@ def redrive(aws_endpoint: str, stack: str, limit: int) -> int:
     return queue.redrive(limit)
 
 
+def reset(data_dir: str | None) -> int:
+    """`payflow reset`: wipe the embedded AWS's data directory; refused while a sandbox runs."""
+    from pathlib import Path
+
+    from payflow.sandbox.persistence import DEFAULT_DATA_DIR, DataDirError, wipe
+
+    path = Path(data_dir or os.environ.get("PAYFLOW_DATA_DIR") or DEFAULT_DATA_DIR)
+    try:
+        deleted = wipe(path)
+    except DataDirError as error:
+        print(f"payflow: {error}", file=sys.stderr)
+        return 1
+    print(f"payflow: {path}: {len(deleted)} file(s) deleted, the next start begins empty")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="payflow", description=__doc__.split("\n\n")[0])
     commands = parser.add_subparsers(dest="command", required=True)
@@ -295,7 +311,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     check_cmd.add_argument("--stack", default="payflow")
     check_cmd.add_argument("--merchant", help="only this merchant (default: every merchant)")
 
+    reset_cmd = commands.add_parser(
+        "reset", help="delete the sandbox's saved state (stop the sandbox first)"
+    )
+    reset_cmd.add_argument(
+        "--data-dir",
+        default=None,
+        help="the directory to wipe (default: $PAYFLOW_DATA_DIR, else .payflow/ in the checkout)",
+    )
+
     args = parser.parse_args(argv)
+    if args.command == "reset":
+        return reset(args.data_dir)
     try:
         if args.command == "listen":
             stop = threading.Event()

@@ -7,6 +7,7 @@ import signal
 import sys
 import threading
 
+from payflow.sandbox.aws import EmbeddedAwsError
 from payflow.sandbox.runtime import Sandbox, SandboxConfig
 from payflow.sandbox.serving import PortInUseError
 
@@ -30,7 +31,7 @@ def main() -> int:
     sandbox = Sandbox(config)
     try:
         sandbox.start()
-    except PortInUseError as error:
+    except (PortInUseError, EmbeddedAwsError) as error:
         print(f"payflow: {error}", file=sys.stderr)
         sandbox.stop()
         return 2
