@@ -954,6 +954,12 @@ class Durability:
 
     def open(self) -> RestoreReport:
         """Lock the directory, load the snapshot, replay the journal, start a new segment."""
+        # Imported first (seconds on a busy machine, paid by every start): the figure is the
+        # restore's own.
+        import moto.dynamodb.models
+        import moto.sqs.models
+        import moto.stepfunctions.parser.models  # noqa: F401
+
         started = time.monotonic()
         self.directory.lock()
         install(self.recorder)
