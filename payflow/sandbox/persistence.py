@@ -30,6 +30,7 @@ import copy
 import copyreg
 import datetime
 import fcntl
+import functools
 import io
 import logging
 import os
@@ -176,10 +177,25 @@ def _fresh_lock(kind: Callable[[], Any]) -> tuple[Callable[[], Any], tuple[()]]:
     return kind, ()
 
 
+def _sized_dict(values: dict[str, Any]) -> Any:
+    """An item's attributes as they were: moto's LimitedSizeDict re-measures the whole item on
+    every key set (quadratic, most of a restore's time), and a stored item was measured when
+    it was written."""
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
+    attributes = LimitedSizeDict.__new__(LimitedSizeDict)
+    dict.update(attributes, values)
+    return attributes
+
+
+@functools.cache
 def _dispatch_table() -> dict[type, Callable[[Any], Any]]:
     """Locks and conditions pickle as new, free ones: a snapshot is taken between requests,
-    when none is held by the state being saved."""
+    when none is held by the state being saved. Item attributes skip moto's size check."""
+    from moto.dynamodb.models.dynamo_type import LimitedSizeDict
+
     table: dict[type, Callable[[Any], Any]] = dict(copyreg.dispatch_table)
+    table[LimitedSizeDict] = lambda values: (_sized_dict, (dict(values),))
     table[type(threading.Lock())] = lambda _: _fresh_lock(threading.Lock)
     table[type(threading.RLock())] = lambda _: _fresh_lock(threading.RLock)
     table[threading.Condition] = lambda _: _fresh_lock(threading.Condition)
@@ -187,13 +203,12 @@ def _dispatch_table() -> dict[type, Callable[[Any], Any]]:
     return table
 
 
-_DISPATCH = _dispatch_table()
-
-
 class _Pickler(pickle.Pickler):
     """moto's backends as they can be restored: locks fresh."""
 
-    dispatch_table = _DISPATCH
+    def __init__(self, file: io.BytesIO, protocol: int = pickle.HIGHEST_PROTOCOL) -> None:
+        super().__init__(file, protocol=protocol)
+        self.dispatch_table = _dispatch_table()
 
 
 class _ExecutionsPickler(_Pickler):
@@ -202,7 +217,7 @@ class _ExecutionsPickler(_Pickler):
     def __init__(self, file: io.BytesIO) -> None:
         from moto.stepfunctions.parser.backend.execution import Execution
 
-        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        super().__init__(file)
         self._execution = Execution
 
     def reducer_override(self, obj: Any) -> Any:
@@ -215,7 +230,7 @@ def dumps(value: Any, *, executions: bool = False) -> bytes:
     """Pickle moto state; with `executions`, Step Functions executions become records (a
     per-object hook, kept off the large DynamoDB and SQS states)."""
     buffer = io.BytesIO()
-    pickler = _ExecutionsPickler(buffer) if executions else _Pickler(buffer, protocol=5)
+    pickler = _ExecutionsPickler(buffer) if executions else _Pickler(buffer)
     pickler.dump(value)
     return buffer.getvalue()
 
@@ -309,7 +324,7 @@ class Journal:
 
     def append(self, entry: tuple[Any, ...]) -> None:
         """Write one entry (in the page cache when this returns: a killed process keeps it)."""
-        payload = pickle.dumps(entry, protocol=pickle.HIGHEST_PROTOCOL)
+        payload = dumps(entry)
         frame = _FRAME.pack(len(payload), zlib.crc32(payload)) + payload
         with self.lock:
             os.write(self._fd, frame)
