@@ -126,8 +126,14 @@ class EmbeddedAws:
         os.environ["MOTO_PORT"] = str(self.port)
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the moto process (it exits when its stdin closes) and the invoke endpoint."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the moto process (it exits when its stdin closes) and the invoke endpoint.
+
+        A durable one writes its last snapshot first: it gets the start timeout for that,
+        an ephemeral one 5 s.
+        """
+        if timeout is None:
+            timeout = self._start_timeout if self.data_dir else 5.0
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:

@@ -977,6 +977,8 @@ class Durability:
 
         started = time.monotonic()
         self.directory.lock()
+        for stale in self.directory.path.glob(f"{SNAPSHOT}.*.tmp"):
+            stale.unlink()  # a snapshot a kill cut off: the journal holds what it would have
         install(self.recorder)
         snapshot_bytes, first_segment = self._load_snapshot()
         entries = 0

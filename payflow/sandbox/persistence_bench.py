@@ -211,6 +211,12 @@ def grow_snapshot(data_dir: Path, copies: int) -> dict[str, int]:
                     copied.record = record
                     shard.items.append(copied)
                     grown["stream_records"] += 1
+            if shard is not None:
+                # As the pollers of a sandbox that made these payments would stand: at the end.
+                stream_arn = f"{table.table_arn}/stream/{table.latest_stream_label}"
+                last = str(shard.starting_sequence_number + len(shard.items) - 1)
+                for checkpoint in [c for c in recorder.checkpoints if c[1] == stream_arn]:
+                    recorder.checkpoints[checkpoint] = last
     for _, _, backend in persistence._regions("stepfunctions"):
         for machine in backend.state_machines:
             originals = pickle.dumps(

@@ -173,7 +173,9 @@ def settle(
         )["Attributes"]
         waiting = sum(int(found[name]) for name in counters)
         in_flight = int(found["ApproximateNumberOfMessagesNotVisible"])
-        if not processing and not waiting and len(pending) == in_flight:
+        # At most: a message the relay sent again after the kill leaves its older copy in
+        # flight too (the delivery handler drops that copy when it comes back).
+        if not processing and not waiting and len(pending) <= in_flight:
             return payments, in_flight
         if time.monotonic() > deadline:
             pytest.fail(
@@ -311,7 +313,7 @@ def test_kill_9_under_load_then_retries_answer_the_same_and_nothing_is_charged_t
         still_pending = [v for v in undelivered if v.endswith(": still pending")]
         assert found == {}
         assert sorted(set(undelivered) - set(still_pending)) == []
-        assert len(still_pending) == in_flight
+        assert len(still_pending) <= in_flight
         assert restarted.stop() == 0
 
 
