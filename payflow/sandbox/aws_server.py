@@ -274,9 +274,10 @@ def serve(
     durability: Durability | None = None
     restored: dict[str, Any] = {"durable": False}
     recorder = Recorder()
-    locked = OneAtATime(backend)
-    if data_dir is not None:
-        # The snapshot holds the locks of `locked`, created once the restore is done.
+    if data_dir is None:
+        locked = OneAtATime(backend)
+    else:
+        # The snapshot holds the locks of `locked`, made once the restore is done.
         durability = Durability(data_dir, lambda: locked.quiesce())
         report = durability.open()
         restored = {"durable": True, "data_dir": str(data_dir), **asdict(report)}

@@ -60,7 +60,9 @@ STREAM_RETENTION_SECONDS = 24 * 3600
 """DynamoDB Streams keeps records 24 hours; moto keeps them forever, so a restore trims them."""
 FSYNC_INTERVAL_SECONDS = 1.0
 COMPACT_AFTER_BYTES = 64 * 1024 * 1024
-"""A journal this long is folded into a new snapshot (restarts replay less)."""
+"""A journal this long, and longer than the snapshot, is folded into a new snapshot: restarts
+replay less, and a large state is not pickled again for every few MB of writes (requests wait
+while it pickles)."""
 
 SERVICES = ("dynamodb", "sqs", "stepfunctions")
 _FRAME = struct.Struct(">II")  # payload length, CRC-32 of the payload
@@ -966,6 +968,8 @@ class Durability:
         self._compact_after = compact_after_bytes
         self._clock = clock
         self._compacting = threading.Lock()
+        self._base_bytes = 0
+        """Size of the last snapshot."""
 
     def open(self) -> RestoreReport:
         """Lock the directory, load the snapshot, replay the journal, start a new segment."""
@@ -981,6 +985,7 @@ class Durability:
             stale.unlink()  # a snapshot a kill cut off: the journal holds what it would have
         install(self.recorder)
         snapshot_bytes, first_segment = self._load_snapshot()
+        self._base_bytes = snapshot_bytes
         entries = 0
         last = first_segment - 1
         for number, path in self.directory.segments():
@@ -1011,7 +1016,7 @@ class Durability:
     def after_append(self) -> None:
         """Fold the journal into a snapshot once it is long (in a thread: not in a request)."""
         journal = self.recorder.journal
-        if journal is None or journal.bytes_written < self._compact_after:
+        if journal is None or journal.bytes_written < max(self._compact_after, self._base_bytes):
             return
         if self._compacting.acquire(blocking=False):
             threading.Thread(target=self._compact_in_thread, name="snapshot", daemon=True).start()
@@ -1044,6 +1049,7 @@ class Durability:
             os.fsync(directory)
         finally:
             os.close(directory)
+        self._base_bytes = len(data)
         # The snapshot holds everything before `segment`: older segments go.
         for number, old in self.directory.segments():
             if number < segment:

@@ -3,6 +3,7 @@ framing, the directory lock, `payflow reset`, executions cut off by a stop, the 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import subprocess
@@ -15,7 +16,7 @@ import pytest
 from payflow.cli import main as cli
 from payflow.sandbox.aws import EmbeddedAws, EmbeddedAwsError
 from payflow.sandbox.moto_version import MOTO_VERSION, MotoVersionError, check_moto_version
-from payflow.sandbox.persistence import DataDir, Journal, read_segment, wipe
+from payflow.sandbox.persistence import DataDir, Durability, Journal, read_segment, wipe
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -163,3 +164,37 @@ def test_unpatched_moto_still_has_the_bugs_the_sandbox_patches() -> None:
     assert {name: bug["present"] for name, bug in bugs.items()} == {
         "transact_write_cancel_breaks_streams": True
     }
+
+
+def test_a_long_journal_is_folded_into_a_snapshot_and_both_restore(tmp_path: Path) -> None:
+    # Given a durable state whose journal is folded in as soon as it holds anything
+    durability = Durability(tmp_path, contextlib.nullcontext, compact_after_bytes=1)
+    durability.open()
+    durability.recorder.checkpoint("relay", "arn:stream", "shard-1", "100")
+
+    # When a request ends, then a snapshot is written in the background and the journal
+    # starts over in a new segment
+    durability.after_append()
+    deadline = time.monotonic() + 10
+    while not (tmp_path / "snapshot.pickle").exists():
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    durability._compacting.acquire(timeout=10)
+    durability._compacting.release()
+    assert [number for number, _ in durability.directory.segments()] == [2]
+
+    # And what comes after the snapshot is journaled, and a start finds both
+    durability.recorder.checkpoint("relay", "arn:stream", "shard-2", "7")
+    durability.recorder.journal.close()  # a kill: no last snapshot
+    durability.recorder.journal = None
+    durability.directory.unlock()
+    restored = Durability(tmp_path, contextlib.nullcontext)
+    report = restored.open()
+    try:
+        assert restored.recorder.checkpoints == {
+            ("relay", "arn:stream", "shard-1"): "100",
+            ("relay", "arn:stream", "shard-2"): "7",
+        }
+        assert report.journal_entries == 1
+    finally:
+        restored.close()
