@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shutil
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -31,7 +28,7 @@ from typing import Any
 import requests
 
 from payflow.sandbox.aws import EmbeddedAws
-from payflow.sandbox.persistence import RUNNING_FILE
+from payflow.sandbox.child import ChildSandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "sk_test_bench"
@@ -77,75 +74,7 @@ def write_overhead(calls: int, rounds: int) -> dict[str, float]:
     return {name: statistics.median(values) for name, values in rates.items()}
 
 
-class SandboxProcess:
-    """`python -m payflow.sandbox` on free ports with a data directory."""
-
-    def __init__(self, data_dir: Path, log: Path) -> None:
-        self.data_dir = data_dir
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.api_url = self.aws_url = ""
-
-    def start(self) -> float:
-        """Start it; returns the seconds until it serves."""
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("PAYFLOW_", "AWS_"))}
-        env.update(
-            PAYFLOW_DATA_DIR=str(self.data_dir),
-            PAYFLOW_PORT="0",
-            PAYFLOW_AWS_PORT="0",
-            PAYFLOW_SECRET_KEY=SECRET_KEY,
-            PAYFLOW_SANDBOX_TIME_SCALE="0.01",
-        )
-        started = time.monotonic()
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "payflow.sandbox"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        running = self.data_dir / RUNNING_FILE
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the sandbox exited; see {self.log}")
-            if running.exists():
-                found = json.loads(running.read_text())
-                if found["pid"] == self.process.pid:
-                    self.api_url, self.aws_url = found["api_url"], found["aws_url"]
-                    return time.monotonic() - started
-            time.sleep(0.05)
-
-    def stop(self) -> float:
-        assert self.process is not None
-        started = time.monotonic()
-        os.killpg(self.process.pid, signal.SIGINT)
-        self.process.wait(600)
-        return time.monotonic() - started
-
-    def kill(self) -> None:
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(60)
-
-    def client(self, service: str) -> Any:
-        import boto3
-
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.aws_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-    def restored(self) -> dict[str, Any]:
-        response = requests.get(f"{self.aws_url}/_payflow/state", timeout=30)
-        return dict(response.json())
-
-
-def real_payments(sandbox: SandboxProcess, count: int, batch: str) -> None:
+def real_payments(sandbox: ChildSandbox, count: int, batch: str) -> None:
     def one(i: int) -> None:
         requests.post(
             f"{sandbox.api_url}/v1/payment_intents",
@@ -239,7 +168,11 @@ def restart_figures(payments: int, real: int, keep: Path | None) -> dict[str, An
     data_dir = directory / "data"
     figures: dict[str, Any] = {"payments": payments, "real_payments": real}
     try:
-        sandbox = SandboxProcess(data_dir, directory / "sandbox.log")
+        sandbox = ChildSandbox(
+            data_dir,
+            directory / "sandbox.log",
+            {"PAYFLOW_SECRET_KEY": SECRET_KEY, "PAYFLOW_SANDBOX_TIME_SCALE": "0.01"},
+        )
         figures["first_start_s"] = sandbox.start()
         started = time.monotonic()
         real_payments(sandbox, real, "first")

@@ -8,10 +8,6 @@ each, so the load is small and the checks are the chaos run's invariants (payflo
 from __future__ import annotations
 
 import json
-import os
-import signal
-import subprocess
-import sys
 import threading
 import time
 from collections import defaultdict
@@ -19,114 +15,47 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import boto3
 import pytest
 import requests
 
 from payflow.chaos import INVARIANTS, Client, FlakyReceiver, Observed
+from payflow.sandbox.child import ChildSandbox
 from payflow.sandbox.persistence import RUNNING_FILE
 
-ROOT = Path(__file__).resolve().parents[2]
 SECRET_KEY = "sk_test_durable"
 PAYMENTS = 20
 LEASE_MS = 2000
 
 
-class SandboxProcess:
-    """`python -m payflow.sandbox` as `make dev` runs it, on free ports, in its own session
-    (so that SIGKILL reaches the moto process too, as when a terminal is closed)."""
-
-    def __init__(self, data_dir: Path, log: Path, retry_schedule: str) -> None:
-        self.data_dir = data_dir
-        self.retry_schedule = retry_schedule
-        self.log = log
-        self.process: subprocess.Popen[bytes] | None = None
-        self.api_url = ""
-        self.aws_url = ""
-
-    def start(self, timeout: float = 90.0) -> SandboxProcess:
-        # A clean environment: the session sandbox of this test process set AWS_* and
-        # PAYFLOW_* variables that are its own.
-        env = {
-            k: v
-            for k, v in os.environ.items()
-            if not k.startswith(("PAYFLOW_", "AWS_", "MOTO_", "STRIPE_"))
-        }
-        env.update(
-            PAYFLOW_DATA_DIR=str(self.data_dir),
-            PAYFLOW_PORT="0",
-            PAYFLOW_AWS_PORT="0",
-            PAYFLOW_SECRET_KEY=SECRET_KEY,
-            PAYFLOW_SANDBOX_TIME_SCALE="0.01",
-            PAYFLOW_WEBHOOK_RETRY_SCHEDULE=self.retry_schedule,
-            # A request the kill cut off holds its Idempotency-Key this long (60 s by default):
-            # retries until then are answered 409, as Stripe answers while one is in progress.
-            PAYFLOW_IDEMPOTENCY_LEASE_MS=str(LEASE_MS),
-        )
-        with self.log.open("ab") as log:
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "payflow.sandbox"],
-                cwd=ROOT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        running = self.data_dir / RUNNING_FILE
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                pytest.fail(f"the sandbox exited with {self.process.returncode}:\n{self.tail()}")
-            if running.exists():
-                found = json.loads(running.read_text())
-                if found["pid"] == self.process.pid:
-                    self.api_url, self.aws_url = found["api_url"], found["aws_url"]
-                    return self
-            time.sleep(0.1)
-        self.kill()
-        pytest.fail(f"the sandbox did not start within {timeout} s:\n{self.tail()}")
-
-    def kill(self) -> None:
-        """SIGKILL to the sandbox and its moto process at once."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait(10)
-
-    def stop(self) -> int:
-        """Ctrl-C, as in a terminal; returns the exit code."""
-        assert self.process is not None
-        os.killpg(self.process.pid, signal.SIGINT)
-        return self.process.wait(60)
-
-    def tail(self) -> str:
-        return self.log.read_text(errors="replace")[-4000:]
-
-    def client(self, service: str) -> Any:
-        return boto3.client(
-            service,  # type: ignore[call-overload]
-            endpoint_url=self.aws_url,
-            region_name="us-east-1",
-            aws_access_key_id="testing",
-            aws_secret_access_key="testing",
-        )
-
-
 @pytest.fixture
-def sandboxes(tmp_path: Path) -> Iterator[list[SandboxProcess]]:
+def sandboxes(tmp_path: Path) -> Iterator[list[ChildSandbox]]:
     """Sandbox processes a test starts on one data directory; any left running are killed."""
-    started: list[SandboxProcess] = []
+    started: list[ChildSandbox] = []
     yield started
     for sandbox in started:
-        if sandbox.process is not None and sandbox.process.poll() is None:
+        if sandbox.running():
             sandbox.kill()
 
 
 def start(
-    sandboxes: list[SandboxProcess], tmp_path: Path, retry_schedule: str = "0,0,1"
-) -> SandboxProcess:
-    sandbox = SandboxProcess(tmp_path / "data", tmp_path / "sandbox.log", retry_schedule)
+    sandboxes: list[ChildSandbox], tmp_path: Path, retry_schedule: str = "0,0,1"
+) -> ChildSandbox:
+    sandbox = ChildSandbox(
+        tmp_path / "data",
+        tmp_path / "sandbox.log",
+        {
+            "PAYFLOW_SECRET_KEY": SECRET_KEY,
+            "PAYFLOW_SANDBOX_TIME_SCALE": "0.01",
+            "PAYFLOW_WEBHOOK_RETRY_SCHEDULE": retry_schedule,
+            # A request the kill cut off holds its Idempotency-Key this long (60 s by
+            # default): retries until then are answered 409, as Stripe answers while one is
+            # in progress.
+            "PAYFLOW_IDEMPOTENCY_LEASE_MS": str(LEASE_MS),
+        },
+    )
     sandboxes.append(sandbox)
-    return sandbox.start()
+    sandbox.start(timeout=90)
+    return sandbox
 
 
 def confirm(api_url: str, key: str) -> requests.Response:
@@ -145,7 +74,7 @@ def confirm(api_url: str, key: str) -> requests.Response:
 
 
 def settle(
-    sandbox: SandboxProcess, client: Client, pi_ids: set[str], timeout: float = 30.0
+    sandbox: ChildSandbox, client: Client, pi_ids: set[str], timeout: float = 30.0
 ) -> tuple[dict[str, dict[str, Any]], int]:
     """Every PaymentIntent once none is processing and every pending delivery waits only for
     its message in flight; returns them and how many messages are in flight.
@@ -186,7 +115,7 @@ def settle(
 
 
 def observe(
-    sandbox: SandboxProcess,
+    sandbox: ChildSandbox,
     client: Client,
     payments: dict[str, dict[str, Any]],
     receiver: FlakyReceiver,
@@ -246,7 +175,7 @@ def subscribe(client: Client, receiver: FlakyReceiver) -> None:
 
 
 def test_kill_9_under_load_then_retries_answer_the_same_and_nothing_is_charged_twice(
-    sandboxes: list[SandboxProcess], tmp_path: Path
+    sandboxes: list[ChildSandbox], tmp_path: Path
 ) -> None:
     # Given a durable sandbox with a webhook endpoint subscribed to everything
     sandbox = start(sandboxes, tmp_path)
@@ -322,7 +251,7 @@ def _confirm_form() -> dict[str, Any]:
 
 
 def test_a_graceful_stop_keeps_payments_events_queued_webhooks_and_executions(
-    sandboxes: list[SandboxProcess], tmp_path: Path
+    sandboxes: list[ChildSandbox], tmp_path: Path
 ) -> None:
     # Given a durable sandbox whose webhook receiver fails every delivery (the next attempt
     # a minute later), with payments made and every delivery tried once
@@ -357,7 +286,7 @@ def test_a_graceful_stop_keeps_payments_events_queued_webhooks_and_executions(
         assert restarted.stop() == 0
 
 
-def _state(sandbox: SandboxProcess) -> dict[str, Any]:
+def _state(sandbox: ChildSandbox) -> dict[str, Any]:
     """Resources, queue depths and executions, as the AWS APIs list them."""
     sqs = sandbox.client("sqs")
     counters = [
@@ -376,7 +305,7 @@ def _state(sandbox: SandboxProcess) -> dict[str, Any]:
     }
 
 
-def _executions(sandbox: SandboxProcess) -> dict[str, str]:
+def _executions(sandbox: ChildSandbox) -> dict[str, str]:
     sfn = sandbox.client("stepfunctions")
     found = {}
     for machine in sfn.list_state_machines()["stateMachines"]:
