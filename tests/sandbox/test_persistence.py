@@ -16,7 +16,15 @@ import pytest
 from payflow.cli import main as cli
 from payflow.sandbox.aws import EmbeddedAws, EmbeddedAwsError
 from payflow.sandbox.moto_version import MOTO_VERSION, MotoVersionError, check_moto_version
-from payflow.sandbox.persistence import DataDir, Durability, Journal, read_segment, wipe
+from payflow.sandbox.persistence import (
+    DEFAULT_DATA_DIR,
+    DataDir,
+    Durability,
+    Journal,
+    read_segment,
+    wipe,
+)
+from payflow.sandbox.runtime import SandboxConfig, data_dir_from_environ
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -198,3 +206,11 @@ def test_a_long_journal_is_folded_into_a_snapshot_and_both_restore(tmp_path: Pat
         assert report.journal_entries == 1
     finally:
         restored.close()
+
+
+def test_the_data_directory_comes_from_the_environment() -> None:
+    assert data_dir_from_environ({}) == DEFAULT_DATA_DIR
+    assert data_dir_from_environ({"PAYFLOW_DATA_DIR": "/tmp/x"}) == Path("/tmp/x")
+    assert data_dir_from_environ({"PAYFLOW_DATA_DIR": "/tmp/x", "PAYFLOW_EPHEMERAL": "1"}) is None
+    assert SandboxConfig().data_dir is None  # built in code (the tests' sandbox): memory only
+    assert SandboxConfig.from_environ({"PAYFLOW_EPHEMERAL": "true"}).data_dir is None
