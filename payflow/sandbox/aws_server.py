@@ -85,6 +85,15 @@ class OneAtATime:
         operation = target.rpartition(".")[2]
         recorder = self._recorder
         service = next((p for p in self.SERVICES if target.startswith(p)), None)
+        if recorder is not None and recorder.journal is None and (service or target):
+            # Stopping: the last snapshot is written, so nothing more may be acknowledged.
+            # An execution still running fails its next call; it was saved as running, and
+            # runs again after the restart.
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"__type": "ServiceUnavailable", "message": "the embedded AWS is stopping"},
+            )
         if service is None:
             if recorder is None or not target.startswith(self.STEPFUNCTIONS):
                 return self._app(environ, start_response)
@@ -340,9 +349,11 @@ def main(argv: list[str] | None = None) -> int:
     # Until the parent closes our stdin (stop, exit or crash).
     with contextlib.suppress(OSError, ValueError):
         sys.stdin.buffer.read()
-    server.stop()
     if durability is not None:
+        # The last snapshot before the server goes: requests after it are refused (see
+        # OneAtATime), so a graceful stop loses nothing that was acknowledged.
         durability.close()
+    server.stop()
     return 0
 
 
