@@ -19,6 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 from typing import Any, TextIO
 
 from payflow import locate
@@ -314,6 +315,18 @@ def build_parser() -> argparse.ArgumentParser:
     local_cmd.add_argument("--port", type=int, default=8001, help="default: 8001")
     local_cmd.add_argument("--no-autoreload", action="store_true")
 
+    reset_cmd = commands.add_parser(
+        "reset",
+        help="delete the sandbox's saved state (stop the sandbox first)",
+        description="Wipes the embedded AWS's data directory, so the next `make dev` starts "
+        "empty. Refused while a sandbox holds the directory.",
+    )
+    reset_cmd.add_argument(
+        "--data-dir",
+        default=None,
+        help="the directory to wipe (default: $PAYFLOW_DATA_DIR, else .payflow/ in the checkout)",
+    )
+
     from payflow import seed, trigger
 
     trigger.add_command(commands, _api_options)
@@ -321,8 +334,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def reset(data_dir: str | None) -> int:
+    """`payflow reset`: wipe the embedded AWS's data directory; refused while a sandbox runs."""
+    from payflow.sandbox.persistence import DEFAULT_DATA_DIR, DataDirError, wipe
+
+    path = Path(data_dir or os.environ.get("PAYFLOW_DATA_DIR") or DEFAULT_DATA_DIR)
+    try:
+        deleted = wipe(path)
+    except DataDirError as error:
+        print(f"payflow: {error}", file=sys.stderr)
+        return 1
+    print(f"payflow: {path}: {len(deleted)} file(s) deleted, the next start begins empty")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
     """Run the parsed command; CliError for what the user can fix."""
+    if args.command == "reset":
+        return reset(args.data_dir)
     found = locate.find(
         api_url=getattr(args, "api_base", None), aws_url=getattr(args, "aws_endpoint", None)
     )

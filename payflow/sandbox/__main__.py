@@ -9,6 +9,7 @@ import sys
 import threading
 from collections.abc import Sequence
 
+from payflow.sandbox.aws import EmbeddedAwsError
 from payflow.sandbox.runtime import Sandbox, SandboxConfig
 from payflow.sandbox.serving import PortInUseError
 
@@ -55,7 +56,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     sandbox = Sandbox(config)
     try:
         sandbox.start()
-    except PortInUseError as error:
+    except (PortInUseError, EmbeddedAwsError) as error:
         print(f"payflow: {error}", file=sys.stderr)
         sandbox.stop()
         return 2

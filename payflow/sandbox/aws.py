@@ -17,6 +17,7 @@ import os
 import subprocess
 import sys
 import threading
+import urllib.request
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -24,7 +25,7 @@ from typing import Any
 from payflow.sandbox.lambda_invoke import REGION, LambdaInvokeMiddleware, Resolver
 from payflow.sandbox.serving import BackgroundServer, PortInUseError
 
-__all__ = ["EmbeddedAws", "PortInUseError"]
+__all__ = ["EmbeddedAws", "EmbeddedAwsError", "PortInUseError"]
 
 ROOT = Path(__file__).resolve().parents[2]
 DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "testing"}
@@ -32,6 +33,11 @@ DUMMY_CREDENTIALS = {"aws_access_key_id": "testing", "aws_secret_access_key": "t
 
 def _no_function(name: str) -> None:
     return None
+
+
+class EmbeddedAwsError(RuntimeError):
+    """The embedded AWS cannot start: its message says why in one line (data directory taken,
+    wrong moto version)."""
 
 
 class EmbeddedAws:
@@ -57,8 +63,10 @@ class EmbeddedAws:
         region: str = REGION,
         start_timeout: float = 30.0,
         time_scale: float = 1.0,
+        data_dir: Path | None = None,
     ) -> None:
         self.host = host
+        self.data_dir = data_dir
         self.region = region
         self._requested_port = port
         self._resolve = resolve
@@ -97,6 +105,7 @@ class EmbeddedAws:
             f"--invoke-url=http://127.0.0.1:{self._invoke_server.port}",
             f"--threads={self._threads}",
             f"--time-scale={self._time_scale}",
+            f"--data-dir={self.data_dir or ''}",
         ]
         self._process = subprocess.Popen(
             command, stdin=subprocess.PIPE, stdout=subprocess.PIPE, cwd=ROOT
@@ -110,13 +119,21 @@ class EmbeddedAws:
             self.stop()
             if ready.get("error") == "port_in_use":
                 raise PortInUseError(ready["message"])
+            if ready.get("error") == "cannot_start":
+                raise EmbeddedAwsError(ready["message"])
             raise RuntimeError(f"the embedded AWS did not start: {ready}")
         self.port = int(ready["port"])
         os.environ["MOTO_PORT"] = str(self.port)
         return self
 
-    def stop(self, timeout: float = 5.0) -> None:
-        """Stop the moto process (it exits when its stdin closes) and the invoke endpoint."""
+    def stop(self, timeout: float | None = None) -> None:
+        """Stop the moto process (it exits when its stdin closes) and the invoke endpoint.
+
+        A durable one writes its last snapshot first: it gets the start timeout for that,
+        an ephemeral one 5 s.
+        """
+        if timeout is None:
+            timeout = self._start_timeout if self.data_dir else 5.0
         process, self._process = self._process, None
         if process is not None:
             if process.stdin is not None:
@@ -131,6 +148,34 @@ class EmbeddedAws:
         server, self._invoke_server = self._invoke_server, None
         if server is not None:
             server.stop(timeout)
+
+    @property
+    def pid(self) -> int | None:
+        """The moto process's id while it runs."""
+        return self._process.pid if self._process is not None else None
+
+    def control(self, method: str, path: str, body: dict[str, Any] | None = None) -> Any:
+        """Call the moto process's own routes (``/_payflow/<path>``, aws_server.SandboxControl)."""
+        request = urllib.request.Request(
+            f"{self.endpoint_url}/_payflow/{path}",
+            data=None if body is None else json.dumps(body).encode(),
+            method=method,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=self._start_timeout) as response:
+            return json.loads(response.read())
+
+    def restored(self) -> dict[str, Any]:
+        """What the start found in the data directory (``{"durable": False}`` without one)."""
+        return dict(self.control("GET", "state"))
+
+    def resume_executions(self) -> int:
+        """Start again the executions that a stop cut off; returns how many."""
+        return int(self.control("POST", "resume")["resumed"])
+
+    def checkpoints(self) -> StreamCheckpoints:
+        """Where the stream pollers stand, kept in the moto process with the data."""
+        return StreamCheckpoints(self)
 
     def client(self, service_name: str, **kwargs: Any) -> Any:
         """A boto3 client for `service_name` pointed at this endpoint with dummy credentials."""
@@ -161,11 +206,43 @@ class EmbeddedAws:
         reader.start()
         reader.join(self._start_timeout)
         if not lines or not lines[0]:
+            code = self._process.poll()
+            if code is not None:
+                raise RuntimeError(f"the embedded AWS process exited with code {code}")
             raise RuntimeError(
                 f"the embedded AWS process did not report its port within "
-                f"{self._start_timeout:.0f} s (exit code {self._process.poll()})"
+                f"{self._start_timeout:.0f} s"
             )
         return dict(json.loads(lines[0]))
+
+
+class StreamCheckpoints:
+    """A stream poller's position per shard, stored in the moto process: journaled with the
+    records it read, so a restored state never has a position past its own stream."""
+
+    def __init__(self, aws: EmbeddedAws) -> None:
+        self._aws = aws
+
+    def load(self, consumer: str, stream_arn: str) -> dict[str, str]:
+        """Shard id -> sequence number of the last record `consumer` handled."""
+        return {
+            c["shard_id"]: c["sequence_number"]
+            for c in self._aws.control("GET", "checkpoints")["checkpoints"]
+            if c["consumer"] == consumer and c["stream_arn"] == stream_arn
+        }
+
+    def save(self, consumer: str, stream_arn: str, shard_id: str, sequence_number: str) -> None:
+        """`consumer` handled every record of the shard up to `sequence_number`."""
+        self._aws.control(
+            "POST",
+            "checkpoints",
+            {
+                "consumer": consumer,
+                "stream_arn": stream_arn,
+                "shard_id": shard_id,
+                "sequence_number": sequence_number,
+            },
+        )
 
 
 def _not_found(environ: dict[str, Any], start_response: Callable[..., Any]) -> list[bytes]:

@@ -18,6 +18,7 @@ unchanged to the parent's invoke endpoint, where the handlers live.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import io
 import json
 import logging
@@ -25,10 +26,14 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import asdict
+from pathlib import Path
 from typing import Any
 
 from payflow.sandbox.lambda_invoke import INVOKE_PATH, read_body
+from payflow.sandbox.moto_version import MotoVersionError, check_moto_version
+from payflow.sandbox.persistence import DataDirError, Durability, Recorder
 from payflow.sandbox.serving import BackgroundServer, PortInUseError
 
 INVOKE_TIMEOUT_SECONDS = 900.0
@@ -46,32 +51,169 @@ class OneAtATime:
     request of these services now runs alone, as their guarantees need (they take a few ms).
     A long poll (ReceiveMessage with WaitTimeSeconds) is let through unlocked: holding the lock
     for its wait would stop every other call to SQS; the sandbox's own pollers never long-poll.
+
+    With a `recorder` (a durable sandbox, payflow/sandbox/persistence.py), what each request
+    changed is journaled inside its lock, before the response leaves: the journal's order is
+    the order the requests took effect, and a snapshot taken under `quiesce()` falls between
+    whole requests.
     """
 
-    SERVICES = ("DynamoDB_", "AmazonSQS.")
+    DYNAMODB, SQS, STEPFUNCTIONS = "DynamoDB_", "AmazonSQS.", "AWSStepFunctions."
+    SERVICES = (DYNAMODB, SQS)
 
-    def __init__(self, app: Any) -> None:
+    def __init__(
+        self,
+        app: Any,
+        recorder: Recorder | None = None,
+        after_request: Callable[[], None] = lambda: None,
+    ) -> None:
         self._app = app
         self._locks = {prefix: threading.Lock() for prefix in self.SERVICES}
+        self._recorder = recorder
+        self._after_request = after_request
+
+    @contextlib.contextmanager
+    def quiesce(self) -> Iterator[None]:
+        """Hold every service lock: no DynamoDB or SQS request runs meanwhile."""
+        with contextlib.ExitStack() as stack:
+            for prefix in self.SERVICES:
+                stack.enter_context(self._locks[prefix])
+            yield
 
     def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
         target = environ.get("HTTP_X_AMZ_TARGET", "")
-        lock = next((self._locks[p] for p in self.SERVICES if target.startswith(p)), None)
-        if lock is None or (target == "AmazonSQS.ReceiveMessage" and _long_poll(environ)):
-            return self._app(environ, start_response)
-        with lock:
-            # Drain the body inside the lock: the write happens while it is produced.
-            return list(self._app(environ, start_response))
+        operation = target.rpartition(".")[2]
+        recorder = self._recorder
+        service = next((p for p in self.SERVICES if target.startswith(p)), None)
+        if recorder is not None and recorder.journal is None and (service or target):
+            # Stopping: the last snapshot is written, so nothing more may be acknowledged.
+            # An execution still running fails its next call; it was saved as running, and
+            # runs again after the restart.
+            return _json(
+                start_response,
+                "503 Service Unavailable",
+                {"__type": "ServiceUnavailable", "message": "the embedded AWS is stopping"},
+            )
+        if service is None:
+            if recorder is None or not target.startswith(self.STEPFUNCTIONS):
+                return self._app(environ, start_response)
+            body = list(self._app(environ, start_response))
+            recorder.stepfunctions_done(operation)
+            self._after_request()
+            return body
+        params = _json_params(environ) if service == self.SQS else {}
+        if operation == "ReceiveMessage" and _long_poll(params):
+            body = list(self._app(environ, start_response))
+            if recorder is not None:
+                with self._locks[service]:
+                    recorder.sqs_queue_whole(str(params.get("QueueUrl") or ""))
+            return body
+        with self._locks[service]:
+            if recorder is None:
+                # Drain the body inside the lock: the write happens while it is produced.
+                return list(self._app(environ, start_response))
+            if service == self.SQS:
+                recorder.sqs_begin(operation, params.get("QueueUrl"))
+            try:
+                body = list(self._app(environ, start_response))
+            finally:
+                if service == self.SQS:
+                    recorder.sqs_done(operation)
+                else:
+                    recorder.dynamodb_done(operation)
+        self._after_request()
+        return body
 
 
-def _long_poll(environ: dict[str, Any]) -> bool:
-    """Whether a ReceiveMessage request waits; its body is read and put back."""
+def _json_params(environ: dict[str, Any]) -> dict[str, Any]:
+    """A JSON-protocol request's parameters; its body is read and put back."""
     body = read_body(environ)
     environ["wsgi.input"] = io.BytesIO(body)
     try:
-        return int(json.loads(body or b"{}").get("WaitTimeSeconds") or 0) > 0
-    except (ValueError, AttributeError, TypeError):
+        params = json.loads(body or b"{}")
+    except ValueError:
+        return {}
+    return params if isinstance(params, dict) else {}
+
+
+def _long_poll(params: dict[str, Any]) -> bool:
+    """Whether a ReceiveMessage request waits."""
+    try:
+        return int(params.get("WaitTimeSeconds") or 0) > 0
+    except (ValueError, TypeError):
         return False
+
+
+CONTROL_PREFIX = "/_payflow/"
+
+
+class SandboxControl:
+    """WSGI middleware answering the sandbox's own calls under ``/_payflow/``:
+
+    - ``GET checkpoints`` / ``POST checkpoints``: where the stream pollers are (kept with the
+      data, so that after a restart they go on from where the restored state stands);
+    - ``POST resume``: run again the executions a stop cut off (the parent calls it once its
+      handlers can answer);
+    - ``GET state``: what the start restored; ``POST snapshot``: write a snapshot now.
+    """
+
+    def __init__(
+        self, app: Any, recorder: Recorder, durability: Durability | None, restored: dict[str, Any]
+    ) -> None:
+        self._app = app
+        self._recorder = recorder
+        self._durability = durability
+        self._restored = restored
+
+    def __call__(self, environ: dict[str, Any], start_response: Any) -> Any:
+        path = environ.get("PATH_INFO", "")
+        if not path.startswith(CONTROL_PREFIX):
+            return self._app(environ, start_response)
+        method = environ.get("REQUEST_METHOD")
+        route = (method, path[len(CONTROL_PREFIX) :])
+        if route == ("GET", "checkpoints"):
+            answer: Any = {
+                "checkpoints": [
+                    {
+                        "consumer": consumer,
+                        "stream_arn": stream_arn,
+                        "shard_id": shard_id,
+                        "sequence_number": sequence,
+                    }
+                    for (consumer, stream_arn, shard_id), sequence in sorted(
+                        self._recorder.checkpoints.items()
+                    )
+                ]
+            }
+        elif route == ("POST", "checkpoints"):
+            given = _json_params(environ)
+            try:
+                self._recorder.checkpoint(
+                    str(given["consumer"]),
+                    str(given["stream_arn"]),
+                    str(given["shard_id"]),
+                    str(int(given["sequence_number"])),
+                )
+            except (KeyError, ValueError, TypeError):
+                return _json(start_response, "400 Bad Request", {"error": "bad checkpoint"})
+            answer = {"ok": True}
+        elif route == ("POST", "resume"):
+            answer = {"resumed": self._recorder.resume_executions()}
+        elif route == ("GET", "state"):
+            answer = self._restored
+        elif route == ("POST", "snapshot") and self._durability is not None:
+            answer = {"bytes": self._durability.snapshot()}
+        else:
+            return _json(start_response, "404 Not Found", {"error": f"no route {method} {path}"})
+        return _json(start_response, "200 OK", answer)
+
+
+def _json(start_response: Any, status: str, body: Any) -> list[bytes]:
+    data = json.dumps(body).encode()
+    start_response(
+        status, [("Content-Type", "application/json"), ("Content-Length", str(len(data)))]
+    )
+    return [data]
 
 
 class ForwardInvocations:
@@ -117,9 +259,15 @@ class ForwardInvocations:
 
 
 def serve(
-    host: str, port: int, invoke_url: str, threads: int, time_scale: float
-) -> BackgroundServer:
-    """moto behind the invocation forwarder and the DynamoDB lock, listening on host:port."""
+    host: str,
+    port: int,
+    invoke_url: str,
+    threads: int,
+    time_scale: float,
+    data_dir: Path | None = None,
+) -> tuple[BackgroundServer, Durability | None]:
+    """moto behind the invocation forwarder and the request locks, listening on host:port;
+    with `data_dir`, its state restored from there and journaled there."""
     from moto.core.config import default_user_config
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
@@ -131,22 +279,38 @@ def serve(
     scale_step_functions_time(time_scale)
     # Off by default in moto: state machines are stored but never run.
     default_user_config["stepfunctions"]["execute_state_machine"] = True
-    app = ForwardInvocations(
-        OneAtATime(DomainDispatcherApplication(create_backend_app)), invoke_url
-    )
-    server = BackgroundServer(
-        app,
-        host=host,
-        port=port,
-        threads=threads,
-        name=f"embedded-aws-{port}",
-        port_hint="PAYFLOW_AWS_PORT",
-        # moto's Step Functions engine opens a new boto3 client (connection) per task.
-        connection_limit=1000,
-    )
+    backend = DomainDispatcherApplication(create_backend_app)
+    durability: Durability | None = None
+    restored: dict[str, Any] = {"durable": False}
+    recorder = Recorder()
+    if data_dir is None:
+        locked = OneAtATime(backend)
+    else:
+        # The snapshot holds the locks of `locked`, made once the restore is done.
+        durability = Durability(data_dir, lambda: locked.quiesce())
+        report = durability.open()
+        restored = {"durable": True, "data_dir": str(data_dir), **asdict(report)}
+        recorder = durability.recorder
+        locked = OneAtATime(backend, recorder, after_request=durability.after_append)
+    app = SandboxControl(ForwardInvocations(locked, invoke_url), recorder, durability, restored)
+    try:
+        server = BackgroundServer(
+            app,
+            host=host,
+            port=port,
+            threads=threads,
+            name=f"embedded-aws-{port}",
+            port_hint="PAYFLOW_AWS_PORT",
+            # moto's Step Functions engine opens a new boto3 client (connection) per task.
+            connection_limit=1000,
+        )
+    except BaseException:
+        if durability is not None:
+            durability.close()
+        raise
     # The Step Functions engine calls Lambda and the other services at localhost:$MOTO_PORT.
     os.environ["MOTO_PORT"] = str(server.port)
-    return server.start()
+    return server.start(), durability
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -156,6 +320,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--invoke-url", required=True)
     parser.add_argument("--threads", type=int, default=64)
     parser.add_argument("--time-scale", type=float, default=1.0)
+    parser.add_argument("--data-dir", default="", help="keep state here (none: ephemeral)")
     args = parser.parse_args(argv)
     # Ctrl-C reaches the whole process group: the parent stops this process (closing stdin).
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -166,14 +331,30 @@ def main(argv: list[str] | None = None) -> int:
     # PspTimeout, an IsPresent test on a missing path): an execution's failures are in its
     # history (GetExecutionHistory), where they belong.
     logging.getLogger("moto.stepfunctions.parser").setLevel(logging.CRITICAL)
+    # Ctrl-C reaches the whole process group: the parent decides when this process stops (by
+    # closing its stdin). SIGTERM sent here stops it the graceful way too.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, lambda *_: os.close(sys.stdin.fileno()))
+    data_dir = Path(args.data_dir) if args.data_dir else None
     try:
-        server = serve(args.host, args.port, args.invoke_url, args.threads, args.time_scale)
+        check_moto_version()
+        server, durability = serve(
+            args.host, args.port, args.invoke_url, args.threads, args.time_scale, data_dir
+        )
     except PortInUseError as error:
         print(json.dumps({"error": "port_in_use", "message": str(error)}), flush=True)
         return 1
+    except (DataDirError, MotoVersionError) as error:
+        print(json.dumps({"error": "cannot_start", "message": str(error)}), flush=True)
+        return 1
     print(json.dumps({"port": server.port}), flush=True)
     # Until the parent closes our stdin (stop, exit or crash).
-    sys.stdin.buffer.read()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stdin.buffer.read()
+    if durability is not None:
+        # The last snapshot before the server goes: requests after it are refused (see
+        # OneAtATime), so a graceful stop loses nothing that was acknowledged.
+        durability.close()
     server.stop()
     return 0
 

@@ -119,6 +119,7 @@ _STREAM_OPTIONS = {
     "retry_max",
     "shard_refresh_seconds",
     "clock",
+    "checkpoints",
 }
 
 

@@ -19,6 +19,7 @@ from typing import Any
 from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.chalice_bridge import handler_resolver, pollers_for
 from payflow.sandbox.http_api import ApiServer, port_is_free
+from payflow.sandbox.persistence import DEFAULT_DATA_DIR, RUNNING_FILE
 from payflow.sandbox.pollers import PollerGroup
 from payflow.sandbox.provision import (
     AwsClients,
@@ -34,6 +35,8 @@ logger = logging.getLogger("payflow.sandbox")
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE = ROOT / "infra" / "resources.json"
 ENVIRONMENT = ROOT / "infra" / "environment.json"
+DURABLE_START_TIMEOUT_SECONDS = 600.0
+"""A restore of a large data directory takes a while (docs/persistence.md has figures)."""
 DEMO_MERCHANT_ID = "acct_payflowdemo"
 SANDBOX_WEBHOOK_RETRY_SCHEDULE = "0,2,5,10,30"
 """Seconds before each webhook attempt in the sandbox: production's schedule spans 28 hours."""
@@ -65,11 +68,15 @@ class SandboxConfig:
     """Share of SQS and stream batches the pollers hand to the handler twice (chaos runs)."""
     duplicate_seed: int | None = None
     """Seed of the draw that picks the duplicated batches (reproducible chaos runs)."""
+    data_dir: Path | None = None
+    """Where the embedded AWS keeps its state across restarts; None keeps it in memory only
+    (the tests' sandbox). `from_environ` defaults to `.payflow/` in the checkout."""
 
     @classmethod
     def from_environ(cls, environ: dict[str, str] | None = None) -> SandboxConfig:
         env = dict(os.environ if environ is None else environ)
         return cls(
+            data_dir=data_dir_from_environ(env),
             host=env.get("PAYFLOW_HOST", cls.host),
             api_port=int(env.get("PAYFLOW_PORT", cls.api_port)),
             aws_port=int(env.get("PAYFLOW_AWS_PORT", cls.aws_port)),
@@ -77,6 +84,14 @@ class SandboxConfig:
             admin_key=env.get("PAYFLOW_ADMIN_KEY", cls.admin_key),
             time_scale=float(env.get("PAYFLOW_SANDBOX_TIME_SCALE", cls.time_scale)),
         )
+
+
+def data_dir_from_environ(environ: dict[str, str]) -> Path | None:
+    """``PAYFLOW_DATA_DIR`` (default `.payflow/` in the checkout); None when
+    ``PAYFLOW_EPHEMERAL`` is set to 1 or true (state kept in memory only)."""
+    if environ.get("PAYFLOW_EPHEMERAL", "").lower() in ("1", "true", "yes"):
+        return None
+    return Path(environ.get("PAYFLOW_DATA_DIR") or DEFAULT_DATA_DIR)
 
 
 class Sandbox:
@@ -89,6 +104,8 @@ class Sandbox:
         self.pollers = PollerGroup()
         self.provisioned: Provisioned | None = None
         self.demo_merchant: dict[str, Any] | None = None
+        self.restored: dict[str, Any] = {}
+        """What the embedded AWS restored from its data directory (``durable``: False if none)."""
 
     @property
     def api_url(self) -> str:
@@ -121,9 +138,17 @@ class Sandbox:
             return app_functions(name) or (extra(name) if extra else None)
 
         self.aws = EmbeddedAws(
-            config.host, config.aws_port, resolve=resolve, time_scale=config.time_scale
+            config.host,
+            config.aws_port,
+            resolve=resolve,
+            time_scale=config.time_scale,
+            data_dir=config.data_dir,
+            start_timeout=DURABLE_START_TIMEOUT_SECONDS if config.data_dir else 30.0,
         )
         self.aws.start()
+        self.restored = self.aws.restored()
+        if self.restored.get("durable"):
+            logger.info("state restored from %s: %s", config.data_dir, self.restored)
         self._configure_environment()
         clients = AwsClients.for_endpoint(self.aws.endpoint_url)
         self.provisioned = provision(
@@ -145,6 +170,9 @@ class Sandbox:
         self.demo_merchant = services().merchants.create(
             name="PayFlow demo", merchant_id=DEMO_MERCHANT_ID, secret_key=config.secret_key
         )
+        durable_options: dict[str, Any] = (
+            {"checkpoints": self.aws.checkpoints()} if config.data_dir else {}
+        )
         self.pollers = PollerGroup(
             pollers_for(
                 app,
@@ -153,9 +181,14 @@ class Sandbox:
                 self.aws.client("dynamodbstreams"),
                 duplicate_rate=config.duplicate_delivery_rate,
                 rng=random.Random(config.duplicate_seed),
+                **durable_options,
             )
         ).start()
+        if config.data_dir:
+            # Now that the handlers can answer: executions a stop cut off run again.
+            self.aws.resume_executions()
         self.api = ApiServer(app, config.host, config.api_port).start()
+        self._write_running_file()
         return self
 
     def stop(self) -> None:
@@ -164,6 +197,23 @@ class Sandbox:
         self.pollers.stop()
         if self.aws is not None:
             self.aws.stop()
+        if self.config.data_dir is not None:
+            (self.config.data_dir / RUNNING_FILE).unlink(missing_ok=True)
+
+    def _write_running_file(self) -> None:
+        """`<data dir>/sandbox.json`: how tools find this sandbox (removed on stop)."""
+        if self.config.data_dir is None or self.aws is None:
+            return
+        running = {
+            "api_url": self.api_url,
+            "aws_url": self.aws_url,
+            "pid": os.getpid(),
+            "aws_pid": self.aws.pid,
+        }
+        path = self.config.data_dir / RUNNING_FILE
+        temporary = path.with_suffix(".tmp")
+        temporary.write_text(json.dumps(running, indent=2) + "\n")
+        os.replace(temporary, path)
 
     def __enter__(self) -> Sandbox:
         return self.start()
