@@ -76,7 +76,11 @@ const steps = [
     state.endpoint = seen(
       await stripe.webhookEndpoints.create({
         url: state.receiver.url,
-        enabled_events: ["payment_intent.amount_capturable_updated", "payment_intent.succeeded"],
+        enabled_events: [
+          "payment_intent.amount_capturable_updated",
+          "payment_intent.succeeded",
+          "charge.refunded",
+        ],
       }),
     );
     check(state.endpoint.secret.startsWith("whsec_"), "the endpoint's secret is whsec_...");
@@ -182,14 +186,78 @@ const steps = [
     return event.id;
   },
 
-  // Next steps of the checkout (issue 11), as the objects land; each reads and extends `state`:
-  //   createCustomer            stripe.customers.create({email})
-  //   saveCardWithSetupIntent   stripe.setupIntents.create({customer, payment_method:
-  //                             "pm_card_visa", confirm: true, usage: "off_session"})
-  //   offSessionPayment         stripe.paymentIntents.create({customer, payment_method,
-  //                             off_session: true, confirm: true, amount, currency})
-  //   expandLatestCharge        stripe.paymentIntents.retrieve(id, {expand: ["latest_charge"]})
-  //   refundByCharge            stripe.refunds.create({charge: pi.latest_charge.id})
+  // The checkout a returning customer goes through: save a card, pay later without them.
+  async function createCustomer() {
+    state.customer = seen(await stripe.customers.create({ email: "node@example.com" }));
+    check(state.customer.id.startsWith("cus_"), `id ${state.customer.id}`);
+    return state.customer.id;
+  },
+
+  async function saveCardWithSetupIntent() {
+    const setup = seen(
+      await stripe.setupIntents.create({
+        customer: state.customer.id,
+        payment_method: "pm_card_visa",
+        confirm: true,
+        usage: "off_session",
+      }),
+    );
+    check(setup.status === "succeeded", `status ${setup.status}`);
+    const methods = seen(await stripe.customers.listPaymentMethods(state.customer.id));
+    check(methods.data.map((m) => m.id).includes(setup.payment_method), "the card is saved");
+    state.savedMethod = setup.payment_method;
+    return setup.payment_method;
+  },
+
+  async function offSessionPayment() {
+    state.offSession = seen(
+      await stripe.paymentIntents.create({
+        amount: 4200,
+        currency: "usd",
+        customer: state.customer.id,
+        payment_method: state.savedMethod,
+        off_session: true,
+        confirm: true,
+      }),
+    );
+    check(state.offSession.status === "succeeded", `status ${state.offSession.status}`);
+    return state.offSession.id;
+  },
+
+  async function expandLatestCharge() {
+    const pi = seen(
+      await stripe.paymentIntents.retrieve(state.offSession.id, {
+        expand: ["latest_charge.balance_transaction"],
+      }),
+    );
+    check(pi.latest_charge.object === "charge", "latest_charge expanded");
+    check(pi.latest_charge.balance_transaction.amount === 4200, "its balance transaction too");
+    state.charge = pi.latest_charge;
+    return pi.latest_charge.id;
+  },
+
+  async function refundByCharge() {
+    const refund = seen(await stripe.refunds.create({ charge: state.charge.id }));
+    check(refund.payment_intent === state.offSession.id, "the charge's PaymentIntent");
+    check(refund.amount === 4200, `amount ${refund.amount}`);
+    const charge = seen(await stripe.charges.retrieve(state.charge.id));
+    check(charge.amount_refunded === 4200 && charge.refunded, "the charge shows the refund");
+    return refund.id;
+  },
+
+  async function chargeRefundedWebhook() {
+    const delivery = await state.receiver.waitFor((d) => {
+      const event = JSON.parse(d.body);
+      return event.type === "charge.refunded" && event.data.object.id === state.charge.id;
+    });
+    const event = stripe.webhooks.constructEvent(
+      delivery.body,
+      delivery.signature,
+      state.endpoint.secret,
+    );
+    seen(event);
+    return event.id;
+  },
 
   async function deleteWebhookEndpoint() {
     const deleted = seen(await stripe.webhookEndpoints.del(state.endpoint.id));
