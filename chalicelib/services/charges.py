@@ -48,18 +48,13 @@ class ChargeService:
         payment_intent: str | None,
         customer: str | None,
     ) -> dict[str, Any]:
-        filters: dict[str, str] = {}
-        if payment_intent:
-            filters["payment_intent"] = payment_intent
-        if customer:
-            filters["customer"] = customer
         return self._r.list_body(
             CHARGES,
             merchant_id,
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters=filters,
+            filters={"payment_intent": payment_intent, "customer": customer},
         )
 
     def search(

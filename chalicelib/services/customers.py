@@ -56,16 +56,13 @@ class CustomerService:
         ending_before: str | None,
         email: str | None,
     ) -> dict[str, Any]:
-        filters = {"status": "active"}
-        if email:
-            filters["email"] = email
         return self._r.list_body(
             CUSTOMERS,
             merchant_id,
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters=filters,
+            filters={"status": "active", "email": email},
         )
 
     def search(

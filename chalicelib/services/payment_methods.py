@@ -73,18 +73,13 @@ class PaymentMethodService:
         type: str | None,
         url: str | None = None,
     ) -> dict[str, Any]:
-        filters: dict[str, str] = {}
-        if customer:
-            filters["customer"] = customer
-        if type:
-            filters["type"] = type
         return self._r.list_body(
             PAYMENT_METHODS,
             merchant_id,
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters=filters,
+            filters={"customer": customer, "type": type},
             url=url,
         )
 

@@ -77,17 +77,19 @@ class Resources:
         limit: int,
         starting_after: str | None,
         ending_before: str | None,
-        filters: dict[str, str] | None = None,
+        filters: dict[str, str | None] | None = None,
         url: str | None = None,
     ) -> dict[str, Any]:
-        """A Stripe list object of the merchant's objects, newest first."""
+        """A Stripe list object of the merchant's objects, newest first; `filters` match
+        stored attributes exactly, and one without a value (not asked for) is left out."""
+        given = {name: value for name, value in (filters or {}).items() if value}
         page = self.objects.list(
             resource.kind,
             merchant_id,
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters=filters or None,
+            filters=given or None,
         )
         return {
             "object": "list",

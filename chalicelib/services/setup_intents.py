@@ -93,18 +93,13 @@ class SetupIntentService:
         customer: str | None,
         payment_method: str | None,
     ) -> dict[str, Any]:
-        filters = {
-            name: value
-            for name, value in (("customer", customer), ("payment_method", payment_method))
-            if value
-        }
         return self._r.list_body(
             SETUP_INTENTS,
             merchant_id,
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters=filters,
+            filters={"customer": customer, "payment_method": payment_method},
         )
 
     def list_attempts(
