@@ -95,7 +95,7 @@ def retrieve_customer_payment_method(call: ApiCall, customer: str, payment_metho
 
 
 @bp.route("/v1/payment_methods", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreatePaymentMethod, creates="pm", returns="payment_method")
+@endpoint(bp, params=p.CreatePaymentMethod, auth="client", creates="pm", returns="payment_method")
 def create_payment_method(call: ApiCall) -> Outcome:
     params: p.CreatePaymentMethod = call.params
     return services().payment_methods.create(

@@ -11,6 +11,7 @@ import base64
 import binascii
 import copy
 import functools
+import hmac
 import json
 import logging
 import re
@@ -46,7 +47,11 @@ logger = logging.getLogger("payflow.api")
 ANY_CONTENT_TYPE = ["*/*"]
 """Routes take every content type so that PayFlow, not Chalice, answers an unsupported one."""
 
-Auth = Literal["merchant", "admin", "none"]
+Auth = Literal["merchant", "client", "admin", "none"]
+"""Who may call: a secret key (`merchant`); a secret key, or a publishable key with the object's
+client_secret, as Stripe.js calls (`client`); the sandbox admin; anyone."""
+
+MERCHANT_AUTH: frozenset[str] = frozenset({"merchant", "client"})
 
 
 @dataclass(frozen=True)
@@ -72,6 +77,9 @@ class ApiCall:
     merchant_id: str
     params: Any
     context: RequestContext
+    publishable: bool = False
+    """Made with a publishable key: the view must hold the caller to the object's
+    client_secret (see `require_client_secret`)."""
 
 
 def endpoint_spec(view_function: Callable[..., Any]) -> EndpointSpec | None:
@@ -222,15 +230,16 @@ def endpoint(
             key: str | None = None
             expansions: list[str] = []
             principal = ""
+            publishable = False
             try:
-                principal = _authenticate(request, auth)
+                principal, publishable = _authenticate(request, auth)
                 _rate_limit(request, auth, principal)
                 check_path_ids(str(request.context.get("resourcePath", "")), path_args)
                 raw = _parameters(request)
                 parsed = validate(params, raw) if params else None
                 expansions = list(parsed.expand) if parsed else []
                 expand.check(returns, expansions)
-                if request.method == "POST" and auth == "merchant":
+                if request.method == "POST" and auth in MERCHANT_AUTH:
                     key = request.headers.get("idempotency-key")
                 if key is not None:
                     context.idempotency_key = validate_key(key)
@@ -250,7 +259,7 @@ def endpoint(
                         )
                         return respond(replay, request_id, idempotency_key=key, replayed=True)
                     context.claim = claimed
-                outcome = view(ApiCall(principal, parsed, context), **path_args)
+                outcome = view(ApiCall(principal, parsed, context, publishable), **path_args)
                 if isinstance(outcome, Response):
                     # Not JSON (Prometheus text): nothing to store or translate.
                     return outcome
@@ -303,22 +312,38 @@ def _ms_since(started: float) -> int:
     return round((time.monotonic() - started) * 1000)
 
 
-def _authenticate(request: Request, auth: Auth) -> str:
+def _authenticate(request: Request, auth: Auth) -> tuple[str, bool]:
+    """(the merchant the call is for, whether it came with a publishable key)."""
     if auth == "none":
-        return ""
+        return "", False
     merchants = services().merchants
     if auth == "admin":
-        return merchants.authenticate_admin(api_key(request))
+        return merchants.authenticate_admin(api_key(request)), False
     account = request.headers.get("stripe-account")
     if account:
-        return _acting_as(request, account)
-    return merchants.authenticate(api_key(request))
+        return _acting_as(request, account), False
+    if auth == "client":
+        return merchants.authenticate_client(api_key(request))
+    return merchants.authenticate(api_key(request)), False
+
+
+def require_client_secret(call: ApiCall, client_secret: str | None, given: str | None) -> None:
+    """With a publishable key, the object's client_secret must come with the call: it is what
+    lets a browser act on this one intent and nothing else. Unknown and wrong look the same."""
+    if not call.publishable and given is None:
+        return
+    if given is None or client_secret is None or not hmac.compare_digest(given, client_secret):
+        raise ResourceMissing(
+            "No such intent: the client_secret does not match it (a publishable key needs the "
+            "intent's client_secret).",
+            param="client_secret",
+        )
 
 
 def _rate_limit(request: Request, auth: Auth, merchant_id: str) -> None:
     # Per key, as Stripe counts; before parsing, idempotency or any write, so a refused
     # request costs nothing and leaves nothing. The admin's reads as a merchant are not counted.
-    if auth != "merchant" or request.headers.get("stripe-account"):
+    if auth not in MERCHANT_AUTH or request.headers.get("stripe-account"):
         return
     merchants = services().merchants
     read, write = merchants.rate_limits(merchant_id)

@@ -185,6 +185,12 @@ def document(app: Chalice) -> dict[str, Any]:
                     "scheme": "basic",
                     "description": "Merchant secret key as the user name, empty password.",
                 },
+                "publishableKey": {
+                    "type": "http",
+                    "scheme": "bearer",
+                    "description": "A merchant's publishable key (`pk_test_...`), as Stripe.js "
+                    "sends it: only with the intent's `client_secret`, on the routes that say so.",
+                },
                 "adminKey": {
                     "type": "http",
                     "scheme": "bearer",
@@ -238,6 +244,7 @@ class _Builder:
         auth = spec.auth if spec else "none"
         operation["security"] = {
             "merchant": [{"secretKeyBearer": []}, {"secretKeyBasic": []}],
+            "client": [{"secretKeyBearer": []}, {"secretKeyBasic": []}, {"publishableKey": []}],
             "admin": [{"adminKey": []}],
             "none": [],
         }[auth]
@@ -246,7 +253,7 @@ class _Builder:
             for n in _PARAM.findall(path)
         ]
         model = spec.params if spec else None
-        if method == "POST" and auth == "merchant":
+        if method == "POST" and auth in ("merchant", "client"):
             parameters.append(_idempotency_header(operation["operationId"]))
         # Where http.py reads parameters from: the query of a GET, the body of anything else.
         if model is not None and method == "GET":
@@ -460,7 +467,7 @@ def _error_statuses(method: str, path: str, spec: EndpointSpec | None) -> list[s
         statuses |= {"400", "409"}
     if method == "POST" and "payment_intents" in path:
         statuses.add("402")  # confirming (or capturing, authenticating) can be declined
-    if spec.auth == "merchant":
+    if spec.auth in ("merchant", "client"):
         statuses.add("429")
     return sorted(statuses)
 

@@ -369,7 +369,16 @@ class UpdatePaymentIntent(PaymentIntentFields):
         return fields
 
 
-class ConfirmPaymentIntent(Params):
+ClientSecret = Annotated[str, Field(min_length=1, max_length=255)]
+
+
+class ClientParams(Params):
+    """What a browser's call carries with a publishable key: the intent's client_secret."""
+
+    client_secret: ClientSecret | None = None
+
+
+class ConfirmPaymentIntent(ClientParams):
     payment_method: Identifier | None = None
     capture_method: CaptureMethod | None = None
     return_url: Url | None = None

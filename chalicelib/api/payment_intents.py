@@ -5,7 +5,7 @@ from __future__ import annotations
 from chalice import Blueprint
 
 from chalicelib.api import params as p
-from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services
 from chalicelib.domain.payment_intents import PaymentIntent
 from chalicelib.services.context import Outcome
@@ -69,9 +69,12 @@ def search_payment_intents(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params, returns="payment_intent")
+@endpoint(bp, params=p.ClientParams, auth="client", returns="payment_intent")
 def retrieve_payment_intent(call: ApiCall, intent: str) -> dict:
-    return services().payment_intents.retrieve(call.merchant_id, intent).to_api()
+    """With a publishable key (Stripe.js), the PaymentIntent's client_secret is required."""
+    pi = services().payment_intents.retrieve(call.merchant_id, intent)
+    require_client_secret(call, pi.client_secret, call.params.client_secret)
+    return pi.to_api()
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
@@ -84,9 +87,13 @@ def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ConfirmPaymentIntent, returns="payment_intent")
+@endpoint(bp, params=p.ConfirmPaymentIntent, auth="client", returns="payment_intent")
 def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
+    """With a publishable key (Stripe.js), the PaymentIntent's client_secret is required."""
     params: p.ConfirmPaymentIntent = call.params
+    if call.publishable or params.client_secret is not None:
+        pi = services().payment_intents.retrieve(call.merchant_id, intent)
+        require_client_secret(call, pi.client_secret, params.client_secret)
     return services().payment_intents.confirm(
         call.merchant_id,
         intent,

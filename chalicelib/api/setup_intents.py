@@ -8,7 +8,7 @@ from chalice.app import Request
 
 from chalicelib.api import params as p
 from chalicelib.api import setup_params as sp
-from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services
 from chalicelib.services.context import Outcome
 
@@ -61,9 +61,12 @@ def list_setup_intents(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/setup_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params, returns="setup_intent")
+@endpoint(bp, params=p.ClientParams, auth="client", returns="setup_intent")
 def retrieve_setup_intent(call: ApiCall, intent: str) -> dict:
-    return services().setup_intents.retrieve(call.merchant_id, intent).to_api()
+    """With a publishable key (Stripe.js), the SetupIntent's client_secret is required."""
+    si = services().setup_intents.retrieve(call.merchant_id, intent)
+    require_client_secret(call, si.client_secret, call.params.client_secret)
+    return si.to_api()
 
 
 @bp.route("/v1/setup_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
@@ -75,9 +78,13 @@ def update_setup_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/setup_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.ConfirmSetupIntent, creates="setatt", returns="setup_intent")
+@endpoint(bp, params=sp.ConfirmSetupIntent, auth="client", creates="setatt", returns="setup_intent")
 def confirm_setup_intent(call: ApiCall, intent: str) -> Outcome:
+    """With a publishable key (Stripe.js), the SetupIntent's client_secret is required."""
     params: sp.ConfirmSetupIntent = call.params
+    if call.publishable or params.client_secret is not None:
+        si = services().setup_intents.retrieve(call.merchant_id, intent)
+        require_client_secret(call, si.client_secret, params.client_secret)
     return services().setup_intents.confirm(
         call.merchant_id,
         intent,

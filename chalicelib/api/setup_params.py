@@ -6,6 +6,7 @@ from typing import Literal
 
 from chalicelib.api.params import (
     Boolean,
+    ClientSecret,
     Identifier,
     ListParams,
     Metadata,
@@ -77,6 +78,7 @@ class UpdateSetupIntent(Params):
 
 class ConfirmSetupIntent(ConfirmingParams):
     payment_method: Identifier | None = None
+    client_secret: ClientSecret | None = None
 
 
 class CancelSetupIntent(Params):

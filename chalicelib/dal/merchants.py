@@ -35,11 +35,13 @@ class MerchantStore:
         self._client = client
         self._table = table_name
 
-    def create(self, merchant: dict[str, Any], secret_key: str, key: dict[str, Any]) -> bool:
-        """Store `merchant` with its first key; False when that merchant id exists already."""
+    def create(self, merchant: dict[str, Any], keys: list[tuple[str, dict[str, Any]]]) -> bool:
+        """Store `merchant` with its first keys, (secret, record) each, in one transaction;
+        False when that merchant id exists already."""
         batch = WriteBatch()
         self._put_new(batch, f"merchant#{merchant['id']}", "merchant", {"data": merchant})
-        self._put_key(batch, merchant["id"], secret_key, key)
+        for secret_key, key in keys:
+            self._put_key(batch, merchant["id"], secret_key, key)
         try:
             commit(self._client, batch)
         except ConditionFailed:

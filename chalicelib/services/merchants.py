@@ -8,6 +8,7 @@ the cached record carries `expires_at` and is checked against the clock on every
 
 from __future__ import annotations
 
+import hashlib
 import hmac
 import time
 from collections.abc import Callable
@@ -25,8 +26,12 @@ from chalicelib.errors import (
     StaleWrite,
 )
 
-KEY_PREFIXES = {"secret": "sk_test_"}
-"""The secret's prefix for each kind of key (publishable `pk_test_` keys will be the next)."""
+KEY_PREFIXES = {"secret": "sk_test_", "publishable": "pk_test_"}
+"""The prefix of each kind of key: secret keys for servers, publishable keys for browsers
+(which, with an intent's client_secret, may do only what Stripe.js does)."""
+PUBLISHABLE_KEY_REFUSED = (
+    "This API call cannot be made with a publishable API key. Please use a secret API key."
+)
 MAX_ROLL_EXPIRY_SECONDS = 7 * 86_400
 """The longest an old key may keep working after a roll (the longest choice Stripe offers)."""
 _CACHE_ENTRIES = 10_000
@@ -34,6 +39,12 @@ _CACHE_ENTRIES = 10_000
 
 def _masked(key: str) -> str:
     return f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
+
+
+def _derived_publishable(secret: str) -> str:
+    """The demo merchant's publishable key: a one-way function of its secret key."""
+    digest = hmac.new(secret.encode(), b"payflow publishable key", hashlib.sha256).hexdigest()
+    return KEY_PREFIXES["publishable"] + digest[:24]
 
 
 def _public(key: dict[str, Any]) -> dict[str, Any]:
@@ -70,10 +81,12 @@ class MerchantService:
         merchant_id: str | None = None,
         secret_key: str | None = None,
     ) -> dict[str, Any]:
-        """A new merchant and its secret key (returned here once, stored only as a digest).
+        """A new merchant with its secret and publishable keys (returned here once, stored only
+        as digests).
 
         With both `merchant_id` and `secret_key` given (the sandbox's demo merchant) an existing
-        merchant is kept as it is.
+        merchant is kept as it is; its publishable key is derived from the secret key, so it is
+        the same on every start.
         """
         created = int(self._wall_clock())
         merchant = {
@@ -84,11 +97,29 @@ class MerchantService:
             "livemode": False,
         }
         secret = secret_key or new_secret(KEY_PREFIXES["secret"])
-        self._store.create(merchant, secret, self._key_record("secret", secret))
-        return {**merchant, "secret_key": secret}
+        publishable = (
+            _derived_publishable(secret) if secret_key else new_secret(KEY_PREFIXES["publishable"])
+        )
+        self._store.create(
+            merchant,
+            [
+                (secret, self._key_record("secret", secret)),
+                (publishable, self._key_record("publishable", publishable)),
+            ],
+        )
+        return {**merchant, "secret_key": secret, "publishable_key": publishable}
 
     def authenticate(self, secret_key: str | None) -> str:
-        """The merchant id a secret key belongs to; 401 when missing, unknown or expired."""
+        """The merchant id a secret key belongs to; 401 when missing, unknown or expired, 403
+        for a publishable key."""
+        merchant, publishable = self.authenticate_client(secret_key)
+        if publishable:
+            raise PermissionDenied(PUBLISHABLE_KEY_REFUSED, code="secret_key_required")
+        return merchant
+
+    def authenticate_client(self, secret_key: str | None) -> tuple[str, bool]:
+        """The merchant a secret or publishable key belongs to, and whether it is publishable
+        (what a browser holds: the route then also needs the object's client_secret)."""
         if not secret_key:
             raise AuthenticationError(
                 "You did not provide an API key. Provide it in the Authorization header, "
@@ -97,14 +128,14 @@ class MerchantService:
                 code="api_key_missing",
             )
         record = self._key(secret_key)
-        if record is None or record.get("kind", "secret") != "secret":
+        if record is None or record.get("kind", "secret") not in KEY_PREFIXES:
             raise AuthenticationError(f"Invalid API Key provided: {_masked(secret_key)}")
         expires_at = record.get("expires_at")
         if expires_at is not None and expires_at <= self._wall_clock():
             raise AuthenticationError(
                 f"Expired API Key provided: {_masked(secret_key)}", code="api_key_expired"
             )
-        return str(record["merchant"])
+        return str(record["merchant"]), record.get("kind", "secret") == "publishable"
 
     def authenticate_admin(self, secret_key: str | None) -> str:
         """Accepts only the sandbox administrator's key."""

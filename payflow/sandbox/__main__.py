@@ -19,6 +19,7 @@ BANNER = """
   API            {api}          docs: {api}/docs
   AWS endpoint   {aws}
   Secret key     {key}     merchant {merchant}
+  Publishable    {publishable}   (browsers: with an intent's client_secret)
   Admin key      {admin}    (POST {api}/v1/sandbox/merchants makes more merchants)
 
   curl {api}/v1/payment_intents -u {key}: -d amount=2000 -d currency=usd \\
@@ -68,6 +69,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             region=sandbox.provisioned.region,
             table=sandbox.provisioned.physical_ids["PaymentsTable"],
             key=config.secret_key,
+            publishable=(sandbox.demo_merchant or {}).get("publishable_key", ""),
             merchant=sandbox.demo_merchant["id"] if sandbox.demo_merchant else "",
             admin=config.admin_key,
         ),

@@ -18,10 +18,10 @@ def admin(method: str, api_url: str, path: str, **kwargs: object) -> requests.Re
     return requests.request(method, api_url + path, headers=ADMIN, timeout=10, **kwargs)  # type: ignore[arg-type]
 
 
-def only_key(api_url: str, merchant_id: str) -> dict:
-    (key,) = admin("GET", api_url, f"/v1/sandbox/merchants/{merchant_id}").json()["api_keys"][
-        "data"
-    ]
+def only_key(api_url: str, merchant_id: str, kind: str = "secret") -> dict:
+    """The merchant's one key of `kind` (each merchant starts with a secret and a publishable)."""
+    keys = admin("GET", api_url, f"/v1/sandbox/merchants/{merchant_id}").json()["api_keys"]["data"]
+    (key,) = [k for k in keys if k["kind"] == kind]
     return key  # type: ignore[no-any-return]
 
 
@@ -81,7 +81,7 @@ def test_expiries_out_of_range_are_400_and_change_nothing(api_url: str, merchant
                 "data"
             ]
         )
-        == 1
+        == 2
     )
     assert status_with(api_url, merchant["secret_key"]) == 200
 
@@ -152,7 +152,7 @@ def test_a_revocation_reaches_other_warm_instances_within_the_cache_time(merchan
     )
     assert two.authenticate(merchant["secret_key"]) == merchant["id"]
     # When the first revokes the key
-    (key,) = store.keys(merchant["id"])
+    (key,) = [k for k in store.keys(merchant["id"]) if k["kind"] == "secret"]
     one.revoke_key(merchant["id"], key["id"])
     # Then the first refuses it at once; the second until its entry ends, and no longer
     for service, at, works in ((one, 0.0, False), (two, 4.9, True), (two, 5.1, False)):

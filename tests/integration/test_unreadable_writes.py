@@ -144,7 +144,7 @@ def post_routes() -> Iterator[tuple[str, type[BaseModel]]]:
     for path, methods in app.routes.items():
         entry = methods.get("POST")
         spec = endpoint_spec(entry.view_function) if entry else None
-        if spec and spec.auth == "merchant" and spec.params is not None:
+        if spec and spec.auth in ("merchant", "client") and spec.params is not None:
             yield path, spec.params
 
 
@@ -169,7 +169,7 @@ def read_everything(api: Api, merchant_id: str) -> int:
     for path, methods in app.routes.items():
         entry = methods.get("GET")
         spec = endpoint_spec(entry.view_function) if entry else None
-        if spec is None or spec.auth != "merchant" or "{" in path or _needs_parameters(spec):
+        if spec is None or spec.auth not in ("merchant", "client") or "{" in path or _needs_parameters(spec):
             continue
         response = api.get(path)
         assert response.status_code == 200, (path, response.text[:300])
