@@ -26,7 +26,7 @@ import threading
 import time
 import uuid
 from collections import Counter, defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -614,10 +614,6 @@ def _observe(
         if e["data"]["object"].get("id") in intended
         or e["data"]["object"].get("payment_intent") in intended
     ]
-    charges: dict[str, list[dict[str, Any]]] = defaultdict(list)
-    for charge in client.all("/v1/charges"):
-        if charge["payment_intent"] in intended:
-            charges[charge["payment_intent"]].append(charge)
     authorizations: dict[str, list[dict[str, Any]]] = defaultdict(list)
     captures: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for record in services().simulator_ledger.all_records():
@@ -639,8 +635,18 @@ def _observe(
         dead_lettered=_dead_letter_ids(webhooks().queue),
         hits=list(receiver.hits),
         errors=errors,
-        charges=dict(charges),
+        charges=charges_of(client, intended),
     )
+
+
+def charges_of(client: Client, payments: Iterable[str]) -> dict[str, list[dict[str, Any]]]:
+    """The charges of each of `payments`, as /v1/charges lists them."""
+    wanted = set(payments)
+    charges: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for charge in client.all("/v1/charges"):
+        if charge["payment_intent"] in wanted:
+            charges[charge["payment_intent"]].append(charge)
+    return dict(charges)
 
 
 def _pi_in_key(pk: str) -> str | None:

@@ -221,8 +221,9 @@ _CONTENT_TYPES = st.sampled_from(
 )
 
 
+@pytest.mark.timeout(300)  # each example scans the session's whole table twice
 @settings(
-    max_examples=150,
+    max_examples=60,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )

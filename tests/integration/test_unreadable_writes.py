@@ -169,7 +169,12 @@ def read_everything(api: Api, merchant_id: str) -> int:
     for path, methods in app.routes.items():
         entry = methods.get("GET")
         spec = endpoint_spec(entry.view_function) if entry else None
-        if spec is None or spec.auth not in ("merchant", "client") or "{" in path or _needs_parameters(spec):
+        if (
+            spec is None
+            or spec.auth not in ("merchant", "client")
+            or "{" in path
+            or _needs_parameters(spec)
+        ):
             continue
         response = api.get(path)
         assert response.status_code == 200, (path, response.text[:300])

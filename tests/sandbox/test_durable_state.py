@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from payflow.chaos import INVARIANTS, Client, FlakyReceiver, Observed
+from payflow.chaos import INVARIANTS, Client, FlakyReceiver, Observed, charges_of
 from payflow.sandbox.child import ChildSandbox
 from payflow.sandbox.persistence import RUNNING_FILE
 
@@ -158,6 +158,7 @@ def observe(
         dead_lettered={json.loads(m["Body"]).get("delivery") for m in dead.get("Messages", [])},
         hits=list(receiver.hits),
         errors=errors,
+        charges=charges_of(client, payments),
     )
 
 
