@@ -332,7 +332,12 @@ def require_client_secret(call: ApiCall, client_secret: str | None, given: str |
     lets a browser act on this one intent and nothing else. Unknown and wrong look the same."""
     if not call.publishable and given is None:
         return
-    if given is None or client_secret is None or not hmac.compare_digest(given, client_secret):
+    # Bytes: compare_digest refuses str that is not ASCII, and a caller may send anything.
+    if (
+        given is None
+        or client_secret is None
+        or not hmac.compare_digest(given.encode(), client_secret.encode())
+    ):
         raise ResourceMissing(
             "No such intent: the client_secret does not match it (a publishable key needs the "
             "intent's client_secret).",
