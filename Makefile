@@ -43,8 +43,17 @@ chalice-local: $(STAMP)
 seed: $(STAMP)
 	$(BIN)/payflow seed --payments $(or $(PAYMENTS),1000)
 
-## test: install, then run the whole suite
-test: $(STAMP)
+# The browser tests (tests/browser) drive Debian's Chromium through Playwright; no browser is
+# downloaded by Playwright itself. Installed once per machine, with sudo when not root.
+CHROMIUM := /usr/lib/chromium/chromium
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(CHROMIUM):
+	@echo "Installing Debian's chromium for the browser tests (apt-get, once per machine)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
+
+## test: install (the venv, and Chromium for the browser tests), then run the whole suite
+test: $(STAMP) $(CHROMIUM)
 	$(BIN)/python -m pytest
 
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
