@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import os
+import queue
 import statistics
 import sys
 import threading
@@ -49,59 +50,195 @@ def pct(values: list[float], q: float) -> float:
 
 
 class CallCounter:
-    """botocore `before-call` hooks on the handlers' clients: (service, operation) -> calls, and
-    DynamoDB write units estimated from the request's item sizes."""
+    """botocore hooks on the handlers' clients: (service, operation) -> calls, what made each
+    call, and DynamoDB capacity units by DynamoDB's own sizing rules (`item_size`).
 
-    def __init__(self) -> None:
+    An update is billed on the size of the item it leaves (AWS bills the larger of before and
+    after; items here only grow or keep their size on the payment path), so a thread of the
+    counter's own reads each updated item back at once through `sizer`, a client that is not
+    counted (the handlers do not wait for it); `settle()` waits until all are sized."""
+
+    def __init__(self, sizer: Any = None) -> None:
         self.calls: Counter[tuple[str, str]] = Counter()
+        self.purposes: Counter[tuple[str, str]] = Counter()
+        self.purpose_write_units: Counter[tuple[str, str]] = Counter()
         self.write_units = 0.0
         self.read_units = 0.0
+        # The simulated PSP's own book (its table, dal/simulator.py): a real PSP keeps that on
+        # its side, so those calls are counted apart from PayFlow's.
+        self.psp_calls: Counter[str] = Counter()
         self.enabled = True
+        self._sizer = sizer
+        self._updates: queue.Queue[tuple[str, str, str, str, float]] = queue.Queue()
         self._lock = threading.Lock()
+        threading.Thread(target=self._size_updates, daemon=True).start()
 
     def attach(self, client: Any) -> None:
         client.meta.events.register("before-call.*.*", self._before)
+        client.meta.events.register("after-call.dynamodb.*", self._after)
 
     def reset(self) -> None:
         with self._lock:
             self.calls.clear()
+            self.psp_calls.clear()
+            self.purposes.clear()
+            self.purpose_write_units.clear()
             self.write_units = self.read_units = 0.0
 
-    def _before(self, model: Any, params: dict[str, Any], **_: Any) -> None:
+    def settle(self) -> None:
+        """Wait until every update made so far is billed by the size of the item it left."""
+        self._updates.join()
+
+    def _size_updates(self) -> None:
+        while True:
+            call, purpose, table, key, factor = self._updates.get()
+            try:
+                units = factor * _units(self._stored_size(table, json.loads(key)), 1024)
+                with self._lock:
+                    self.purpose_write_units[(call, purpose)] += units
+                    self.write_units += units
+            finally:
+                self._updates.task_done()
+
+    def _before(self, model: Any, params: dict[str, Any], context: Any, **_: Any) -> None:
         if not self.enabled:
             return
         service = model.service_model.service_name
-        operation = model.name
+        call = f"{service}:{model.name}"
+        purpose = _purpose(sys._getframe(1))
+        if purpose.startswith(SIMULATED_PSP):
+            with self._lock:
+                self.psp_calls[call] += 1
+            return
         with self._lock:
-            self.calls[(service, operation)] += 1
-            if service == "dynamodb":
-                writes, reads = _capacity(operation, params.get("body") or {})
-                self.write_units += writes
-                self.read_units += reads
+            self.calls[(service, model.name)] += 1
+            self.purposes[(call, purpose)] += 1
+        if service == "dynamodb":
+            context["bench"] = (call, purpose, _body(params))
+
+    def _after(self, model: Any, context: Any, **_: Any) -> None:
+        if not self.enabled or "bench" not in context:
+            return
+        call, purpose, body = context.pop("bench")
+
+        def later(table: str, key: dict[str, Any], factor: float) -> int:
+            self._updates.put((call, purpose, table, json.dumps(key), factor))
+            return 0
+
+        writes, reads = _capacity(model.name, body, later)
+        with self._lock:
+            self.purpose_write_units[(call, purpose)] += writes
+            self.write_units += writes
+            self.read_units += reads
+
+    def _stored_size(self, table: str, key: dict[str, Any]) -> int:
+        if self._sizer is None:
+            return item_size(key)
+        item = self._sizer.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
+        return item_size(item or key)
 
 
-def _kb(value: Any, unit: int) -> int:
-    return max(1, math.ceil(len(json.dumps(value)) / unit))
+SIMULATED_PSP = "dal.simulator."
 
 
-def _capacity(operation: str, body: Any) -> tuple[float, float]:
-    """(write units, read units) of one DynamoDB request, on-demand: 1 WRU per KB written,
-    2x in a transaction; 1 RRU per 4 KB read strongly, assuming reads return items < 4 KB."""
+def _purpose(frame: Any) -> str:
+    """What a call is for: the innermost PayFlow function that made it (outside the DynamoDB
+    helpers) and, when that is in the data layer, the first function above it that is not."""
+    inner = asker = None
+    while frame is not None and asker is None:
+        path = frame.f_code.co_filename
+        if f"{os.sep}chalicelib{os.sep}" in path and not path.endswith(f"dal{os.sep}dynamo.py"):
+            module = path.rsplit(f"{os.sep}chalicelib{os.sep}", 1)[1][:-3].replace(os.sep, ".")
+            name = f"{module}.{frame.f_code.co_qualname}"
+            if inner is None:
+                inner = name
+                if not module.startswith("dal."):
+                    break
+            elif not module.startswith("dal."):
+                asker = name
+        frame = frame.f_back
+    return " <- ".join(n for n in (inner, asker) if n) or "outside chalicelib"
+
+
+def _body(params: dict[str, Any]) -> dict[str, Any]:
+    body = params.get("body") or {}
     if isinstance(body, bytes | str):
         try:
-            body = json.loads(body)
+            return dict(json.loads(body))
         except ValueError:
-            body = {}
+            return {}
+    return dict(body)
+
+
+def item_size(item: dict[str, Any]) -> int:
+    """Bytes DynamoDB bills for an item (its documented rules): attribute names count their
+    UTF-8 length; strings their UTF-8 length, numbers about one byte per two significant digits
+    plus one, booleans and nulls one byte; maps and lists 3 bytes plus one per element."""
+    return sum(len(name.encode()) + _value_size(value) for name, value in item.items())
+
+
+def _value_size(value: dict[str, Any]) -> int:
+    ((kind, content),) = value.items()
+    if kind == "S":
+        return len(content.encode())
+    if kind == "N":
+        digits = content.lstrip("-").replace(".", "").strip("0") or "0"
+        return (len(digits) + 1) // 2 + 1
+    if kind == "B":
+        return len(content) * 3 // 4  # base64 on the wire
+    if kind in ("BOOL", "NULL"):
+        return 1
+    if kind == "M":
+        return 3 + sum(len(k.encode()) + 1 + _value_size(v) for k, v in content.items())
+    if kind == "L":
+        return 3 + sum(1 + _value_size(v) for v in content)
+    return sum(len(str(v)) for v in content)  # sets
+
+
+def _units(size: int, unit: int) -> int:
+    return max(1, math.ceil(size / unit))
+
+
+def _capacity(
+    operation: str, body: dict[str, Any], later: Callable[[str, dict[str, Any], float], int]
+) -> tuple[float, float]:
+    """(write units, read units) of one DynamoDB request, on-demand: 1 WRU per KB written (x2
+    in a transaction), an update by the size of the item it leaves; 1 RRU per 4 KB read
+    strongly consistent (half for eventually consistent), per item for batch reads. Updates
+    and deletes are handed to `later` (table, key, factor), which bills them once sized."""
+
+    def write(action: str, payload: dict[str, Any], factor: float) -> float:
+        if action in ("Put", "PutItem"):
+            return factor * _units(item_size(payload["Item"]), 1024)
+        if action in ("Update", "UpdateItem", "Delete", "DeleteItem"):
+            later(payload["TableName"], payload["Key"], factor)
+        return 0.0  # updates billed later; a ConditionCheck is read capacity
+
     if operation in ("PutItem", "UpdateItem", "DeleteItem"):
-        return float(_kb(body.get("Item") or body, 1024)), 0.0
+        return write(operation, body, 1.0), 0.0
     if operation == "TransactWriteItems":
-        units = 0
+        units = 0.0
         for action in body.get("TransactItems", []):
-            ((_, payload),) = action.items()
-            units += _kb(payload.get("Item") or payload, 1024)
-        return 2.0 * units, 0.0
+            ((name, payload),) = action.items()
+            units += write(name, payload, 2.0)
+        return units, 0.0
+    if operation == "BatchWriteItem":
+        units = 0.0
+        for table, requests_ in body.get("RequestItems", {}).items():
+            for request in requests_:
+                if "PutRequest" in request:
+                    units += write("Put", request["PutRequest"], 1.0)
+                else:
+                    later(table, request["DeleteRequest"]["Key"], 1.0)
+        return units, 0.0
+    strength = 1.0 if body.get("ConsistentRead") else 0.5
     if operation in ("GetItem", "Query", "Scan"):
-        return 0.0, 1.0
+        return 0.0, strength
+    if operation == "BatchGetItem":
+        return 0.0, sum(
+            len(spec.get("Keys", [])) * (1.0 if spec.get("ConsistentRead") else 0.5)
+            for spec in body.get("RequestItems", {}).values()
+        )
     if operation == "TransactGetItems":
         return 0.0, 2.0 * len(body.get("TransactItems", []))
     return 0.0, 0.0
@@ -238,7 +375,10 @@ def pipeline(
         time.sleep(0.05)
     done = time.monotonic()
     sandbox.pollers.wait_idle(timeout=60)
+    counter.settle()
     calls = Counter(counter.calls)
+    purposes = Counter(counter.purposes)
+    purpose_wru = Counter(counter.purpose_write_units)
     write_units, read_units = counter.write_units, counter.read_units
     batches = {name: count - runs.get(name, 0) for name, count in _lambda_runs(sandbox).items()}
     latencies = [
@@ -261,6 +401,16 @@ def pipeline(
             "p99": round(pct(latencies, 0.99), 1),
         },
         "aws_calls": {f"{s}:{o}": n for (s, o), n in sorted(calls.items())},
+        "simulated_psp_calls": dict(sorted(counter.psp_calls.items())),
+        "aws_calls_by_purpose": [
+            {
+                "call": call,
+                "purpose": purpose,
+                "count": n,
+                "write_units": purpose_wru[(call, purpose)],
+            }
+            for (call, purpose), n in sorted(purposes.items(), key=lambda kv: -kv[1])
+        ],
         "dynamodb_write_units": write_units,
         "dynamodb_read_units": read_units,
         "event_source_batches": batches,
@@ -532,6 +682,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--payments", type=int, default=200)
     parser.add_argument("--concurrency", type=int, default=8)
     parser.add_argument("--puts", type=int, default=500)
+    parser.add_argument(
+        "--pipeline-only", action="store_true", help="the pipeline and its AWS calls, nothing else"
+    )
     args = parser.parse_args(argv)
     results: dict[str, Any] = {"payments": args.payments, "concurrency": args.concurrency}
     with sandbox() as running:
@@ -544,11 +697,14 @@ def main(argv: list[str] | None = None) -> int:
             timeout=10,
         ).json()
         key, merchant_id = merchant["secret_key"], merchant["id"]
-        counter = CallCounter()
+        counter = CallCounter(sizer=running.aws.client("dynamodb"))
         for client in clients_of(services(), webhooks()):
             counter.attach(client)
         print(f"pipeline: {args.payments} payments ...", file=sys.stderr, flush=True)
         results["pipeline"] = pipeline(running, key, args.payments, args.concurrency, counter)
+        if args.pipeline_only:
+            print(purpose_table(results["pipeline"]))
+            return 0
         print("raw PutItems ...", file=sys.stderr, flush=True)
         results["raw_put_item"] = raw_put_items(running, args.puts)
         results["pipeline_to_put_item_ratio"] = round(
@@ -576,24 +732,42 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print()
+    print(purpose_table(results["pipeline"]))
+    print()
     print(cold_start.table(results["cold_start"]))
     return 0
+
+
+def purpose_table(p: dict[str, Any]) -> str:
+    """Each AWS call of a payment with what made it, per payment, most frequent first."""
+    n = max(1, p["succeeded_with_webhook"])
+    lines = ["| AWS call | made by (data layer <- service) | per payment | WRU per payment |"]
+    lines.append("| --- | --- | ---: | ---: |")
+    for row in p["aws_calls_by_purpose"]:
+        lines.append(
+            f"| {row['call']} | {row['purpose']} | {row['count'] / n:.2f} "
+            f"| {row['write_units'] / n:.2f} |"
+        )
+    return "\n".join(lines)
 
 
 def table(r: dict[str, Any]) -> str:
     p, put, cost = r["pipeline"], r["raw_put_item"], r["cost"]
     idem, cold, sk = r["idempotency"], r["cold_start"]["imports"], r["stripe_keep_alive_retrieve"]
     lat = p["create_to_webhook_ms"]
-    calls_per = {
-        k: round(v / max(1, p["succeeded_with_webhook"]), 2) for k, v in p["aws_calls"].items()
-    }
+    n = max(1, p["succeeded_with_webhook"])
+    calls_per = {k: round(v / n, 2) for k, v in p["aws_calls"].items()}
     rows = [
         ("pipeline (create+confirm -> verified webhook)", f"{p['payments_per_second']} payments/s"),
         ("  create -> webhook p50 / p95 / p99", f"{lat['p50']} / {lat['p95']} / {lat['p99']} ms"),
         ("raw conditional PutItem, same backend", f"{put['per_second']} /s"),
         ("  ratio pipeline / PutItem", f"{r['pipeline_to_put_item_ratio']}"),
-        ("AWS calls per payment (handlers)", f"{sum(calls_per.values()):.1f}"),
+        ("AWS calls per payment (PayFlow's handlers)", f"{sum(calls_per.values()):.1f}"),
         *((f"  {k}", str(v)) for k, v in calls_per.items()),
+        (
+            "  not counted: the simulated PSP's own book",
+            f"{sum(p.get('simulated_psp_calls', {}).values()) / n:.1f} calls",
+        ),
         (
             "DynamoDB WRU / RRU per payment",
             f"{p['dynamodb_write_units'] / max(1, p['succeeded_with_webhook']):.1f} / "

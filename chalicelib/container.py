@@ -111,6 +111,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         stripe_api_base=settings.stripe_api_base,
     )
     circuits = CircuitBreakers(connector_state)
+    orchestrator = PaymentOrchestrator(registry, circuits, connector_state)
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
     workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
     committer = Committer(dynamodb, idempotency, faults, clock=clock)
@@ -141,6 +142,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         payment_methods,
         customers,
         charges,
+        orchestrator,
         confirm_wait_ms=settings.confirm_wait_ms,
         availability_delay_seconds=settings.availability_delay_seconds,
     )
@@ -168,7 +170,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         connector_state=connector_state,
         connectors=registry,
         circuits=circuits,
-        orchestrator=PaymentOrchestrator(registry, circuits, connector_state),
+        orchestrator=orchestrator,
         connector_admin=ConnectorService(registry, circuits, connector_state),
         payment_intents=payment_intents,
         payment_methods=payment_methods,

@@ -9,6 +9,9 @@ Faults come through configuration only, never by editing code:
   batch, after a webhook POST and before its log entry), armed one at a time on the running
   sandbox's Faults, as PAYFLOW_FAULTS would arm them;
 - duplicated stream and SQS deliveries (SandboxConfig.duplicate_delivery_rate);
+- duplicated starts of payment executions (`duplicate_starts`): a share of StartExecutions is
+  followed by a second start of the same input under another name, as an Express workflow's
+  at-least-once start can do (moto would fold a second start under the same name);
 - a webhook receiver that answers 500 a third of the time.
 
 Invariants are functions registered with `@invariant`: each gets the run's `Observed` facts and
@@ -459,6 +462,9 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
 
     faults = services().faults
     fired: Counter[str] = Counter()
+    duplicate_starts(
+        services().payment_intents, config.duplicate_rate, random.Random(config.seed + 1), fired
+    )
     errors: list[str] = []
     intended: dict[str, str] = {}
     intended_lock = threading.Lock()
@@ -542,6 +548,48 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
     report.faults = _fault_counts(sandbox, client, connectors, fired, receiver, intended)
     report.results = [(name, check(seen)) for name, check in INVARIANTS]
     return report
+
+
+DUPLICATE_START = "payment execution started twice"
+
+
+def duplicate_starts(
+    payment_intents: Any, rate: float, rng: random.Random, fired: Counter[str]
+) -> None:
+    """After a share (`rate`) of the payment executions' starts, start the same input again
+    under another name: the duplicate runs every task a second time, and the invariants must
+    not see it (the PSP key dedups the charge, the conditional transition the write)."""
+    client = payment_intents._workflows._client
+    lock = threading.Lock()
+
+    def again(params: dict[str, Any], **_: Any) -> None:
+        if params.get("name", "").endswith("-again"):
+            return
+        with lock:
+            chosen = rng.random() < rate
+        if chosen:
+            client.start_execution(**{**params, "name": params["name"] + "-again"})
+            with lock:
+                fired[DUPLICATE_START] += 1
+
+    # After the first start returns, so that the duplicate races the original's tasks.
+    client.meta.events.register(
+        "after-call.sfn.StartExecution", lambda **kw: again(kw["context"]["dup_params"])
+    )
+    client.meta.events.register(
+        "before-call.sfn.StartExecution",
+        lambda params, context, **_: context.__setitem__("dup_params", _start_params(params)),
+    )
+
+
+def _start_params(params: dict[str, Any]) -> dict[str, Any]:
+    body = params.get("body") or b"{}"
+    data = json.loads(body) if isinstance(body, bytes | str) else dict(body)
+    return {
+        "stateMachineArn": data["stateMachineArn"],
+        "name": data["name"],
+        "input": data["input"],
+    }
 
 
 def _phase(name: str, started_at: float) -> None:
@@ -695,7 +743,10 @@ def _fault_counts(
         "PSP errors (PspUnavailable)": errors["PspUnavailable"],
         "payments declined or failed (simulated, test cards)": failed["requires_payment_method"],
     }
-    counts.update({f"crash at {point}": n for point, n in sorted(fired.items())})
+    counts.update(
+        {f"crash at {point}": n for point, n in sorted(fired.items()) if point != DUPLICATE_START}
+    )
+    counts[DUPLICATE_START] = fired[DUPLICATE_START]
     for poller in sandbox.pollers.pollers:
         duplicates = getattr(poller, "duplicates", None)
         if duplicates is not None:

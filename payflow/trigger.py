@@ -141,11 +141,6 @@ TRIGGERS: dict[str, Trigger] = {
     for t in [
         Trigger("payment_intent.created", "a PaymentIntent, not confirmed", _created),
         Trigger(
-            "payment_intent.processing",
-            "a PaymentIntent confirmed with pm_card_visa (processing, then succeeded)",
-            _confirmed,
-        ),
-        Trigger(
             "payment_intent.succeeded", "a PaymentIntent confirmed with pm_card_visa", _confirmed
         ),
         Trigger(

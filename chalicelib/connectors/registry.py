@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSetting
 from chalicelib.connectors.stripe_connector import StripeConnector
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.simulator import SimulatorLedger
+from chalicelib.domain.circuit import Circuit
 from chalicelib.domain.routing import ConnectorConfig, ConnectorKind, RoutingConfig
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "connectors.json"
@@ -26,6 +28,16 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "config" / "connectors.js
 def load_default_routing(path: Path = DEFAULT_CONFIG) -> RoutingConfig:
     data = json.loads(path.read_text())
     return RoutingConfig.model_validate({k: v for k, v in data.items() if not k.startswith("_")})
+
+
+@dataclass(frozen=True)
+class RoutingState:
+    """A merchant's routing as one payment sees it: the configuration (run-time switches
+    applied), each connector's run-time settings, and each connector's circuit."""
+
+    config: RoutingConfig
+    settings: dict[str, dict[str, Any]]
+    circuits: dict[str, Circuit]
 
 
 class ConnectorRegistry:
@@ -53,9 +65,18 @@ class ConnectorRegistry:
     def routing_for(self, merchant_id: str) -> RoutingConfig:
         """The merchant's routing, with run-time `enabled` switches and unconfigured
         connectors (Stripe without a key) applied."""
-        own = self._state.merchant_routing(merchant_id)
+        return self.routing_state(merchant_id).config
+
+    def routing_state(self, merchant_id: str) -> RoutingState:
+        """The merchant's routing with the settings and circuit of each connector, read
+        together (one round trip for a merchant on the default connectors)."""
+        own, settings, circuits = self._state.snapshot(
+            merchant_id, (c.id for c in self.defaults.connectors)
+        )
         config = RoutingConfig.model_validate(own) if own else self.defaults
-        settings = self._state.settings(c.id for c in config.connectors)
+        return RoutingState(self._applied(config, settings), settings, circuits)
+
+    def _applied(self, config: RoutingConfig, settings: dict[str, dict[str, Any]]) -> RoutingConfig:
         connectors = []
         for connector in config.connectors:
             enabled = connector.enabled and settings.get(connector.id, {}).get("enabled", True)
@@ -64,8 +85,11 @@ class ConnectorRegistry:
             connectors.append(connector.model_copy(update={"enabled": enabled}))
         return config.model_copy(update={"connectors": connectors})
 
-    def connector(self, config: ConnectorConfig) -> Connector:
-        """The Connector that serves `config`."""
+    def connector(
+        self, config: ConnectorConfig, settings: dict[str, Any] | None = None
+    ) -> Connector:
+        """The Connector that serves `config`; `settings`, when the caller has just read them,
+        spare the simulator reading its own again."""
         if config.kind == ConnectorKind.STRIPE:
             return StripeConnector(
                 self._stripe_api_key,
@@ -76,7 +100,11 @@ class ConnectorRegistry:
         return SimulatorConnector(
             self._ledger,
             connector_id=config.id,
-            settings=lambda: self.simulator_settings(config.id),
+            settings=(
+                (lambda: SimulatorSettings.model_validate(settings))
+                if settings is not None
+                else (lambda: self.simulator_settings(config.id))
+            ),
             take_scripted_failure=lambda: self._state.take_scripted_failure(config.id),
             timeout_ms=config.timeout_ms,
             clock=self._clock,

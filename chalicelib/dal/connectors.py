@@ -16,7 +16,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dal.dynamo import error_code, from_attrs, to_attrs
+from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, to_attrs
 from chalicelib.domain.circuit import Circuit, CircuitState, bucket
 
 
@@ -133,6 +133,51 @@ class ConnectorStateStore:
 
     # -- settings and routing ------------------------------------------------------------------
 
+    def snapshot(
+        self, merchant_id: str, connectors: Iterable[str]
+    ) -> tuple[dict[str, Any] | None, dict[str, dict[str, Any]], dict[str, Circuit]]:
+        """What a payment's routing reads, in one BatchGetItem: the merchant's own routing (None
+        when it uses the defaults), and the run-time settings and circuit of each of
+        `connectors`. Connectors the merchant's routing names beyond those take a second one."""
+        ids = set(connectors)
+        keys = [{"pk": f"routing#{merchant_id}", "sk": "routing"}]
+        items = self._batch_get(keys + self._connector_keys(ids))
+        own = items.get((f"routing#{merchant_id}", "routing"))
+        routing = own["data"] if own else None
+        extra = {c["id"] for c in (routing or {}).get("connectors", [])} - ids
+        if extra:
+            items.update(self._batch_get(self._connector_keys(extra)))
+            ids |= extra
+        settings = {
+            c: items[(f"connector#{c}", "settings")]["data"]
+            for c in ids
+            if (f"connector#{c}", "settings") in items
+        }
+        circuits = {c: _circuit(c, items.get((f"circuit#{c}", "circuit"))) for c in sorted(ids)}
+        return routing, settings, circuits
+
+    @staticmethod
+    def _connector_keys(ids: Iterable[str]) -> list[dict[str, str]]:
+        keys = []
+        for c in sorted(ids):
+            keys.append({"pk": f"connector#{c}", "sk": "settings"})
+            keys.append({"pk": f"circuit#{c}", "sk": "circuit"})
+        return keys
+
+    def _batch_get(self, keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
+        """Items by (pk, sk), consistent reads; keys a batch left unprocessed are asked again."""
+        found: dict[tuple[str, str], dict[str, Any]] = {}
+        pending = [to_attrs(k) for k in keys]
+        while pending:
+            response = self._client.batch_get_item(
+                RequestItems={self._table: {"Keys": pending[:100], "ConsistentRead": True}}
+            )
+            for item in map(from_attrs, response.get("Responses", {}).get(self._table, [])):
+                found[(item["pk"], item["sk"])] = item
+            left = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
+            pending = left + pending[100:]
+        return found
+
     def settings(self, connectors: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = sorted(set(connectors))
         if not ids:
@@ -213,9 +258,37 @@ class ConnectorStateStore:
             ),
         )
 
+    def add_decision(
+        self,
+        batch: WriteBatch,
+        payment_intent_id: str,
+        attempt: int,
+        decision: dict[str, Any],
+        calls: list[dict[str, Any]],
+    ) -> None:
+        """The attempt's routing decision and the calls the confirm handler made itself, in the
+        transaction that commits what they led to (the state machine's calls are items of
+        their own, `record_attempt`)."""
+        batch.add(
+            f"routing:{payment_intent_id}",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_attrs(
+                        {
+                            "pk": payment_intent_id,
+                            "sk": f"routing#{attempt:04d}",
+                            "data": {**decision, "calls": calls},
+                        }
+                    ),
+                }
+            },
+        )
+
     def attempts(self, payment_intent_id: str) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        """(PSP calls, routing decisions) of a PaymentIntent, oldest first."""
-        calls: list[dict[str, Any]] = []
+        """(PSP calls, routing decisions) of a PaymentIntent, oldest first: within an attempt,
+        the confirm handler's own call comes before the state machine's."""
+        calls: list[tuple[int, int, dict[str, Any]]] = []
         decisions: list[dict[str, Any]] = []
         params: dict[str, Any] = {
             "TableName": self._table,
@@ -228,10 +301,14 @@ class ConnectorStateStore:
         while True:
             response = self._client.query(**params)
             for item in map(from_attrs, response.get("Items", [])):
+                data = item["data"]
                 if item["sk"].startswith("attempt#"):
-                    calls.append(item["data"])
+                    calls.append((int(data["attempt"]), 1, data))
                 elif item["sk"].startswith("routing#"):
-                    decisions.append(item["data"])
+                    inline = data.pop("calls", [])
+                    calls.extend((int(call["attempt"]), 0, call) for call in inline)
+                    decisions.append(data)
             if "LastEvaluatedKey" not in response:
-                return calls, decisions
+                ordered = sorted(enumerate(calls), key=lambda c: (c[1][0], c[1][1], c[0]))
+                return [call for _, (_, _, call) in ordered], decisions
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]

@@ -26,19 +26,22 @@ class CircuitBreakers:
     def states(self, connectors: Iterable[str]) -> dict[str, Circuit]:
         return self._store.circuits(connectors)
 
-    def open_circuits(self, connectors: Iterable[str], policy: CircuitPolicy) -> set[str]:
-        """The connectors routing must skip right now."""
+    def open_circuits(
+        self,
+        connectors: Iterable[str],
+        policy: CircuitPolicy,
+        known: dict[str, Circuit] | None = None,
+    ) -> set[str]:
+        """The connectors routing must skip right now (`known`: circuits just read)."""
         now = self._clock()
-        return {
-            c
-            for c, circuit in self._store.circuits(connectors).items()
-            if skips_routing(circuit, now, policy)
-        }
+        ids = list(connectors)
+        circuits = known if known is not None else self._store.circuits(ids)
+        return {c for c in ids if c in circuits and skips_routing(circuits[c], now, policy)}
 
-    def admit(self, connector: str, policy: CircuitPolicy) -> bool:
+    def admit(self, connector: str, policy: CircuitPolicy, known: Circuit | None = None) -> bool:
         """May this call go to `connector`? Returns True when the call is the half-open probe;
-        raises CircuitOpen when the circuit refuses it."""
-        circuit = self._store.circuits([connector])[connector]
+        raises CircuitOpen when the circuit refuses it. `known`: its circuit, just read."""
+        circuit = known or self._store.circuits([connector])[connector]
         now = self._clock()
         if circuit.state == CircuitState.CLOSED:
             return False

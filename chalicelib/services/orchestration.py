@@ -21,7 +21,7 @@ from chalicelib.connectors.base import (
     ConnectorUnavailable,
     TransientConnectorError,
 )
-from chalicelib.connectors.registry import ConnectorRegistry
+from chalicelib.connectors.registry import ConnectorRegistry, RoutingState
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.domain.payment_intents import psp_idempotency_key
 from chalicelib.observability import Metric, observability
@@ -57,22 +57,35 @@ class PaymentOrchestrator:
         self._state = state
         self._clock = clock
 
-    def authorize(self, task: dict[str, Any]) -> dict[str, Any]:
+    def authorize(
+        self,
+        task: dict[str, Any],
+        state: RoutingState | None = None,
+        log: list[dict[str, Any]] | None = None,
+    ) -> dict[str, Any]:
         """Call the candidate at `task["index"]` once. Transient failures raise (the state
         machine retries them with backoff); an open circuit or an unavailable connector raises
-        for failover; any answer (authorized, declined, requires_action) is returned."""
+        for failover; any answer (authorized, declined, requires_action) is returned.
+
+        The confirm handler makes the first call itself with the `state` its routing just read
+        (nothing is read twice) and a `log` that collects the call's record for its own commit;
+        the state machine's task passes neither, so it reads the state and writes the record.
+        """
         connector_id = task["candidates"][task["index"]]
-        routing = self._registry.routing_for(task["merchant_id"])
+        state = state or self._registry.routing_state(task["merchant_id"])
+        routing = state.config
         config = routing.connector(connector_id)
         started = self._clock()
         try:
             if config is None or not config.enabled:
                 raise ConnectorUnavailable(f"{connector_id} is not enabled for this merchant")
-            probe = self._breakers.admit(connector_id, routing.circuit_breaker)
+            probe = self._breakers.admit(
+                connector_id, routing.circuit_breaker, state.circuits.get(connector_id)
+            )
         except ConnectorError as error:
-            self._record(task, connector_id, type(error).__name__, None, started)
+            self._record(task, connector_id, type(error).__name__, None, started, log)
             raise
-        connector = self._registry.connector(config)
+        connector = self._registry.connector(config, state.settings.get(connector_id, {}))
         key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], connector_id)
         try:
             with observability().trace("psp.authorize", connector=connector_id):
@@ -93,14 +106,30 @@ class PaymentOrchestrator:
             self._breakers.record(
                 connector_id, failed=transient, probe=probe, policy=routing.circuit_breaker
             )
-            self._record(task, connector_id, type(error).__name__, None, started)
+            self._record(task, connector_id, type(error).__name__, None, started, log)
             raise
         self._breakers.record(
             connector_id, failed=False, probe=probe, policy=routing.circuit_breaker
         )
         code = result.decline.decline_code or result.decline.code if result.decline else None
-        self._record(task, connector_id, result.status.value, code, started)
+        self._record(task, connector_id, result.status.value, code, started, log)
         return carried(result, connector_id)
+
+    def find_charged(self, task: dict[str, Any], state: RoutingState) -> dict[str, Any] | None:
+        """What any of the merchant's connectors holds under this attempt's key: for a request
+        that takes over one which died after a PSP call and before its commit. A connector that
+        cannot answer counts as holding nothing (its own key still guards it)."""
+        for config in state.config.connectors:
+            if not config.enabled:
+                continue
+            key = psp_idempotency_key(task["payment_intent_id"], task["attempt"], config.id)
+            try:
+                found = self._registry.connector(config).lookup(key)
+            except ConnectorError:
+                continue
+            if found is not None:
+                return carried(found, config.id)
+        return None
 
     def reconcile(self, task: dict[str, Any]) -> dict[str, Any]:
         """After a timeout: did the connector charge anyway? Its answer (found) ends the attempt
@@ -121,21 +150,22 @@ class PaymentOrchestrator:
         outcome: str,
         error_code: str | None,
         started: float,
+        log: list[dict[str, Any]] | None = None,
     ) -> None:
         latency_ms = int((self._clock() - started) * 1000)
-        self._state.record_attempt(
-            task["payment_intent_id"],
-            task["attempt"],
-            {
-                "object": "payment_attempt",
-                "attempt": task["attempt"],
-                "connector": connector,
-                "outcome": outcome,
-                "error_code": error_code,
-                "latency_ms": latency_ms,
-                "created": int(self._clock()),
-            },
-        )
+        record = {
+            "object": "payment_attempt",
+            "attempt": task["attempt"],
+            "connector": connector,
+            "outcome": outcome,
+            "error_code": error_code,
+            "latency_ms": latency_ms,
+            "created": int(self._clock()),
+        }
+        if log is not None:
+            log.append(record)
+        else:
+            self._state.record_attempt(task["payment_intent_id"], task["attempt"], record)
         obs = observability()
         if outcome not in _NOT_CALLED:
             obs.emit({Metric.PSP_LATENCY: latency_ms}, connector=connector)

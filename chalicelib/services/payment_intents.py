@@ -11,9 +11,10 @@ from chalicelib.connectors.base import (
     AuthorizationResult,
     AuthorizationStatus,
     Connector,
+    ConnectorError,
     Decline,
 )
-from chalicelib.connectors.registry import ConnectorRegistry
+from chalicelib.connectors.registry import ConnectorRegistry, RoutingState
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.dynamo import WriteBatch, from_attrs
 from chalicelib.dal.ledger import LedgerStore
@@ -31,7 +32,7 @@ from chalicelib.domain.payment_intents import (
     PaymentIntentStatus,
 )
 from chalicelib.domain.payment_methods import PaymentMethod
-from chalicelib.domain.routing import PaymentFacts, route
+from chalicelib.domain.routing import Decision, PaymentFacts, route
 from chalicelib.domain.test_cards import describe, is_test_id
 from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
 from chalicelib.services.charges import ChargeService
@@ -45,6 +46,7 @@ from chalicelib.services.context import (
     list_body,
 )
 from chalicelib.services.customers import CustomerService
+from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_methods import PaymentMethodService
 
 KIND = "payment_intent"
@@ -66,6 +68,7 @@ class PaymentIntentService:
         payment_methods: PaymentMethodService,
         customers: CustomerService,
         charges: ChargeService,
+        orchestrator: PaymentOrchestrator,
         *,
         confirm_wait_ms: int = 5000,
         availability_delay_seconds: int = 0,
@@ -80,10 +83,11 @@ class PaymentIntentService:
         self._confirm_wait_ms = confirm_wait_ms
         self._ledger = ledger
         self._availability_delay = availability_delay_seconds
-        self._rng = rng or random.Random()
+        self._rng = rng
         self._payment_methods = payment_methods
         self._customers = customers
         self._charges = charges
+        self._orchestrator = orchestrator
 
     # -- reads ---------------------------------------------------------------------------------
 
@@ -166,10 +170,7 @@ class PaymentIntentService:
             capture_method=None,
             options={k: v for k, v in options.items() if k in _PER_ATTEMPT},
         )
-        handed_over = self._route(ready)
-        self._add_event(batch, ctx, created, handed_over)
-        self._objects.put_new(batch, KIND, handed_over, **handed_over.attributes())
-        return self._run_attempt(ctx, batch, created, handed_over)
+        return self._run_attempt(ctx, batch, created, ready, new=True)
 
     def update(
         self, merchant_id: str, pi_id: str, ctx: RequestContext, changes: dict[str, Any]
@@ -215,11 +216,7 @@ class PaymentIntentService:
         ready = rules.prepare_confirm(
             pi, payment_method=payment_method, capture_method=capture_method, options=options
         )
-        handed_over = self._route(ready)
-        batch = WriteBatch()
-        self._objects.put_version(batch, KIND, handed_over, pi.version, **handed_over.attributes())
-        self._add_event(batch, ctx, pi, handed_over)
-        return self._run_attempt(ctx, batch, pi, handed_over, action=rules.CONFIRMABLE)
+        return self._run_attempt(ctx, WriteBatch(), pi, ready, action=rules.CONFIRMABLE)
 
     def attempts(self, merchant_id: str, pi_id: str) -> dict[str, Any]:
         """Every PSP call made for a PaymentIntent and each attempt's routing decision."""
@@ -246,19 +243,7 @@ class PaymentIntentService:
         if authorization.get("status"):
             after = self._apply(pi, _result_from(authorization), authorization["connector"])
         else:
-            last = task.get("last_error") or {}
-            after = rules.declined(
-                pi,
-                PaymentError(
-                    type="card_error",
-                    code="processing_error",
-                    message=(
-                        "No payment processor could complete this payment "
-                        f"(last error: {last.get('Error', 'none eligible')}). Try again later."
-                    ),
-                    payment_method=pi.payment_method,
-                ),
-            )
+            after = _exhausted(pi, (task.get("last_error") or {}).get("Error"))
         self._save(RequestContext(request_id=None), pi, after)
         return {"status": after.status.value, "changed": True}
 
@@ -343,13 +328,14 @@ class PaymentIntentService:
             raise UnexpectedState("This PaymentIntent has no authorization at its PSP.")
         return pi.psp_reference
 
-    def _route(self, ready: PaymentIntent) -> PaymentIntent:
+    def _route(self, ready: PaymentIntent, state: RoutingState) -> tuple[PaymentIntent, Decision]:
         """Choose the connectors for this attempt and hand the PaymentIntent to them
-        (processing). Routing is recorded with the attempt."""
+        (processing, not yet stored). The split among equal priorities is drawn from the
+        PaymentIntent and attempt, so a retried request routes as the first one did."""
         assert ready.payment_method is not None
         pm = describe(ready.psp_payment_method or ready.payment_method)
         assert pm is not None
-        routing = self._registry.routing_for(ready.merchant_id)
+        routing = state.config
         decision = route(
             routing,
             PaymentFacts(
@@ -359,26 +345,66 @@ class PaymentIntentService:
                 card_bin=pm.bin if pm.type == "card" else None,
             ),
             self._breakers.open_circuits(
-                (c.id for c in routing.connectors), routing.circuit_breaker
+                (c.id for c in routing.connectors), routing.circuit_breaker, state.circuits
             ),
-            self._rng,
+            self._rng or random.Random(f"{ready.id}:{ready.attempt_count}"),
         )
-        self._connector_state.record_decision(ready.id, ready.attempt_count, decision.to_api())
-        return rules.processing(ready, decision.candidates)
+        return rules.processing(ready, decision.candidates), decision
 
     def _run_attempt(
         self,
         ctx: RequestContext,
         batch: WriteBatch,
         before: PaymentIntent,
-        handed_over: PaymentIntent,
+        ready: PaymentIntent,
+        *,
         action: frozenset[PaymentIntentStatus] | None = None,
+        new: bool = False,
     ) -> Outcome:
-        """Commit `handed_over` (processing), start its execution and wait for it up to the
-        confirm wait; answer with the PaymentIntent as it then is."""
+        """Route `ready` and call its first connector right here. An answer (authorized,
+        declined, requires_action) is committed at once, in one transaction with everything it
+        brings; no candidate is a decline. Anything else (a PSP error, an open circuit) hands
+        the attempt to the payment state machine, which retries, reconciles and fails over:
+        commit it as processing, start its execution and wait for it up to the confirm wait.
+        `new`: `before` is not stored yet (confirm=true on create)."""
+        state = self._registry.routing_state(ready.merchant_id)
+        handed_over, decision = self._route(ready, state)
+        calls: list[dict[str, Any]] = []
+        answer = self._first_call(ctx, handed_over, state, calls)
+        self._connector_state.add_decision(
+            batch, handed_over.id, handed_over.attempt_count, decision.to_api(), calls
+        )
+        if answer is not None:
+            return self._save(ctx, before, answer, action=action, batch=batch, new=new)
+        self._write(batch, before, handed_over, new=new)
+        self._add_event(batch, ctx, before, handed_over)
         self._commit_or_explain(ctx, batch, before, action, complete=False)
         self.ensure_execution(handed_over)
         return self._outcome(before, self._settled(handed_over))
+
+    def _first_call(
+        self,
+        ctx: RequestContext,
+        handed_over: PaymentIntent,
+        state: RoutingState,
+        calls: list[dict[str, Any]],
+    ) -> PaymentIntent | None:
+        """The PaymentIntent as the first candidate's answer leaves it, or None when the
+        state machine must take the attempt over."""
+        if not handed_over.candidates:
+            return _exhausted(handed_over, None)
+        task = {**rules.workflow_input(handed_over), "index": 0}
+        if ctx.claim is not None and ctx.claim.taken_over:
+            # The request this one takes over may have reached a PSP before it died: what a
+            # PSP holds under this attempt's key is the answer (never a second charge).
+            found = self._orchestrator.find_charged(task, state)
+            if found is not None:
+                return self._apply(handed_over, _result_from(found), found["connector"])
+        try:
+            authorization = self._orchestrator.authorize(task, state, calls)
+        except ConnectorError:
+            return None
+        return self._apply(handed_over, _result_from(authorization), authorization["connector"])
 
     def _resume(self, before: PaymentIntent, current: PaymentIntent) -> Outcome:
         """Finish what a request that died after its commit had started (found through the
@@ -458,16 +484,29 @@ class PaymentIntentService:
         before: PaymentIntent,
         after: PaymentIntent,
         action: frozenset[PaymentIntentStatus] | None = None,
+        *,
+        batch: WriteBatch | None = None,
+        new: bool = False,
     ) -> Outcome:
-        batch = WriteBatch()
+        """Commit `after` with its event, charges, saved method and ledger entries (added to
+        `batch` when given; `new`: the PaymentIntent is not stored yet)."""
+        batch = batch or WriteBatch()
         after = self._with_failed_method(before, after)
         after, saved = self._save_payment_method(batch, ctx, before, after)
-        self._objects.put_version(batch, KIND, after, before.version, **after.attributes())
+        self._write(batch, before, after, new=new)
         self._add_event(batch, ctx, before, after)
         billing = saved.billing_details if saved else self._billing(after)
         self._charges.add_for(batch, ctx, before, after, billing)
         self._post_capture(batch, before, after)
         return self._commit_or_explain(ctx, batch, before, action, self._outcome(before, after))
+
+    def _write(
+        self, batch: WriteBatch, before: PaymentIntent, after: PaymentIntent, *, new: bool
+    ) -> None:
+        if new:
+            self._objects.put_new(batch, KIND, after, **after.attributes())
+        else:
+            self._objects.put_version(batch, KIND, after, before.version, **after.attributes())
 
     def _save_payment_method(
         self, batch: WriteBatch, ctx: RequestContext, before: PaymentIntent, after: PaymentIntent
@@ -613,6 +652,22 @@ _ACTION_NAMES = {
     rules.CAPTURABLE: "captured",
     rules.CANCELABLE: "canceled",
 }
+
+
+def _exhausted(pi: PaymentIntent, last_error: str | None) -> PaymentIntent:
+    """No connector could answer this attempt: Stripe's processing_error."""
+    return rules.declined(
+        pi,
+        PaymentError(
+            type="card_error",
+            code="processing_error",
+            message=(
+                "No payment processor could complete this payment "
+                f"(last error: {last_error or 'none eligible'}). Try again later."
+            ),
+            payment_method=pi.payment_method,
+        ),
+    )
 
 
 def _result_from(authorization: dict[str, Any]) -> AuthorizationResult:

@@ -154,11 +154,28 @@ def test_crash_after_commit_replays_the_committed_object(api: Api):
     assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
 
 
+def test_crash_after_an_answered_confirm_commits_is_replayed_at_once(api: Api):
+    """A confirm the PSP answered at once commits its response in the same transaction as the
+    PaymentIntent: a request that dies right after that commit has nothing left undone, and
+    its retry is the stored answer."""
+    services().faults.arm("after_commit")
+    crashed = create(api, "crash-answered")
+    assert crashed.status_code == 500
+    replay = create(api, "crash-answered")
+    assert replay.status_code == 200, replay.text
+    assert replay.headers["Idempotent-Replayed"] == "true"
+    assert replay.json()["status"] == "succeeded"
+    assert [pi["id"] for pi in payment_intents_of(api)] == [replay.json()["id"]]
+    assert len(authorizations_of(replay.json()["id"])) == 1
+
+
 def test_crash_after_handing_a_payment_to_the_orchestration_loses_nothing(api: Api):
-    """A confirm commits `processing` before the PSP answers, so its response cannot ride in
-    that transaction. If the request dies right after the commit, the stream still starts the
-    execution, and the retry (once the dead request's lease expires) takes over the reserved
-    id and answers with the outcome: one PaymentIntent, one charge."""
+    """A confirm whose first PSP call got no answer commits `processing` and hands the
+    attempt to the state machine, so its response cannot ride in that transaction. If the
+    request dies right after the commit, the stream still starts the execution, and the retry
+    (once the dead request's lease expires) takes over the reserved id and answers with the
+    outcome: one PaymentIntent, one charge."""
+    fail_next_call_of_the_default_connector()
     services().faults.arm("after_commit")
     crashed = create(api, "crash-confirm")
     assert crashed.status_code == 500
@@ -167,14 +184,23 @@ def test_crash_after_handing_a_payment_to_the_orchestration_loses_nothing(api: A
     assert retried.status_code == 200, retried.text
     assert retried.json()["status"] == "succeeded"
     assert [pi["id"] for pi in payment_intents_of(api)] == [retried.json()["id"]]
-    charges = [
-        r
-        for r in services().simulator_ledger.all_records()
-        if r.get("operation") == "authorize" and r.get("payment_intent") == retried.json()["id"]
-    ]
-    assert len(charges) == 1
+    assert len(authorizations_of(retried.json()["id"])) == 1
     replay = create(api, "crash-confirm")
     assert replay.headers["Idempotent-Replayed"] == "true" and replay.json() == retried.json()
+
+
+def authorizations_of(pi_id: str) -> list[dict]:
+    return [
+        r
+        for r in services().simulator_ledger.all_records()
+        if r.get("operation") == "authorize" and r.get("payment_intent") == pi_id
+    ]
+
+
+def fail_next_call_of_the_default_connector() -> None:
+    """The default routing's first connector answers its next call with a 503."""
+    first = services().connectors.defaults.connectors[0].id
+    services().connectors.update_settings(first, {"fail_next_calls": 1})
 
 
 def test_server_errors_from_execution_are_stored_and_replayed(api: Api):

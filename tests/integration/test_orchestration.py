@@ -4,6 +4,7 @@ circuit breakers, repeated confirms, and a batch of payments under random PSP fa
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
@@ -97,8 +98,11 @@ def test_exhausted_retries_fail_over_to_the_next_connector(api: Api):
     assert pi["status"] == "succeeded"
     listing = attempts(api, pi["id"])
     outcomes = [(c["connector"], c["outcome"]) for c in listing["data"]]
-    # 1 try + 2 retries (the sandbox's PspRetryMaxAttempts), a reconcile, then the backup.
+    # The confirm handler's own try, then the state machine's try and its 2 retries (the
+    # sandbox's PspRetryMaxAttempts); the third failure opens the circuit (minimum_calls 3),
+    # so the last retry is refused by it; a reconcile, then the backup.
     assert outcomes == [(primary, "PspRateLimited")] * 3 + [
+        (primary, "CircuitOpen"),
         (primary, "not_found"),
         (backup, "authorized"),
     ]
@@ -198,8 +202,14 @@ def test_half_open_probe_failure_reopens(api: Api):
 
 def test_repeated_confirm_while_the_execution_runs_starts_nothing_new(api: Api):
     (slow,) = simulators(api, "slow")
+    # The confirm handler's own call fails at once, so the state machine takes over; its
+    # call then outlasts the confirm's wait.
     set_simulator(
-        api, slow, latency_ms_min=CONFIRM_WAIT_MS + 800, latency_ms_max=CONFIRM_WAIT_MS + 800
+        api,
+        slow,
+        fail_next_calls=1,
+        latency_ms_min=CONFIRM_WAIT_MS + 800,
+        latency_ms_max=CONFIRM_WAIT_MS + 800,
     )
     created = api.post(
         "/v1/payment_intents", {"amount": 500, "currency": "usd", "payment_method": "pm_card_visa"}
@@ -385,16 +395,17 @@ def test_payments_reach_stripe_through_the_stripe_connector(api: Api, fake_strip
 
 def test_stripe_failing_fails_over_to_the_simulator(api: Api, fake_stripe):
     backup = _route_stripe_first(api)
-    fake_stripe.misbehave("server_error", count=3)
+    # The confirm handler's try, the state machine's try and its two retries.
+    fake_stripe.misbehave("server_error", count=4)
     pi = pay(api).json()
     assert pi["status"] == "succeeded"
     outcomes = [(c["connector"], c["outcome"]) for c in attempts(api, pi["id"])["data"]]
-    assert outcomes[:3] == [("stripe", "PspUnavailable")] * 3
+    assert outcomes[:4] == [("stripe", "PspUnavailable")] * 4
     assert outcomes[-1] == (backup, "authorized")
 
 
-def test_confirm_waits_on_the_payment_not_on_describe_execution(api: Api):
-    # Given Step Functions' DescribeExecution quota (about 15 calls a second per account)
+def _step_functions_calls(action: Callable[[], requests.Response]) -> tuple[dict, list[str]]:
+    """The body `action` answered with, and the Step Functions calls made meanwhile."""
     calls: list[str] = []
     events = services().payment_intents._workflows._client.meta.events
 
@@ -403,10 +414,30 @@ def test_confirm_waits_on_the_payment_not_on_describe_execution(api: Api):
 
     events.register("before-call", record)
     try:
-        # When a payment is confirmed and waited for
-        paid = pay(api).json()
+        body = action().json()
     finally:
         events.unregister("before-call", record)
+    return body, calls
+
+
+def test_a_payment_answered_at_once_makes_no_step_functions_call(api: Api):
+    (primary,) = simulators(api, "primary")
+    paid, calls = _step_functions_calls(lambda: pay(api))
+    assert paid["status"] == "succeeded"
+    assert calls == []
+    assert [(c["connector"], c["outcome"]) for c in attempts(api, paid["id"])["data"]] == [
+        (primary, "authorized")
+    ]
+
+
+def test_confirm_waits_on_the_payment_not_on_describe_execution(api: Api):
+    # Given Step Functions' DescribeExecution quota (about 15 calls a second per account), and
+    # a first call that fails, so the state machine takes the payment over
+    (primary,) = simulators(api, "primary")
+    set_simulator(api, primary, fail_next_calls=1, fail_with="unavailable")
+
+    # When the payment is confirmed and waited for
+    paid, calls = _step_functions_calls(lambda: pay(api))
 
     # Then its outcome came from the PaymentIntent itself: one start, no polling of the execution
     assert paid["status"] == "succeeded"
