@@ -1,7 +1,10 @@
 """Events (the outbox) as the events API reads them, from the payments table.
 
 Events are written by the services in the transaction of the change they announce (`pk` =
-`evt_...`, `sk` = `event`, `type` at the top level, the Event in `data`); listing uses `gsi1`
+`evt_...`, `sk` = `event`, `type` at the top level, the Event in `data`). An event's webhook
+deliveries share its partition (dal/webhooks.py), and its `pending_webhooks` is counted from
+them on every read (deliveries not yet succeeded) rather than kept on the event: a read is one
+Query either way, and the deliveries never rewrite the event's item. Listing uses `gsi1`
 (`<merchant>#event`, newest first). Event ids start with their creation time in milliseconds, so
 a `created` range becomes a key range on the index (widened by a second, since the id and the
 `created` field come from two readings of the clock), and a filter on `data.created` makes it
@@ -13,10 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from chalicelib.concurrency import each_concurrently
 from chalicelib.dal.dynamo import from_attrs, to_attrs
 from chalicelib.dal.objects import INDEX, ObjectStore
+from chalicelib.dal.webhooks import DELIVERY
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import time_prefix
+from chalicelib.domain.webhooks import DeliveryStatus
 
 KIND = "event"
 
@@ -40,8 +46,57 @@ class EventStore:
         self._objects = objects
 
     def get(self, merchant_id: str, event_id: str) -> Event | None:
-        data = self._objects.get(KIND, merchant_id, event_id)
-        return Event.model_validate(data) if data else None
+        event, _ = self.with_deliveries(event_id)
+        return event if event is not None and event.merchant_id == merchant_id else None
+
+    def with_deliveries(self, event_id: str) -> tuple[Event | None, list[dict[str, Any]]]:
+        """An event (its pending_webhooks counted) and its deliveries' items, one Query."""
+        items = self._partition(event_id)
+        found = next((item for item in items if item["sk"] == KIND), None)
+        deliveries = [item for item in items if item["sk"].startswith(f"{DELIVERY}#")]
+        if found is None:
+            return None, deliveries
+        return _with_pending(found["data"], _pending(deliveries)), deliveries
+
+    def _partition(self, event_id: str) -> list[dict[str, Any]]:
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk",
+            "ExpressionAttributeValues": to_attrs({":pk": event_id}),
+            "ConsistentRead": True,
+        }
+        items: list[dict[str, Any]] = []
+        while True:
+            response = self._client.query(**params)
+            items.extend(from_attrs(item) for item in response.get("Items", []))
+            if "LastEvaluatedKey" not in response:
+                return items
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+    def _pending_of(self, event_id: str) -> int:
+        """How many of the event's deliveries have not succeeded yet (a counting Query)."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "KeyConditionExpression": "pk = :pk AND begins_with(sk, :prefix)",
+            "FilterExpression": "#status <> :succeeded",
+            "ExpressionAttributeNames": {"#status": "status"},
+            "ExpressionAttributeValues": to_attrs(
+                {
+                    ":pk": event_id,
+                    ":prefix": f"{DELIVERY}#",
+                    ":succeeded": DeliveryStatus.SUCCEEDED.value,
+                }
+            ),
+            "Select": "COUNT",
+            "ConsistentRead": True,
+        }
+        count = 0
+        while True:
+            response = self._client.query(**params)
+            count += int(response.get("Count", 0))
+            if "LastEvaluatedKey" not in response:
+                return count
+            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def list(
         self,
@@ -102,22 +157,31 @@ class EventStore:
         if filters:
             params["FilterExpression"] = " AND ".join(filters)
             params["ExpressionAttributeNames"] = names
-        events: list[Event] = []
+        events: list[dict[str, Any]] = []
         while len(events) <= limit:
             params["Limit"] = max(limit + 1, 25) if filters else limit + 1 - len(events)
             response = self._client.query(**params)
             for item in response.get("Items", []):
-                event = Event.model_validate(from_attrs(item)["data"])
-                if event.id not in (starting_after, ending_before):
-                    events.append(event)
+                data = from_attrs(item)["data"]
+                if data["id"] not in (starting_after, ending_before):
+                    events.append(data)
             if "LastEvaluatedKey" not in response:
                 break
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
         has_more = len(events) > limit
-        events = events[:limit]
+        page = events[:limit]
         if not newest_first:
-            events.reverse()
-        return events, has_more
+            page.reverse()
+        pending = each_concurrently(lambda data: self._pending_of(data["id"]), page)
+        return [_with_pending(data, n) for data, n in zip(page, pending, strict=True)], has_more
+
+
+def _pending(deliveries: list[dict[str, Any]]) -> int:
+    return sum(1 for d in deliveries if d.get("status") != DeliveryStatus.SUCCEEDED.value)
+
+
+def _with_pending(data: dict[str, Any], pending: int) -> Event:
+    return Event.model_validate({**data, "pending_webhooks": pending})
 
 
 def _id_bound(created: int | None, slack_seconds: int) -> str | None:

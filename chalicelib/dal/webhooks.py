@@ -9,9 +9,10 @@ A delivery (one event for one endpoint) lives next to its event:
 - `gsi1pk` = `<endpoint id>#webhook_delivery`, `gsi1sk` = the delivery id (which starts with the
   event's time-ordered id): one index Query lists an endpoint's deliveries newest first;
 - top-level `id`, `merchant_id`, `event_id`, `event_type`, `endpoint_id`, `status`, `created`,
-  `attempt_count`, `next_attempt_at`, `attempts` (the delivery log), `token`, `dispatched`.
-A delivery is created with `attribute_not_exists(pk)` in the same transaction that adds 1 to
-its event's `pending_webhooks`; its success subtracts 1 in the same transaction that marks it.
+  `attempt_count`, `next_attempt_at`, `attempts` (the delivery log), `token`.
+A delivery is created with `attribute_not_exists(pk)`; its event's `pending_webhooks` is not
+stored but counted from these items when the event is read (dal/events.py): the same Query
+reads an event and its deliveries, and nothing rewrites the event's large item.
 """
 
 from __future__ import annotations
@@ -21,7 +22,16 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
-from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit, from_attrs, to_attrs
+from botocore.exceptions import ClientError
+
+from chalicelib.dal.dynamo import (
+    ConditionFailed,
+    WriteBatch,
+    commit,
+    error_code,
+    from_attrs,
+    to_attrs,
+)
 from chalicelib.dal.objects import INDEX, ObjectStore, Page
 from chalicelib.domain.events import Event
 from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, WebhookEndpoint
@@ -113,26 +123,15 @@ class WebhookStore:
     # -- deliveries ----------------------------------------------------------------------------
 
     def create_delivery(self, delivery: Delivery) -> bool:
-        """Store a new delivery and count it in its event's pending_webhooks, atomically.
-
-        False when the delivery exists already (a stream batch seen twice).
-        """
-        batch = WriteBatch()
-        batch.add(
-            "delivery",
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": self._delivery_item(delivery),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        )
-        batch.add("event", self._pending_webhooks(delivery.event_id, +1))
+        """Store a new delivery; False when it exists already (a stream batch seen twice)."""
         try:
-            commit(self._client, batch)
-        except ConditionFailed as failure:
-            if failure.label == "delivery":
+            self._client.put_item(
+                TableName=self._table,
+                Item=self._delivery_item(delivery),
+                ConditionExpression="attribute_not_exists(pk)",
+            )
+        except ClientError as error:
+            if error_code(error) == "ConditionalCheckFailedException":
                 return False
             raise
         return True
@@ -252,20 +251,6 @@ class WebhookStore:
             return False
         return True
 
-    def mark_dispatched(self, delivery: Delivery) -> None:
-        """Record that the message carrying the delivery's token is in the queue."""
-        try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=self._delivery_key(delivery.event_id, delivery.endpoint_id),
-                UpdateExpression="SET dispatched = :true",
-                ConditionExpression="#token = :token",
-                ExpressionAttributeNames={"#token": "token"},
-                ExpressionAttributeValues=to_attrs({":true": True, ":token": delivery.token}),
-            )
-        except self._client.exceptions.ConditionalCheckFailedException:
-            logger.info("delivery %s was handed to a newer message meanwhile", delivery.id)
-
     def record_attempt(
         self,
         delivery: Delivery,
@@ -275,19 +260,16 @@ class WebhookStore:
         next_attempt_at: int | None = None,
     ) -> bool:
         """Append `attempt` to the delivery log and move the delivery to `status` (None: keep
-        it). A succeeded delivery never moves back, nor a failed one back to pending; the first
-        success takes 1 off its event's pending_webhooks in the same transaction. False when
-        only the log entry was written."""
+        it). A succeeded delivery never moves back, nor a failed one back to pending. False
+        when only the log entry was written."""
         if status is not None:
-            batch = WriteBatch()
-            batch.add("delivery", self._append(delivery, attempt, status, next_attempt_at))
-            if status == DeliveryStatus.SUCCEEDED:
-                batch.add("event", self._pending_webhooks(delivery.event_id, -1))
             try:
-                commit(self._client, batch)
+                self._client.update_item(
+                    **self._append(delivery, attempt, status, next_attempt_at)["Update"]
+                )
                 return True
-            except ConditionFailed as failure:
-                if failure.label != "delivery":
+            except ClientError as error:
+                if error_code(error) != "ConditionalCheckFailedException":
                     raise
         action = self._append(delivery, attempt, None, None)
         self._client.update_item(**action["Update"])
@@ -368,18 +350,6 @@ class WebhookStore:
         if names:
             params["ExpressionAttributeNames"] = names
         return {"Update": params}
-
-    def _pending_webhooks(self, event_id: str, delta: int) -> dict[str, Any]:
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": to_attrs({"pk": event_id, "sk": EVENT}),
-                "UpdateExpression": "SET #data.#pending = #data.#pending + :delta",
-                "ConditionExpression": "attribute_exists(pk)",
-                "ExpressionAttributeNames": {"#data": "data", "#pending": "pending_webhooks"},
-                "ExpressionAttributeValues": to_attrs({":delta": delta}),
-            }
-        }
 
     @staticmethod
     def _delivery_key(event_id: str, endpoint_id: str) -> dict[str, Any]:

@@ -191,8 +191,6 @@ class Delivery(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     token: str
     """Names the queue message currently in charge of the schedule; older ones are dropped."""
-    dispatched: bool = False
-    """True once the message carrying `token` is known to be in the queue."""
 
     def to_api(self) -> dict[str, Any]:
         return {

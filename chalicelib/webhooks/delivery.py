@@ -196,9 +196,17 @@ class Deliverer:
         ):
             return self._deliver(message)
 
+    def _read(self, event_id: str, endpoint_id: str) -> tuple[Event | None, Delivery | None]:
+        """The event and this delivery of it, read together (they share a partition)."""
+        event, deliveries = self._events.with_deliveries(event_id)
+        for item in deliveries:
+            if item.get("endpoint_id") == endpoint_id:
+                return event, Delivery.model_validate(item)
+        return event, None
+
     def _deliver(self, message: QueuedMessage) -> bool:
         ids = parse_delivery_id(message.delivery_id)
-        delivery = self._store.delivery(*ids) if ids else None
+        event, delivery = self._read(*ids) if ids else (None, None)
         if delivery is None:
             logger.warning("message %s names no delivery: dropped", message.message_id)
             return False
@@ -209,7 +217,8 @@ class Deliverer:
             logger.info("delivery %s: duplicate or superseded message dropped", delivery.id)
             return False
         endpoint = self._store.endpoint(delivery.merchant_id, delivery.endpoint_id)
-        event = self._events.get(delivery.merchant_id, delivery.event_id)
+        if event is not None and event.merchant_id != delivery.merchant_id:
+            event = None
         if endpoint is None or event is None or endpoint.status == EndpointStatus.DISABLED:
             if scheduled:
                 self._store.fail(delivery, only_token=delivery.token)

@@ -4,13 +4,14 @@ subscribed endpoint.
 Duplicate-batch safety (a stream batch may be handed over twice, or retried after a crash):
 
 1. The delivery id is derived from (event, endpoint), and the delivery is created with
-   `attribute_not_exists(pk)` in the same transaction that counts it in the event's
-   pending_webhooks. A second run finds it and does not count it again.
-2. The delivery carries a random `token`; the queued message carries the same token, and once
-   the message is sent the delivery is marked `dispatched`. A second run skips dispatched
-   deliveries. If the first run died between sending and marking, the second run gives the
-   delivery a new token (conditionally) and sends a new message: the delivery handler drops any
-   message whose token is not the delivery's current one, so the older copy is discarded.
+   `attribute_not_exists(pk)`. A second run finds it.
+2. The delivery carries a random `token`; the queued message carries the same token. A second
+   run that finds the delivery still waiting for its first attempt cannot tell whether the
+   first run's message was sent (it may have died between the write and the send), so it gives
+   the delivery a new token (conditionally) and sends a new message: the delivery handler drops
+   any message whose token is not the delivery's current one, so an older copy is discarded.
+   Marking each sent message instead would cost every delivery a write to spare the rare
+   repeated batch a message.
 3. Whatever still slips through (the first copy already being sent when the second arrives)
    carries the same `webhook-id` (the delivery id), so receivers can drop it.
 """
@@ -86,7 +87,7 @@ class Dispatcher:
             self._faults.check("relay_before_enqueue")
         else:
             existing = self._store.delivery(event.id, endpoint.id)
-            if existing is None or existing.dispatched:
+            if existing is None:
                 return None
             if existing.status != DeliveryStatus.PENDING or existing.attempt_count > 0:
                 # Its message was delivered already: it is in the log, not lost.
@@ -122,7 +123,6 @@ class Dispatcher:
             delay_seconds=self._schedule.first_delay,
         )
         self._faults.check("relay_after_enqueue")
-        self._store.mark_dispatched(delivery)
 
 
 class Relay:
