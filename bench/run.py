@@ -364,7 +364,9 @@ def pipeline(
         if response.status_code == 200:
             with lock:
                 sent[response.json()["id"]] = started
+                answered.append((time.monotonic() - started) * 1000)
 
+    answered: list[float] = []
     counter.reset()
     runs = _lambda_runs(sandbox)
     began = time.monotonic()
@@ -400,6 +402,11 @@ def pipeline(
             "p95": round(pct(latencies, 0.95), 1),
             "p99": round(pct(latencies, 0.99), 1),
         },
+        "create_confirm_ms": {
+            "p50": round(pct(answered, 0.50), 1),
+            "p95": round(pct(answered, 0.95), 1),
+        },
+        "clients": concurrency,
         "aws_calls": {f"{s}:{o}": n for (s, o), n in sorted(calls.items())},
         "simulated_psp_calls": dict(sorted(counter.psp_calls.items())),
         "aws_calls_by_purpose": [
@@ -702,7 +709,13 @@ def main(argv: list[str] | None = None) -> int:
             counter.attach(client)
         print(f"pipeline: {args.payments} payments ...", file=sys.stderr, flush=True)
         results["pipeline"] = pipeline(running, key, args.payments, args.concurrency, counter)
+        print("pipeline, one client ...", file=sys.stderr, flush=True)
+        results["pipeline_one_client"] = pipeline(
+            running, key, max(20, args.payments // 4), 1, counter
+        )
         if args.pipeline_only:
+            print(latency_table(results))
+            print()
             print(purpose_table(results["pipeline"]))
             return 0
         print("raw PutItems ...", file=sys.stderr, flush=True)
@@ -732,10 +745,25 @@ def main(argv: list[str] | None = None) -> int:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     print(table(results))
     print()
+    print(latency_table(results))
+    print()
     print(purpose_table(results["pipeline"]))
     print()
     print(cold_start.table(results["cold_start"]))
     return 0
+
+
+def latency_table(r: dict[str, Any]) -> str:
+    """create+confirm (the API's answer) and create -> verified webhook, 8 clients and one."""
+    lines = ["| clients | create+confirm p50 / p95 | create -> verified webhook p50 / p95 |"]
+    lines.append("| ---: | ---: | ---: |")
+    for run in (r["pipeline"], r["pipeline_one_client"]):
+        api, hook = run["create_confirm_ms"], run["create_to_webhook_ms"]
+        lines.append(
+            f"| {run['clients']} | {api['p50']} / {api['p95']} ms "
+            f"| {hook['p50']} / {hook['p95']} ms |"
+        )
+    return "\n".join(lines)
 
 
 def purpose_table(p: dict[str, Any]) -> str:

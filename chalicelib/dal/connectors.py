@@ -4,8 +4,9 @@
   counters `c_<bucket start>` (calls) and `f_<bucket start>` (failures).
 - `connector#<connector>` / `settings`: run-time settings (enabled, simulator fault rates).
 - `routing#<merchant>` / `routing`: a merchant's own routing configuration.
-- `<pi id>` / `attempt#<nnnn>#<ms>#<connector>`: one PSP call of a PaymentIntent's attempt, and
-  `<pi id>` / `routing#<nnnn>`: the routing decision of attempt nnnn.
+- `<pi id>` / `attempt#<nnnn>#<ms>#<connector>`: one PSP call the state machine made for a
+  PaymentIntent's attempt, and `<pi id>` / `routing#<nnnn>`: the routing decision of attempt
+  nnnn with the call the confirm handler made itself (`calls`).
 """
 
 from __future__ import annotations
@@ -245,16 +246,6 @@ class ConnectorStateStore:
                     "sk": f"attempt#{attempt:04d}#{millis:013d}#{record['connector']}",
                     "data": record,
                 }
-            ),
-        )
-
-    def record_decision(
-        self, payment_intent_id: str, attempt: int, decision: dict[str, Any]
-    ) -> None:
-        self._client.put_item(
-            TableName=self._table,
-            Item=to_attrs(
-                {"pk": payment_intent_id, "sk": f"routing#{attempt:04d}", "data": decision}
             ),
         )
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import json
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -128,9 +131,39 @@ def _plain(value: Any) -> Any:
     return value
 
 
+def pack(value: Any) -> bytes:
+    """`value` as compact JSON, zlib-compressed: for a large attribute that is only ever read
+    whole (DynamoDB bills a write per KB of the item, and JSON compresses about 2.5 times)."""
+    return zlib.compress(json.dumps(value, separators=(",", ":")).encode(), 6)
+
+
+def unpack(blob: Any) -> Any:
+    """What `pack` stored (given bytes, or the Binary that from_attrs yields)."""
+    return json.loads(zlib.decompress(bytes(blob)))
+
+
 def from_attrs(item: Mapping[str, Any] | Any) -> dict[str, Any]:
     """DynamoDB attribute values -> plain Python values with ints for numbers."""
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def from_image(image: Mapping[str, Any]) -> dict[str, Any]:
+    """A stream record's image as the Lambda event carries it (binary values base64-encoded
+    JSON strings, not bytes) -> plain Python values."""
+    return from_attrs({name: _bytes_of(value) for name, value in image.items()})
+
+
+def _bytes_of(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    (kind, data), *_ = value.items()
+    if kind == "B" and isinstance(data, str):
+        return {"B": base64.b64decode(data)}
+    if kind == "BS":
+        return {"BS": [base64.b64decode(d) if isinstance(d, str) else d for d in data]}
+    if kind == "M":
+        return {"M": {k: _bytes_of(v) for k, v in data.items()}}
+    if kind == "L":
+        return {"L": [_bytes_of(v) for v in data]}
+    return value
 
 
 def error_code(error: ClientError) -> str:

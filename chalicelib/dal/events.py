@@ -18,7 +18,7 @@ from typing import Any
 
 from chalicelib.concurrency import each_concurrently
 from chalicelib.dal.dynamo import from_attrs, to_attrs
-from chalicelib.dal.objects import INDEX, ObjectStore
+from chalicelib.dal.objects import INDEX, ObjectStore, object_data
 from chalicelib.dal.webhooks import DELIVERY
 from chalicelib.domain.events import Event
 from chalicelib.domain.ids import time_prefix
@@ -56,7 +56,7 @@ class EventStore:
         deliveries = [item for item in items if item["sk"].startswith(f"{DELIVERY}#")]
         if found is None:
             return None, deliveries
-        return _with_pending(found["data"], _pending(deliveries)), deliveries
+        return _with_pending(object_data(found), _pending(deliveries)), deliveries
 
     def _partition(self, event_id: str) -> list[dict[str, Any]]:
         params: dict[str, Any] = {
@@ -162,7 +162,7 @@ class EventStore:
             params["Limit"] = max(limit + 1, 25) if filters else limit + 1 - len(events)
             response = self._client.query(**params)
             for item in response.get("Items", []):
-                data = from_attrs(item)["data"]
+                data = object_data(from_attrs(item))
                 if data["id"] not in (starting_after, ending_before):
                     events.append(data)
             if "LastEvaluatedKey" not in response:

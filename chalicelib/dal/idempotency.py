@@ -3,7 +3,8 @@
 Item: `pk` = `<merchant id>#<key>`, `status` (in_progress | completed), `fingerprint`,
 `lease_token` and `lease_expires_ms` (who owns an in-progress key, until when), `object_id`
 (the id reserved for what the request creates), `expires_at` (epoch seconds; the table's TTL
-attribute, 24 h after the first claim), `response_status` and `response_body` once completed.
+attribute, 24 h after the first claim), `response_status` and `response_z` (the body, packed by
+dal.dynamo.pack; `response_body`, plain JSON, in records written before) once completed.
 
 Round trips: a claim is one UpdateItem. When the key is taken, the failed condition returns the
 existing record (ReturnValuesOnConditionCheckFailure=ALL_OLD), so a replay costs that one call.
@@ -20,7 +21,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, to_attrs
+from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, pack, to_attrs, unpack
 from chalicelib.domain.idempotency import (
     Claim,
     Record,
@@ -164,7 +165,7 @@ class IdempotencyStore:
             "TableName": self._table,
             "Key": to_attrs({"pk": f"{claim.scope}#{claim.key}"}),
             "UpdateExpression": (
-                "SET #s = :done, response_status = :status, response_body = :body "
+                "SET #s = :done, response_status = :status, response_z = :body "
                 "REMOVE lease_token, lease_expires_ms"
             ),
             "ConditionExpression": "lease_token = :token",
@@ -173,7 +174,10 @@ class IdempotencyStore:
                 {
                     ":done": RecordStatus.COMPLETED.value,
                     ":status": response.status,
-                    ":body": json.dumps(response.body, separators=(",", ":")),
+                    # Compressed: the body is replayed whole, never queried, and most of the
+                    # record; packed it fits the record in one write unit (two in a
+                    # transaction) instead of two (four).
+                    ":body": pack(response.body),
                     ":token": claim.token,
                 }
             ),
@@ -183,9 +187,12 @@ class IdempotencyStore:
     def _record(item: dict[str, Any]) -> Record:
         response = None
         if item.get("status") == RecordStatus.COMPLETED.value:
-            response = StoredResponse(
-                status=int(item["response_status"]), body=json.loads(item["response_body"])
+            body = (
+                unpack(item["response_z"])
+                if "response_z" in item
+                else json.loads(item["response_body"])  # stored before bodies were packed
             )
+            response = StoredResponse(status=int(item["response_status"]), body=body)
         return Record(
             status=RecordStatus(item["status"]),
             fingerprint=item["fingerprint"],

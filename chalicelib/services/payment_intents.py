@@ -16,7 +16,7 @@ from chalicelib.connectors.base import (
 )
 from chalicelib.connectors.registry import ConnectorRegistry, RoutingState
 from chalicelib.dal.connectors import ConnectorStateStore
-from chalicelib.dal.dynamo import WriteBatch, from_attrs
+from chalicelib.dal.dynamo import WriteBatch, from_image
 from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
@@ -433,7 +433,7 @@ class PaymentIntentService:
         request that committed it died before starting it. Returns the sequence number to
         retry from when a start fails (the batch's later records are retried with it)."""
         for record in records:
-            values = from_attrs(record.get("dynamodb", {}).get("NewImage") or {})
+            values = from_image(record.get("dynamodb", {}).get("NewImage") or {})
             if values.get("sk") != KIND or values.get("status") != "processing":
                 continue
             try:

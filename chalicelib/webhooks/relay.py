@@ -25,7 +25,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chalicelib.concurrency import each_concurrently
-from chalicelib.dal.dynamo import from_attrs
+from chalicelib.dal.dynamo import from_image
+from chalicelib.dal.objects import object_data
 from chalicelib.dal.webhooks import EVENT, WebhookQueue, WebhookStore
 from chalicelib.domain.events import Event
 from chalicelib.domain.webhooks import (
@@ -185,5 +186,5 @@ def new_events(records: Iterable[Mapping[str, Any]]) -> list[Event]:
         image = (record.get("dynamodb") or {}).get("NewImage") or {}
         if image.get("kind", {}).get("S") != EVENT:
             continue
-        events.append(Event.model_validate(from_attrs(image)["data"]))
+        events.append(Event.model_validate(object_data(from_image(image))))
     return events
