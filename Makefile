@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -34,6 +34,10 @@ $(STAMP): pyproject.toml requirements.lock requirements.txt
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
 dev: $(STAMP) $(CHECKOUT_JS)
 	$(BIN)/python -m payflow.sandbox
+
+## checkout-example: the example shop (examples/checkout) on SHOP_PORT (4242), beside `make dev`
+checkout-example: $(STAMP) $(CHECKOUT_JS)
+	SHOP_PORT=$(or $(SHOP_PORT),4242) $(BIN)/python examples/checkout/server.py
 
 ## chalice-local: `chalice local` on PORT (8001) against the running `make dev` sandbox
 chalice-local: $(STAMP)
