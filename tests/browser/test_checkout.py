@@ -226,3 +226,35 @@ def test_no_card_number_reaches_the_merchant(page: Any, shop: Any) -> None:
     carrying = [r for r in requests if "card%5Bnumber%5D" in (r.post_data or "")]
     assert carrying and all(r.url.startswith(api_origin) for r in carrying)
     assert all(r.frame.url.startswith(api_origin + "/js/v1/elements.html") for r in carrying)
+
+
+def test_confirm_setup_saves_a_card_after_3d_secure(page: Any, shop: Any, api: Api) -> None:
+    # Given a SetupIntent the server made for a customer, and payflow.js on the shop's page
+    customer = api.post("/v1/customers", data={"email": "saver@example.com"}).json()
+    si = api.post("/v1/setup_intents", data={"customer": customer["id"]}).json()
+    page.goto(shop.url + "/")
+    page.evaluate(
+        """([key, api, secret]) => {
+            const box = document.createElement("div");
+            box.id = "setup-element";
+            document.body.prepend(box);
+            const payflow = PayFlow(key, { apiBase: api });
+            window.setupElements = payflow.elements({ clientSecret: secret });
+            window.setupElements.create("payment").mount("#setup-element");
+            window.saveCard = () => payflow.confirmSetup({
+                elements: window.setupElements, redirect: "if_required" });
+        }""",
+        [shop.publishable_key, shop.api, si["client_secret"]],
+    )
+    frame = page.frame_locator("#setup-element iframe")
+    # When the customer types a card that asks for 3-D Secure on setup, and passes it
+    _type_card(frame, "4000002500003155")
+    page.evaluate("() => { window.saving = window.saveCard(); }")
+    challenge = page.frame_locator("[data-payflow=challenge] iframe")
+    challenge.locator("#summary").filter(has_text="saved").wait_for(timeout=TIMEOUT_MS)
+    challenge.locator("#complete").click()
+    result = page.evaluate("() => window.saving")
+    # Then the SetupIntent succeeded and the card is the customer's
+    assert result["setupIntent"]["status"] == "succeeded", result
+    saved = api.get(f"/v1/customers/{customer['id']}/payment_methods").json()["data"]
+    assert [m["card"]["last4"] for m in saved] == ["3155"]
