@@ -107,6 +107,7 @@ export async function showCheckout(client: PayFlowClient, options: CheckoutOptio
 
   return new Promise((resolve) => {
     const finish = (result: PaymentResult): void => {
+      element.unmount();
       host.remove();
       resolve(result);
     };

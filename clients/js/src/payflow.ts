@@ -85,7 +85,7 @@ class Frame {
     this.iframe.setAttribute("allow", "payment");
     let markReady: () => void = () => undefined;
     this.ready = new Promise((resolve) => (markReady = resolve));
-    window.addEventListener("message", (event) => {
+    this.listen = (event: MessageEvent) => {
       const notice = accept<Notice>(event, client.apiOrigin, this.iframe.contentWindow);
       if (notice === null) return;
       if (notice.kind === "ready") markReady();
@@ -94,7 +94,20 @@ class Frame {
         this.waiting.delete(notice.id);
       }
       for (const listener of this.listeners) listener(notice);
-    });
+    };
+    window.addEventListener("message", this.listen);
+  }
+
+  private readonly listen: (event: MessageEvent) => void;
+
+  /** Take the frame out of the page; requests still waiting are answered with an error. */
+  remove(): void {
+    window.removeEventListener("message", this.listen);
+    this.iframe.remove();
+    for (const [id, reply] of this.waiting) {
+      reply({ kind: "reply", id, error: { type: "integration_error", message: "The element was unmounted." } });
+    }
+    this.waiting.clear();
   }
 
   onNotice(listener: Handler): void {
@@ -140,6 +153,7 @@ export class PaymentElement {
         });
       }
     });
+    this.frame?.remove();
     host.replaceChildren(frame.iframe);
     this.frame = frame;
     return this;
@@ -160,7 +174,7 @@ export class PaymentElement {
   }
 
   unmount(): void {
-    this.frame?.iframe.remove();
+    this.frame?.remove();
     this.frame = null;
   }
 
