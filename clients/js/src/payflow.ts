@@ -269,7 +269,10 @@ export class PayFlowClient {
       this.controller = new Frame(this, "controller");
       this.controller.iframe.style.cssText = "display:none";
       this.controller.iframe.setAttribute("aria-hidden", "true");
-      document.body.appendChild(this.controller.iframe);
+      const frame = this.controller.iframe;
+      // Called from a script in <head>, there is no body yet to put the frame in.
+      if (document.body) document.body.appendChild(frame);
+      else document.addEventListener("DOMContentLoaded", () => document.body.appendChild(frame), { once: true });
     }
     return this.controller;
   }
