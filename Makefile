@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -32,8 +32,12 @@ $(STAMP): pyproject.toml requirements.lock requirements.txt
 	@echo "Installed into $(VENV)"
 
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
-dev: $(STAMP)
+dev: $(STAMP) $(CHECKOUT_JS)
 	$(BIN)/python -m payflow.sandbox
+
+## checkout-example: the example shop (examples/checkout) on SHOP_PORT (4242), beside `make dev`
+checkout-example: $(STAMP) $(CHECKOUT_JS)
+	SHOP_PORT=$(or $(SHOP_PORT),4242) $(BIN)/python examples/checkout/server.py
 
 ## chalice-local: `chalice local` on PORT (8001) against the running `make dev` sandbox
 chalice-local: $(STAMP)
@@ -52,8 +56,24 @@ $(CHROMIUM):
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
+# -- payflow.js (clients/js): the browser SDK and PayFlow's checkout frames, built by esbuild into
+# chalicelib/static/js/v1, which the app serves at /js/v1/ and `chalice package` ships. npm
+# installs the locked build tools once (Node.js from apt-get when the machine has none).
+CHECKOUT_JS := chalicelib/static/js/v1/payflow.js
+CHECKOUT_TOOLS := clients/js/node_modules/.package-lock.json
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	@echo "Installing Node.js and npm for payflow.js's build (apt-get, once per machine)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm
+$(CHECKOUT_TOOLS): clients/js/package.json clients/js/package-lock.json | $(NPM)
+	cd clients/js && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(CHECKOUT_JS): $(CHECKOUT_TOOLS) clients/js/build.mjs clients/js/tsconfig.json $(wildcard clients/js/src/*.ts clients/js/pages/*)
+	cd clients/js && $(NPM) run --silent build
+
 ## test: install (the venv, and Chromium for the browser tests), then run the whole suite
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(CHECKOUT_JS)
 	$(BIN)/python -m pytest
 
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
@@ -80,7 +100,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## package: `chalice package` merged with infra/ into build/ (sam.json, deployment.zip)
-package: $(STAMP)
+package: $(STAMP) $(CHECKOUT_JS)
 	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
 
 ## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
@@ -109,4 +129,4 @@ localstack-down:
 
 ## clean: remove the virtualenv, build output and caches
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache clients/js/node_modules chalicelib/static/js

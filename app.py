@@ -8,6 +8,7 @@ from chalice import Chalice
 from chalice.app import DynamoDBEvent, SQSEvent
 
 from chalicelib.api.charges import charges
+from chalicelib.api.checkout import checkout
 from chalicelib.api.connectors import connectors
 from chalicelib.api.customers import customers
 from chalicelib.api.docs import docs
@@ -34,6 +35,7 @@ app.register_blueprint(refunds)
 app.register_blueprint(customers)
 app.register_blueprint(charges)
 app.register_blueprint(setup_intents)
+app.register_blueprint(checkout)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

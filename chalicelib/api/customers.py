@@ -110,6 +110,7 @@ def create_payment_method(call: ApiCall) -> Outcome:
         ),
         metadata=params.metadata,
         allow_redisplay=params.allow_redisplay,
+        publishable=call.publishable,
     )
 
 

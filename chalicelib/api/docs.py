@@ -118,7 +118,7 @@ def docs_asset(asset: str) -> Response:
         return _text(_INITIALIZER_JS, _JS, _CACHE_OWN)
     content_type = _VENDOR_ASSETS.get(asset)
     if content_type is None:
-        return _not_found(f"No such docs asset: '{asset}'", param="asset")
+        return not_found(f"No such docs asset: '{asset}'", param="asset")
     directory = _swagger_ui_dir()
     if directory is None:
         return _not_installed()
@@ -161,12 +161,13 @@ def _text(body: str, content_type: str, cache_control: str) -> Response:
 
 
 def _not_installed() -> Response:
-    return _not_found(
+    return not_found(
         "API docs are not available in this deployment: swagger-ui-bundle is not installed."
     )
 
 
-def _not_found(message: str, param: str | None = None) -> Response:
+def not_found(message: str, param: str | None = None) -> Response:
+    """A Stripe-shaped 404 for a plain (non-JSON) route."""
     error = ResourceMissing(message, param=param)
     return Response(
         body=error.to_body(), status_code=error.http_status, headers={"Content-Type": _JSON}

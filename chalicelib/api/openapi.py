@@ -94,6 +94,9 @@ _CONTENT: Final[dict[tuple[str, str], list[str]]] = {
     ("GET", "/docs"): ["text/html"],
     ("GET", "/docs/{asset}"): ["text/javascript", "text/css"],
     ("GET", "/metrics"): ["text/plain"],
+    ("GET", "/js/v1/{asset}"): ["text/javascript", "text/html", "text/css"],
+    ("GET", "/v1/sandbox/payment_intents/{intent}/authenticate"): ["text/html"],
+    ("GET", "/v1/sandbox/setup_intents/{intent}/authenticate"): ["text/html"],
 }
 
 _ERRORS: Final[dict[str, str]] = {

@@ -483,7 +483,9 @@ class CreateMerchant(Params):
     name: Text | None = None
 
 
-class CompleteAuthentication(Params):
+class CompleteAuthentication(ClientParams):
+    """The customer's answer; a browser (the 3-D Secure page) sends the client_secret."""
+
     outcome: Literal["succeeded", "failed"] = "succeeded"
 
 
@@ -609,8 +611,19 @@ def _test_token(value: Any) -> str:
 TestToken = Annotated[str, BeforeValidator(_test_token)]
 
 
+CardField = Annotated[str, Field(max_length=32)]
+
+
 class CardParams(Nested):
-    token: TestToken
+    """`card[token]` (a test token), or the details payflow.js's frame sends with a
+    publishable key: `card[number]`, `card[exp_month]`, `card[exp_year]`, `card[cvc]`
+    (checked by chalicelib.domain.card_numbers, which answers Stripe's card errors)."""
+
+    token: TestToken | None = None
+    number: CardField | None = None
+    exp_month: CardField | None = None
+    exp_year: CardField | None = None
+    cvc: CardField | None = None
 
 
 class CreatePaymentMethod(Params):

@@ -9,7 +9,7 @@ from chalice import Blueprint, Response
 from pydantic import Field
 
 from chalicelib.api import params as p
-from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services, webhooks
 from chalicelib.errors import ParameterInvalid, ResourceMissing
 from chalicelib.observability import MetricsAggregate, observability, prometheus_text
@@ -85,9 +85,14 @@ def revoke_api_key(call: ApiCall, merchant: str, key: str) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.CompleteAuthentication)
+@endpoint(bp, params=p.CompleteAuthentication, auth="client", returns="payment_intent")
 def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
-    """Plays the customer's 3-D Secure step for a PaymentIntent in requires_action."""
+    """Plays the customer's 3-D Secure step for a PaymentIntent in requires_action: with the
+    secret key (tests, scripts), or a publishable key and the client_secret (the challenge
+    page payflow.js opens)."""
+    if call.publishable or call.params.client_secret is not None:
+        pi = services().payment_intents.retrieve(call.merchant_id, intent)
+        require_client_secret(call, pi.client_secret, call.params.client_secret)
     return services().payment_intents.complete_authentication(
         call.merchant_id, intent, call.context, succeeded=call.params.outcome == "succeeded"
     )

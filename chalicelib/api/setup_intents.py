@@ -121,9 +121,13 @@ def list_setup_attempts(call: ApiCall) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.CompleteAuthentication, returns="setup_intent")
+@endpoint(bp, params=p.CompleteAuthentication, auth="client", returns="setup_intent")
 def authenticate_setup_intent(call: ApiCall, intent: str) -> Outcome:
-    """Plays the customer's 3-D Secure step for a SetupIntent in requires_action."""
+    """Plays the customer's 3-D Secure step for a SetupIntent in requires_action (a publishable
+    key needs the client_secret, as on the challenge page payflow.js opens)."""
+    if call.publishable or call.params.client_secret is not None:
+        si = services().setup_intents.retrieve(call.merchant_id, intent)
+        require_client_secret(call, si.client_secret, call.params.client_secret)
     return services().setup_intents.complete_authentication(
         call.merchant_id, intent, call.context, succeeded=call.params.outcome == "succeeded"
     )

@@ -45,6 +45,9 @@ class PaymentMethod(BaseModel):
     allow_redisplay: AllowRedisplay = AllowRedisplay.UNSPECIFIED
     set_up: bool = False
     """Authenticated for future off-session use (a SetupIntent or setup_future_usage did)."""
+    exp_month: int | None = None
+    exp_year: int | None = None
+    """The expiry the customer typed (payflow.js); None for a test token: the fixed date."""
     version: int = 1
 
     @property
@@ -70,14 +73,16 @@ class PaymentMethod(BaseModel):
             "type": self.type,
         }
         if self.type == "card":
-            body["card"] = card_details(self.test_card)
+            body["card"] = card_details(self.test_card, self.exp_month, self.exp_year)
         else:
             body["upi"] = {"vpa": "success@upi"}
         return body
 
 
-def card_details(card: TestCard) -> dict[str, Any]:
-    """A PaymentMethod's `card` hash for a test card."""
+def card_details(
+    card: TestCard, exp_month: int | None = None, exp_year: int | None = None
+) -> dict[str, Any]:
+    """A PaymentMethod's `card` hash for a test card (with the expiry typed, if any)."""
     return {
         "brand": _brand(card),
         "checks": {
@@ -87,8 +92,8 @@ def card_details(card: TestCard) -> dict[str, Any]:
         },
         "country": card.country,
         "display_brand": _brand(card),
-        "exp_month": EXP_MONTH,
-        "exp_year": EXP_YEAR,
+        "exp_month": exp_month or EXP_MONTH,
+        "exp_year": exp_year or EXP_YEAR,
         "fingerprint": card.fingerprint,
         "funding": card.funding.value,
         "generated_from": None,
@@ -152,8 +157,10 @@ def made_from(
     billing_details: BillingDetails | None = None,
     metadata: dict[str, str] | None = None,
     allow_redisplay: AllowRedisplay | None = None,
+    expiry: tuple[int, int] | None = None,
 ) -> PaymentMethod:
-    """A new PaymentMethod for a test card or token (`POST /v1/payment_methods`)."""
+    """A new PaymentMethod for a test card or token, or for card details typed into
+    payflow.js (`expiry`: their month and year) (`POST /v1/payment_methods`)."""
     return PaymentMethod(
         id=id,
         merchant_id=merchant_id,
@@ -162,6 +169,8 @@ def made_from(
         billing_details=billing_details or BillingDetails(),
         metadata=metadata or {},
         allow_redisplay=allow_redisplay or AllowRedisplay.UNSPECIFIED,
+        exp_month=expiry[0] if expiry else None,
+        exp_year=expiry[1] if expiry else None,
     )
 
 

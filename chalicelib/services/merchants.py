@@ -41,7 +41,7 @@ def _masked(key: str) -> str:
     return f"{key[:8]}{'*' * 4}{key[-4:]}" if len(key) > 12 else "****"
 
 
-def _derived_publishable(secret: str) -> str:
+def derived_publishable(secret: str) -> str:
     """The demo merchant's publishable key: a one-way function of its secret key."""
     digest = hmac.new(secret.encode(), b"payflow publishable key", hashlib.sha256).hexdigest()
     return KEY_PREFIXES["publishable"] + digest[:24]
@@ -98,7 +98,7 @@ class MerchantService:
         }
         secret = secret_key or new_secret(KEY_PREFIXES["secret"])
         publishable = (
-            _derived_publishable(secret) if secret_key else new_secret(KEY_PREFIXES["publishable"])
+            derived_publishable(secret) if secret_key else new_secret(KEY_PREFIXES["publishable"])
         )
         self._store.create(
             merchant,

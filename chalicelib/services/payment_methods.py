@@ -7,14 +7,23 @@ from typing import Any
 
 from chalicelib.dal.dynamo import WriteBatch
 from chalicelib.domain import payment_methods as rules
+from chalicelib.domain.card_numbers import entered_card
 from chalicelib.domain.contact import BillingDetails
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.metadata import updated_metadata
 from chalicelib.domain.payment_methods import AllowRedisplay, PaymentMethod
-from chalicelib.domain.test_cards import describe, is_test_id
+from chalicelib.domain.test_cards import TestCard, describe, is_test_id
 from chalicelib.errors import InvalidRequestError, ParameterInvalid, ResourceMissing
 from chalicelib.services.context import Outcome, RequestContext
 from chalicelib.services.resources import Resource, Resources
+
+_TYPED = ("number", "exp_month", "exp_year", "cvc")
+
+
+def _upi() -> TestCard:
+    card = describe("pm_upi_success")
+    assert card is not None
+    return card
 
 
 def _top_level(pm: PaymentMethod) -> dict[str, str]:
@@ -93,25 +102,12 @@ class PaymentMethodService:
         billing_details: dict[str, Any] | None,
         metadata: dict[str, str] | None,
         allow_redisplay: AllowRedisplay | None,
+        publishable: bool = False,
     ) -> Outcome:
         """`POST /v1/payment_methods`: `type=card` with `card[token]` (a test token such as
-        `tok_visa`, or a test card id such as `pm_card_visa`)."""
-        token = (card or {}).get("token")
-        if type == "card" and not token:
-            raise InvalidRequestError(
-                "PayFlow makes card PaymentMethods from test tokens only: pass card[token] "
-                "(tok_visa, tok_mastercard, ...) or use a test PaymentMethod id such as "
-                "pm_card_visa directly. Raw card numbers are not accepted.",
-                code="parameter_missing",
-                param="card[token]",
-            )
-        test_card = describe(token or "") if token else describe("pm_upi_success")
-        if test_card is None or (test_card.type == "upi") != (type == "upi"):
-            raise ParameterInvalid(
-                f"No such token: '{token}'. Use one of Stripe's test tokens such as tok_visa.",
-                param="card[token]",
-                code="resource_missing",
-            )
+        `tok_visa`, or a test card id such as `pm_card_visa`), or, with a publishable key (the
+        browser, payflow.js), a test card's number, expiry and CVC."""
+        test_card, expiry = self._card_of(type, card or {}, publishable)
         pm_id = ctx.claim.object_id if ctx.claim else new_id("pm")
         if ctx.claim is not None and ctx.claim.taken_over:
             existing = self._r.find(PAYMENT_METHODS, merchant_id, pm_id)
@@ -125,10 +121,60 @@ class PaymentMethodService:
             billing_details=BillingDetails().merged(billing_details or {}),
             metadata={k: v for k, v in (metadata or {}).items() if v != ""},
             allow_redisplay=allow_redisplay,
+            expiry=expiry,
         )
         batch = WriteBatch()
         self._r.add_new(batch, PAYMENT_METHODS, pm)
         return self._r.committer.commit(ctx, batch, Outcome(200, pm.to_api()))
+
+    def _card_of(
+        self, type: str, card: dict[str, Any], publishable: bool
+    ) -> tuple[TestCard, tuple[int, int] | None]:
+        """The test card a creation names, and the expiry typed with it, if any."""
+        token, number = card.get("token"), card.get("number")
+        typed = {name for name in _TYPED if card.get(name) is not None}
+        if type == "upi":
+            if token or typed:
+                raise ParameterInvalid("A upi PaymentMethod takes no card details.", param="card")
+            return _upi(), None
+        if token and typed:
+            raise ParameterInvalid(
+                "Pass either card[token] or the card's details, not both.",
+                param=f"card[{sorted(typed)[0]}]",
+            )
+        if token:
+            test_card = describe(token)
+            if test_card is None or test_card.type == "upi":
+                raise ParameterInvalid(
+                    f"No such token: '{token}'. Use one of Stripe's test tokens such as tok_visa.",
+                    param="card[token]",
+                    code="resource_missing",
+                )
+            return test_card, None
+        if not typed:
+            raise InvalidRequestError(
+                "Pass card[token] (a test token: tok_visa, tok_mastercard, ...), or use a test "
+                "PaymentMethod id such as pm_card_visa directly. Card numbers are taken from "
+                "payflow.js's frame (a publishable key) only.",
+                code="parameter_missing",
+                param="card[token]",
+            )
+        if not publishable:
+            # As Stripe: a server that sends card numbers handles card data; tokens avoid it.
+            raise InvalidRequestError(
+                "Sending card numbers to PayFlow's API with a secret key is unsafe: collect "
+                "them with payflow.js (publishable key), or use test tokens such as tok_visa.",
+                code="unsafe_raw_card_data",
+                param="card[number]",
+            )
+        entered = entered_card(
+            number or "",
+            card.get("exp_month"),
+            card.get("exp_year"),
+            card.get("cvc"),
+            now=self._r.now(),
+        )
+        return entered.card, (entered.exp_month, entered.exp_year)
 
     def update(
         self, merchant_id: str, pm_id: str, ctx: RequestContext, changes: dict[str, Any]

@@ -135,6 +135,13 @@ def test_the_package_holds_the_runtime_dependencies_and_nothing_of_the_dev_tools
     assert not [n for n in names if n.startswith("chalice-")], "chalice's metadata is shipped"
 
 
+def test_the_package_ships_payflow_js_and_its_frames(shipped: zipfile.ZipFile) -> None:
+    # Built by make from clients/js into chalicelib/static: /js/v1/ serves them on AWS too
+    names = set(shipped.namelist())
+    for asset in ("payflow.js", "elements.html", "elements.js", "challenge.html", "challenge.js"):
+        assert f"chalicelib/static/js/v1/{asset}" in names, asset
+
+
 def test_the_package_is_at_most_10_mb_zipped(real_build: Package) -> None:
     assert real_build.code_path.stat().st_size <= MAX_ZIPPED_BYTES
 
