@@ -5,7 +5,8 @@ Item layout (one table, `pk`/`sk` plus one index):
 - `gsi1pk` = `<merchant id>#<kind>`, `gsi1sk` = object id: ids sort by creation time, so the
   index lists one merchant's objects of one kind newest first;
 - `merchant_id`, `version`, `status`/`type` at the top level for conditions and filters, and
-  `data` holding the whole object, but for its PACKED field, kept compressed beside it.
+  `data` holding the whole object (fields at their model's defaults left out), but for its
+  PACKED field, kept compressed beside it.
 Reads check `merchant_id`, so another merchant's id is indistinguishable from an unknown one.
 """
 
@@ -36,7 +37,7 @@ class Stored(Protocol):
     id: str
     merchant_id: str
 
-    def model_dump(self, *, mode: str = ...) -> dict[str, Any]: ...
+    def model_dump(self, *, mode: str = ..., exclude_defaults: bool = ...) -> dict[str, Any]: ...
 
 
 @dataclass(frozen=True)
@@ -147,7 +148,10 @@ class ObjectStore:
         )
 
     def _item(self, kind: str, obj: Stored, top_level: dict[str, Any]) -> dict[str, Any]:
-        data = obj.model_dump(mode="json")
+        # Fields at their defaults are left out (readers validate the model, which restores
+        # them): a new PaymentIntent is 0.3 KB stored instead of 1.05 KB, and its writes,
+        # billed per KB and doubled in a transaction, half as dear.
+        data = obj.model_dump(mode="json", exclude_defaults=True)
         field = PACKED.get(kind)
         if field is not None and data.get(field) is not None:
             top_level = {**top_level, f"{field}_z": pack(data.pop(field))}
@@ -159,7 +163,7 @@ class ObjectStore:
                 "gsi1sk": obj.id,
                 "kind": kind,
                 "merchant_id": obj.merchant_id,
-                "version": data.get("version", 0),
+                "version": getattr(obj, "version", 0),
                 **top_level,
                 "data": data,
             }
