@@ -2,6 +2,10 @@
 
 Every route lives in a blueprint under chalicelib/api/; business rules live in
 chalicelib/domain and chalicelib/services; only chalicelib/dal talks to AWS.
+
+Every Lambda function imports this module, so it imports what registering the routes and
+entry points needs and nothing more: each function's first call imports what it runs
+(tests/unit/test_cold_start.py lists what `import app` may not load).
 """
 
 from chalice import Chalice
@@ -21,7 +25,6 @@ from chalicelib.api.webhooks import webhook_endpoints
 from chalicelib.container import services, webhooks
 from chalicelib.observability import handler as observed
 from chalicelib.observability import payment_task_keys, sqs_keys, stream_keys
-from chalicelib.webhooks.delivery import report_dlq_depth
 
 # Logs are Powertools' JSON lines (chalicelib/observability.py), on Chalice's "payflow" logger too.
 app = Chalice(app_name="payflow", configure_logs=False)
@@ -132,6 +135,8 @@ def release_funds(event: object) -> dict:
 @observed("redrive_webhooks")
 def redrive_webhooks(event: dict, context: object) -> dict:
     """Move dead-lettered webhook messages back to the queue: {"limit": 1000}."""
+    from chalicelib.webhooks.delivery import report_dlq_depth
+
     moved = webhooks().queue.redrive(int(event.get("limit", 1000)))
     report_dlq_depth(webhooks().queue)
     return {"moved": moved}

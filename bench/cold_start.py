@@ -8,6 +8,9 @@
   events are recorded from one payment and one refund through the embedded sandbox, then
   replayed: the handlers are safe to run twice, so a replay finds its work done and the
   figures are the first-use cost, not a payment's work.
+- Per function, its own import time: in another fresh process, ``import app`` then exactly
+  the modules that function's first call imported, and nothing run: what that function
+  imports, apart from what its first call builds.
 
     .venv/bin/python bench/cold_start.py [--runs 7] [--function-runs 3] [--json out.json]
 """
@@ -69,7 +72,7 @@ for _ in range(2):
     calls.append((time.perf_counter() - began) * 1000)
     cpu.append((time.process_time() - began_cpu) * 1000)
     if len(calls) == 1:
-        new = set(sys.modules) - before
+        new = [name for name in sys.modules if name not in before]  # in import order
         loaded = [len(new), sorted({name.split(".")[0] for name in new})]
 print(json.dumps({
     "import_ms": (imported - started) * 1000,
@@ -79,7 +82,27 @@ print(json.dumps({
     "first_cpu_ms": cpu[0],
     "second_cpu_ms": cpu[1],
     "first_call_imports": loaded,
+    "first_call_modules": new,
     "errors": errors,
+}))
+"""
+# Runs in a fresh process: import app, then the modules a function's first call imported.
+FUNCTION_IMPORT_PROBE = """
+import importlib, json, sys, time
+modules = json.loads(sys.stdin.read())
+started, started_cpu = time.perf_counter(), time.process_time()
+import app
+imported, imported_cpu = time.perf_counter(), time.process_time()
+for name in modules:
+    try:
+        importlib.import_module(name)
+    except Exception:  # a module only importable as a side effect of another: counted there
+        pass
+print(json.dumps({
+    "own_imports_ms": (time.perf_counter() - imported) * 1000,
+    "own_imports_cpu_ms": (time.process_time() - imported_cpu) * 1000,
+    "function_import_ms": (time.perf_counter() - started) * 1000,
+    "function_import_cpu_ms": (time.process_time() - started_cpu) * 1000,
 }))
 """
 # Functions with no event of their own in one payment's flow get a synthetic one.
@@ -248,25 +271,16 @@ def first_calls(runs: int = 3) -> dict[str, Any]:
 def measure_functions(
     events: dict[str, Any], environment: dict[str, str], runs: int = 3
 ) -> dict[str, Any]:
-    """Each recorded (and synthetic) event replayed in fresh processes: medians per function."""
+    """Each recorded (and synthetic) event replayed in fresh processes, then the function's own
+    imports timed in fresh processes (`FUNCTION_IMPORT_PROBE`): medians per function."""
+    env = {k: v for k, v in environment.items() if k != "PYTHONDONTWRITEBYTECODE"}
     results: dict[str, Any] = {}
     for label, event in sorted({**SYNTHETIC_EVENTS, **events}.items()):
         function = label.split(" ", 1)[0]
-        samples = [
-            json.loads(
-                subprocess.run(
-                    [sys.executable, "-c", CALL_PROBE],
-                    input=json.dumps({"function": function, "event": event}, default=_text),
-                    cwd=ROOT,
-                    env={k: v for k, v in environment.items() if k != "PYTHONDONTWRITEBYTECODE"},
-                    capture_output=True,
-                    text=True,
-                    check=True,
-                    timeout=120,
-                ).stdout.splitlines()[-1]
-            )
-            for _ in range(runs)
-        ]
+        spec = json.dumps({"function": function, "event": event}, default=_text)
+        samples = [_probe(CALL_PROBE, spec, env) for _ in range(runs)]
+        modules = json.dumps(samples[-1]["first_call_modules"])
+        own = [_probe(FUNCTION_IMPORT_PROBE, modules, env) for _ in range(runs)]
         results[label] = {
             key: round(statistics.median(s[probe_key] for s in samples), 1)
             for key, probe_key in (
@@ -279,10 +293,35 @@ def measure_functions(
             )
         }
         results[label] |= {
+            key: round(statistics.median(s[key] for s in own), 1)
+            for key in (
+                "own_imports_ms",
+                "own_imports_cpu_ms",
+                "function_import_ms",
+                "function_import_cpu_ms",
+            )
+        }
+        results[label] |= {
             "first_call_imports": samples[-1]["first_call_imports"],
             "errors": samples[-1]["errors"],
         }
     return results
+
+
+def _probe(script: str, stdin: str, env: dict[str, str]) -> dict[str, Any]:
+    """Run a probe in a fresh interpreter at the repository root; its last line, parsed."""
+    done = subprocess.run(
+        [sys.executable, "-c", script],
+        input=stdin,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+    )
+    result: dict[str, Any] = json.loads(done.stdout.splitlines()[-1])
+    return result
 
 
 def _text(value: Any) -> str:
@@ -317,9 +356,14 @@ def table(figures: dict[str, Any]) -> str:
             )
     lines += [
         "",
-        "| function (event) | import app ms (CPU) | first call ms (CPU) | second call ms (CPU)"
+        "Per function (medians of fresh processes): its import time is `import app` plus the"
+        " modules its first call imports, timed without running anything; the first call's extra"
+        " over the second is what it builds (clients, settings, models) including those imports.",
+        "",
+        "| function (event) | import app ms (CPU) | + its own imports ms (CPU) |"
+        " = function's import ms (CPU) | first call ms (CPU) | second call ms (CPU)"
         " | first-call extra ms (CPU) | imported by the first call |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for label, row in figures.get("measured", {}).items():
         extra = round(row["first_call_ms"] - row["second_call_ms"], 1)
@@ -329,6 +373,8 @@ def table(figures: dict[str, Any]) -> str:
         errors = f" (raised {', '.join(row['errors'])})" if row["errors"] else ""
         lines.append(
             f"| {label}{errors} | {row['import_ms']} ({row['import_cpu_ms']}) |"
+            f" {row['own_imports_ms']} ({row['own_imports_cpu_ms']}) |"
+            f" {row['function_import_ms']} ({row['function_import_cpu_ms']}) |"
             f" {row['first_call_ms']} ({row['first_call_cpu_ms']}) |"
             f" {row['second_call_ms']} ({row['second_call_cpu_ms']}) |"
             f" {extra} ({extra_cpu}) | {imported} |"

@@ -244,33 +244,6 @@ def _capacity(
     return 0.0, 0.0
 
 
-def clients_of(*roots: Any) -> list[Any]:
-    """Every botocore client reachable from `roots` through attributes (a few levels deep)."""
-    from botocore.client import BaseClient
-
-    found: dict[int, Any] = {}
-    seen: set[int] = set()
-
-    def walk(obj: Any, depth: int) -> None:
-        if id(obj) in seen or depth > 4:
-            return
-        seen.add(id(obj))
-        if isinstance(obj, BaseClient):
-            found[id(obj)] = obj
-            return
-        values = vars(obj).values() if hasattr(obj, "__dict__") else []
-        for value in values:
-            if isinstance(value, list | tuple):
-                for item in value:
-                    walk(item, depth + 1)
-            elif hasattr(value, "__dict__") and not isinstance(value, type):
-                walk(value, depth + 1)
-
-    for root in roots:
-        walk(root, 0)
-    return list(found.values())
-
-
 # -- webhook receiver -----------------------------------------------------------------------------
 
 
@@ -705,7 +678,7 @@ def main(argv: list[str] | None = None) -> int:
         ).json()
         key, merchant_id = merchant["secret_key"], merchant["id"]
         counter = CallCounter(sizer=running.aws.client("dynamodb"))
-        for client in clients_of(services(), webhooks()):
+        for client in services().clients() + webhooks().clients():
             counter.attach(client)
         print(f"pipeline: {args.payments} payments ...", file=sys.stderr, flush=True)
         results["pipeline"] = pipeline(running, key, args.payments, args.concurrency, counter)

@@ -1,52 +1,59 @@
-"""Builds the services once per process from the settings, on first use (never at import)."""
+"""Builds the services once per process from the settings, each on first use (never at import).
+
+One Lambda function runs one handler: the webhook deliverer needs no PaymentIntent service, a
+refund task no setup intents. So each service is a lazy attribute of `Services`, built (and its
+module imported) the first time a handler asks for it, together with what it depends on and
+nothing else; once built it is shared by every later caller in the process.
+
+boto3 itself is imported here at import time on purpose: every function's first call needs it,
+and in Lambda the init phase that imports the handler module is where that cost belongs.
+"""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 import boto3
 from botocore.config import Config
 
-from chalicelib.clock import SandboxClock
 from chalicelib.concurrency import Once
-from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
-from chalicelib.dal.connectors import ConnectorStateStore
-from chalicelib.dal.events import EventStore
-from chalicelib.dal.idempotency import IdempotencyStore
-from chalicelib.dal.ledger import LedgerStore
-from chalicelib.dal.merchants import MerchantStore
-from chalicelib.dal.objects import ObjectStore
-from chalicelib.dal.ratelimit import RateLimitStore
-from chalicelib.dal.simulator import SimulatorLedger
-from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
-from chalicelib.dal.workflows import PaymentWorkflows
-from chalicelib.domain.webhooks import RetrySchedule
-from chalicelib.errors import ResourceMissing
-from chalicelib.faults import Faults
-from chalicelib.services.charges import ChargeService
-from chalicelib.services.circuits import CircuitBreakers
-from chalicelib.services.connectors import ConnectorService
-from chalicelib.services.context import Committer
-from chalicelib.services.customers import CustomerService
-from chalicelib.services.events import EventService
-from chalicelib.services.expand import Expander
-from chalicelib.services.ledger import LedgerService
-from chalicelib.services.merchants import MerchantService
-from chalicelib.services.orchestration import PaymentOrchestrator
-from chalicelib.services.payment_intents import PaymentIntentService
-from chalicelib.services.payment_methods import PaymentMethodService
-from chalicelib.services.ratelimits import RateLimiter
-from chalicelib.services.refunds import RefundService
-from chalicelib.services.resources import Resources
-from chalicelib.services.setup_intents import SetupIntentService
-from chalicelib.settings import Settings, get_settings
-from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
-from chalicelib.webhooks.endpoints import WebhookEndpointService
-from chalicelib.webhooks.relay import Dispatcher, Relay
-from chalicelib.webhooks.sender import PinnedSender
+
+if TYPE_CHECKING:
+    from chalicelib.clock import SandboxClock
+    from chalicelib.connectors.registry import ConnectorRegistry
+    from chalicelib.dal.connectors import ConnectorStateStore
+    from chalicelib.dal.events import EventStore
+    from chalicelib.dal.idempotency import IdempotencyStore
+    from chalicelib.dal.ledger import LedgerStore
+    from chalicelib.dal.objects import ObjectStore
+    from chalicelib.dal.simulator import SimulatorLedger
+    from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
+    from chalicelib.dal.workflows import PaymentWorkflows
+    from chalicelib.domain.webhooks import RetrySchedule
+    from chalicelib.faults import Faults
+    from chalicelib.services.charges import ChargeService
+    from chalicelib.services.circuits import CircuitBreakers
+    from chalicelib.services.connectors import ConnectorService
+    from chalicelib.services.context import Committer
+    from chalicelib.services.customers import CustomerService
+    from chalicelib.services.events import EventService
+    from chalicelib.services.expand import Expander
+    from chalicelib.services.ledger import LedgerService
+    from chalicelib.services.merchants import MerchantService
+    from chalicelib.services.orchestration import PaymentOrchestrator
+    from chalicelib.services.payment_intents import PaymentIntentService
+    from chalicelib.services.payment_methods import PaymentMethodService
+    from chalicelib.services.ratelimits import RateLimiter
+    from chalicelib.services.refunds import RefundService
+    from chalicelib.services.resources import Resources
+    from chalicelib.services.setup_intents import SetupIntentService
+    from chalicelib.settings import Settings
+    from chalicelib.webhooks.delivery import Deliverer
+    from chalicelib.webhooks.endpoints import WebhookEndpointService
+    from chalicelib.webhooks.relay import Relay
 
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
@@ -56,145 +63,293 @@ _CLIENT_CONFIG = Config(
     max_pool_connections=64,
 )
 
+Owner = TypeVar("Owner", bound="_Lazily")
+Built = TypeVar("Built")
 
-@dataclass
-class Services:
-    """Everything a handler needs, wired together."""
 
-    settings: Settings
-    dynamodb: Any
-    faults: Faults
-    idempotency: IdempotencyStore
-    objects: ObjectStore
-    merchants: MerchantService
-    rate_limiter: RateLimiter
-    simulator_ledger: SimulatorLedger
-    ledger: LedgerService
-    refunds: RefundService
-    connector_state: ConnectorStateStore
-    connectors: ConnectorRegistry
-    circuits: CircuitBreakers
-    orchestrator: PaymentOrchestrator
-    connector_admin: ConnectorService
-    payment_intents: PaymentIntentService
-    payment_methods: PaymentMethodService
-    customers: CustomerService
-    charges: ChargeService
-    setup_intents: SetupIntentService
-    expander: Expander
-    clock: SandboxClock | None = None
-    """The settable business clock, in the sandbox only (None on AWS: the wall clock)."""
+class _Lazily:
+    """Base of the containers: one reentrant lock per instance, under which lazy attributes
+    are built (a service's builder asks for the ones it depends on)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+
+
+class lazy(Generic[Owner, Built]):  # a decorator, lower case like functools.cached_property
+    """An attribute built by the decorated method on first access, once per instance however
+    many threads ask at the same time (functools.cached_property has no lock from Python
+    3.12): the services hold caches and circuit state that must exist once per process."""
+
+    def __init__(self, build: Callable[[Owner], Built]) -> None:
+        self._build = build
+        self._name = build.__name__
+        self.__doc__ = build.__doc__
+
+    def __set_name__(self, owner: type, name: str) -> None:
+        self._name = name
+
+    @overload
+    def __get__(self, instance: None, owner: type) -> lazy[Owner, Built]: ...
+
+    @overload
+    def __get__(self, instance: Owner, owner: type) -> Built: ...
+
+    def __get__(self, instance: Owner | None, owner: type) -> lazy[Owner, Built] | Built:
+        if instance is None:
+            return self
+        # Called only while the instance's __dict__ lacks the name: once built, the value
+        # stored there is what attribute access returns, without this method or the lock.
+        with instance._lock:
+            if self._name not in instance.__dict__:
+                instance.__dict__[self._name] = self._build(instance)
+            value: Built = instance.__dict__[self._name]
+            return value
+
+    def is_built(self, instance: Owner) -> bool:
+        """Whether `instance` has built this attribute yet."""
+        return self._name in instance.__dict__
+
+
+class Services(_Lazily):
+    """Everything a handler needs, wired together, each piece built when first asked for."""
+
+    def __init__(self, settings: Settings, session: boto3.session.Session | None = None) -> None:
+        super().__init__()
+        self.settings = settings
+        self._session = session
+
+    @lazy
+    def session(self) -> boto3.session.Session:
+        """Where the AWS clients come from (default: a new boto3 session)."""
+        return self._session or boto3.session.Session()
+
+    @lazy
+    def dynamodb(self) -> Any:
+        return self.session.client("dynamodb", config=_CLIENT_CONFIG)
+
+    @lazy
+    def stepfunctions(self) -> Any:
+        return self.session.client("stepfunctions", config=_CLIENT_CONFIG)
+
+    def clients(self) -> list[Any]:
+        """Every AWS client the services use, built now (a benchmark counts their calls)."""
+        return [self.dynamodb, self.stepfunctions]
+
+    @lazy
+    def clock(self) -> SandboxClock | None:
+        """The settable business clock, in the sandbox only (None on AWS: the wall clock)."""
+        from chalicelib.clock import SandboxClock
+
+        return SandboxClock() if self.settings.sandbox else None
+
+    @property
+    def business_time(self) -> Callable[[], float]:
+        """What business timestamps are read from: the sandbox clock, else the wall clock."""
+        return self.clock or time.time
+
+    @lazy
+    def faults(self) -> Faults:
+        from chalicelib.faults import Faults
+
+        return Faults(self.settings.faults)
+
+    @lazy
+    def idempotency(self) -> IdempotencyStore:
+        from chalicelib.dal.idempotency import IdempotencyStore
+
+        return IdempotencyStore(
+            self.dynamodb,
+            self.settings.idempotency_table,
+            ttl_seconds=self.settings.idempotency_ttl_seconds,
+            lease_ms=self.settings.idempotency_lease_ms,
+        )
+
+    @lazy
+    def objects(self) -> ObjectStore:
+        from chalicelib.dal.objects import ObjectStore
+
+        return ObjectStore(self.dynamodb, self.settings.payments_table)
+
+    @lazy
+    def simulator_ledger(self) -> SimulatorLedger:
+        from chalicelib.dal.simulator import SimulatorLedger
+
+        return SimulatorLedger(self.dynamodb, self.settings.simulator_table)
+
+    @lazy
+    def ledger_store(self) -> LedgerStore:
+        from chalicelib.dal.ledger import LedgerStore
+
+        return LedgerStore(self.dynamodb, self.settings.payments_table, clock=self.business_time)
+
+    @lazy
+    def connector_state(self) -> ConnectorStateStore:
+        from chalicelib.dal.connectors import ConnectorStateStore
+
+        return ConnectorStateStore(self.dynamodb, self.settings.payments_table)
+
+    @lazy
+    def connectors(self) -> ConnectorRegistry:
+        from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
+
+        return ConnectorRegistry(
+            load_default_routing(),
+            self.connector_state,
+            self.simulator_ledger,
+            stripe_api_key=self.settings.stripe_api_key,
+            stripe_api_base=self.settings.stripe_api_base,
+        )
+
+    @lazy
+    def circuits(self) -> CircuitBreakers:
+        from chalicelib.services.circuits import CircuitBreakers
+
+        return CircuitBreakers(self.connector_state)
+
+    @lazy
+    def committer(self) -> Committer:
+        from chalicelib.services.context import Committer
+
+        return Committer(self.dynamodb, self.idempotency, self.faults, clock=self.business_time)
+
+    @lazy
+    def resources(self) -> Resources:
+        from chalicelib.services.resources import Resources
+
+        return Resources(self.objects, self.committer)
+
+    @lazy
+    def payment_methods(self) -> PaymentMethodService:
+        from chalicelib.services.payment_methods import PaymentMethodService
+
+        return PaymentMethodService(self.resources)
+
+    @lazy
+    def customers(self) -> CustomerService:
+        from chalicelib.services.customers import CustomerService
+
+        return CustomerService(self.resources, self.payment_methods)
+
+    @lazy
+    def charges(self) -> ChargeService:
+        from chalicelib.services.charges import ChargeService
+
+        return ChargeService(self.resources)
+
+    @lazy
+    def setup_intents(self) -> SetupIntentService:
+        from chalicelib.services.setup_intents import SetupIntentService
+
+        return SetupIntentService(self.resources, self.payment_methods, self.customers)
+
+    @lazy
+    def ledger(self) -> LedgerService:
+        from chalicelib.services.ledger import LedgerService
+
+        return LedgerService(self.ledger_store, self.dynamodb, clock=self.business_time)
+
+    def _workflows(self, state_machine_arn: str) -> PaymentWorkflows:
+        from chalicelib.dal.workflows import PaymentWorkflows
+
+        return PaymentWorkflows(self.stepfunctions, state_machine_arn)
+
+    @lazy
+    def refunds(self) -> RefundService:
+        from chalicelib.services.refunds import RefundService
+
+        return RefundService(
+            self.objects,
+            self.committer,
+            self.ledger_store,
+            self.connectors,
+            self._workflows(self.settings.refund_state_machine_arn),
+            self.charges,
+            wait_ms=self.settings.confirm_wait_ms,
+            clock=self.business_time,
+        )
+
+    @lazy
+    def payment_intents(self) -> PaymentIntentService:
+        from chalicelib.services.payment_intents import PaymentIntentService
+
+        return PaymentIntentService(
+            self.objects,
+            self.committer,
+            self.connectors,
+            self.circuits,
+            self.connector_state,
+            self._workflows(self.settings.payment_state_machine_arn),
+            self.ledger_store,
+            self.payment_methods,
+            self.customers,
+            self.charges,
+            self.orchestrator,
+            confirm_wait_ms=self.settings.confirm_wait_ms,
+            availability_delay_seconds=self.settings.availability_delay_seconds,
+        )
+
+    @lazy
+    def merchants(self) -> MerchantService:
+        from chalicelib.dal.merchants import MerchantStore
+        from chalicelib.services.merchants import MerchantService
+
+        return MerchantService(
+            MerchantStore(self.dynamodb, self.settings.payments_table),
+            admin_key=self.settings.admin_key,
+            cache_seconds=self.settings.api_key_cache_seconds,
+            default_rate_limits=self.settings.default_rate_limits(),
+        )
+
+    @lazy
+    def rate_limiter(self) -> RateLimiter:
+        from chalicelib.dal.ratelimit import RateLimitStore
+        from chalicelib.services.ratelimits import RateLimiter
+
+        table = self.settings.rate_limit_table
+        return RateLimiter(
+            RateLimitStore(self.dynamodb, table) if table else None,
+            lease=self.settings.rate_limit_lease,
+        )
+
+    @lazy
+    def orchestrator(self) -> PaymentOrchestrator:
+        from chalicelib.services.orchestration import PaymentOrchestrator
+
+        return PaymentOrchestrator(self.connectors, self.circuits, self.connector_state)
+
+    @lazy
+    def connector_admin(self) -> ConnectorService:
+        from chalicelib.services.connectors import ConnectorService
+
+        return ConnectorService(self.connectors, self.circuits, self.connector_state)
+
+    @lazy
+    def expander(self) -> Expander:
+        from chalicelib.services.expand import Expander
+
+        return Expander(
+            {
+                "pi_": lambda m, i: _body(lambda: self.payment_intents.retrieve(m, i)),
+                "cus_": lambda m, i: _body(lambda: self.customers.retrieve(m, i)),
+                "ch_": lambda m, i: _body(lambda: self.charges.retrieve(m, i)),
+                "pm_": lambda m, i: _body(lambda: self.payment_methods.retrieve(m, i)),
+                "re_": lambda m, i: _body(lambda: self.refunds.retrieve(m, i)),
+                "txn_": lambda m, i: self.ledger_store.transaction(m, i),
+                "seti_": lambda m, i: _body(lambda: self.setup_intents.retrieve(m, i)),
+                "setatt_": lambda m, i: _body(lambda: self.setup_intents.attempt(m, i)),
+            }
+        )
 
 
 def build_services(settings: Settings, session: boto3.session.Session | None = None) -> Services:
-    """Wire the services for `settings`; clients come from `session` (default: a new one)."""
-    session = session or boto3.session.Session()
-    dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
-    sandbox_clock = SandboxClock() if settings.sandbox else None
-    clock = sandbox_clock or time.time
-    faults = Faults(settings.faults)
-    idempotency = IdempotencyStore(
-        dynamodb,
-        settings.idempotency_table,
-        ttl_seconds=settings.idempotency_ttl_seconds,
-        lease_ms=settings.idempotency_lease_ms,
-    )
-    objects = ObjectStore(dynamodb, settings.payments_table)
-    simulator_ledger = SimulatorLedger(dynamodb, settings.simulator_table)
-    ledger = LedgerStore(dynamodb, settings.payments_table, clock=clock)
-    connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
-    registry = ConnectorRegistry(
-        load_default_routing(),
-        connector_state,
-        simulator_ledger,
-        stripe_api_key=settings.stripe_api_key,
-        stripe_api_base=settings.stripe_api_base,
-    )
-    circuits = CircuitBreakers(connector_state)
-    orchestrator = PaymentOrchestrator(registry, circuits, connector_state)
-    stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)
-    workflows = PaymentWorkflows(stepfunctions, settings.payment_state_machine_arn)
-    committer = Committer(dynamodb, idempotency, faults, clock=clock)
-    resources = Resources(objects, committer)
-    payment_methods = PaymentMethodService(resources)
-    customers = CustomerService(resources, payment_methods)
-    charges = ChargeService(resources)
-    setup_intents = SetupIntentService(resources, payment_methods, customers)
-    ledger_service = LedgerService(ledger, dynamodb, clock=clock)
-    refunds = RefundService(
-        objects,
-        committer,
-        ledger,
-        registry,
-        PaymentWorkflows(stepfunctions, settings.refund_state_machine_arn),
-        charges,
-        wait_ms=settings.confirm_wait_ms,
-        clock=clock,
-    )
-    payment_intents = PaymentIntentService(
-        objects,
-        committer,
-        registry,
-        circuits,
-        connector_state,
-        workflows,
-        ledger,
-        payment_methods,
-        customers,
-        charges,
-        orchestrator,
-        confirm_wait_ms=settings.confirm_wait_ms,
-        availability_delay_seconds=settings.availability_delay_seconds,
-    )
-    return Services(
-        settings=settings,
-        dynamodb=dynamodb,
-        faults=faults,
-        idempotency=idempotency,
-        objects=objects,
-        merchants=MerchantService(
-            MerchantStore(dynamodb, settings.payments_table),
-            admin_key=settings.admin_key,
-            cache_seconds=settings.api_key_cache_seconds,
-            default_rate_limits=settings.default_rate_limits(),
-        ),
-        rate_limiter=RateLimiter(
-            RateLimitStore(dynamodb, settings.rate_limit_table)
-            if settings.rate_limit_table
-            else None,
-            lease=settings.rate_limit_lease,
-        ),
-        simulator_ledger=simulator_ledger,
-        ledger=ledger_service,
-        refunds=refunds,
-        connector_state=connector_state,
-        connectors=registry,
-        circuits=circuits,
-        orchestrator=orchestrator,
-        connector_admin=ConnectorService(registry, circuits, connector_state),
-        payment_intents=payment_intents,
-        payment_methods=payment_methods,
-        customers=customers,
-        charges=charges,
-        setup_intents=setup_intents,
-        expander=Expander(
-            {
-                "pi_": lambda m, i: _body(lambda: payment_intents.retrieve(m, i)),
-                "cus_": lambda m, i: _body(lambda: customers.retrieve(m, i)),
-                "ch_": lambda m, i: _body(lambda: charges.retrieve(m, i)),
-                "pm_": lambda m, i: _body(lambda: payment_methods.retrieve(m, i)),
-                "re_": lambda m, i: _body(lambda: refunds.retrieve(m, i)),
-                "txn_": lambda m, i: ledger.transaction(m, i),
-                "seti_": lambda m, i: _body(lambda: setup_intents.retrieve(m, i)),
-                "setatt_": lambda m, i: _body(lambda: setup_intents.attempt(m, i)),
-            }
-        ),
-        clock=sandbox_clock,
-    )
+    """The services for `settings`; clients come from `session` (default: a new one)."""
+    return Services(settings, session)
 
 
 def _body(read: Callable[[], Any]) -> dict[str, Any] | None:
     """An expansion's object, or None (the id stays) when it cannot be read."""
+    from chalicelib.errors import ResourceMissing
+
     try:
         return read().to_api()  # type: ignore[no-any-return]
     except ResourceMissing:
@@ -204,75 +359,144 @@ def _body(read: Callable[[], Any]) -> dict[str, Any] | None:
 @Once
 def services() -> Services:
     """The process's services, built on first use from the environment's settings."""
+    from chalicelib.settings import get_settings
+
     return build_services(get_settings())
 
 
-@dataclass
-class WebhookServices:
-    """The webhook side: endpoint and event APIs, the outbox relay and the delivery handler."""
+class WebhookServices(_Lazily):
+    """The webhook side: endpoint and event APIs, the outbox relay and the delivery handler.
+    The relay and the delivery handler are Lambda functions of their own: they get their own
+    DynamoDB client, as they would in their own process; the APIs use the services' client."""
 
-    endpoints: WebhookEndpointService
-    events: EventService
-    relay: Relay
-    deliverer: Deliverer
-    queue: WebhookQueue
+    def __init__(
+        self,
+        settings: Settings,
+        faults: Faults,
+        api_dynamodb: Callable[[], Any],
+        session: boto3.session.Session | None = None,
+    ) -> None:
+        super().__init__()
+        self.settings = settings
+        self.faults = faults
+        self._api_dynamodb = api_dynamodb
+        self._session = session
+
+    @lazy
+    def session(self) -> boto3.session.Session:
+        return self._session or boto3.session.Session()
+
+    @lazy
+    def worker_dynamodb(self) -> Any:
+        return self.session.client("dynamodb", config=_CLIENT_CONFIG)
+
+    def clients(self) -> list[Any]:
+        """The webhook side's own AWS clients, built now (the APIs' DynamoDB client is among
+        `Services.clients()`)."""
+        return [self.worker_dynamodb, self.sqs]
+
+    @lazy
+    def sqs(self) -> Any:
+        return self.session.client("sqs", config=_CLIENT_CONFIG)
+
+    @lazy
+    def queue(self) -> WebhookQueue:
+        from chalicelib.dal.webhooks import WebhookQueue
+
+        return WebhookQueue(
+            self.sqs,
+            self.settings.webhook_queue_url or "",
+            self.settings.webhook_dlq_url,
+        )
+
+    @lazy
+    def schedule(self) -> RetrySchedule:
+        from chalicelib.domain.webhooks import RetrySchedule
+
+        return RetrySchedule.parse(self.settings.webhook_retry_schedule)
+
+    def _stores(self, client: Any) -> tuple[WebhookStore, EventStore]:
+        from chalicelib.dal.events import EventStore
+        from chalicelib.dal.objects import ObjectStore
+        from chalicelib.dal.webhooks import WebhookStore
+
+        objects = ObjectStore(client, self.settings.payments_table)
+        return (
+            WebhookStore(client, self.settings.payments_table, objects),
+            EventStore(client, self.settings.payments_table, objects),
+        )
+
+    @lazy
+    def api_stores(self) -> tuple[WebhookStore, EventStore]:
+        return self._stores(self._api_dynamodb())
+
+    @lazy
+    def worker_stores(self) -> tuple[WebhookStore, EventStore]:
+        return self._stores(self.worker_dynamodb)
+
+    @lazy
+    def endpoints(self) -> WebhookEndpointService:
+        from chalicelib.webhooks.endpoints import WebhookEndpointService
+        from chalicelib.webhooks.relay import Dispatcher
+
+        store, events = self.api_stores
+        return WebhookEndpointService(
+            store,
+            events,
+            Dispatcher(store, self.queue, self.schedule, self.faults),
+            allow_private_urls=self.settings.sandbox,
+        )
+
+    @lazy
+    def events(self) -> EventService:
+        from chalicelib.services.events import EventService
+
+        return EventService(self.api_stores[1])
+
+    @lazy
+    def relay(self) -> Relay:
+        from chalicelib.webhooks.relay import Dispatcher, Relay
+
+        store = self.worker_stores[0]
+        return Relay(store, Dispatcher(store, self.queue, self.schedule, self.faults), self.faults)
+
+    @lazy
+    def deliverer(self) -> Deliverer:
+        from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
+        from chalicelib.webhooks.sender import PinnedSender
+
+        store, events = self.worker_stores
+        # Checked again at send time, on the one resolution the connection then uses: a name
+        # may resolve elsewhere than when it was registered. The sandbox allows private
+        # receivers.
+        sender = PinnedSender(
+            self.settings.webhook_timeout_seconds, allow_private=self.settings.sandbox
+        )
+        return Deliverer(
+            store,
+            events,
+            self.queue,
+            sender,
+            self.schedule,
+            EndpointHealth(
+                store, disable_after_seconds=self.settings.webhook_disable_after_seconds
+            ),
+            faults=self.faults,
+        )
 
 
 def build_webhook_services(
     settings: Settings,
     faults: Faults,
-    api_dynamodb: Any,
+    api_dynamodb: Callable[[], Any],
     session: boto3.session.Session | None = None,
 ) -> WebhookServices:
-    """Wire the webhook services. The relay and the delivery handler are Lambda functions of
-    their own: they get their own DynamoDB client, as they would in their own process."""
-    session = session or boto3.session.Session()
-    worker_dynamodb = session.client("dynamodb", config=_CLIENT_CONFIG)
-    queue = WebhookQueue(
-        session.client("sqs", config=_CLIENT_CONFIG),
-        settings.webhook_queue_url or "",
-        settings.webhook_dlq_url,
-    )
-    schedule = RetrySchedule.parse(settings.webhook_retry_schedule)
-
-    def stores(client: Any) -> tuple[WebhookStore, EventStore]:
-        objects = ObjectStore(client, settings.payments_table)
-        return (
-            WebhookStore(client, settings.payments_table, objects),
-            EventStore(client, settings.payments_table, objects),
-        )
-
-    api_store, api_events = stores(api_dynamodb)
-    worker_store, worker_events = stores(worker_dynamodb)
-    # Checked again at send time, on the one resolution the connection then uses: a name may
-    # resolve elsewhere than when it was registered. The sandbox allows private receivers.
-    sender = PinnedSender(settings.webhook_timeout_seconds, allow_private=settings.sandbox)
-    return WebhookServices(
-        endpoints=WebhookEndpointService(
-            api_store,
-            api_events,
-            Dispatcher(api_store, queue, schedule, faults),
-            allow_private_urls=settings.sandbox,
-        ),
-        events=EventService(api_events),
-        relay=Relay(worker_store, Dispatcher(worker_store, queue, schedule, faults), faults),
-        deliverer=Deliverer(
-            worker_store,
-            worker_events,
-            queue,
-            sender,
-            schedule,
-            EndpointHealth(
-                worker_store, disable_after_seconds=settings.webhook_disable_after_seconds
-            ),
-            faults=faults,
-        ),
-        queue=queue,
-    )
+    """The webhook services; the APIs' stores use `api_dynamodb()`, asked for when needed."""
+    return WebhookServices(settings, faults, api_dynamodb, session)
 
 
 @Once
 def webhooks() -> WebhookServices:
     """The process's webhook services, built on first use."""
     base = services()
-    return build_webhook_services(base.settings, base.faults, base.dynamodb)
+    return build_webhook_services(base.settings, base.faults, lambda: base.dynamodb)

@@ -25,18 +25,13 @@ import threading
 import time
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import Enum
+from enum import Enum, StrEnum
 from typing import Any, Protocol, TypeVar
 
-from aws_lambda_powertools import Logger
-from aws_lambda_powertools.logging.formatter import LambdaPowertoolsFormatter
-from aws_lambda_powertools.metrics import MetricUnit
-from aws_lambda_powertools.metrics.functions import is_metrics_disabled
-from aws_lambda_powertools.metrics.provider.cloudwatch_emf.cloudwatch import (
-    AmazonCloudWatchEMFProvider,
-)
-
 from chalicelib.concurrency import Once
+
+# Powertools is imported by the first `Observability` (chalicelib/observability_powertools.py):
+# any part of it imports the whole package, 30-50 ms that `import app` does not pay.
 
 NAMESPACE = "PayFlow"
 SERVICE = "payflow"
@@ -52,25 +47,32 @@ class Kind(Enum):
     GAUGE = "gauge"
 
 
+class Unit(StrEnum):
+    """CloudWatch units of PayFlow's metrics, spelled as EMF and Powertools' `MetricUnit`."""
+
+    COUNT = "Count"
+    MILLISECONDS = "Milliseconds"
+
+
 class Metric(Enum):
     """Every metric PayFlow emits: EMF name, unit, kind, and what it measures."""
 
-    PAYMENTS_CREATED = ("PaymentsCreated", MetricUnit.Count, Kind.COUNTER)
-    PAYMENTS_SUCCEEDED = ("PaymentsSucceeded", MetricUnit.Count, Kind.COUNTER)
-    PAYMENTS_FAILED = ("PaymentsFailed", MetricUnit.Count, Kind.COUNTER)
-    PSP_LATENCY = ("PspLatency", MetricUnit.Milliseconds, Kind.TIMER)
-    PSP_ERRORS = ("PspErrors", MetricUnit.Count, Kind.COUNTER)
-    CIRCUIT_STATE_CHANGES = ("CircuitStateChanges", MetricUnit.Count, Kind.COUNTER)
-    WEBHOOK_ATTEMPTS = ("WebhookAttempts", MetricUnit.Count, Kind.COUNTER)
-    WEBHOOK_FAILURES = ("WebhookFailures", MetricUnit.Count, Kind.COUNTER)
-    WEBHOOK_LATENCY = ("WebhookLatency", MetricUnit.Milliseconds, Kind.TIMER)
-    WEBHOOKS_DEAD_LETTERED = ("WebhooksDeadLettered", MetricUnit.Count, Kind.COUNTER)
-    OUTBOX_LAG = ("OutboxLag", MetricUnit.Milliseconds, Kind.TIMER)
-    DLQ_DEPTH = ("DlqDepth", MetricUnit.Count, Kind.GAUGE)
-    API_REQUESTS = ("ApiRequests", MetricUnit.Count, Kind.COUNTER)
-    API_LATENCY = ("ApiLatency", MetricUnit.Milliseconds, Kind.TIMER)
+    PAYMENTS_CREATED = ("PaymentsCreated", Unit.COUNT, Kind.COUNTER)
+    PAYMENTS_SUCCEEDED = ("PaymentsSucceeded", Unit.COUNT, Kind.COUNTER)
+    PAYMENTS_FAILED = ("PaymentsFailed", Unit.COUNT, Kind.COUNTER)
+    PSP_LATENCY = ("PspLatency", Unit.MILLISECONDS, Kind.TIMER)
+    PSP_ERRORS = ("PspErrors", Unit.COUNT, Kind.COUNTER)
+    CIRCUIT_STATE_CHANGES = ("CircuitStateChanges", Unit.COUNT, Kind.COUNTER)
+    WEBHOOK_ATTEMPTS = ("WebhookAttempts", Unit.COUNT, Kind.COUNTER)
+    WEBHOOK_FAILURES = ("WebhookFailures", Unit.COUNT, Kind.COUNTER)
+    WEBHOOK_LATENCY = ("WebhookLatency", Unit.MILLISECONDS, Kind.TIMER)
+    WEBHOOKS_DEAD_LETTERED = ("WebhooksDeadLettered", Unit.COUNT, Kind.COUNTER)
+    OUTBOX_LAG = ("OutboxLag", Unit.MILLISECONDS, Kind.TIMER)
+    DLQ_DEPTH = ("DlqDepth", Unit.COUNT, Kind.GAUGE)
+    API_REQUESTS = ("ApiRequests", Unit.COUNT, Kind.COUNTER)
+    API_LATENCY = ("ApiLatency", Unit.MILLISECONDS, Kind.TIMER)
 
-    def __init__(self, metric_name: str, unit: MetricUnit, kind: Kind) -> None:
+    def __init__(self, metric_name: str, unit: Unit, kind: Kind) -> None:
         self.metric_name = metric_name
         self.unit = unit
         self.kind = kind
@@ -92,20 +94,28 @@ PAYMENT_EVENT_METRICS = {
 
 # -- redaction ---------------------------------------------------------------------------------
 
-_SECRETS = [
-    # API keys (sk_test_..., sk_live_..., sk_admin_..., rk_...), webhook secrets, client secrets.
-    (re.compile(r"\b((?:sk|rk)_[A-Za-z]+_)[A-Za-z0-9]+"), r"\1[redacted]"),
-    (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
-    (re.compile(r"(_secret_)[A-Za-z0-9]+"), r"\1[redacted]"),
-    (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=:-]+", re.IGNORECASE), r"\1 [redacted]"),
-    (
-        re.compile(
-            r'("?(?:authorization|stripe-signature|webhook-signature)"?\s*[:=]\s*"?)[^",}]+'
+
+@functools.cache
+def _secrets() -> list[tuple[re.Pattern[str], str]]:
+    # Compiled by the first line logged, not at import (a few ms of every cold start).
+    return [
+        # API keys (sk_test_..., sk_live_..., sk_admin_..., rk_...), webhook and client secrets.
+        (re.compile(r"\b((?:sk|rk)_[A-Za-z]+_)[A-Za-z0-9]+"), r"\1[redacted]"),
+        (re.compile(r"\bwhsec_[A-Za-z0-9+/=]+"), "whsec_[redacted]"),
+        (re.compile(r"(_secret_)[A-Za-z0-9]+"), r"\1[redacted]"),
+        (re.compile(r"\b(Bearer|Basic)\s+[A-Za-z0-9._~+/=:-]+", re.IGNORECASE), r"\1 [redacted]"),
+        (
+            re.compile(
+                r'("?(?:authorization|stripe-signature|webhook-signature)"?\s*[:=]\s*"?)[^",}]+'
+            ),
+            r"\1[redacted]",
         ),
-        r"\1[redacted]",
-    ),
-]
-_DIGITS = re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
+    ]
+
+
+@functools.cache
+def _digits() -> re.Pattern[str]:
+    return re.compile(r"(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])")
 
 
 def _luhn(digits: str) -> bool:
@@ -120,22 +130,14 @@ def _luhn(digits: str) -> bool:
 
 def redact(text: str) -> str:
     """`text` without secrets and card numbers (13-19 digits passing the Luhn check)."""
-    for pattern, replacement in _SECRETS:
+    for pattern, replacement in _secrets():
         text = pattern.sub(replacement, text)
 
     def card(match: re.Match[str]) -> str:
         digits = re.sub(r"[ -]", "", match.group(0))
         return f"[card ...{digits[-4:]}]" if _luhn(digits) else match.group(0)
 
-    return _DIGITS.sub(card, text)
-
-
-class RedactingFormatter(LambdaPowertoolsFormatter):
-    """Powertools' JSON formatter, with `redact` applied to the finished line (message, extra
-    keys and tracebacks alike)."""
-
-    def format(self, record: logging.LogRecord) -> str:
-        return redact(super().format(record))
+    return _digits().sub(card, text)
 
 
 class LogFormat(Enum):
@@ -152,70 +154,6 @@ class LogFormat(Enum):
         if configured:
             return cls(configured.strip().lower())
         return cls.JSON if in_lambda else cls.TEXT
-
-
-# Keys every line carries (or that the text line shows in its own place).
-_TEXT_SKIPPED = {
-    "level",
-    "location",
-    "message",
-    "timestamp",
-    "service",
-    "sampling_rate",
-    "route",
-    "status",
-    "duration_ms",
-    "handler",
-    "request_id",
-    "exception",
-    "exception_name",
-    "exception_notes",
-    "stack_trace",
-    "xray_trace_id",
-}
-
-
-class TextFormatter(RedactingFormatter):
-    """The same record as `RedactingFormatter`, written as one readable line:
-
-    ``08:46:02 POST /v1/payment_intents/{intent}/confirm 200 263ms pi_0Vc... req_0Vc...``
-    for a request, ``08:46:03 authorize_payment 12ms pi_0Vc... attempt=1`` for a Lambda entry
-    point, ``08:46:04 WARNING could not emit metrics key=value`` for anything else (with its
-    traceback below, if any). Ids come first, other keys as key=value."""
-
-    def serialize(self, log: dict[str, Any]) -> str:  # type: ignore[override]
-        clock = str(log.get("timestamp", ""))[11:19]
-        level = str(log.get("level", "INFO"))
-        message = str(log.get("message", ""))
-        if message == "request" and "route" in log:
-            head = f"{log['route']} {log.get('status', '?')} {log.get('duration_ms', '?')}ms"
-        elif message in ("handled", "handler raised") and "handler" in log:
-            head = f"{log['handler']} {log.get('duration_ms', '?')}ms"
-            if message == "handler raised":
-                head += f" raised {log.get('error', '?')}"
-        else:
-            head = message if level == "INFO" else f"{level} {message}"
-        ids = [str(v) for k, v in log.items() if k.endswith("_id") and k not in _TEXT_SKIPPED]
-        rest = [
-            f"{k}={_text_value(v)}"
-            for k, v in log.items()
-            if k not in _TEXT_SKIPPED and not k.endswith("_id") and k != "error"
-        ]
-        if message != "handler raised" and "error" in log:
-            rest.append(f"error={_text_value(log['error'])}")
-        if "request_id" in log:
-            ids.append(str(log["request_id"]))
-        line = " ".join([clock, head, *ids, *rest]).strip()
-        if log.get("exception"):
-            line += "\n" + str(log["exception"])
-        return line
-
-
-def _text_value(value: Any) -> str:
-    if isinstance(value, list | tuple):
-        return ",".join(str(item) for item in value)
-    text = str(value)
-    return json.dumps(text) if " " in text or not text else text
 
 
 QUIET_LOGGERS = ("botocore", "boto3", "urllib3")
@@ -375,7 +313,7 @@ def prometheus_text(series: list[Series]) -> str:
     for metric, group in by_metric.items():
         base = "payflow_" + _snake(metric)
         unit = group[0].unit
-        if unit == MetricUnit.Milliseconds.value:
+        if unit == Unit.MILLISECONDS:
             base += "_milliseconds"
         kind = group[0].kind
         if kind == Kind.COUNTER:
@@ -412,22 +350,6 @@ def _labels(dimensions: Mapping[str, str]) -> str:
 
 def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else repr(round(value, 6))
-
-
-class _SinkProvider(AmazonCloudWatchEMFProvider):
-    """Powertools' EMF provider; flushing hands the serialized line to PayFlow's sinks instead
-    of printing it."""
-
-    def __init__(self, sinks: tuple[EmfSink, ...], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self._sinks = sinks
-
-    def flush_metrics(self, raise_on_empty_metrics: bool = False) -> None:
-        if self.metric_set and not is_metrics_disabled():
-            line = json.dumps(self.serialize_metric_set(), separators=(",", ":"))
-            for sink in self._sinks:
-                sink.write(line)
-        self.clear_metrics()
 
 
 # -- the facade --------------------------------------------------------------------------------
@@ -479,6 +401,10 @@ class Observability:
             self.aggregate = next((s for s in sinks if isinstance(s, MetricsAggregate)), None)
         self._sinks = sinks
         self._clock = clock
+        from aws_lambda_powertools import Logger
+
+        from chalicelib.observability_powertools import RedactingFormatter, TextFormatter
+
         formatter = (
             TextFormatter if self.config.log_format == LogFormat.TEXT else RedactingFormatter
         )
@@ -506,7 +432,9 @@ class Observability:
         if not self._sinks or not values:
             return
         try:
-            provider = _SinkProvider(self._sinks, namespace=NAMESPACE, service=SERVICE)
+            from chalicelib.observability_powertools import SinkProvider
+
+            provider = SinkProvider(self._sinks, namespace=NAMESPACE, service=SERVICE)
             for name, dimension in dimensions.items():
                 if dimension is not None:
                     provider.add_dimension(name=name, value=str(dimension))

@@ -2,19 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
-from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import services
-from chalicelib.services.context import Outcome
+
+# Annotations only: the models and services are imported by the requests that use them.
+if TYPE_CHECKING:
+    from chalicelib.api import params as p
+    from chalicelib.services.context import Outcome
 
 charges = Blueprint(__name__)
 bp = charges
 
 
 @bp.route("/v1/charges", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListCharges, returns="list:charge")
+@endpoint(bp, params="ListCharges", returns="list:charge")
 def list_charges(call: ApiCall) -> dict:
     params: p.ListCharges = call.params
     return services().charges.list_page(
@@ -28,7 +33,7 @@ def list_charges(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/charges/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.SearchParams, returns="list:charge")
+@endpoint(bp, params="SearchParams", returns="list:charge")
 def search_charges(call: ApiCall) -> dict:
     params: p.SearchParams = call.params
     return services().charges.search(
@@ -37,12 +42,12 @@ def search_charges(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/charges/{charge}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params, returns="charge")
+@endpoint(bp, params="Params", returns="charge")
 def retrieve_charge(call: ApiCall, charge: str) -> dict:
     return services().charges.retrieve(call.merchant_id, charge).to_api()
 
 
 @bp.route("/v1/charges/{charge}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdateCharge, returns="charge")
+@endpoint(bp, params="UpdateCharge", returns="charge")
 def update_charge(call: ApiCall, charge: str) -> Outcome:
     return services().charges.update(call.merchant_id, charge, call.context, call.params.changes())

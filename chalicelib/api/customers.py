@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
-from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import services
 from chalicelib.errors import ResourceMissing
-from chalicelib.services.context import Outcome
+
+# Annotations only: the models and services are imported by the requests that use them.
+if TYPE_CHECKING:
+    from chalicelib.api import params as p
+    from chalicelib.services.context import Outcome
 
 customers = Blueprint(__name__)
 bp = customers
 
 
 @bp.route("/v1/customers", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreateCustomer, creates="cus", returns="customer")
+@endpoint(bp, params="CreateCustomer", creates="cus", returns="customer")
 def create_customer(call: ApiCall) -> Outcome:
     return services().customers.create(call.merchant_id, call.context, call.params.changes())
 
 
 @bp.route("/v1/customers", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListCustomers, returns="list:customer")
+@endpoint(bp, params="ListCustomers", returns="list:customer")
 def list_customers(call: ApiCall) -> dict:
     params: p.ListCustomers = call.params
     return services().customers.list_page(
@@ -34,7 +39,7 @@ def list_customers(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/customers/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.SearchParams, returns="list:customer")
+@endpoint(bp, params="SearchParams", returns="list:customer")
 def search_customers(call: ApiCall) -> dict:
     params: p.SearchParams = call.params
     return services().customers.search(
@@ -43,13 +48,13 @@ def search_customers(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/customers/{customer}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params, returns="customer")
+@endpoint(bp, params="Params", returns="customer")
 def retrieve_customer(call: ApiCall, customer: str) -> dict:
     return services().customers.retrieve(call.merchant_id, customer).to_api()
 
 
 @bp.route("/v1/customers/{customer}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdateCustomer, returns="customer")
+@endpoint(bp, params="UpdateCustomer", returns="customer")
 def update_customer(call: ApiCall, customer: str) -> Outcome:
     return services().customers.update(
         call.merchant_id, customer, call.context, call.params.changes()
@@ -57,7 +62,7 @@ def update_customer(call: ApiCall, customer: str) -> Outcome:
 
 
 @bp.route("/v1/customers/{customer}", methods=["DELETE"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params="Params")
 def delete_customer(call: ApiCall, customer: str) -> Outcome:
     return services().customers.delete(call.merchant_id, customer, call.context)
 
@@ -65,7 +70,7 @@ def delete_customer(call: ApiCall, customer: str) -> Outcome:
 @bp.route(
     "/v1/customers/{customer}/payment_methods", methods=["GET"], content_types=ANY_CONTENT_TYPE
 )
-@endpoint(bp, params=p.ListCustomerPaymentMethods, returns="list:payment_method")
+@endpoint(bp, params="ListCustomerPaymentMethods", returns="list:payment_method")
 def list_customer_payment_methods(call: ApiCall, customer: str) -> dict:
     params: p.ListCustomerPaymentMethods = call.params
     services().customers.retrieve(call.merchant_id, customer)
@@ -85,7 +90,7 @@ def list_customer_payment_methods(call: ApiCall, customer: str) -> dict:
     methods=["GET"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.Params, returns="payment_method")
+@endpoint(bp, params="Params", returns="payment_method")
 def retrieve_customer_payment_method(call: ApiCall, customer: str, payment_method: str) -> dict:
     services().customers.retrieve(call.merchant_id, customer)
     pm = services().payment_methods.retrieve(call.merchant_id, payment_method)
@@ -95,7 +100,7 @@ def retrieve_customer_payment_method(call: ApiCall, customer: str, payment_metho
 
 
 @bp.route("/v1/payment_methods", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreatePaymentMethod, auth="client", creates="pm", returns="payment_method")
+@endpoint(bp, params="CreatePaymentMethod", auth="client", creates="pm", returns="payment_method")
 def create_payment_method(call: ApiCall) -> Outcome:
     params: p.CreatePaymentMethod = call.params
     return services().payment_methods.create(
@@ -115,7 +120,7 @@ def create_payment_method(call: ApiCall) -> Outcome:
 
 
 @bp.route("/v1/payment_methods", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListPaymentMethods, returns="list:payment_method")
+@endpoint(bp, params="ListPaymentMethods", returns="list:payment_method")
 def list_payment_methods(call: ApiCall) -> dict:
     params: p.ListPaymentMethods = call.params
     return services().payment_methods.list_page(
@@ -129,13 +134,13 @@ def list_payment_methods(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/payment_methods/{payment_method}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params, returns="payment_method")
+@endpoint(bp, params="Params", returns="payment_method")
 def retrieve_payment_method(call: ApiCall, payment_method: str) -> dict:
     return services().payment_methods.retrieve(call.merchant_id, payment_method).to_api()
 
 
 @bp.route("/v1/payment_methods/{payment_method}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdatePaymentMethod, returns="payment_method")
+@endpoint(bp, params="UpdatePaymentMethod", returns="payment_method")
 def update_payment_method(call: ApiCall, payment_method: str) -> Outcome:
     return services().payment_methods.update(
         call.merchant_id, payment_method, call.context, call.params.changes()
@@ -147,7 +152,7 @@ def update_payment_method(call: ApiCall, payment_method: str) -> Outcome:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.AttachPaymentMethod, creates="pm", returns="payment_method")
+@endpoint(bp, params="AttachPaymentMethod", creates="pm", returns="payment_method")
 def attach_payment_method(call: ApiCall, payment_method: str) -> Outcome:
     customer = services().customers.active(call.merchant_id, call.params.customer)
     return services().payment_methods.attach(
@@ -160,6 +165,6 @@ def attach_payment_method(call: ApiCall, payment_method: str) -> Outcome:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.Params, returns="payment_method")
+@endpoint(bp, params="Params", returns="payment_method")
 def detach_payment_method(call: ApiCall, payment_method: str) -> Outcome:
     return services().payment_methods.detach(call.merchant_id, payment_method, call.context)

@@ -12,22 +12,20 @@ import binascii
 import copy
 import functools
 import hmac
+import importlib
 import json
 import logging
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from chalice import Blueprint, Chalice, Response
 from chalice.app import Request
 
 from chalicelib.api.forms import check_size, parse_body, parse_query
-from chalicelib.api.params import Params, validate
 from chalicelib.container import services
-from chalicelib.domain.events import API_VERSION
-from chalicelib.domain.idempotency import StoredResponse, fingerprint, validate_key
 from chalicelib.domain.ids import new_id
 from chalicelib.errors import (
     ApiError,
@@ -40,7 +38,12 @@ from chalicelib.errors import (
 from chalicelib.faults import InjectedCrash
 from chalicelib.observability import Metric, observability
 from chalicelib.services import expand
-from chalicelib.services.context import Outcome, RequestContext
+
+# The parameter models, the domain and the services import pydantic and build models: a
+# request imports them (below, in the functions that use them), `import app` does not.
+if TYPE_CHECKING:
+    from chalicelib.api.params import Params
+    from chalicelib.services.context import Outcome, RequestContext
 
 logger = logging.getLogger("payflow.api")
 
@@ -53,17 +56,46 @@ client_secret, as Stripe.js calls (`client`); the sandbox admin; anyone."""
 
 MERCHANT_AUTH: frozenset[str] = frozenset({"merchant", "client"})
 
+ModelName = str
+"""A parameters model by name: a class of chalicelib.api.params (`"CreatePaymentIntent"`), or
+`"<module>.<Class>"` in another module of chalicelib.api (`"setup_params.CreateSetupIntent"`).
+Views name their model rather than import it, so that registering the routes at `import app`
+defines no pydantic class: a request imports the model it validates."""
+
+
+@functools.cache
+def parameters_model(model: ModelName | type[Params]) -> type[Params]:
+    """The model class `model` names (imported on first use; KeyError if none), or `model`
+    itself when given as a class."""
+    from chalicelib.api.params import Params
+
+    if isinstance(model, str):
+        module, _, class_name = model.rpartition(".")
+        found = getattr(
+            importlib.import_module(f"chalicelib.api.{module or 'params'}"), class_name, None
+        )
+    else:
+        found = model
+    if not (isinstance(found, type) and issubclass(found, Params)):
+        raise KeyError(f"no parameters model {model!r}")
+    return found
+
 
 @dataclass(frozen=True)
 class EndpointSpec:
     """What `@endpoint(...)` declared for a view: read by the generated API reference and by
     the tests and tools that walk every route."""
 
-    params: type[Params] | None
+    params_model: ModelName | type[Params] | None
     auth: Auth
     creates: str | None
     returns: str | None = None
     """The object type answered (`list:<type>` for a list), when the view declares it."""
+
+    @property
+    def params(self) -> type[Params] | None:
+        """The parameters model class (imported, and its module's models defined, on first use)."""
+        return parameters_model(self.params_model) if self.params_model else None
 
 
 ENDPOINTS: dict[Callable[..., Any], EndpointSpec] = {}
@@ -155,6 +187,8 @@ def respond(
     idempotency_key: str | None = None,
     replayed: bool = False,
 ) -> Response:
+    from chalicelib.domain.events import API_VERSION
+
     headers: dict[str, str | list[str]] = {
         "Content-Type": "application/json",
         "Request-Id": request_id,
@@ -173,19 +207,22 @@ def respond(
 
 
 def error_outcome(error: PayFlowError) -> Outcome:
+    from chalicelib.services.context import Outcome
+
     return Outcome(error.http_status, error.to_body(), dict(error.headers))
 
 
 def endpoint(
     owner: Blueprint | Chalice,
     *,
-    params: type[Params] | None = None,
+    params: ModelName | type[Params] | None = None,
     auth: Auth = "merchant",
     creates: str | None = None,
     returns: str | None = None,
 ) -> Callable[[Callable[..., Any]], Callable[..., Response]]:
     """Wrap a view: authenticate, validate, apply idempotency, answer Stripe-shaped.
 
+    `params` is the model the request's parameters are validated with (`ModelName`).
     `creates` is the id prefix of the object a POST creates; the idempotency claim reserves
     such an id so that a retried request creates the same object, never a second one.
     `returns` is the object type the view answers with (`list:<type>` for a list): what
@@ -226,6 +263,10 @@ def endpoint(
                 return response
 
         def run(request: Request, request_id: str, path_args: dict[str, str]) -> Response:
+            from chalicelib.api.params import validate
+            from chalicelib.domain.idempotency import StoredResponse, fingerprint, validate_key
+            from chalicelib.services.context import Outcome, RequestContext
+
             context = RequestContext(request_id=request_id)
             key: str | None = None
             expansions: list[str] = []
@@ -236,7 +277,7 @@ def endpoint(
                 _rate_limit(request, auth, principal)
                 check_path_ids(str(request.context.get("resourcePath", "")), path_args)
                 raw = _parameters(request)
-                parsed = validate(params, raw) if params else None
+                parsed = validate(parameters_model(params), raw) if params else None
                 expansions = list(parsed.expand) if parsed else []
                 expand.check(returns, expansions)
                 if request.method == "POST" and auth in MERCHANT_AUTH:
@@ -297,6 +338,8 @@ def _expanded(
     outcome: Outcome, merchant_id: str, returns: str | None, expansions: list[str]
 ) -> Outcome:
     """The outcome with `expand[]` applied (a stored response stays as it was stored)."""
+    from chalicelib.services.context import Outcome
+
     if outcome.status != 200 or not expansions:
         return outcome
     try:
@@ -384,6 +427,8 @@ def _complete(context: RequestContext, outcome: Outcome) -> None:
     claim = context.claim
     if claim is None or claim.completed:
         return
+    from chalicelib.domain.idempotency import StoredResponse
+
     try:
         services().idempotency.complete(claim, StoredResponse(outcome.status, outcome.body))
     except Exception:

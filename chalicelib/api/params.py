@@ -734,6 +734,14 @@ class RateLimitParams(BaseModel):
     write: Annotated[int, BeforeValidator(_integer), Field(ge=0, le=100_000)]
 
 
+class SetClock(Params):
+    """`POST /v1/sandbox/clock`: either `now` (epoch seconds the business clock reads from
+    here on) or `reset`."""
+
+    now: Annotated[Integer, Field(ge=946_684_800, le=4_102_444_800)] | None = None
+    reset: Boolean = False
+
+
 class UpdateMerchant(Params):
     rate_limits: Annotated[RateLimitParams | None, BeforeValidator(_blank_is_none)] = None
     """The merchant's own limits; "" goes back to the defaults."""

@@ -2,22 +2,24 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 
-from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services
-from chalicelib.domain.payment_intents import PaymentIntent
-from chalicelib.services.context import Outcome
-from chalicelib.services.payment_intents import KIND
-from chalicelib.services.search import search_body
+
+# Annotations only: the models and services are imported by the requests that use them.
+if TYPE_CHECKING:
+    from chalicelib.api import params as p
+    from chalicelib.services.context import Outcome
 
 payment_intents = Blueprint(__name__)
 bp = payment_intents
 
 
 @bp.route("/v1/payment_intents", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreatePaymentIntent, creates="pi", returns="payment_intent")
+@endpoint(bp, params="CreatePaymentIntent", creates="pi", returns="payment_intent")
 def create_payment_intent(call: ApiCall) -> Outcome:
     params: p.CreatePaymentIntent = call.params
     return services().payment_intents.create(
@@ -38,7 +40,7 @@ def create_payment_intent(call: ApiCall) -> Outcome:
 
 
 @bp.route("/v1/payment_intents", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ListPaymentIntents, returns="list:payment_intent")
+@endpoint(bp, params="ListPaymentIntents", returns="list:payment_intent")
 def list_payment_intents(call: ApiCall) -> dict:
     params: p.ListPaymentIntents = call.params
     return services().payment_intents.list_page(
@@ -53,8 +55,12 @@ def list_payment_intents(call: ApiCall) -> dict:
 # A literal segment wins over `{intent}`: API Gateway prefers the literal resource, and
 # Chalice's local matcher tries routes in sorted order ('s' sorts before '{').
 @bp.route("/v1/payment_intents/search", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.SearchParams, returns="list:payment_intent")
+@endpoint(bp, params="SearchParams", returns="list:payment_intent")
 def search_payment_intents(call: ApiCall) -> dict:
+    from chalicelib.domain.payment_intents import PaymentIntent
+    from chalicelib.services.payment_intents import KIND
+    from chalicelib.services.search import search_body
+
     params: p.SearchParams = call.params
     return search_body(
         services().objects,
@@ -69,7 +75,7 @@ def search_payment_intents(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ClientParams, auth="client", returns="payment_intent")
+@endpoint(bp, params="ClientParams", auth="client", returns="payment_intent")
 def retrieve_payment_intent(call: ApiCall, intent: str) -> dict:
     """With a publishable key (Stripe.js), the PaymentIntent's client_secret is required."""
     pi = services().payment_intents.retrieve(call.merchant_id, intent)
@@ -78,7 +84,7 @@ def retrieve_payment_intent(call: ApiCall, intent: str) -> dict:
 
 
 @bp.route("/v1/payment_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdatePaymentIntent, returns="payment_intent")
+@endpoint(bp, params="UpdatePaymentIntent", returns="payment_intent")
 def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
     changes = call.params.changes()
     if "payment_method_types" in changes and changes["payment_method_types"] is not None:
@@ -87,7 +93,7 @@ def update_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ConfirmPaymentIntent, auth="client", returns="payment_intent")
+@endpoint(bp, params="ConfirmPaymentIntent", auth="client", returns="payment_intent")
 def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
     """With a publishable key (Stripe.js), the PaymentIntent's client_secret is required."""
     params: p.ConfirmPaymentIntent = call.params
@@ -105,7 +111,7 @@ def confirm_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/capture", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CapturePaymentIntent, returns="payment_intent")
+@endpoint(bp, params="CapturePaymentIntent", returns="payment_intent")
 def capture_payment_intent(call: ApiCall, intent: str) -> Outcome:
     params: p.CapturePaymentIntent = call.params
     return services().payment_intents.capture(
@@ -119,7 +125,7 @@ def capture_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/cancel", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CancelPaymentIntent, returns="payment_intent")
+@endpoint(bp, params="CancelPaymentIntent", returns="payment_intent")
 def cancel_payment_intent(call: ApiCall, intent: str) -> Outcome:
     params: p.CancelPaymentIntent = call.params
     return services().payment_intents.cancel(
@@ -128,7 +134,7 @@ def cancel_payment_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/payment_intents/{intent}/attempts", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.Params)
+@endpoint(bp, params="Params")
 def list_payment_attempts(call: ApiCall, intent: str) -> dict:
     """Every PSP call of the PaymentIntent (connector, outcome, error code, latency) and the
     routing decision of each attempt."""

@@ -3,18 +3,19 @@ the business clock for seeding), and /health."""
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Any
 
 from chalice import Blueprint, Response
-from pydantic import Field
 
-from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services, webhooks
 from chalicelib.errors import ParameterInvalid, ResourceMissing
 from chalicelib.observability import MetricsAggregate, observability, prometheus_text
-from chalicelib.services.context import Outcome
-from chalicelib.webhooks.delivery import report_dlq_depth
+
+# Annotations only: the models and services are imported by the requests that use them.
+if TYPE_CHECKING:
+    from chalicelib.api import params as p
+    from chalicelib.services.context import Outcome
 
 sandbox = Blueprint(__name__)
 bp = sandbox
@@ -27,7 +28,7 @@ def health() -> dict:
 
 
 @bp.route("/v1/sandbox/merchants", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.CreateMerchant, auth="admin")
+@endpoint(bp, params="CreateMerchant", auth="admin")
 def create_merchant(call: ApiCall) -> dict:
     return services().merchants.create(name=call.params.name)
 
@@ -40,7 +41,7 @@ def retrieve_merchant(call: ApiCall, merchant: str) -> dict:
 
 
 @bp.route("/v1/sandbox/merchants/{merchant}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.UpdateMerchant, auth="admin")
+@endpoint(bp, params="UpdateMerchant", auth="admin")
 def update_merchant(call: ApiCall, merchant: str) -> dict:
     """Set the merchant's own rate limits (`rate_limits[read]`, `rate_limits[write]`)."""
     limits = call.params.rate_limits
@@ -61,7 +62,7 @@ def delete_merchant(call: ApiCall, merchant: str) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.RollApiKey, auth="admin")
+@endpoint(bp, params="RollApiKey", auth="admin")
 def roll_api_key(call: ApiCall, merchant: str, key: str) -> dict:
     """A new key (secret shown once); the old one expires as asked (default: now)."""
     return services().merchants.roll_key(
@@ -74,7 +75,7 @@ def roll_api_key(call: ApiCall, merchant: str, key: str) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.Params, auth="admin")
+@endpoint(bp, params="Params", auth="admin")
 def revoke_api_key(call: ApiCall, merchant: str, key: str) -> dict:
     """The key stops working now (everywhere within PAYFLOW_API_KEY_CACHE_SECONDS)."""
     return services().merchants.revoke_key(merchant, key)
@@ -85,7 +86,7 @@ def revoke_api_key(call: ApiCall, merchant: str, key: str) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.CompleteAuthentication, auth="client", returns="payment_intent")
+@endpoint(bp, params="CompleteAuthentication", auth="client", returns="payment_intent")
 def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
     """Plays the customer's 3-D Secure step for a PaymentIntent in requires_action: with the
     secret key (tests, scripts), or a publishable key and the client_secret (the challenge
@@ -98,20 +99,13 @@ def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
     )
 
 
-class SetClock(p.Params):
-    """Either `now` (epoch seconds the business clock reads from here on) or `reset`."""
-
-    now: Annotated[p.Integer, Field(ge=946_684_800, le=4_102_444_800)] | None = None
-    reset: p.Boolean = False
-
-
 @bp.route("/v1/sandbox/clock", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=SetClock, auth="admin")
+@endpoint(bp, params="SetClock", auth="admin")
 def set_clock(call: ApiCall) -> dict[str, Any]:
     """Sets the clock `created` times are read from (admin key, sandbox only): `payflow seed`
     writes a history over past days through the real API. Every request and execution of this
     process reads it, so set it only while nothing else runs."""
-    params: SetClock = call.params
+    params: p.SetClock = call.params
     clock = services().clock
     if clock is None:
         raise ResourceMissing("The business clock can be set in the sandbox only.")
@@ -140,6 +134,8 @@ def prometheus_metrics(call: ApiCall) -> Response:
 
 
 def _aggregate() -> MetricsAggregate:
+    from chalicelib.webhooks.delivery import report_dlq_depth
+
     aggregate = observability().aggregate
     if aggregate is None:
         raise ResourceMissing(

@@ -3,14 +3,18 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from chalice import Blueprint
 from chalice.app import Request
 
-from chalicelib.api import params as p
-from chalicelib.api import setup_params as sp
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint, require_client_secret
 from chalicelib.container import services
-from chalicelib.services.context import Outcome
+
+# Annotations only: the models and services are imported by the requests that use them.
+if TYPE_CHECKING:
+    from chalicelib.api import setup_params as sp
+    from chalicelib.services.context import Outcome
 
 setup_intents = Blueprint(__name__)
 bp = setup_intents
@@ -25,7 +29,7 @@ def _origin(request: Request | None) -> str:
 
 
 @bp.route("/v1/setup_intents", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.CreateSetupIntent, creates="seti", returns="setup_intent")
+@endpoint(bp, params="setup_params.CreateSetupIntent", creates="seti", returns="setup_intent")
 def create_setup_intent(call: ApiCall) -> Outcome:
     params: sp.CreateSetupIntent = call.params
     return services().setup_intents.create(
@@ -47,7 +51,7 @@ def create_setup_intent(call: ApiCall) -> Outcome:
 
 
 @bp.route("/v1/setup_intents", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.ListSetupIntents, returns="list:setup_intent")
+@endpoint(bp, params="setup_params.ListSetupIntents", returns="list:setup_intent")
 def list_setup_intents(call: ApiCall) -> dict:
     params: sp.ListSetupIntents = call.params
     return services().setup_intents.list_page(
@@ -61,7 +65,7 @@ def list_setup_intents(call: ApiCall) -> dict:
 
 
 @bp.route("/v1/setup_intents/{intent}", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=p.ClientParams, auth="client", returns="setup_intent")
+@endpoint(bp, params="ClientParams", auth="client", returns="setup_intent")
 def retrieve_setup_intent(call: ApiCall, intent: str) -> dict:
     """With a publishable key (Stripe.js), the SetupIntent's client_secret is required."""
     si = services().setup_intents.retrieve(call.merchant_id, intent)
@@ -70,7 +74,7 @@ def retrieve_setup_intent(call: ApiCall, intent: str) -> dict:
 
 
 @bp.route("/v1/setup_intents/{intent}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.UpdateSetupIntent, returns="setup_intent")
+@endpoint(bp, params="setup_params.UpdateSetupIntent", returns="setup_intent")
 def update_setup_intent(call: ApiCall, intent: str) -> Outcome:
     return services().setup_intents.update(
         call.merchant_id, intent, call.context, call.params.changes()
@@ -78,7 +82,13 @@ def update_setup_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/setup_intents/{intent}/confirm", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.ConfirmSetupIntent, auth="client", creates="setatt", returns="setup_intent")
+@endpoint(
+    bp,
+    params="setup_params.ConfirmSetupIntent",
+    auth="client",
+    creates="setatt",
+    returns="setup_intent",
+)
 def confirm_setup_intent(call: ApiCall, intent: str) -> Outcome:
     """With a publishable key (Stripe.js), the SetupIntent's client_secret is required."""
     params: sp.ConfirmSetupIntent = call.params
@@ -96,7 +106,7 @@ def confirm_setup_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/setup_intents/{intent}/cancel", methods=["POST"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.CancelSetupIntent, returns="setup_intent")
+@endpoint(bp, params="setup_params.CancelSetupIntent", returns="setup_intent")
 def cancel_setup_intent(call: ApiCall, intent: str) -> Outcome:
     return services().setup_intents.cancel(
         call.merchant_id, intent, call.context, call.params.cancellation_reason
@@ -104,7 +114,7 @@ def cancel_setup_intent(call: ApiCall, intent: str) -> Outcome:
 
 
 @bp.route("/v1/setup_attempts", methods=["GET"], content_types=ANY_CONTENT_TYPE)
-@endpoint(bp, params=sp.ListSetupAttempts, returns="list:setup_attempt")
+@endpoint(bp, params="setup_params.ListSetupAttempts", returns="list:setup_attempt")
 def list_setup_attempts(call: ApiCall) -> dict:
     params: sp.ListSetupAttempts = call.params
     return services().setup_intents.list_attempts(
@@ -121,7 +131,7 @@ def list_setup_attempts(call: ApiCall) -> dict:
     methods=["POST"],
     content_types=ANY_CONTENT_TYPE,
 )
-@endpoint(bp, params=p.CompleteAuthentication, auth="client", returns="setup_intent")
+@endpoint(bp, params="CompleteAuthentication", auth="client", returns="setup_intent")
 def authenticate_setup_intent(call: ApiCall, intent: str) -> Outcome:
     """Plays the customer's 3-D Secure step for a SetupIntent in requires_action (a publishable
     key needs the client_secret, as on the challenge page payflow.js opens)."""
