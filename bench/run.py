@@ -93,7 +93,8 @@ class CallCounter:
         while True:
             call, purpose, table, key, factor = self._updates.get()
             try:
-                units = factor * _units(self._stored_size(table, json.loads(key)), 1024)
+                item = self._stored(table, json.loads(key))
+                units = factor * _units(item_size(item), 1024) + index_units(item)
                 with self._lock:
                     self.purpose_write_units[(call, purpose)] += units
                     self.write_units += units
@@ -131,11 +132,11 @@ class CallCounter:
             self.write_units += writes
             self.read_units += reads
 
-    def _stored_size(self, table: str, key: dict[str, Any]) -> int:
+    def _stored(self, table: str, key: dict[str, Any]) -> dict[str, Any]:
         if self._sizer is None:
-            return item_size(key)
+            return key
         item = self._sizer.get_item(TableName=table, Key=key, ConsistentRead=True).get("Item")
-        return item_size(item or key)
+        return dict(item or key)
 
 
 SIMULATED_PSP = "dal.simulator."
@@ -195,6 +196,29 @@ def _value_size(value: dict[str, Any]) -> int:
     return sum(len(str(v)) for v in content)  # sets
 
 
+def _index_keys() -> tuple[str, ...]:
+    """The attributes that put an item in one of the tables' global secondary indexes (each
+    projects ALL attributes), from the template that deploys them."""
+    template = json.loads((ROOT / "infra" / "resources.json").read_text())
+    keys = []
+    for resource in template.get("Resources", {}).values():
+        for index in resource.get("Properties", {}).get("GlobalSecondaryIndexes", []):
+            assert index["Projection"]["ProjectionType"] == "ALL", index["IndexName"]
+            keys.append(
+                next(k["AttributeName"] for k in index["KeySchema"] if k["KeyType"] == "HASH")
+            )
+    return tuple(keys)
+
+
+INDEX_KEYS = _index_keys()
+
+
+def index_units(item: dict[str, Any]) -> int:
+    """Write units an item's index entries cost (not doubled in a transaction): a write to an
+    indexed item is a write to each index it is in, billed by the projected (whole) item."""
+    return sum(_units(item_size(item), 1024) for key in INDEX_KEYS if key in item)
+
+
 def _units(size: int, unit: int) -> int:
     return max(1, math.ceil(size / unit))
 
@@ -209,7 +233,8 @@ def _capacity(
 
     def write(action: str, payload: dict[str, Any], factor: float) -> float:
         if action in ("Put", "PutItem"):
-            return factor * _units(item_size(payload["Item"]), 1024)
+            item = payload["Item"]
+            return factor * _units(item_size(item), 1024) + index_units(item)
         if action in ("Update", "UpdateItem", "Delete", "DeleteItem"):
             later(payload["TableName"], payload["Key"], factor)
         return 0.0  # updates billed later; a ConditionCheck is read capacity
