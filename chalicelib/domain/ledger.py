@@ -108,7 +108,9 @@ def capture(
     created: int,
     available_on: int,
 ) -> JournalEntry:
-    """Captured funds: the PSP owes them to us, we owe them to the merchant (pending)."""
+    """Captured funds: the PSP owes them to us, we owe them to the merchant: pending until
+    `available_on`, or available at once when that is now (no release entry to follow)."""
+    owed = AVAILABLE if available_on <= created else PENDING
     return JournalEntry(
         id=f"je_charge_{charge}",
         merchant_id=merchant_id,
@@ -119,7 +121,7 @@ def capture(
         available_on=available_on,
         postings=[
             Posting(account=psp_clearing(connector), amount=amount),
-            Posting(account=PENDING, amount=-amount),
+            Posting(account=owed, amount=-amount),
         ],
     )
 

@@ -553,7 +553,7 @@ class PaymentIntentService:
 
     def _post_capture(self, batch: WriteBatch, before: PaymentIntent, after: PaymentIntent) -> None:
         """Captured money enters the ledger in the same transaction as the status change:
-        pending until available_on (released at once when there is no delay)."""
+        pending until available_on, or available at once when there is no delay."""
         captured = after.amount_received - before.amount_received
         if captured <= 0:
             return
@@ -567,10 +567,9 @@ class PaymentIntentService:
             created=now,
             available_on=now + self._availability_delay,
         )
-        if self._availability_delay > 0:
-            self._ledger.add(batch, entry, status="pending")
-            return
-        self._ledger.add(batch, entry, ledger_rules.release(entry, now), status="available")
+        self._ledger.add(
+            batch, entry, status="pending" if self._availability_delay > 0 else "available"
+        )
 
     def _commit_or_explain(
         self,
