@@ -711,16 +711,6 @@ def main(argv: list[str] | None = None) -> int:
         results["pipeline_one_client"] = pipeline(
             running, key, max(20, args.payments // 4), 1, counter
         )
-        if args.pipeline_only:
-            print(latency_table(results))
-            print()
-            print(purpose_table(results["pipeline"]))
-            return 0
-        print("raw PutItems ...", file=sys.stderr, flush=True)
-        results["raw_put_item"] = raw_put_items(running, args.puts)
-        results["pipeline_to_put_item_ratio"] = round(
-            results["pipeline"]["payments_per_second"] / results["raw_put_item"]["per_second"], 4
-        )
         from chalicelib.observability import observability
 
         aggregate = observability().aggregate
@@ -732,6 +722,20 @@ def main(argv: list[str] | None = None) -> int:
                 ):
                     api_ms = series.total / max(1, series.count)
         results["cost"] = cost_per_million(results["pipeline"], api_ms)
+        if args.pipeline_only:
+            cost = results["cost"]
+            print(f"AWS cost per million payments: ${cost['total_per_million_usd']:,.2f}")
+            for line, usd in cost["per_million_usd"].items():
+                print(f"  {line}: ${usd:,.2f}")
+            print(latency_table(results))
+            print()
+            print(purpose_table(results["pipeline"]))
+            return 0
+        print("raw PutItems ...", file=sys.stderr, flush=True)
+        results["raw_put_item"] = raw_put_items(running, args.puts)
+        results["pipeline_to_put_item_ratio"] = round(
+            results["pipeline"]["payments_per_second"] / results["raw_put_item"]["per_second"], 4
+        )
         print("idempotency ...", file=sys.stderr, flush=True)
         results["idempotency"] = idempotency(running, merchant_id, counter, runs=30)
         print("stripe-python keep-alive ...", file=sys.stderr, flush=True)
