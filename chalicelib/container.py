@@ -12,6 +12,7 @@ from botocore.config import Config
 
 from chalicelib.clock import SandboxClock
 from chalicelib.concurrency import Once
+from chalicelib.connectors.razorpay_connector import RazorpayAccount
 from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.events import EventStore
@@ -109,6 +110,9 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         simulator_ledger,
         stripe_api_key=settings.stripe_api_key,
         stripe_api_base=settings.stripe_api_base,
+        razorpay=RazorpayAccount(
+            settings.razorpay_key_id, settings.razorpay_key_secret, settings.razorpay_api_base
+        ),
     )
     circuits = CircuitBreakers(connector_state)
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)

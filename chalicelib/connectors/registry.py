@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from chalicelib.connectors.base import Connector
+from chalicelib.connectors.razorpay_connector import RazorpayAccount, RazorpayConnector
 from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
 from chalicelib.connectors.stripe_connector import StripeConnector
 from chalicelib.dal.connectors import ConnectorStateStore
@@ -39,6 +40,7 @@ class ConnectorRegistry:
         *,
         stripe_api_key: str | None = None,
         stripe_api_base: str | None = None,
+        razorpay: RazorpayAccount | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -47,22 +49,31 @@ class ConnectorRegistry:
         self._ledger = ledger
         self._stripe_api_key = stripe_api_key
         self._stripe_api_base = stripe_api_base
+        self._razorpay = razorpay or RazorpayAccount()
         self._clock = clock
         self._sleep = sleep
 
     def routing_for(self, merchant_id: str) -> RoutingConfig:
         """The merchant's routing, with run-time `enabled` switches and unconfigured
-        connectors (Stripe without a key) applied."""
+        connectors (a PSP without its credentials) applied."""
         own = self._state.merchant_routing(merchant_id)
         config = RoutingConfig.model_validate(own) if own else self.defaults
         settings = self._state.settings(c.id for c in config.connectors)
         connectors = []
         for connector in config.connectors:
             enabled = connector.enabled and settings.get(connector.id, {}).get("enabled", True)
-            if connector.kind == ConnectorKind.STRIPE and not self._stripe_api_key:
+            if not self._configured(connector.kind):
                 enabled = False
             connectors.append(connector.model_copy(update={"enabled": enabled}))
         return config.model_copy(update={"connectors": connectors})
+
+    def _configured(self, kind: ConnectorKind) -> bool:
+        """Whether PayFlow holds the credentials connectors of this kind need."""
+        if kind == ConnectorKind.STRIPE:
+            return bool(self._stripe_api_key)
+        if kind == ConnectorKind.RAZORPAY:
+            return self._razorpay.configured
+        return True
 
     def connector(self, config: ConnectorConfig) -> Connector:
         """The Connector that serves `config`."""
@@ -72,6 +83,10 @@ class ConnectorRegistry:
                 connector_id=config.id,
                 api_base=self._stripe_api_base,
                 timeout_ms=config.timeout_ms,
+            )
+        if config.kind == ConnectorKind.RAZORPAY:
+            return RazorpayConnector(
+                self._razorpay, connector_id=config.id, timeout_ms=config.timeout_ms
             )
         return SimulatorConnector(
             self._ledger,
