@@ -12,6 +12,7 @@ from botocore.config import Config
 
 from chalicelib.clock import SandboxClock
 from chalicelib.concurrency import Once
+from chalicelib.connectors.adyen_connector import AdyenAccount
 from chalicelib.connectors.razorpay_connector import RazorpayAccount
 from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 from chalicelib.dal.connectors import ConnectorStateStore
@@ -20,6 +21,7 @@ from chalicelib.dal.idempotency import IdempotencyStore
 from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.merchants import MerchantStore
 from chalicelib.dal.objects import ObjectStore
+from chalicelib.dal.psp_events import PspEventStore
 from chalicelib.dal.ratelimit import RateLimitStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
@@ -104,6 +106,7 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
     simulator_ledger = SimulatorLedger(dynamodb, settings.simulator_table)
     ledger = LedgerStore(dynamodb, settings.payments_table, clock=clock)
     connector_state = ConnectorStateStore(dynamodb, settings.payments_table)
+    psp_events = PspEventStore(dynamodb, settings.payments_table, clock=clock)
     registry = ConnectorRegistry(
         load_default_routing(),
         connector_state,
@@ -113,6 +116,10 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
         razorpay=RazorpayAccount(
             settings.razorpay_key_id, settings.razorpay_key_secret, settings.razorpay_api_base
         ),
+        adyen=AdyenAccount(
+            settings.adyen_api_key, settings.adyen_merchant_account, settings.adyen_checkout_base
+        ),
+        psp_events=psp_events,
     )
     circuits = CircuitBreakers(connector_state)
     stepfunctions = session.client("stepfunctions", config=_CLIENT_CONFIG)

@@ -13,11 +13,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from chalicelib.connectors.adyen_connector import AdyenAccount, AdyenConnector, Notifications
 from chalicelib.connectors.base import Connector
 from chalicelib.connectors.razorpay_connector import RazorpayAccount, RazorpayConnector
 from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
 from chalicelib.connectors.stripe_connector import StripeConnector
 from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.dal.psp_events import PspEventStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.routing import ConnectorConfig, ConnectorKind, RoutingConfig
 
@@ -41,6 +43,8 @@ class ConnectorRegistry:
         stripe_api_key: str | None = None,
         stripe_api_base: str | None = None,
         razorpay: RazorpayAccount | None = None,
+        adyen: AdyenAccount | None = None,
+        psp_events: PspEventStore | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -50,6 +54,8 @@ class ConnectorRegistry:
         self._stripe_api_key = stripe_api_key
         self._stripe_api_base = stripe_api_base
         self._razorpay = razorpay or RazorpayAccount()
+        self._adyen = adyen or AdyenAccount()
+        self._psp_events = psp_events
         self._clock = clock
         self._sleep = sleep
 
@@ -73,6 +79,9 @@ class ConnectorRegistry:
             return bool(self._stripe_api_key)
         if kind == ConnectorKind.RAZORPAY:
             return self._razorpay.configured
+        if kind == ConnectorKind.ADYEN:
+            # Adyen's outcomes arrive by notification only: no event store, no Adyen.
+            return self._adyen.configured and self._psp_events is not None
         return True
 
     def connector(self, config: ConnectorConfig) -> Connector:
@@ -88,6 +97,13 @@ class ConnectorRegistry:
             return RazorpayConnector(
                 self._razorpay, connector_id=config.id, timeout_ms=config.timeout_ms
             )
+        if config.kind == ConnectorKind.ADYEN:
+            return AdyenConnector(
+                self._adyen,
+                self._notifications(config.id),
+                connector_id=config.id,
+                timeout_ms=config.timeout_ms,
+            )
         return SimulatorConnector(
             self._ledger,
             connector_id=config.id,
@@ -97,6 +113,15 @@ class ConnectorRegistry:
             clock=self._clock,
             sleep=self._sleep,
         )
+
+    def _notifications(self, connector_id: str) -> Notifications:
+        """What the Adyen connector `connector_id` reads of the notifications stored for it."""
+        events = self._psp_events
+
+        def find(code: str, reference: str) -> dict[str, Any] | None:
+            return events.find(connector_id, code, reference) if events else None
+
+        return find
 
     def connector_for(self, merchant_id: str, connector_id: str) -> Connector:
         """The connector a PaymentIntent was authorized by (capture, cancel, refund go there)."""
