@@ -12,7 +12,8 @@ authorisation was made in from it. Adyen's own integration guide requires those 
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -28,6 +29,12 @@ from chalicelib.connectors.base import (
     PspRateLimited,
     PspTimeout,
     PspUnavailable,
+)
+from chalicelib.domain.psp_events import (
+    InvalidWebhook,
+    PspEvent,
+    PspOutcome,
+    payment_intent_of,
 )
 from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, describe
 
@@ -341,3 +348,56 @@ def _from_notification(item: dict[str, Any]) -> AuthorizationResult:
     reason = str(item.get("reason") or "")
     decline = _refusal(REFUSAL_CODES.get(reason.split(":")[0].strip()), reason)
     return AuthorizationResult(AuthorizationStatus.DECLINED, psp, _charge_id(psp), decline)
+
+
+def webhook_events(hmac_key: str, headers: Mapping[str, str], body: bytes) -> list[PspEvent]:
+    """An Adyen notification request, verified: every item carries the HMAC Adyen signs with
+    the merchant's HMAC key (checked by the SDK). An item is one event, named by its event
+    code and pspReference (how Adyen's duplicates are recognized). Raises InvalidWebhook when
+    any item's signature does not match."""
+    import Adyen.util
+
+    try:
+        request = json.loads(body)
+        items = [entry["NotificationRequestItem"] for entry in request["notificationItems"]]
+        valid = all(Adyen.util.is_valid_hmac_notification(item, hmac_key) for item in items)
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InvalidWebhook("The Adyen notification is not readable.") from error
+    if not items or not valid:
+        raise InvalidWebhook("An Adyen notification item's hmacSignature does not match.")
+    return [_event(item) for item in items]
+
+
+def _event(item: dict[str, Any]) -> PspEvent:
+    code = str(item.get("eventCode", ""))
+    psp = str(item.get("pspReference", ""))
+    reference = str(item.get("merchantReference", ""))
+    success = item.get("success") == "true"
+    amount = (item.get("amount") or {}).get("value")
+    outcome = PspOutcome.OTHER
+    payment_psp = psp
+    decline = None
+    if code == "AUTHORISATION":
+        outcome = PspOutcome.AUTHORIZED if success else PspOutcome.FAILED
+        if not success:
+            try:
+                decline = _from_notification(item).decline
+            except ConnectorError:
+                # A refusal Adyen would fail over on (issuer unavailable): still a failure here.
+                decline = Decline("card_declined", str(item.get("reason") or ""), None)
+    elif code == "CAPTURE" and success:
+        outcome = PspOutcome.CAPTURED
+        payment_psp = str(item.get("originalReference", ""))
+    return PspEvent(
+        id=f"{code}:{psp}",
+        type=code,
+        outcome=outcome,
+        payment_intent_id=payment_intent_of(reference),
+        attempt_key=reference if code == "AUTHORISATION" else None,
+        psp_reference=payment_psp or None,
+        charge_id=_charge_id(payment_psp) if payment_psp else None,
+        amount=amount if isinstance(amount, int) else None,
+        decline=decline,
+        references=(reference, psp),
+        body=item,
+    )

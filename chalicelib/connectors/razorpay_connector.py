@@ -13,7 +13,9 @@ no void call), and a capture takes the whole authorized amount.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+import hmac
+import json
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -31,6 +33,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
+from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
 from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, TestCard, describe
 
 if TYPE_CHECKING:
@@ -326,7 +329,10 @@ class RazorpayConnector(Connector):
             "order_id": order_id,
             "email": self._email,
             "contact": self._contact,
-            "notes": {"payflow_payment_intent": request.payment_intent_id},
+            "notes": {
+                "payflow_payment_intent": request.payment_intent_id,
+                "payflow_key": request.idempotency_key,
+            },
         }
         if pm.type == "upi":
             # Razorpay's test VPA that approves the collect request.
@@ -389,3 +395,47 @@ def _result(payment: dict[str, Any]) -> AuthorizationResult:
             decline=decline_for(payment.get("error_reason"), payment.get("error_description")),
         )
     raise PspTimeout(f"razorpay payment {payment['id']} is still {status}")
+
+
+_WEBHOOK_OUTCOMES = {
+    "payment.authorized": PspOutcome.AUTHORIZED,
+    "payment.captured": PspOutcome.CAPTURED,
+    "payment.failed": PspOutcome.FAILED,
+}
+
+
+def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list[PspEvent]:
+    """A Razorpay webhook, verified: `X-Razorpay-Signature` is the hex HMAC-SHA256 of the raw
+    body under the webhook secret; `X-Razorpay-Event-Id` names the event (duplicates share it).
+    Raises InvalidWebhook when the signature does not match."""
+    given = headers.get("x-razorpay-signature", "")
+    expected = hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
+    if not hmac.compare_digest(given.encode(), expected.encode()):
+        raise InvalidWebhook("The X-Razorpay-Signature does not match the body.")
+    try:
+        event = json.loads(body)
+        name = str(event["event"])
+        payment = (event.get("payload") or {}).get("payment", {}).get("entity") or {}
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise InvalidWebhook("The Razorpay webhook body is not an event.") from error
+    notes = payment.get("notes") or {}
+    notes = notes if isinstance(notes, dict) else {}
+    event_id = headers.get("x-razorpay-event-id") or f"{name}:{payment.get('id', '')}"
+    outcome = _WEBHOOK_OUTCOMES.get(name, PspOutcome.OTHER)
+    payment_id = payment.get("id")
+    return [
+        PspEvent(
+            id=event_id,
+            type=name,
+            outcome=outcome,
+            payment_intent_id=notes.get("payflow_payment_intent"),
+            attempt_key=notes.get("payflow_key"),
+            psp_reference=payment_id,
+            charge_id=_charge_id(payment_id) if payment_id else None,
+            amount=payment.get("amount") if isinstance(payment.get("amount"), int) else None,
+            decline=decline_for(payment.get("error_reason"), payment.get("error_description"))
+            if outcome == PspOutcome.FAILED
+            else None,
+            body=event,
+        )
+    ]
