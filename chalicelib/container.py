@@ -41,6 +41,7 @@ from chalicelib.services.merchants import MerchantService
 from chalicelib.services.orchestration import PaymentOrchestrator
 from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.payment_methods import PaymentMethodService
+from chalicelib.services.psp_events import PspEventService, WebhookSecrets
 from chalicelib.services.ratelimits import RateLimiter
 from chalicelib.services.refunds import RefundService
 from chalicelib.services.resources import Resources
@@ -85,6 +86,7 @@ class Services:
     charges: ChargeService
     setup_intents: SetupIntentService
     expander: Expander
+    psp_events: PspEventService
     clock: SandboxClock | None = None
     """The settable business clock, in the sandbox only (None on AWS: the wall clock)."""
 
@@ -197,6 +199,16 @@ def build_services(settings: Settings, session: boto3.session.Session | None = N
                 "seti_": lambda m, i: _body(lambda: setup_intents.retrieve(m, i)),
                 "setatt_": lambda m, i: _body(lambda: setup_intents.attempt(m, i)),
             }
+        ),
+        psp_events=PspEventService(
+            registry.defaults,
+            WebhookSecrets(
+                stripe=settings.stripe_webhook_secret,
+                razorpay=settings.razorpay_webhook_secret,
+                adyen=settings.adyen_hmac_key,
+            ),
+            psp_events,
+            payment_intents,
         ),
         clock=sandbox_clock,
     )

@@ -1,0 +1,272 @@
+"""Provider webhooks in, through HTTP on the embedded sandbox: each provider's signature, each
+event stored once, applied in any order and only forward, with one merchant event per change
+and the ledger balanced."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import time
+import uuid
+from typing import Any
+
+import pytest
+import requests
+
+from chalicelib.container import services
+from payflow.sandbox.pollers import wait_for
+from tests.conftest import RAZORPAY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, Api
+from tests.fakes.adyen_server import FakeAdyen, notification_body
+from tests.fakes.razorpay_server import FakeRazorpay
+
+
+def route_to(api: Api, kind: str, **rules: Any) -> None:
+    """This merchant routes everything to the one connector of `kind` (id = kind)."""
+    connector = {"id": kind, "kind": kind, "payment_method_types": ["card", "upi"], **rules}
+    response = api.session.post(api.base + "/v1/routing", json={"connectors": [connector]})
+    assert response.status_code == 200, response.text
+
+
+def confirm(api: Api, pm: str, currency: str, **extra: str) -> dict[str, Any]:
+    response = api.post(
+        "/v1/payment_intents",
+        {"amount": 2000, "currency": currency, "payment_method": pm, "confirm": "true", **extra},
+    )
+    assert response.status_code == 200, response.text
+    return response.json()  # type: ignore[no-any-return]
+
+
+def status(api: Api, pi_id: str) -> str:
+    return str(api.get(f"/v1/payment_intents/{pi_id}").json()["status"])
+
+
+def events_of(api: Api, pi_id: str) -> list[str]:
+    listed = api.get("/v1/events", params={"limit": 100}).json()["data"]
+    return [e["type"] for e in listed if e["data"]["object"].get("id") == pi_id]
+
+
+def assert_ledger_balanced(api: Api) -> None:
+    report = services().ledger.check(services().merchants.authenticate(api.session.auth[0]))
+    assert report.ok, (report.unbalanced, report.drift)
+
+
+def available(api: Api, currency: str) -> int:
+    body = api.get("/v1/balance").json()
+    return sum(b["amount"] for b in body["available"] if b["currency"] == currency)
+
+
+# -- Razorpay ----------------------------------------------------------------------------------
+
+
+def razorpay_webhook(
+    api: Api, name: str, payment: dict[str, Any], event_id: str, secret: str = ""
+) -> requests.Response:
+    body = json.dumps(
+        {
+            "entity": "event",
+            "account_id": "acc_fake",
+            "event": name,
+            "contains": ["payment"],
+            "payload": {"payment": {"entity": payment}},
+            "created_at": int(time.time()),
+        }
+    ).encode()
+    signature = hmac.new(
+        (secret or RAZORPAY_WEBHOOK_SECRET).encode(), body, hashlib.sha256
+    ).hexdigest()
+    return requests.post(
+        f"{api.base}/v1/psp_webhooks/razorpay",
+        data=body,
+        headers={
+            "Content-Type": "application/json",
+            "X-Razorpay-Signature": signature,
+            "X-Razorpay-Event-Id": event_id,
+        },
+        timeout=30,
+    )
+
+
+def results(response: requests.Response) -> list[str]:
+    assert response.status_code == 200, response.text
+    return [e["result"] for e in response.json()["events"]]
+
+
+def test_razorpay_webhooks_finish_a_3ds_payment_once_in_any_order(
+    api: Api, fake_razorpay: FakeRazorpay
+):
+    # Given a card payment routed to Razorpay, waiting for the customer's 3-D Secure
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_card_authenticationRequired", "inr")
+    assert pi["status"] == "requires_action", pi
+    requests.get(pi["next_action"]["redirect_to_url"]["url"], params={"succeeded": "1"})
+    payment = fake_razorpay.payments[pi["next_action"]["redirect_to_url"]["url"].split("/")[-1]]
+    suffix = uuid.uuid4().hex[:8]
+
+    # When Razorpay reports the capture before the authorization, then repeats the capture
+    captured = razorpay_webhook(api, "payment.captured", payment, f"evt_cap_{suffix}")
+    authorized = razorpay_webhook(api, "payment.authorized", payment, f"evt_auth_{suffix}")
+    again = razorpay_webhook(api, "payment.captured", payment, f"evt_cap_{suffix}")
+
+    # Then the capture moved it, the late authorization changed nothing, the copy was skipped
+    assert (results(captured), results(authorized), results(again)) == (
+        ["applied"],
+        ["unchanged"],
+        ["duplicate"],
+    )
+    done = api.get(f"/v1/payment_intents/{pi['id']}").json()
+    assert (done["status"], done["amount_received"]) == ("succeeded", 2000)
+    assert done["latest_charge"] == "ch_" + payment["id"].removeprefix("pay_")
+    assert events_of(api, pi["id"]).count("payment_intent.succeeded") == 1
+    assert available(api, "inr") == 2000
+    assert_ledger_balanced(api)
+
+
+def test_a_failed_authentication_reported_by_razorpay_declines_the_payment(
+    api: Api, fake_razorpay: FakeRazorpay
+):
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_card_authenticationRequired", "inr")
+    url = pi["next_action"]["redirect_to_url"]["url"]
+    requests.get(url, params={"succeeded": "0"})
+    payment = fake_razorpay.payments[url.split("/")[-1]]
+    response = razorpay_webhook(api, "payment.failed", payment, f"evt_{uuid.uuid4().hex}")
+    assert results(response) == ["applied"]
+    failed = api.get(f"/v1/payment_intents/{pi['id']}").json()
+    assert failed["status"] == "requires_payment_method"
+    assert failed["last_payment_error"]["code"] == "payment_intent_authentication_failure"
+    assert events_of(api, pi["id"]).count("payment_intent.payment_failed") == 1
+
+
+def test_a_wrongly_signed_webhook_is_refused_and_changes_nothing(
+    api: Api, fake_razorpay: FakeRazorpay
+):
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_card_authenticationRequired", "inr")
+    url = pi["next_action"]["redirect_to_url"]["url"]
+    requests.get(url, params={"succeeded": "1"})
+    payment = fake_razorpay.payments[url.split("/")[-1]]
+    forged = razorpay_webhook(api, "payment.captured", payment, "evt_forged", secret="guess")
+    assert forged.status_code == 400
+    assert forged.json()["error"]["code"] == "psp_webhook_invalid"
+    assert status(api, pi["id"]) == "requires_action"
+    unknown = requests.post(f"{api.base}/v1/psp_webhooks/nobody", data=b"{}", timeout=10)
+    assert unknown.status_code == 404
+
+
+# -- Adyen -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def adyen(api: Api, fake_adyen: FakeAdyen):
+    """The fake Adyen delivers its notifications to the sandbox, as Adyen's webhook would."""
+    fake_adyen.webhook_url = f"{api.base}/v1/psp_webhooks/adyen"
+    yield fake_adyen
+    fake_adyen.webhook_url = None
+
+
+def test_adyens_authorisation_notification_finishes_a_3ds_payment(api: Api, adyen: FakeAdyen):
+    route_to(api, "adyen", payment_method_types=["card"])
+    pi = confirm(api, "pm_card_authenticationRequired", "eur")
+    assert pi["status"] == "requires_action", pi
+
+    # When the shopper authenticates, Adyen sends AUTHORISATION (to the sandbox)
+    requests.get(pi["next_action"]["redirect_to_url"]["url"], params={"succeeded": "1"})
+
+    # Then the PaymentIntent succeeds, once, and a repeated notification is a duplicate
+    wait_for(lambda: status(api, pi["id"]) == "succeeded", timeout=15)
+    item = next(
+        n
+        for n in adyen.notifications
+        if n["eventCode"] == "AUTHORISATION" and n["merchantReference"].startswith(pi["id"])
+    )
+    repeated = requests.post(
+        f"{api.base}/v1/psp_webhooks/adyen", json=notification_body([item]), timeout=30
+    )
+    assert results(repeated) == ["duplicate"]
+    assert events_of(api, pi["id"]).count("payment_intent.succeeded") == 1
+    assert available(api, "eur") == 2000
+    assert_ledger_balanced(api)
+
+
+def test_adyen_manual_capture_with_notifications_late_and_repeated(api: Api, adyen: FakeAdyen):
+    route_to(api, "adyen", payment_method_types=["card"])
+    pi = confirm(api, "pm_card_visa", "eur", capture_method="manual")
+    assert pi["status"] == "requires_capture", pi
+    # AUTHORISATION races the state machine's own answer: whichever lands first moves the
+    # PaymentIntent, the other finds nothing left to do.
+    event_id = f"AUTHORISATION:{psp_reference(api, pi['id'])}"
+
+    def authorised() -> dict[str, Any] | None:
+        return services().psp_events.stored("adyen", event_id)
+
+    wait_for(lambda: authorised() is not None, timeout=15)
+    record = authorised()
+    assert record is not None and record["applied"] is True
+    assert record["outcome"] in ("applied", "unchanged")
+    assert events_of(api, pi["id"]).count("payment_intent.amount_capturable_updated") == 1
+    captured = api.post(f"/v1/payment_intents/{pi['id']}/capture", {"amount_to_capture": 1500})
+    assert captured.status_code == 200, captured.text
+    assert captured.json()["amount_received"] == 1500
+
+    # The CAPTURE notification arrives after PayFlow's own capture: nothing moves twice.
+    def capture_item() -> dict[str, Any] | None:
+        return adyen.find_notification("CAPTURE", f"{pi['id']}:capture")
+
+    wait_for(lambda: capture_item() is not None, timeout=15)
+    capture = capture_item()
+    assert capture is not None
+    late = requests.post(
+        f"{api.base}/v1/psp_webhooks/adyen", json=notification_body([capture]), timeout=30
+    )
+    assert results(late) in (["unchanged"], ["duplicate"])
+    assert events_of(api, pi["id"]).count("payment_intent.succeeded") == 1
+    assert available(api, "eur") == 1500
+    assert_ledger_balanced(api)
+
+
+# -- Stripe ------------------------------------------------------------------------------------
+
+
+def test_a_capture_made_at_stripe_reaches_payflow_by_stripes_webhook(api: Api, fake_stripe):
+    route_to(api, "stripe", payment_method_types=["card"])
+    pi = confirm(api, "pm_card_visa", "usd", capture_method="manual")
+    assert pi["status"] == "requires_capture", pi
+    intent = dict(fake_stripe.intents[psp_reference(api, pi["id"])])
+    intent.update(status="succeeded", amount_received=2000)
+    payload = json.dumps(
+        {
+            "id": f"evt_{uuid.uuid4().hex[:16]}",
+            "object": "event",
+            "type": "payment_intent.succeeded",
+            "data": {"object": intent},
+        }
+    )
+    timestamp = int(time.time())
+    v1 = hmac.new(
+        STRIPE_WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
+    ).hexdigest()
+
+    def send() -> requests.Response:
+        return requests.post(
+            f"{api.base}/v1/psp_webhooks/stripe",
+            data=payload,
+            headers={
+                "Content-Type": "application/json",
+                "Stripe-Signature": f"t={timestamp},v1={v1}",
+            },
+            timeout=30,
+        )
+
+    assert (results(send()), results(send())) == (["applied"], ["duplicate"])
+    assert status(api, pi["id"]) == "succeeded"
+    assert events_of(api, pi["id"]).count("payment_intent.succeeded") == 1
+    assert_ledger_balanced(api)
+
+
+def psp_reference(api: Api, pi_id: str) -> str:
+    """The provider's payment behind a PayFlow PaymentIntent."""
+    merchant = services().merchants.authenticate(api.session.auth[0])
+    reference = services().payment_intents.retrieve(merchant, pi_id).psp_reference
+    assert reference is not None
+    return reference
