@@ -270,3 +270,41 @@ def psp_reference(api: Api, pi_id: str) -> str:
     reference = services().payment_intents.retrieve(merchant, pi_id).psp_reference
     assert reference is not None
     return reference
+
+
+# -- the orchestration over the providers' connectors ------------------------------------------
+
+
+def test_a_razorpay_timeout_that_charged_is_found_not_charged_again(
+    api: Api, fake_razorpay: FakeRazorpay
+):
+    # Given Razorpay pays but its answer comes after the connector gave up
+    route_to(api, "razorpay", currencies=["inr"], timeout_ms=1000)
+    fake_razorpay.misbehave("timeout_after_charge", path="/v1/payments/create")
+
+    # When the state machine retries the attempt
+    pi = confirm(api, "pm_card_visa", "inr")
+
+    # Then it found the payment made for this attempt's key instead of paying again
+    assert pi["status"] == "succeeded", pi
+    paid = [
+        p
+        for p in fake_razorpay.payments.values()
+        if p["notes"].get("payflow_payment_intent") == pi["id"]
+    ]
+    assert len(paid) == 1 and paid[0]["status"] == "captured"
+    outcomes = [
+        a["outcome"] for a in api.get(f"/v1/payment_intents/{pi['id']}/attempts").json()["data"]
+    ]
+    assert outcomes[0] == "PspTimeout" and outcomes[-1] in ("authorized", "reconciled")
+
+
+def test_an_adyen_timeout_that_charged_is_replayed_by_its_idempotency_key(
+    api: Api, fake_adyen: FakeAdyen
+):
+    route_to(api, "adyen", payment_method_types=["card"], timeout_ms=1000)
+    fake_adyen.misbehave("timeout_after_charge", path="/v72/payments")
+    pi = confirm(api, "pm_card_visa", "eur")
+    assert pi["status"] == "succeeded", pi
+    made = [p for p in fake_adyen.payments.values() if p["merchantReference"].startswith(pi["id"])]
+    assert len(made) == 1
