@@ -360,13 +360,15 @@ def _answer(
     orders: list[tuple[dict[str, Any], list[dict[str, Any]]]],
 ) -> AuthorizationResult | None:
     """What the orders of one idempotency key have answered (None: no payment made yet).
-    A payment still waiting for its customer is neither paid again nor given up on."""
+    A payment still waiting for its customer is neither paid again nor given up on: a UPI
+    collect request waits for the customer's approval, a card for its 3-D Secure."""
     for _, payments in orders:
         answered = _settled(payments)
         if answered is not None:
             return answered
-        if any(p["status"] == "created" for p in payments):
-            raise PspTimeout("razorpay is still waiting for this payment's customer")
+        waiting = [p for p in payments if p["status"] == "created"]
+        if waiting:
+            return _result(waiting[0])
     return None
 
 
@@ -393,6 +395,15 @@ def _result(payment: dict[str, Any]) -> AuthorizationResult:
             payment["id"],
             charge,
             decline=decline_for(payment.get("error_reason"), payment.get("error_description")),
+        )
+    if status == "created" and payment.get("method") == "upi":
+        # The collect request is on the customer's phone; Razorpay's webhook says when they
+        # approve it (POST /v1/psp_webhooks/{connector}).
+        return AuthorizationResult(
+            AuthorizationStatus.REQUIRES_ACTION,
+            payment["id"],
+            charge,
+            next_action={"type": "upi_await_notification"},
         )
     raise PspTimeout(f"razorpay payment {payment['id']} is still {status}")
 

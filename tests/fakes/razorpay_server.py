@@ -9,8 +9,9 @@ Razorpay sends them: `{"error": {"code", "description", "source", "step", "reaso
 
 Test behaviour follows the card number (PayFlow sends Stripe's test numbers) and Razorpay's
 test VPAs (`success@razorpay`, `failure@razorpay`). A card that needs 3-D Secure leaves the
-payment `created` with a redirect; `GET /_fake/authenticate/{payment}?succeeded=1|0` is the
-bank page that finishes it.
+payment `created` with a redirect, and so does a UPI collect request until the customer
+approves it; `GET /_fake/authenticate/{payment}?succeeded=1|0` is the bank page or the UPI app
+that finishes it.
 """
 
 from __future__ import annotations
@@ -165,9 +166,13 @@ class FakeRazorpay(FakeProvider):
         self.payments[payment["id"]] = payment
         declined: tuple[str, str] | None = None
         if kind == "upi":
+            # A collect request waits for the customer's approval in their UPI app
+            # (`/_fake/authenticate/{payment}` stands for it); failure@razorpay fails at once.
             vpa = (body.get("upi") or {}).get("vpa", "")
             if vpa == "failure@razorpay":
                 declined = ("payment_failed", "Payment was unsuccessful at the UPI app.")
+            else:
+                return 200, {"razorpay_payment_id": payment["id"]}
         else:
             number = str((body.get("card") or {}).get("number", ""))
             declined = DECLINED_CARDS.get(number)

@@ -122,6 +122,28 @@ def test_razorpay_webhooks_finish_a_3ds_payment_once_in_any_order(
     assert_ledger_balanced(api)
 
 
+def test_a_upi_approval_arrives_by_razorpays_webhook(api: Api, fake_razorpay: FakeRazorpay):
+    # Given a UPI payment whose collect request waits on the customer's phone
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_upi_success", "inr")
+    assert pi["status"] == "requires_action", pi
+    assert pi["next_action"] == {"type": "upi_await_notification"}
+    reference = psp_reference(api, pi["id"])
+
+    # When the customer approves and Razorpay says so, twice
+    requests.get(f"{fake_razorpay.url}/_fake/authenticate/{reference}", params={"succeeded": "1"})
+    payment = fake_razorpay.payments[reference]
+    event_id = f"evt_upi_{uuid.uuid4().hex[:8]}"
+    first = razorpay_webhook(api, "payment.captured", payment, event_id)
+    second = razorpay_webhook(api, "payment.captured", payment, event_id)
+
+    # Then the payment succeeded once
+    assert (results(first), results(second)) == (["applied"], ["duplicate"])
+    assert status(api, pi["id"]) == "succeeded"
+    assert events_of(api, pi["id"]).count("payment_intent.succeeded") == 1
+    assert_ledger_balanced(api)
+
+
 def test_a_failed_authentication_reported_by_razorpay_declines_the_payment(
     api: Api, fake_razorpay: FakeRazorpay
 ):

@@ -60,11 +60,18 @@ def test_same_key_is_charged_once(connector, fake):
     assert len(fake.orders) == 1 and len(fake.payments) == 1
 
 
-def test_upi_is_a_collect_request_to_razorpays_test_vpa(connector, fake):
+def test_upi_is_a_collect_request_that_waits_for_the_customer(connector, fake):
     result = connector.authorize(request("pm_upi_success", key="upi"))
-    assert result.status == AuthorizationStatus.AUTHORIZED
+    assert result.status == AuthorizationStatus.REQUIRES_ACTION
+    assert result.next_action == {"type": "upi_await_notification"}
     created = [r for r in fake.requests if r.path == "/v1/payments/create/upi"]
     assert created[0].json()["upi"] == {"flow": "collect", "vpa": "success@razorpay"}
+    # Asked again (a retry, a lookup), it is the same wait, never a second collect request.
+    assert connector.lookup("upi") == result
+    assert connector.authorize(request("pm_upi_success", key="upi")) == result
+    assert len(fake.payments) == 1
+    requests.get(f"{fake.url}/_fake/authenticate/{result.psp_reference}", params={"succeeded": "1"})
+    assert connector.lookup("upi").status == AuthorizationStatus.AUTHORIZED
 
 
 def test_decline_is_an_answer_with_stripes_codes(connector, fake):
