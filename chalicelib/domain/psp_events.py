@@ -84,6 +84,12 @@ def payment_intent_of(key: str | None) -> str | None:
     return head if head.startswith("pi_") else None
 
 
+def connector_of(key: str | None) -> str | None:
+    """The connector id a PayFlow attempt key (`<pi>:<attempt>:<connector>`) names."""
+    parts = (key or "").split(":")
+    return parts[2] if len(parts) == 3 and parts[0].startswith("pi_") and parts[2] else None
+
+
 def transition(pi: PaymentIntent, event: PspEvent, connector: str) -> Move | None:
     """The forward move `event` makes on `pi`, or None when it changes nothing.
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.connectors import adyen_connector, razorpay_connector, stripe_connector
 from chalicelib.dal.psp_events import PspEventStore
-from chalicelib.domain.psp_events import PspEvent, PspOutcome
+from chalicelib.domain.psp_events import PspEvent, PspOutcome, connector_of
 from chalicelib.domain.routing import ConnectorKind, RoutingConfig
 from chalicelib.errors import InvalidRequestError, ResourceMissing
 from chalicelib.services.payment_intents import PaymentIntentService
@@ -119,4 +119,7 @@ class PspEventService:
             return "stored"
         if not event.payment_intent_id:
             return "unknown_payment_intent"
-        return self._payment_intents.apply_psp_event(event.payment_intent_id, connector_id, event)
+        # The attempt key names the merchant's own id for the connector (a merchant's routing
+        # may call its Razorpay connector "razorpay_in"); the URL's id serves the others.
+        connector = connector_of(event.attempt_key) or connector_id
+        return self._payment_intents.apply_psp_event(event.payment_intent_id, connector, event)

@@ -21,9 +21,14 @@ from tests.fakes.adyen_server import FakeAdyen, notification_body
 from tests.fakes.razorpay_server import FakeRazorpay
 
 
-def route_to(api: Api, kind: str, **rules: Any) -> None:
-    """This merchant routes everything to the one connector of `kind` (id = kind)."""
-    connector = {"id": kind, "kind": kind, "payment_method_types": ["card", "upi"], **rules}
+def route_to(api: Api, kind: str, connector_id: str = "", **rules: Any) -> None:
+    """This merchant routes everything to one connector of `kind` (id: the kind's name)."""
+    connector = {
+        "id": connector_id or kind,
+        "kind": kind,
+        "payment_method_types": ["card", "upi"],
+        **rules,
+    }
     response = api.session.post(api.base + "/v1/routing", json={"connectors": [connector]})
     assert response.status_code == 200, response.text
 
@@ -122,9 +127,13 @@ def test_razorpay_webhooks_finish_a_3ds_payment_once_in_any_order(
     assert_ledger_balanced(api)
 
 
-def test_a_upi_approval_arrives_by_razorpays_webhook(api: Api, fake_razorpay: FakeRazorpay):
-    # Given a UPI payment whose collect request waits on the customer's phone
-    route_to(api, "razorpay", currencies=["inr"])
+@pytest.mark.parametrize("connector_id", ["razorpay", "razorpay_in"])
+def test_a_upi_approval_arrives_by_razorpays_webhook(
+    api: Api, fake_razorpay: FakeRazorpay, connector_id: str
+):
+    # Given a UPI payment whose collect request waits on the customer's phone (at a connector
+    # the merchant may have named as it likes: the webhook URL names the provider)
+    route_to(api, "razorpay", connector_id, currencies=["inr"])
     pi = confirm(api, "pm_upi_success", "inr")
     assert pi["status"] == "requires_action", pi
     assert pi["next_action"] == {"type": "upi_await_notification"}

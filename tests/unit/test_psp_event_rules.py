@@ -15,7 +15,13 @@ from chalicelib.connectors import adyen_connector, razorpay_connector, stripe_co
 from chalicelib.domain import payment_intents as rules
 from chalicelib.domain.payment_intents import CaptureMethod
 from chalicelib.domain.payment_intents import PaymentIntentStatus as S
-from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome, transition
+from chalicelib.domain.psp_events import (
+    InvalidWebhook,
+    PspEvent,
+    PspOutcome,
+    connector_of,
+    transition,
+)
 from tests.fakes.adyen_server import HMAC_KEY, notification_body, sign
 
 
@@ -188,3 +194,9 @@ def test_adyen_hmac_matches_adyens_documented_construction():
         hmac.new(bytes.fromhex(HMAC_KEY), b"A::M:R:1:EUR:CAPTURE:true", hashlib.sha256).digest()
     ).decode()
     assert sign(item) == expected
+
+
+def test_an_attempt_key_names_its_connector():
+    assert connector_of("pi_1:3:razorpay_in") == "razorpay_in"
+    assert connector_of("pi_1:capture") is None
+    assert connector_of("re_1") is None and connector_of(None) is None
