@@ -27,6 +27,10 @@ class Request:
         self.headers = {k.lower(): v for k, v in handler.headers.items()}
         self.raw = handler.rfile.read(length) if length else b""
 
+    def form(self) -> dict[str, str]:
+        """The form-encoded body's parameters and the query's, flat (`metadata[k]` as is)."""
+        return {**dict(parse_qsl(self.raw.decode())), **self.query}
+
     def json(self) -> dict[str, Any]:
         body = json.loads(self.raw or b"{}")
         return body if isinstance(body, dict) else {}
