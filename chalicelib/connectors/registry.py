@@ -129,8 +129,11 @@ class ConnectorRegistry:
             connector_id
         )
         if config is None:
-            # Routing changed since; the simulator still answers for what it authorized.
-            config = ConnectorConfig(id=connector_id, kind=ConnectorKind.SIMULATOR)
+            # Routing changed since. A provider's connector named after its kind (razorpay,
+            # adyen, stripe) is still that provider; the simulator answers for the rest.
+            kinds = {kind.value: kind for kind in ConnectorKind}
+            kind = kinds.get(connector_id, ConnectorKind.SIMULATOR)
+            config = ConnectorConfig(id=connector_id, kind=kind)
         return self.connector(config)
 
     def simulator_settings(self, connector_id: str) -> SimulatorSettings:

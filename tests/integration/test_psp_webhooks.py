@@ -339,3 +339,16 @@ def test_an_adyen_timeout_that_charged_is_replayed_by_its_idempotency_key(
     assert pi["status"] == "succeeded", pi
     made = [p for p in fake_adyen.payments.values() if p["merchantReference"].startswith(pi["id"])]
     assert len(made) == 1
+
+
+def test_a_capture_after_the_routing_changed_still_reaches_razorpay(
+    api: Api, fake_razorpay: FakeRazorpay
+):
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_card_visa", "inr", capture_method="manual")
+    assert pi["status"] == "requires_capture", pi
+    reset = api.post("/v1/routing", {"use_defaults": "true"})
+    assert reset.status_code == 200, reset.text
+    captured = api.post(f"/v1/payment_intents/{pi['id']}/capture")
+    assert captured.status_code == 200, captured.text
+    assert fake_razorpay.payments[psp_reference(api, pi["id"])]["status"] == "captured"
