@@ -18,6 +18,7 @@ from chalicelib.api.customers import customers
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
 from chalicelib.api.payment_intents import payment_intents
+from chalicelib.api.psp_webhooks import psp_webhooks
 from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
 from chalicelib.api.setup_intents import setup_intents
@@ -39,6 +40,7 @@ app.register_blueprint(customers)
 app.register_blueprint(charges)
 app.register_blueprint(setup_intents)
 app.register_blueprint(checkout)
+app.register_blueprint(psp_webhooks)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

@@ -29,6 +29,7 @@ if TYPE_CHECKING:
     from chalicelib.dal.idempotency import IdempotencyStore
     from chalicelib.dal.ledger import LedgerStore
     from chalicelib.dal.objects import ObjectStore
+    from chalicelib.dal.psp_events import PspEventStore
     from chalicelib.dal.simulator import SimulatorLedger
     from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
     from chalicelib.dal.workflows import PaymentWorkflows
@@ -46,6 +47,7 @@ if TYPE_CHECKING:
     from chalicelib.services.orchestration import PaymentOrchestrator
     from chalicelib.services.payment_intents import PaymentIntentService
     from chalicelib.services.payment_methods import PaymentMethodService
+    from chalicelib.services.psp_events import PspEventService
     from chalicelib.services.ratelimits import RateLimiter
     from chalicelib.services.refunds import RefundService
     from chalicelib.services.resources import Resources
@@ -189,15 +191,48 @@ class Services(_Lazily):
         return ConnectorStateStore(self.dynamodb, self.settings.payments_table)
 
     @lazy
+    def psp_event_store(self) -> PspEventStore:
+        from chalicelib.dal.psp_events import PspEventStore
+
+        return PspEventStore(self.dynamodb, self.settings.payments_table, clock=self.business_time)
+
+    @lazy
     def connectors(self) -> ConnectorRegistry:
+        from chalicelib.connectors.adyen_connector import AdyenAccount
+        from chalicelib.connectors.razorpay_connector import RazorpayAccount
         from chalicelib.connectors.registry import ConnectorRegistry, load_default_routing
 
+        settings = self.settings
         return ConnectorRegistry(
             load_default_routing(),
             self.connector_state,
             self.simulator_ledger,
-            stripe_api_key=self.settings.stripe_api_key,
-            stripe_api_base=self.settings.stripe_api_base,
+            stripe_api_key=settings.stripe_api_key,
+            stripe_api_base=settings.stripe_api_base,
+            razorpay=RazorpayAccount(
+                settings.razorpay_key_id, settings.razorpay_key_secret, settings.razorpay_api_base
+            ),
+            adyen=AdyenAccount(
+                settings.adyen_api_key,
+                settings.adyen_merchant_account,
+                settings.adyen_checkout_base,
+            ),
+            psp_events=self.psp_event_store,
+        )
+
+    @lazy
+    def psp_events(self) -> PspEventService:
+        from chalicelib.services.psp_events import PspEventService, WebhookSecrets
+
+        return PspEventService(
+            self.connectors.defaults,
+            WebhookSecrets(
+                stripe=self.settings.stripe_webhook_secret,
+                razorpay=self.settings.razorpay_webhook_secret,
+                adyen=self.settings.adyen_hmac_key,
+            ),
+            self.psp_event_store,
+            self.payment_intents,
         )
 
     @lazy

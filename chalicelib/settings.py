@@ -73,6 +73,23 @@ class Settings(BaseModel):
     """Enables the Stripe connector."""
     stripe_api_base: str | None = Field(default=None, alias="STRIPE_API_BASE")
     """Where the Stripe connector sends requests (tests point it at a local fake)."""
+    stripe_webhook_secret: str | None = Field(default=None, alias="STRIPE_WEBHOOK_SECRET")
+    """The whsec_ secret of Stripe's webhook to POST /v1/psp_webhooks/stripe."""
+    razorpay_key_id: str | None = Field(default=None, alias="RAZORPAY_KEY_ID")
+    razorpay_key_secret: str | None = Field(default=None, alias="RAZORPAY_KEY_SECRET")
+    """Both enable the Razorpay connector."""
+    razorpay_api_base: str | None = Field(default=None, alias="RAZORPAY_API_BASE")
+    """Where the Razorpay connector sends requests (default: Razorpay's API)."""
+    razorpay_webhook_secret: str | None = Field(default=None, alias="RAZORPAY_WEBHOOK_SECRET")
+    """The secret of Razorpay's webhook to POST /v1/psp_webhooks/razorpay."""
+    adyen_api_key: str | None = Field(default=None, alias="ADYEN_API_KEY")
+    adyen_merchant_account: str | None = Field(default=None, alias="ADYEN_MERCHANT_ACCOUNT")
+    """Both enable the Adyen connector."""
+    adyen_checkout_base: str | None = Field(default=None, alias="ADYEN_CHECKOUT_BASE")
+    """Adyen's Checkout API address with its version, such as
+    https://checkout-test.adyen.com/v72 (the default); tests point it at a local fake."""
+    adyen_hmac_key: str | None = Field(default=None, alias="ADYEN_HMAC_KEY")
+    """The HMAC key (hex) of Adyen's webhook to POST /v1/psp_webhooks/adyen."""
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
     log_level: str = Field(default="INFO", alias="PAYFLOW_LOG_LEVEL")
@@ -102,7 +119,8 @@ class Settings(BaseModel):
             {
                 k: v
                 for k, v in source.items()
-                if k.startswith(("PAYFLOW_", "STRIPE_")) or k == "AWS_LAMBDA_FUNCTION_NAME"
+                if k.startswith(("PAYFLOW_", "STRIPE_", "RAZORPAY_", "ADYEN_"))
+                or k == "AWS_LAMBDA_FUNCTION_NAME"
             }
         )
 

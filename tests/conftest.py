@@ -28,6 +28,8 @@ ADMIN_KEY = "sk_admin_tests"
 IDEMPOTENCY_LEASE_MS = 1500
 CONFIRM_WAIT_MS = 3000
 WEBHOOK_RETRY_SCHEDULE = "0,0,1"
+STRIPE_WEBHOOK_SECRET = "whsec_psp_webhooks_in_tests"
+RAZORPAY_WEBHOOK_SECRET = "razorpay_webhook_secret_in_tests"
 
 
 class FunctionRegistry(dict):
@@ -52,8 +54,29 @@ def fake_stripe() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def sandbox(functions: FunctionRegistry, fake_stripe: object) -> Iterator[object]:
+def fake_razorpay() -> Iterator[object]:
+    """A fake Razorpay API on 127.0.0.1 that the sandbox's Razorpay connector talks to."""
+    from tests.fakes.razorpay_server import FakeRazorpay
+
+    with FakeRazorpay() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def fake_adyen() -> Iterator[object]:
+    """A fake Adyen Checkout API on 127.0.0.1 that the sandbox's Adyen connector talks to."""
+    from tests.fakes.adyen_server import FakeAdyen
+
+    with FakeAdyen() as server:
+        yield server
+
+
+@pytest.fixture(scope="session")
+def sandbox(
+    functions: FunctionRegistry, fake_stripe: object, fake_razorpay: object, fake_adyen: object
+) -> Iterator[object]:
     from payflow.sandbox.runtime import Sandbox, SandboxConfig
+    from tests.fakes import adyen_server, razorpay_server
 
     config = SandboxConfig(
         api_port=0,
@@ -65,6 +88,15 @@ def sandbox(functions: FunctionRegistry, fake_stripe: object) -> Iterator[object
             ("PAYFLOW_CONFIRM_WAIT_MS", str(CONFIRM_WAIT_MS)),
             ("STRIPE_API_KEY", "sk_test_fake_stripe"),
             ("STRIPE_API_BASE", fake_stripe.url),  # type: ignore[attr-defined]
+            ("STRIPE_WEBHOOK_SECRET", STRIPE_WEBHOOK_SECRET),
+            ("RAZORPAY_KEY_ID", razorpay_server.KEY_ID),
+            ("RAZORPAY_KEY_SECRET", razorpay_server.KEY_SECRET),
+            ("RAZORPAY_API_BASE", fake_razorpay.url),  # type: ignore[attr-defined]
+            ("RAZORPAY_WEBHOOK_SECRET", RAZORPAY_WEBHOOK_SECRET),
+            ("ADYEN_API_KEY", adyen_server.API_KEY),
+            ("ADYEN_MERCHANT_ACCOUNT", adyen_server.MERCHANT_ACCOUNT),
+            ("ADYEN_CHECKOUT_BASE", f"{fake_adyen.url}/v72"),  # type: ignore[attr-defined]
+            ("ADYEN_HMAC_KEY", adyen_server.HMAC_KEY),
             # Three webhook attempts: at once, at once again, one second later (SQS visibility
             # is in whole seconds); the queue's maxReceiveCount follows the schedule's length.
             ("PAYFLOW_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE),

@@ -14,10 +14,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from chalicelib.connectors.adyen_connector import AdyenAccount, AdyenConnector, Notifications
 from chalicelib.connectors.base import Connector
+from chalicelib.connectors.razorpay_connector import RazorpayAccount, RazorpayConnector
 from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
 from chalicelib.connectors.stripe_connector import StripeConnector
 from chalicelib.dal.connectors import ConnectorStateStore
+from chalicelib.dal.psp_events import PspEventStore
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.circuit import Circuit
 from chalicelib.domain.routing import ConnectorConfig, ConnectorKind, RoutingConfig
@@ -51,6 +54,9 @@ class ConnectorRegistry:
         *,
         stripe_api_key: str | None = None,
         stripe_api_base: str | None = None,
+        razorpay: RazorpayAccount | None = None,
+        adyen: AdyenAccount | None = None,
+        psp_events: PspEventStore | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
@@ -59,12 +65,15 @@ class ConnectorRegistry:
         self._ledger = ledger
         self._stripe_api_key = stripe_api_key
         self._stripe_api_base = stripe_api_base
+        self._razorpay = razorpay or RazorpayAccount()
+        self._adyen = adyen or AdyenAccount()
+        self._psp_events = psp_events
         self._clock = clock
         self._sleep = sleep
 
     def routing_for(self, merchant_id: str) -> RoutingConfig:
         """The merchant's routing, with run-time `enabled` switches and unconfigured
-        connectors (Stripe without a key) applied."""
+        connectors (a PSP without its credentials) applied."""
         return self.routing_state(merchant_id).config
 
     def routing_state(self, merchant_id: str) -> RoutingState:
@@ -80,10 +89,21 @@ class ConnectorRegistry:
         connectors = []
         for connector in config.connectors:
             enabled = connector.enabled and settings.get(connector.id, {}).get("enabled", True)
-            if connector.kind == ConnectorKind.STRIPE and not self._stripe_api_key:
+            if not self._configured(connector.kind):
                 enabled = False
             connectors.append(connector.model_copy(update={"enabled": enabled}))
         return config.model_copy(update={"connectors": connectors})
+
+    def _configured(self, kind: ConnectorKind) -> bool:
+        """Whether PayFlow holds the credentials connectors of this kind need."""
+        if kind == ConnectorKind.STRIPE:
+            return bool(self._stripe_api_key)
+        if kind == ConnectorKind.RAZORPAY:
+            return self._razorpay.configured
+        if kind == ConnectorKind.ADYEN:
+            # Adyen's outcomes arrive by notification only: no event store, no Adyen.
+            return self._adyen.configured and self._psp_events is not None
+        return True
 
     def connector(
         self, config: ConnectorConfig, settings: dict[str, Any] | None = None
@@ -95,6 +115,17 @@ class ConnectorRegistry:
                 self._stripe_api_key,
                 connector_id=config.id,
                 api_base=self._stripe_api_base,
+                timeout_ms=config.timeout_ms,
+            )
+        if config.kind == ConnectorKind.RAZORPAY:
+            return RazorpayConnector(
+                self._razorpay, connector_id=config.id, timeout_ms=config.timeout_ms
+            )
+        if config.kind == ConnectorKind.ADYEN:
+            return AdyenConnector(
+                self._adyen,
+                self._notifications(config.id),
+                connector_id=config.id,
                 timeout_ms=config.timeout_ms,
             )
         return SimulatorConnector(
@@ -111,14 +142,26 @@ class ConnectorRegistry:
             sleep=self._sleep,
         )
 
+    def _notifications(self, connector_id: str) -> Notifications:
+        """What the Adyen connector `connector_id` reads of the notifications stored for it."""
+        events = self._psp_events
+
+        def find(code: str, reference: str) -> dict[str, Any] | None:
+            return events.find(connector_id, code, reference) if events else None
+
+        return find
+
     def connector_for(self, merchant_id: str, connector_id: str) -> Connector:
         """The connector a PaymentIntent was authorized by (capture, cancel, refund go there)."""
         config = self.routing_for(merchant_id).connector(connector_id) or self.defaults.connector(
             connector_id
         )
         if config is None:
-            # Routing changed since; the simulator still answers for what it authorized.
-            config = ConnectorConfig(id=connector_id, kind=ConnectorKind.SIMULATOR)
+            # Routing changed since. A provider's connector named after its kind (razorpay,
+            # adyen, stripe) is still that provider; the simulator answers for the rest.
+            kinds = {kind.value: kind for kind in ConnectorKind}
+            kind = kinds.get(connector_id, ConnectorKind.SIMULATOR)
+            config = ConnectorConfig(id=connector_id, kind=kind)
         return self.connector(config)
 
     def simulator_settings(self, connector_id: str) -> SimulatorSettings:

@@ -9,7 +9,7 @@ is unavailability; bad credentials or requests make the connector unavailable fo
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.connectors.base import (
@@ -25,6 +25,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
+from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
 from chalicelib.domain.test_cards import describe
 
 if TYPE_CHECKING:
@@ -230,3 +231,52 @@ class StripeConnector(Connector):
                 error.decline_code if error else None,
             ),
         )
+
+
+_WEBHOOK_OUTCOMES = {
+    "payment_intent.amount_capturable_updated": PspOutcome.AUTHORIZED,
+    "payment_intent.succeeded": PspOutcome.CAPTURED,
+    "payment_intent.payment_failed": PspOutcome.FAILED,
+}
+
+
+def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list[PspEvent]:
+    """A Stripe webhook, verified by the SDK: `Stripe-Signature` (t=..,v1=..) is the
+    HMAC-SHA256 of "{t}.{body}" under the endpoint secret, within Stripe's 300 s tolerance.
+    Raises InvalidWebhook when it does not verify."""
+    import stripe
+
+    try:
+        event = stripe.Webhook.construct_event(
+            body.decode("utf-8"), headers.get("stripe-signature", ""), secret
+        )
+    except (stripe.SignatureVerificationError, ValueError) as error:
+        raise InvalidWebhook(f"The Stripe-Signature does not verify: {error}") from error
+    data = event.to_dict()
+    intent = (data.get("data") or {}).get("object") or {}
+    metadata = intent.get("metadata") or {}
+    outcome = _WEBHOOK_OUTCOMES.get(str(data.get("type")), PspOutcome.OTHER)
+    failure = intent.get("last_payment_error") or {}
+    if intent.get("object") != "payment_intent":
+        outcome = PspOutcome.OTHER
+    received = intent.get("amount_received")
+    return [
+        PspEvent(
+            id=str(data["id"]),
+            type=str(data.get("type")),
+            outcome=outcome,
+            payment_intent_id=metadata.get("payflow_payment_intent"),
+            attempt_key=metadata.get("payflow_key"),
+            psp_reference=intent.get("id"),
+            charge_id=str(intent.get("latest_charge") or "") or None,
+            amount=received if isinstance(received, int) and received > 0 else None,
+            decline=Decline(
+                failure.get("code") or "card_declined",
+                failure.get("message") or "Your card was declined.",
+                failure.get("decline_code"),
+            )
+            if outcome == PspOutcome.FAILED
+            else None,
+            body=data,
+        )
+    ]

@@ -168,3 +168,15 @@ class ObjectStore:
                 "data": data,
             }
         )
+
+    def owner(self, kind: str, object_id: str) -> str | None:
+        """The merchant an object belongs to, for callers that know only its id (a provider's
+        webhook names a PaymentIntent, not its merchant); None when there is no such object."""
+        response = self._client.get_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": object_id, "sk": kind}),
+            ProjectionExpression="merchant_id",
+            ConsistentRead=True,
+        )
+        item = response.get("Item")
+        return str(from_attrs(item)["merchant_id"]) if item else None

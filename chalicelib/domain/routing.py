@@ -24,6 +24,10 @@ class ConnectorKind(StrEnum):
     """PayFlow's built-in PSP simulator."""
     STRIPE = "stripe"
     """Stripe, through the official SDK (needs STRIPE_API_KEY)."""
+    RAZORPAY = "razorpay"
+    """Razorpay, through the official SDK (needs RAZORPAY_KEY_ID and RAZORPAY_KEY_SECRET)."""
+    ADYEN = "adyen"
+    """Adyen, through the official SDK (needs ADYEN_API_KEY and ADYEN_MERCHANT_ACCOUNT)."""
 
 
 class ConnectorConfig(BaseModel):

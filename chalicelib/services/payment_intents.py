@@ -32,9 +32,10 @@ from chalicelib.domain.payment_intents import (
     PaymentIntentStatus,
 )
 from chalicelib.domain.payment_methods import PaymentMethod
+from chalicelib.domain.psp_events import PspEvent, transition
 from chalicelib.domain.routing import Decision, PaymentFacts, route
 from chalicelib.domain.test_cards import describe, is_test_id
-from chalicelib.errors import CardError, ResourceMissing, StaleWrite, UnexpectedState
+from chalicelib.errors import CardError, Conflict, ResourceMissing, StaleWrite, UnexpectedState
 from chalicelib.services.charges import ChargeService
 from chalicelib.services.circuits import CircuitBreakers
 from chalicelib.services.context import (
@@ -641,6 +642,32 @@ class PaymentIntentService:
             )
             return Outcome(card_error.http_status, card_error.to_body())
         return Outcome(200, after.to_api())
+
+    def apply_psp_event(self, pi_id: str, connector: str, event: PspEvent) -> str:
+        """A provider's webhook about `pi_id`, applied through the same transitions, events,
+        charges and ledger entries as the orchestration's answers, and only forward
+        (domain.psp_events.transition). Returns what it did: "applied", "unchanged" (the
+        PaymentIntent is past what the event reports) or "unknown_payment_intent". Safe to
+        run twice: the second run finds nothing left to move."""
+        merchant_id = self._objects.owner(KIND, pi_id)
+        if merchant_id is None:
+            return "unknown_payment_intent"
+        for _ in range(5):
+            pi = self.retrieve(merchant_id, pi_id)
+            move = transition(pi, event, connector)
+            if move is None:
+                return "unchanged"
+            if move.result is not None:
+                after = self._apply(pi, move.result, connector)
+            else:
+                assert move.captured is not None
+                after = rules.captured(pi, move.captured, None)
+            try:
+                self._save(RequestContext(request_id=None), pi, after)
+                return "applied"
+            except StaleWrite:
+                continue  # the orchestration or a request moved it first: decide again
+        raise Conflict("The PaymentIntent is changing too fast; the provider will retry.")
 
 
 _PER_ATTEMPT = frozenset({"off_session", "error_on_requires_action"})

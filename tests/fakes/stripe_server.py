@@ -2,19 +2,16 @@
 
 It answers the calls the connector makes (create+confirm, search, retrieve, capture, cancel)
 with Stripe-shaped bodies, keeps Stripe's idempotency (same key, same response), and misbehaves
-on demand: a payment method decides the answer, like Stripe's test cards, and `mode` makes the
-next requests time out, rate-limit or fail with a 500.
+on demand: a payment method decides the answer, like Stripe's test cards, and `misbehave` makes
+the next requests time out, rate-limit or fail with a 500 (tests/fakes/http.py).
 """
 
 from __future__ import annotations
 
-import json
-import threading
-import time
 import uuid
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qsl, urlparse
+
+from tests.fakes.http import FakeProvider, Request
 
 DECLINES = {
     "pm_card_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
@@ -26,80 +23,29 @@ DECLINES = {
 }
 
 
-class FakeStripe:
+class FakeStripe(FakeProvider):
     """Run with `with FakeStripe() as stripe_api:`; `stripe_api.url` is the base address."""
 
     def __init__(self) -> None:
+        super().__init__()
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
-        self.requests: list[tuple[str, str, dict[str, str]]] = []
-        self.mode: str = "normal"
-        """normal | timeout | rate_limited | server_error | timeout_after_charge"""
-        self.mode_count = 0
-        self.lock = threading.Lock()
-        fake = self
 
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+    def error_body(self, status: int) -> dict[str, Any]:
+        if status == 429:
+            return _error("rate_limit", "Too many requests.", "invalid_request_error")
+        return _error("api_error", "Something broke.", "api_error")
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-            def do_GET(self) -> None:
-                fake._serve(self, "GET")
-
-            def do_POST(self) -> None:
-                fake._serve(self, "POST")
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
-
-    def __enter__(self) -> FakeStripe:
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-
-    def misbehave(self, mode: str, count: int = 1) -> None:
-        with self.lock:
-            self.mode, self.mode_count = mode, count
-
-    def _take_mode(self) -> str:
-        with self.lock:
-            if self.mode_count <= 0:
-                return "normal"
-            self.mode_count -= 1
-            return self.mode
-
-    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
-        url = urlparse(handler.path)
-        length = int(handler.headers.get("Content-Length") or 0)
-        params = dict(parse_qsl(handler.rfile.read(length).decode())) if length else {}
-        params.update(dict(parse_qsl(url.query)))
-        self.requests.append((method, url.path, params))
-        mode = self._take_mode() if method == "POST" else "normal"
-        if mode == "timeout":
-            time.sleep(1.5)
-            return self._send(handler, 200, {"object": "late"})
-        if mode == "rate_limited":
-            return self._send(
-                handler, 429, _error("rate_limit", "Too many requests.", "invalid_request_error")
-            )
-        if mode == "server_error":
-            return self._send(handler, 500, _error("api_error", "Something broke.", "api_error"))
-        key = handler.headers.get("Idempotency-Key")
+    def route(self, request: Request) -> tuple[int, dict[str, Any]]:
+        # Stripe's idempotency: the same key gets the first answer again.
+        key = request.headers.get("idempotency-key")
         if key and key in self.by_key:
-            return self._send(handler, *self.by_key[key])
-        status, body = self._route(method, url.path, params)
+            return self.by_key[key]
+        answer = self._route(request.method, request.path, request.form())
         if key:
-            self.by_key[key] = (status, body)
-        if mode == "timeout_after_charge":
-            time.sleep(1.5)
-        self._send(handler, status, body)
+            self.by_key[key] = answer
+        return answer
 
     def _route(self, method: str, path: str, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         parts = path.strip("/").split("/")
@@ -182,16 +128,6 @@ class FakeStripe:
             return 402, {"error": {**error, "payment_intent": pi}}
         self.intents[pi_id] = pi
         return 200, pi
-
-    @staticmethod
-    def _send(handler: BaseHTTPRequestHandler, status: int, body: dict[str, Any]) -> None:
-        data = json.dumps(body).encode()
-        handler.send_response(status)
-        handler.send_header("Content-Type", "application/json")
-        handler.send_header("Content-Length", str(len(data)))
-        handler.send_header("Request-Id", f"req_fake{uuid.uuid4().hex[:8]}")
-        handler.end_headers()
-        handler.wfile.write(data)
 
 
 def _error(code: str, message: str, kind: str) -> dict[str, Any]:

@@ -38,8 +38,9 @@ def test_success_carries_stripe_references_and_our_idempotency_key(connector, fa
     result = connector.authorize(request())
     assert result.status == AuthorizationStatus.AUTHORIZED
     assert result.psp_reference.startswith("pi_fake") and result.charge_id.startswith("ch_fake")
-    method, path, params = fake.requests[-1]
-    assert (method, path) == ("POST", "/v1/payment_intents")
+    sent = fake.requests[-1]
+    params = sent.form()
+    assert (sent.method, sent.path) == ("POST", "/v1/payment_intents")
     assert params["confirm"] == "true" and params["metadata[payflow_key]"] == "pi_1:1:stripe"
 
 

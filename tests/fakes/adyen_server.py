@@ -1,0 +1,310 @@
+"""A fake Adyen Checkout API on 127.0.0.1 for the Adyen connector's tests.
+
+Built from Adyen's public API reference: `POST /v{n}/payments` (card details in `paymentMethod`,
+`additionalData.manualCapture`), and the asynchronous modifications
+`/payments/{pspReference}/captures`, `/cancels`, `/refunds` (answered `received`, their outcome
+sent later by notification). It keeps Adyen's idempotency (same `Idempotency-Key`, same answer),
+refuses a wrong `X-API-Key` with 401 and answers errors as Adyen does: `{"status", "errorCode",
+"message", "errorType"}`.
+
+Every outcome is also sent as Adyen sends it, a standard notification (AUTHORISATION, CAPTURE,
+CANCELLATION, REFUND) signed with the HMAC key: `notifications` holds them, and when
+`webhook_url` is set each is POSTed there too.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import hmac
+import itertools
+import json
+import threading
+import time
+import urllib.error
+import urllib.request
+from datetime import UTC, datetime
+from typing import Any
+
+from tests.fakes.http import FakeProvider, Request
+
+API_KEY = "AQE_fake_adyen_key"
+MERCHANT_ACCOUNT = "PayFlowECOM"
+HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+
+REFUSED_CARDS: dict[str, tuple[str, str]] = {
+    "4000000000000002": ("2", "Refused"),
+    "4000000000009995": ("12", "Not enough balance"),
+    "4000000000000069": ("6", "Expired Card"),
+    "4000000000000127": ("24", "CVC Declined"),
+    "4100000000000019": ("20", "FRAUD"),
+    "4000000000000119": ("9", "Issuer Unavailable"),
+}
+"""Card number -> Adyen's (refusalReasonCode, refusalReason)."""
+AUTHENTICATING_CARDS = {"4000002760003184", "4000000000003220", "4000002500003155"}
+
+_psp = itertools.count(1)
+
+
+def _psp_reference() -> str:
+    return f"FAKE{next(_psp):012d}"
+
+
+def sign(item: dict[str, Any], hmac_key: str = HMAC_KEY) -> str:
+    """Adyen's HMAC of a notification item, over its fields in Adyen's documented order."""
+    amount = item.get("amount") or {}
+    fields = [
+        item.get("pspReference", ""),
+        item.get("originalReference", ""),
+        item.get("merchantAccountCode", ""),
+        item.get("merchantReference", ""),
+        str(amount.get("value", "")),
+        amount.get("currency", ""),
+        item.get("eventCode", ""),
+        item.get("success", ""),
+    ]
+    digest = hmac.new(bytes.fromhex(hmac_key), ":".join(fields).encode(), hashlib.sha256)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def notification_body(items: list[dict[str, Any]]) -> dict[str, Any]:
+    """A notification request as Adyen POSTs it."""
+    return {"live": "false", "notificationItems": [{"NotificationRequestItem": i} for i in items]}
+
+
+class FakeAdyen(FakeProvider):
+    """Adyen's payments and modifications, held in memory, with their notifications."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.payments: dict[str, dict[str, Any]] = {}
+        self.modifications: list[dict[str, Any]] = []
+        self.notifications: list[dict[str, Any]] = []
+        self.webhook_url: str | None = None
+        self._by_key: dict[str, tuple[int, dict[str, Any]]] = {}
+
+    def authenticate(self, request: Request) -> dict[str, Any] | None:
+        if request.path.startswith("/_fake/") or request.headers.get("x-api-key") == API_KEY:
+            return None
+        return {
+            "status": 401,
+            "errorCode": "000",
+            "message": "HTTP Status Response - Unauthorized",
+            "errorType": "security",
+        }
+
+    def error_body(self, status: int) -> dict[str, Any]:
+        if status == 429:
+            return {
+                "status": 429,
+                "errorCode": "too_many_requests",
+                "message": "Too many requests",
+                "errorType": "throttling",
+            }
+        return {
+            "status": status,
+            "errorCode": "901",
+            "message": "Internal error",
+            "errorType": "internal",
+        }
+
+    def route(self, request: Request) -> tuple[int, dict[str, Any]]:
+        parts = request.parts
+        if parts[:1] == ["_fake"] and len(parts) == 3 and parts[1] == "authenticate":
+            return self._authenticate(parts[2], request.query.get("succeeded") == "1")
+        key = request.headers.get("idempotency-key")
+        if key and key in self._by_key:
+            return self._by_key[key]
+        answer = self._answer(parts[1:], request.json())
+        if key and answer[0] < 500:
+            self._by_key[key] = answer
+        return answer
+
+    def _answer(self, parts: list[str], body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        if body.get("merchantAccount") != MERCHANT_ACCOUNT:
+            return _validation("905", "Payment details are not supported", "merchantAccount")
+        if parts == ["payments"]:
+            return self._pay(body)
+        if len(parts) == 3 and parts[0] == "payments" and parts[2] in ("captures", "cancels"):
+            return self._modify(parts[1], parts[2], body)
+        if len(parts) == 3 and parts[0] == "payments" and parts[2] == "refunds":
+            return self._modify(parts[1], "refunds", body)
+        return 404, {"status": 404, "errorCode": "000", "message": "Not found", "errorType": "x"}
+
+    # -- payments ------------------------------------------------------------------------------
+
+    def _pay(self, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        amount = body.get("amount") or {}
+        if not isinstance(amount.get("value"), int) or not amount.get("currency"):
+            return _validation("100", "Required field 'amount' is not provided.", "amount")
+        method = body.get("paymentMethod") or {}
+        if method.get("type") != "scheme" or not method.get("number"):
+            return _validation("129", "Invalid card number", "paymentMethod.number")
+        psp = _psp_reference()
+        manual = (body.get("additionalData") or {}).get("manualCapture") == "true"
+        payment = {
+            "pspReference": psp,
+            "merchantReference": body.get("reference", ""),
+            "amount": amount,
+            "manual": manual,
+            "status": "pending",
+            "captured": 0,
+            "refunded": 0,
+        }
+        self.payments[psp] = payment
+        number = method["number"]
+        if number in AUTHENTICATING_CARDS:
+            payment["status"] = "redirected"
+            return 200, {
+                "resultCode": "RedirectShopper",
+                "pspReference": psp,
+                "merchantReference": payment["merchantReference"],
+                "action": {
+                    "type": "redirect",
+                    "method": "GET",
+                    "paymentMethodType": "scheme",
+                    "url": f"{self.url}/_fake/authenticate/{psp}",
+                },
+            }
+        refused = REFUSED_CARDS.get(number)
+        return 200, self._settle(payment, refused)
+
+    def _settle(self, payment: dict[str, Any], refused: tuple[str, str] | None) -> dict[str, Any]:
+        psp = payment["pspReference"]
+        answer: dict[str, Any] = {
+            "pspReference": psp,
+            "merchantReference": payment["merchantReference"],
+            "amount": payment["amount"],
+        }
+        if refused is None:
+            payment["status"] = "authorised"
+            answer["resultCode"] = "Authorised"
+            self._notify("AUTHORISATION", payment, success=True)
+            if not payment["manual"]:
+                payment["captured"] = payment["amount"]["value"]
+        else:
+            code, reason = refused
+            payment["status"] = "refused"
+            answer.update(resultCode="Refused", refusalReason=reason, refusalReasonCode=code)
+            self._notify("AUTHORISATION", payment, success=False, reason=reason)
+        return answer
+
+    def _authenticate(self, psp: str, succeeded: bool) -> tuple[int, dict[str, Any]]:
+        # The bank page: the shopper authenticates, and the outcome reaches the merchant as an
+        # AUTHORISATION notification.
+        payment = self.payments.get(psp)
+        if payment is None or payment["status"] != "redirected":
+            return 404, {"status": 404, "errorCode": "000", "message": "Not found"}
+        return 200, self._settle(payment, None if succeeded else ("11", "3D Not Authenticated"))
+
+    # -- modifications -------------------------------------------------------------------------
+
+    def _modify(self, psp: str, kind: str, body: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        payment = self.payments.get(psp)
+        if payment is None:
+            return _unprocessable("167", "Original pspReference required for this operation")
+        answer = {
+            "merchantAccount": MERCHANT_ACCOUNT,
+            "paymentPspReference": psp,
+            "pspReference": _psp_reference(),
+            "reference": body.get("reference", ""),
+            "status": "received",
+        }
+        if kind != "cancels":
+            answer["amount"] = body.get("amount")
+        self.modifications.append({"kind": kind, **answer})
+        event, success, reason = self._apply(payment, kind, body)
+        self._notify(
+            event,
+            {**payment, "amount": body.get("amount") or payment["amount"]},
+            success=success,
+            psp_reference=answer["pspReference"],
+            original=psp,
+            reference=answer["reference"],
+            reason=reason,
+        )
+        return 201, answer
+
+    @staticmethod
+    def _apply(payment: dict[str, Any], kind: str, body: dict[str, Any]) -> tuple[str, bool, str]:
+        value = int((body.get("amount") or {}).get("value", 0))
+        if kind == "cancels":
+            ok = payment["status"] == "authorised" and payment["captured"] == 0
+            if ok:
+                payment["status"] = "cancelled"
+            return "CANCELLATION", ok, "" if ok else "Payment already captured"
+        if kind == "captures":
+            ok = payment["status"] == "authorised" and value <= payment["amount"]["value"]
+            ok = ok and payment["captured"] == 0
+            if ok:
+                payment["captured"] = value
+            return "CAPTURE", ok, "" if ok else "Insufficient balance on payment"
+        ok = value <= payment["captured"] - payment["refunded"]
+        if ok:
+            payment["refunded"] += value
+        return "REFUND", ok, "" if ok else "Insufficient in-process funds on paymentPspReference"
+
+    def _notify(
+        self,
+        event: str,
+        payment: dict[str, Any],
+        *,
+        success: bool,
+        psp_reference: str | None = None,
+        original: str | None = None,
+        reference: str | None = None,
+        reason: str = "",
+    ) -> None:
+        item: dict[str, Any] = {
+            "amount": payment["amount"],
+            "eventCode": event,
+            "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
+            "merchantAccountCode": MERCHANT_ACCOUNT,
+            "merchantReference": reference
+            if reference is not None
+            else payment["merchantReference"],
+            "pspReference": psp_reference or payment["pspReference"],
+            "reason": reason,
+            "success": "true" if success else "false",
+        }
+        if original:
+            item["originalReference"] = original
+        item["additionalData"] = {"hmacSignature": sign(item)}
+        self.notifications.append(item)
+        if self.webhook_url:
+            threading.Thread(target=self._deliver, args=(item,), daemon=True).start()
+
+    def _deliver(self, item: dict[str, Any]) -> None:
+        """Post the notification; retried on any answer but a 2xx, as Adyen retries until it
+        is accepted (here after 0.2, 0.4, 0.8... seconds, six tries in all)."""
+        assert self.webhook_url is not None
+        data = json.dumps(notification_body([item])).encode()
+        for attempt in range(6):
+            request = urllib.request.Request(
+                self.webhook_url, data=data, headers={"Content-Type": "application/json"}
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=10) as response:
+                    response.read()
+                    return
+            except urllib.error.URLError:
+                time.sleep(0.2 * 2**attempt)
+
+    def find_notification(self, event: str, reference: str) -> dict[str, Any] | None:
+        """What PayFlow would have stored from the notifications sent: the last item of
+        `event` for `reference` (merchantReference or pspReference)."""
+        for item in reversed(self.notifications):
+            if item["eventCode"] == event and reference in (
+                item["merchantReference"],
+                item["pspReference"],
+            ):
+                return item
+        return None
+
+
+def _validation(code: str, message: str, field: str) -> tuple[int, dict[str, Any]]:
+    return 400, {"status": 400, "errorCode": code, "message": message, "errorType": "validation"}
+
+
+def _unprocessable(code: str, message: str) -> tuple[int, dict[str, Any]]:
+    return 422, {"status": 422, "errorCode": code, "message": message, "errorType": "validation"}
