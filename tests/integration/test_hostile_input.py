@@ -6,6 +6,7 @@ from __future__ import annotations
 import http.client
 import json
 from collections.abc import Iterator
+from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
@@ -13,35 +14,23 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from chalicelib.api.forms import MAX_BODY_BYTES, MAX_PARAMETERS
-from chalicelib.container import services
 from tests.conftest import Api
-
-
-def merchant_items(merchant_id: str) -> int:
-    """How many items of the payments table belong to the merchant (objects, events...)."""
-    client = services().dynamodb
-    table = services().settings.payments_table
-    count, start = 0, None
-    while True:
-        page = client.scan(
-            TableName=table,
-            FilterExpression="merchant_id = :m",
-            ExpressionAttributeValues={":m": {"S": merchant_id}},
-            Select="COUNT",
-            **({"ExclusiveStartKey": start} if start else {}),
-        )
-        count += page["Count"]
-        start = page.get("LastEvaluatedKey")
-        if not start:
-            return count
+from tests.integration.table_writes import TableWrites
 
 
 @pytest.fixture
-def untouched(merchant: dict) -> Iterator[None]:
-    """Fails the test if the merchant has more or fewer items at its end than at its start."""
-    before = merchant_items(merchant["id"])
+def writes(sandbox: Any) -> TableWrites:
+    """The payments table's writes from the start of the test on."""
+    return TableWrites(sandbox)
+
+
+@pytest.fixture
+def untouched(merchant: dict, writes: TableWrites) -> Iterator[None]:
+    """Fails the test if anything of the merchant's was written (added, changed or removed)
+    while it ran."""
+    writes.records()
     yield
-    assert merchant_items(merchant["id"]) == before
+    assert writes.of_merchant(merchant["id"]) == []
 
 
 def raw_request(
@@ -79,9 +68,11 @@ def create_intent(api: Api) -> str:
     return str(response.json()["id"])
 
 
-def test_an_empty_metadata_key_is_refused_and_reads_keep_working(api: Api, merchant: dict):
+def test_an_empty_metadata_key_is_refused_and_reads_keep_working(
+    api: Api, merchant: dict, writes: TableWrites
+):
     intent = create_intent(api)
-    before = merchant_items(merchant["id"])
+    writes.records()
     for data in ({"metadata[]": "x"}, {"metadata[ ]": "x"}):
         response = api.post(f"/v1/payment_intents/{intent}", data)
         assert response.status_code == 400 and response.json()["error"]["param"] == "metadata"
@@ -92,7 +83,7 @@ def test_an_empty_metadata_key_is_refused_and_reads_keep_working(api: Api, merch
     )
     assert as_json.status_code == 400
     assert as_json.json()["error"]["code"] == "parameter_invalid_metadata"
-    assert merchant_items(merchant["id"]) == before
+    assert writes.of_merchant(merchant["id"]) == []
     assert api.get(f"/v1/payment_intents/{intent}").status_code == 200
     assert api.get("/v1/payment_intents").status_code == 200
     assert api.get("/v1/events").status_code == 200
@@ -221,9 +212,8 @@ _CONTENT_TYPES = st.sampled_from(
 )
 
 
-@pytest.mark.timeout(300)  # each example scans the session's whole table twice
 @settings(
-    max_examples=60,
+    max_examples=150,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
 )
@@ -235,10 +225,17 @@ _CONTENT_TYPES = st.sampled_from(
     content_type=_CONTENT_TYPES,
 )
 def test_no_request_is_a_5xx_or_a_write(
-    api: Api, merchant: dict, method: str, path: str, query: str, body: bytes, content_type: str
+    api: Api,
+    merchant: dict,
+    writes: TableWrites,
+    method: str,
+    path: str,
+    query: str,
+    body: bytes,
+    content_type: str,
 ):
     headers = {"Content-Type": content_type} if content_type else {}
-    before = merchant_items(merchant["id"])
+    writes.records()  # what earlier examples wrote is theirs
     target = path + (f"?{query}" if query else "")
     status, _, answer = raw_request(api, method, target, body if method != "GET" else b"", headers)
     assert status < 500, (method, target, answer[:300])
@@ -246,7 +243,7 @@ def test_no_request_is_a_5xx_or_a_write(
         assert "error" in json.loads(answer)
     if status >= 400:
         # A refused request leaves no trace (a create that happens to be valid may write).
-        assert merchant_items(merchant["id"]) == before, (method, target, answer[:300])
+        assert writes.of_merchant(merchant["id"]) == [], (method, target, answer[:300])
 
 
 @pytest.mark.parametrize("path", ["/v1/nothing_here", "/v1/payment_intents"])

@@ -177,6 +177,11 @@ class LedgerMachine(RuleBasedStateMachine):
             )
             assert response.status_code == 200, response.text
 
+    def _everything(self, path: str) -> list[dict]:
+        page = self.api.get(path, params={"limit": 100}).json()
+        assert not page["has_more"], f"{path}: more than one page"
+        return list(page["data"])
+
     @invariant()
     def ledger_balances(self) -> None:
         if not hasattr(self, "merchant_id"):
@@ -188,10 +193,14 @@ class LedgerMachine(RuleBasedStateMachine):
     def payments_match_their_ledger(self) -> None:
         if not getattr(self, "payments", None):
             return
-        refunds = self.api.get("/v1/refunds", params={"limit": 100}).json()["data"]
-        txns = self.api.get("/v1/balance_transactions", params={"limit": 100}).json()["data"]
+        # The merchant is this run's own: one page of each list holds everything it made.
+        intents = self._everything("/v1/payment_intents")
+        refunds = self._everything("/v1/refunds")
+        txns = self._everything("/v1/balance_transactions")
+        by_id = {pi["id"]: pi for pi in intents}
+        assert set(self.payments) <= set(by_id), set(self.payments) - set(by_id)
         for pi_id in self.payments:
-            pi = self.api.get(f"/v1/payment_intents/{pi_id}").json()
+            pi = by_id[pi_id]
             mine = [r for r in refunds if r["payment_intent"] == pi_id]
             live = sum(r["amount"] for r in mine if r["status"] in ("pending", "succeeded"))
             assert live <= pi["amount_received"], (pi_id, live, pi["amount_received"])

@@ -199,9 +199,9 @@ def test_api_reference_holds_under_schemathesis(api_url: str, before_call_hook: 
     assert still_failing == set(PENDING), (
         f"fixed, remove from PENDING: {set(PENDING) - still_failing}"
     )
-    # and it stayed bounded
-    assert cases > 100
-    assert elapsed < MAX_SECONDS, f"{cases} cases took {elapsed:.0f} s"
+    # and it covered the reference (how long it took is the timeout's business: a wall-clock
+    # assertion fails on a busy machine without saying anything about the API)
+    assert cases > 100, f"{cases} cases in {elapsed:.0f} s"
 
 
 def _delete_webhook_endpoints(api_url: str, key: str) -> None:

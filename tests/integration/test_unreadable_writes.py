@@ -3,7 +3,8 @@
 Walks every POST route the app has (its `@endpoint` spec names the params model), sends every
 parameter hostile values (empty and blank map keys, numbers DynamoDB cannot hold, control
 characters, huge and deep values), each in turn with otherwise valid parameters, then reads
-everything back: every list, every object in them, the events, and a Scan of the table. Routes
+everything back: every list, every object in them, the events, and every item of the merchant's
+that the requests wrote (from the table's stream), decoded as the data layer reads it. Routes
 and parameters added later are covered without touching this file.
 """
 
@@ -21,10 +22,11 @@ from pydantic import BaseModel
 
 from app import app
 from chalicelib.api.http import endpoint_spec
-from chalicelib.container import services
 from chalicelib.dal.dynamo import from_attrs
+from chalicelib.domain.webhooks import ENDPOINT_DISABLED_EVENT
 from tests.conftest import Api
 from tests.integration.conftest import Hooks
+from tests.integration.table_writes import TableWrites
 
 HOSTILE: list[Any] = [
     {"": "x"},
@@ -51,7 +53,10 @@ FORM_HOSTILE = ["[]", "[ ]", "[\u0663]", "[a][b][c][d]", "[%00]"]
 KNOWN_GOOD: dict[str, Any] = {
     "amount": 100,
     "currency": "usd",
-    "enabled_events": ["*"],
+    # Endpoints the walk creates take an event this test never causes: the one endpoint that
+    # takes every event already delivers each hostile value once; ten more copies of every
+    # delivery (a thousand-odd) would only repeat that.
+    "enabled_events": [ENDPOINT_DISABLED_EVENT],
     "since": 0,
     "payment_method": "pm_card_visa",
 }
@@ -154,7 +159,7 @@ def fill(api: Api, route: str) -> str:
     return "/".join(parts)
 
 
-def read_everything(api: Api, merchant_id: str) -> int:
+def read_everything(api: Api) -> int:
     """Every GET route without path parameters, and every object they list: all 200."""
     reads = 0
     for path, methods in app.routes.items():
@@ -175,14 +180,6 @@ def read_everything(api: Api, merchant_id: str) -> int:
                 one = api.get(f"{path}/{obj['id']}")
                 assert one.status_code == 200, (path, obj["id"], one.text[:300])
                 reads += 1
-    client = services().dynamodb
-    scan = client.scan(
-        TableName=services().settings.payments_table,
-        FilterExpression="merchant_id = :m",
-        ExpressionAttributeValues={":m": {"S": merchant_id}},
-    )
-    for item in scan["Items"]:
-        from_attrs(item)
     return reads
 
 
@@ -203,8 +200,9 @@ def _retrievable(collection: str) -> bool:
 
 @pytest.mark.timeout(300)  # about 1,000 requests: every parameter of every POST route
 def test_no_parameter_of_any_post_route_can_break_the_merchants_reads(
-    api: Api, merchant: dict, hooks: Hooks
+    api: Api, merchant: dict, hooks: Hooks, sandbox: Any
 ):
+    writes = TableWrites(sandbox)
     succeeded = api.post(
         "/v1/payment_intents",
         {"amount": 5000, "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa"},
@@ -230,9 +228,14 @@ def test_no_parameter_of_any_post_route_can_break_the_merchants_reads(
             refused += response.status_code >= 400
         for name in model.model_fields:
             for suffix in FORM_HOSTILE:
-                response = api.post(fill(api, route), {f"{name}{suffix}": "x"})
+                response = api.post(path, {f"{name}{suffix}": "x"})
                 assert response.status_code < 500, (route, name, suffix, response.text[:300])
                 sent += 1
     assert {"/v1/payment_intents", "/v1/refunds", "/v1/webhook_endpoints"} <= routes
     assert sent > 500 and refused > 0
-    assert read_everything(api, merchant["id"]) > 5
+    assert read_everything(api) > 5
+    # Every item of the merchant's that a request wrote decodes as the data layer reads it.
+    stored = writes.stored_items(writes.of_merchant(merchant["id"]))
+    for item in stored:
+        from_attrs(item)
+    assert succeeded["id"] in {item["pk"]["S"] for item in stored}
