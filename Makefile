@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dashboard dev chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -31,8 +31,24 @@ $(STAMP): pyproject.toml requirements.lock requirements.txt
 	@touch $(STAMP)
 	@echo "Installed into $(VENV)"
 
+# -- Dashboard front end ------------------------------------------------------------------------
+# dashboard/ (TypeScript, Vite, uPlot) builds into chalicelib/static/dashboard/, inside the Lambda
+# package and outside git, which chalicelib/api/dashboard.py serves at /dashboard. `npm ci`
+# installs exactly the lock; nothing is fetched when the page runs.
+DASHBOARD_BUILD := chalicelib/static/dashboard/app.js
+DASHBOARD_SOURCES := $(shell find dashboard/src dashboard/public -type f 2>/dev/null) \
+	dashboard/vite.config.ts dashboard/tsconfig.json
+dashboard/node_modules/.package-lock.json: dashboard/package.json dashboard/package-lock.json
+	cd dashboard && npm ci --no-audit --no-fund
+	@touch $@
+$(DASHBOARD_BUILD): dashboard/node_modules/.package-lock.json $(DASHBOARD_SOURCES)
+	cd dashboard && npm run build
+
+## dashboard: build the dashboard's assets (make dev, test and package build them first)
+dashboard: $(DASHBOARD_BUILD)
+
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
-dev: $(STAMP)
+dev: $(STAMP) $(DASHBOARD_BUILD)
 	$(BIN)/python -m payflow.sandbox
 
 ## chalice-local: `chalice local` on PORT (8001) against the running `make dev` sandbox
@@ -53,7 +69,7 @@ $(CHROMIUM):
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
 ## test: install (the venv, and Chromium for the browser tests), then run the whole suite
-test: $(STAMP) $(CHROMIUM)
+test: $(STAMP) $(CHROMIUM) $(DASHBOARD_BUILD)
 	$(BIN)/python -m pytest
 
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
@@ -80,7 +96,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## package: `chalice package` merged with infra/ into build/ (sam.json, deployment.zip)
-package: $(STAMP)
+package: $(STAMP) $(DASHBOARD_BUILD)
 	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
 
 ## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
@@ -110,3 +126,4 @@ localstack-down:
 ## clean: remove the virtualenv, build output and caches
 clean:
 	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf dashboard/node_modules chalicelib/static/dashboard

@@ -10,6 +10,7 @@ from chalice.app import DynamoDBEvent, SQSEvent
 from chalicelib.api.charges import charges
 from chalicelib.api.connectors import connectors
 from chalicelib.api.customers import customers
+from chalicelib.api.dashboard import dashboard
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
 from chalicelib.api.payment_intents import payment_intents
@@ -34,6 +35,7 @@ app.register_blueprint(refunds)
 app.register_blueprint(customers)
 app.register_blueprint(charges)
 app.register_blueprint(setup_intents)
+app.register_blueprint(dashboard)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

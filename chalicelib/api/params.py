@@ -556,6 +556,8 @@ class ListEvents(ListParams):
     type: Annotated[str, Field(max_length=255)] | None = None
     types: StringList | None = None
     created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
+    related_object: Identifier | None = None
+    """PayFlow's: only events about this object (or whose object belongs to this PaymentIntent)."""
 
 
 # -- customers and payment methods --------------------------------------------------------------

@@ -29,6 +29,9 @@ class EventQuery:
     """Exact types, or `prefix.*` wildcards; empty means every type."""
     created_gte: int | None = None
     created_lte: int | None = None
+    related_object: str | None = None
+    """Only events about this object: its id, or the PaymentIntent it belongs to (a charge's or
+    a refund's `payment_intent`). A filter, so bound it with `created_gte` to keep reads small."""
 
 
 class EventStore:
@@ -92,6 +95,11 @@ class EventStore:
             if query.created_lte is not None:
                 filters.append("#data.#created <= :lte")
                 values[":lte"] = query.created_lte
+        if query.related_object is not None:
+            names.update({"#data": "data", "#object": "data_object", "#id": "id"})
+            names["#pi"] = "payment_intent"
+            filters.append("(#data.#object.#id = :related OR #data.#object.#pi = :related)")
+            values[":related"] = query.related_object
         params: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": INDEX,
