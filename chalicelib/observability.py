@@ -61,6 +61,7 @@ class Metric(Enum):
     PSP_LATENCY = ("PspLatency", MetricUnit.Milliseconds, Kind.TIMER)
     PSP_ERRORS = ("PspErrors", MetricUnit.Count, Kind.COUNTER)
     CIRCUIT_STATE_CHANGES = ("CircuitStateChanges", MetricUnit.Count, Kind.COUNTER)
+    CONNECTOR_ALERTS = ("ConnectorAlerts", MetricUnit.Count, Kind.COUNTER)
     WEBHOOK_ATTEMPTS = ("WebhookAttempts", MetricUnit.Count, Kind.COUNTER)
     WEBHOOK_FAILURES = ("WebhookFailures", MetricUnit.Count, Kind.COUNTER)
     WEBHOOK_LATENCY = ("WebhookLatency", MetricUnit.Milliseconds, Kind.TIMER)

@@ -10,6 +10,8 @@ import { renderPayments } from "./pages/payments";
 import { renderPayment } from "./pages/payment";
 import { renderWebhooks } from "./pages/webhooks";
 import { renderConnectors } from "./pages/connectors";
+import { renderAnalytics } from "./pages/analytics";
+import { startAlerts } from "./pages/alerts";
 
 export type Stop = () => void;
 type Page = (main: HTMLElement, arg: string) => Stop | void;
@@ -19,10 +21,12 @@ const routes: [RegExp, Page, string][] = [
   [/^\/payments$/, renderPayments, "payments"],
   [/^\/webhooks$/, renderWebhooks, "webhooks"],
   [/^\/connectors$/, renderConnectors, "connectors"],
+  [/^\/analytics$/, renderAnalytics, "analytics"],
 ];
 
 const app = document.getElementById("app") as HTMLElement;
 let stopPage: Stop | void;
+let stopAlerts: Stop | undefined;
 
 function nav(current: string): HTMLElement {
   const link = (name: string, title: string) =>
@@ -32,7 +36,7 @@ function nav(current: string): HTMLElement {
     { class: "topbar" },
     h("span", { class: "brand" }, "PayFlow"),
     h("span", { class: "mode" }, "test mode"),
-    h("nav", {}, link("payments", "Payments"), link("webhooks", "Webhooks"), link("connectors", "Connectors")),
+    h("nav", {}, link("payments", "Payments"), link("webhooks", "Webhooks"), link("connectors", "Connectors"), link("analytics", "Analytics")),
     h("span", { id: "alerts", class: "alerts" }),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: signOut }, "Sign out"),
   );
@@ -48,6 +52,8 @@ function route(): void {
   if (stopPage) stopPage();
   stopPage = undefined;
   if (!keys.secret()) {
+    stopAlerts?.();
+    stopAlerts = undefined;
     mount(app, renderSignIn(route));
     return;
   }
@@ -60,6 +66,8 @@ function route(): void {
   const [found, page, section] = match;
   const main = h("main", { id: "main" });
   mount(app, nav(section), main);
+  stopAlerts?.();
+  stopAlerts = startAlerts(document.getElementById("alerts") as HTMLElement);
   stopPage = page(main, found?.[1] ?? "");
 }
 

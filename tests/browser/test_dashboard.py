@@ -203,3 +203,57 @@ def test_routing_rules_are_validated_before_and_by_the_api(dashboard: Any, api: 
     assert [c["id"] for c in routing["connectors"]] == ["simulator_backup"]
     # The refused save's 400 is the only console error the browser reports.
     assert [e for e in dashboard.console_errors if "400" not in e] == []
+
+
+def test_a_connector_fault_switched_on_in_the_page_raises_the_alert(
+    dashboard: Any, api: Api, api_url: str
+) -> None:
+    # Given a merchant whose rule alerts under 50% success over 3 calls in 2 minutes
+    settings = {"threshold": "0.5", "window_seconds": "120", "minimum_calls": "3"}
+    assert api.post("/v1/alert_settings", settings).status_code == 200
+    dashboard.click("a[data-nav=connectors]")
+    switch = dashboard.locator("form.switch[data-connector=simulator]")
+    try:
+        # When the simulator's error rate is switched to 1 from the page, and payments follow
+        switch.locator("input[name=error_rate]").fill("1")
+        switch.locator("button.apply").click()
+        dashboard.locator("#connectors tr[data-connector=simulator]").wait_for()
+        simulator = requests_connector(api, "simulator")
+        assert simulator["simulator"]["error_rate"] == 1
+        for _ in range(3):
+            pay(api)
+        # Then the alert shows in the top bar and in the history, and went out as an event
+        dashboard.wait_for_selector(".alert-pill[data-alert=simulator]", timeout=SEEN_WITHIN_MS)
+        dashboard.wait_for_selector("#alerts-table .badge-firing", timeout=SEEN_WITHIN_MS)
+        events = api.get("/v1/events", params={"type": "payflow.connector.alert"}).json()["data"]
+        assert [e["data"]["object"]["connector"] for e in events] == ["simulator"]
+        screenshot(dashboard, "dashboard-connectors")
+    finally:
+        switch.locator("button.reset").click()
+        dashboard.wait_for_selector("form.switch[data-connector=simulator] input[value='0']")
+    assert requests_connector(api, "simulator")["simulator"]["error_rate"] == 0
+    assert dashboard.console_errors == []
+
+
+def requests_connector(api: Api, connector: str) -> dict:
+    listed = api.get("/v1/connectors").json()["data"]
+    return next(c for c in listed if c["id"] == connector)  # type: ignore[no-any-return]
+
+
+def test_analytics_page_draws_the_merchants_calls(dashboard: Any, api: Api) -> None:
+    for _ in range(2):
+        pay(api)
+    declined = api.post(
+        "/v1/payment_intents",
+        {"amount": "900", "currency": "usd", "payment_method": "pm_card_chargeDeclined"},
+    )
+    assert declined.status_code == 200
+    api.post(f"/v1/payment_intents/{declined.json()['id']}/confirm")
+    dashboard.click("a[data-nav=analytics]")
+    dashboard.wait_for_selector("#chart-connector canvas")
+    dashboard.wait_for_selector("#latency tbody tr")
+    assert "generic_decline" in dashboard.text_content("#reasons")
+    timing = dashboard.locator("#analytics-timing")
+    assert int(timing.get_attribute("data-render-ms")) < 1000
+    screenshot(dashboard, "dashboard-analytics")
+    assert dashboard.console_errors == []

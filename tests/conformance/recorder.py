@@ -23,8 +23,11 @@ from tests.conformance.schemas import Deviation, StripeSchemas, UnknownObject
 
 PAYFLOW_EXTENSIONS: Final = frozenset(
     {
+        "alert_settings",
+        "analytics",
         "balance_release",
         "connector",
+        "connector_alert",
         "merchant",
         "metrics",
         "payment_attempt",

@@ -3,6 +3,7 @@
 // edited as JSON and validated by the API itself (POST /v1/routing answers with the param at fault).
 
 import { ApiError, List, api, keys } from "../api";
+import type { ConnectorAlert } from "./alerts";
 import { actionButton, badge, h, mount, notice, poll, table, time } from "../dom";
 
 interface Simulator {
@@ -39,7 +40,9 @@ export function renderConnectors(main: HTMLElement): () => void {
   const health = h("section", { id: "health" });
   const switches = h("section", { id: "switches" });
   const routing = h("section", { id: "routing" });
-  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Connectors")), health, h("h2", {}, "Simulator fault switches"), switches, h("h2", {}, "Routing rules"), routing);
+  const alerts = h("section", { id: "alert-history" });
+  const settings = h("section", { id: "alert-settings" });
+  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Connectors")), health, h("h2", {}, "Failure-spike alerts"), settings, alerts, h("h2", {}, "Simulator fault switches"), switches, h("h2", {}, "Routing rules"), routing);
   let drawnSwitches = false;
 
   async function refresh(): Promise<void> {
@@ -67,7 +70,11 @@ export function renderConnectors(main: HTMLElement): () => void {
   }
 
   void renderRouting(routing);
-  return poll(refresh, 3000);
+  void renderAlertSettings(settings);
+  return poll(async () => {
+    await refresh();
+    await renderAlertHistory(alerts);
+  }, 3000);
 }
 
 function renderSwitches(el: HTMLElement, simulators: Connector[], refresh: () => Promise<void>): void {
@@ -150,4 +157,55 @@ async function renderRouting(el: HTMLElement): Promise<void> {
     await renderRouting(el);
   }, { class: "secondary" });
   mount(el, h("p", { class: "muted" }, current.custom ? "This merchant has its own routing rules." : "This merchant uses the sandbox's default routing rules."), text, h("div", { class: "row" }, save, reset), message);
+}
+
+interface AlertSettings {
+  enabled: boolean;
+  threshold: number;
+  window_seconds: number;
+  minimum_calls: number;
+}
+
+async function renderAlertHistory(el: HTMLElement): Promise<void> {
+  const alerts = await api.get<List<ConnectorAlert>>("/v1/alerts", { limit: 10 });
+  mount(
+    el,
+    alerts.data.length
+      ? table(
+          ["Alert", "Connector", "Status", "Success rate", "Calls", "Raised", "Resolved"],
+          alerts.data.map((a) => [h("code", {}, a.id), h("strong", {}, a.connector), badge(a.status), `${(a.success_rate * 100).toFixed(0)}% (< ${(a.threshold * 100).toFixed(0)}%)`, a.attempted, time(a.created), time(a.resolved_at) || "—"]),
+          { class: "grid", id: "alerts-table" },
+        )
+      : h("p", { class: "muted" }, "No alert so far."),
+  );
+}
+
+async function renderAlertSettings(el: HTMLElement): Promise<void> {
+  const current = await api.get<AlertSettings>("/v1/alert_settings");
+  const enabled = h("input", { type: "checkbox", name: "enabled", checked: current.enabled });
+  const threshold = h("input", { type: "number", name: "threshold", min: "0", max: "100", step: "1", value: String(Math.round(current.threshold * 100)) });
+  const windowMinutes = h("input", { type: "number", name: "window_minutes", min: "1", max: "60", value: String(current.window_seconds / 60) });
+  const minimum = h("input", { type: "number", name: "minimum_calls", min: "1", max: "10000", value: String(current.minimum_calls) });
+  const message = h("span", { class: "muted", id: "alert-settings-message" });
+  mount(
+    el,
+    h(
+      "form",
+      { class: "alert-settings card", onsubmit: (e: Event) => e.preventDefault() },
+      h("label", {}, enabled, " alert when a connector's success rate is under "),
+      h("label", {}, threshold, " %"),
+      h("label", {}, "over the last ", windowMinutes, " min"),
+      h("label", {}, "with at least ", minimum, " calls"),
+      actionButton("Save alert rule", async () => {
+        const saved = await api.post<AlertSettings>("/v1/alert_settings", {
+          enabled: enabled.checked,
+          threshold: Number(threshold.value) / 100,
+          window_seconds: Number(windowMinutes.value) * 60,
+          minimum_calls: minimum.value,
+        });
+        message.textContent = `Saved: under ${Math.round(saved.threshold * 100)}% over ${saved.window_seconds / 60} min.`;
+      }, { id: "save-alert-settings" }),
+      message,
+    ),
+  );
 }
