@@ -14,6 +14,7 @@ from chalicelib.api.customers import customers
 from chalicelib.api.dashboard import dashboard
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
+from chalicelib.api.graphql import graphql
 from chalicelib.api.payment_intents import payment_intents
 from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
@@ -39,6 +40,7 @@ app.register_blueprint(charges)
 app.register_blueprint(setup_intents)
 app.register_blueprint(dashboard)
 app.register_blueprint(analytics)
+app.register_blueprint(graphql)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are

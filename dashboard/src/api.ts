@@ -67,6 +67,32 @@ export function formEncode(params: Params, prefix = "", out = new URLSearchParam
   return out;
 }
 
+async function send<T>(url: string, init: RequestInit): Promise<T> {
+  const response = await fetch(url, init);
+  const json = await response.json().catch(() => ({}));
+  if (!response.ok) {
+    const error: StripeError = json.error ?? { type: "api_error", message: `HTTP ${response.status}` };
+    throw new ApiError(response.status, error);
+  }
+  return json as T;
+}
+
+/** One read-only GraphQL query (POST /graphql, JSON); its `errors`, if any, become an ApiError. */
+export async function graphql<T>(query: string, variables: Params = {}): Promise<T> {
+  const key = keys.secret();
+  if (!key) throw new ApiError(401, { type: "invalid_request_error", message: "Not signed in." });
+  // No Idempotency-Key: a read has nothing to replay, and polling would store one per call.
+  const body = await send<{ data?: T; errors?: { message: string }[] }>(`${apiRoot}/graphql`, {
+    method: "POST",
+    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+    body: JSON.stringify({ query, variables }),
+  });
+  if (body.errors?.length || !body.data) {
+    throw new ApiError(400, { type: "invalid_request_error", message: body.errors?.map((e) => e.message).join("; ") ?? "No data." });
+  }
+  return body.data;
+}
+
 async function call<T>(method: string, path: string, params: Params = {}, admin = false): Promise<T> {
   const key = admin ? keys.admin() : keys.secret();
   if (!key) throw new ApiError(401, { type: "invalid_request_error", message: admin ? "This needs the admin key: sign in with it." : "Not signed in." });
@@ -83,13 +109,7 @@ async function call<T>(method: string, path: string, params: Params = {}, admin 
     // Every write is safe to send twice: a retried click replays instead of acting again.
     headers["Idempotency-Key"] = crypto.randomUUID();
   }
-  const response = await fetch(url, { method, headers, body });
-  const json = await response.json().catch(() => ({}));
-  if (!response.ok) {
-    const error: StripeError = json.error ?? { type: "api_error", message: `HTTP ${response.status}` };
-    throw new ApiError(response.status, error);
-  }
-  return json as T;
+  return send<T>(url, { method, headers, body });
 }
 
 export const api = {

@@ -1,6 +1,7 @@
 // One payment's page: its whole story in time order (events with their webhook deliveries, PSP
 // attempts with routing decisions, charges, refunds, ledger entries) and the capture, cancel and
-// refund actions its status allows. The story comes from one GraphQL query (timeline.ts).
+// refund actions its status allows. The story comes from one GraphQL query (timeline.ts);
+// the actions are REST calls.
 
 import { api } from "../api";
 import { actionButton, badge, h, money, mount, notice, poll, time, toMinor } from "../dom";

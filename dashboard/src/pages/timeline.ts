@@ -2,7 +2,7 @@
 // order. Entries at the same second keep the order in which they happened (a charge before the
 // event announcing it).
 
-import { BalanceTransaction, Charge, Delivery, List, PaymentIntent, Refund, StripeEvent, api } from "../api";
+import { ApiError, BalanceTransaction, Charge, Delivery, PaymentIntent, Refund, StripeEvent, api, graphql } from "../api";
 import { actionButton, badge, h, money, time } from "../dom";
 
 export interface Attempt {
@@ -29,28 +29,45 @@ export interface PaymentStory {
   ledger: BalanceTransaction[];
 }
 
-/** Everything about one payment, read through the public REST API. */
+const STORY = `
+query Story($id: ID!) {
+  payment_intent(id: $id) {
+    raw
+    charges { raw balance_transactions { id amount fee net currency type status created source } }
+    refunds { raw balance_transactions { id amount fee net currency type status created source } }
+    attempts { attempt connector outcome error_code latency_ms created }
+    routing
+    events {
+      id type created pending_webhooks object
+      deliveries { id event event_type webhook_endpoint status created attempt_count next_attempt_at attempts }
+    }
+  }
+}`;
+
+interface StoryData {
+  payment_intent: {
+    raw: PaymentIntent;
+    charges: { raw: Charge; balance_transactions: BalanceTransaction[] }[];
+    refunds: { raw: Refund; balance_transactions: BalanceTransaction[] }[];
+    attempts: Attempt[];
+    routing: RoutingDecision[];
+    events: (Omit<StripeEvent, "data"> & { object: StripeEvent["data"]["object"]; deliveries: Delivery[] })[];
+  } | null;
+}
+
+/** Everything about one payment in one GraphQL query (the REST calls would be a dozen). */
 export async function loadStory(id: string): Promise<PaymentStory> {
-  const payment = await api.get<PaymentIntent>(`/v1/payment_intents/${id}`);
-  const [attempts, charges, refunds, events] = await Promise.all([
-    api.get<List<Attempt> & { routing: RoutingDecision[] }>(`/v1/payment_intents/${id}/attempts`),
-    api.get<List<Charge>>("/v1/charges", { payment_intent: id, limit: 100 }),
-    api.get<List<Refund>>("/v1/refunds", { payment_intent: id, limit: 100 }),
-    api.get<List<StripeEvent>>("/v1/events", { related_object: id, created: { gte: payment.created }, limit: 100 }),
-  ]);
-  const sources = [...charges.data.map((c) => c.id), ...refunds.data.map((r) => r.id)];
-  const [deliveries, ledger] = await Promise.all([
-    Promise.all(events.data.map((e) => api.get<List<Delivery>>(`/v1/events/${e.id}/deliveries`))),
-    Promise.all(sources.map((source) => api.get<List<BalanceTransaction>>("/v1/balance_transactions", { source, limit: 100 }))),
-  ]);
+  const data = await graphql<StoryData>(STORY, { id });
+  const pi = data.payment_intent;
+  if (!pi) throw new ApiError(404, { type: "invalid_request_error", message: `No such payment_intent: '${id}'` });
   return {
-    payment,
-    attempts: attempts.data,
-    routing: attempts.routing,
-    charges: charges.data,
-    refunds: refunds.data,
-    events: events.data.map((e, i) => ({ ...e, deliveries: deliveries[i].data })),
-    ledger: ledger.flatMap((page) => page.data),
+    payment: pi.raw,
+    attempts: pi.attempts,
+    routing: pi.routing,
+    charges: pi.charges.map((c) => c.raw),
+    refunds: pi.refunds.map((r) => r.raw),
+    events: pi.events.map(({ object, ...event }) => ({ ...event, data: { object } })),
+    ledger: [...pi.charges, ...pi.refunds].flatMap((o) => o.balance_transactions),
   };
 }
 

@@ -1,0 +1,42 @@
+"""/graphql: a read-only GraphQL API over payments, charges, refunds, events, deliveries,
+connectors and analytics, with the same keys and tenant isolation as REST.
+
+The schema and graphql-core are imported inside the view, on the first query: no other route
+or Lambda function pays for them (chalicelib/api/graphql_schema.py holds the schema, its
+resolvers and its depth and cost limits).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from chalice import Blueprint
+from pydantic import Field
+
+from chalicelib.api import params as p
+from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
+
+graphql = Blueprint(__name__)
+bp = graphql
+
+
+class GraphQLRequest(p.Params):
+    """The GraphQL-over-HTTP body: `query`, `variables`, `operationName` (JSON or form)."""
+
+    query: Annotated[str, Field(min_length=1, max_length=20_000)]
+    variables: dict[str, Any] | None = None
+    # camelCase: the GraphQL-over-HTTP spec's own name for it.
+    operationName: Annotated[str, Field(max_length=255)] | None = None
+
+
+@bp.route("/graphql", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=GraphQLRequest)
+def graphql_query(call: ApiCall) -> dict:
+    """Run one read-only query; GraphQL errors come back in `errors` with HTTP 200, as the
+    GraphQL-over-HTTP spec has it for application/json."""
+    from chalicelib.api import graphql_schema
+
+    params: GraphQLRequest = call.params
+    return graphql_schema.run(
+        call.merchant_id, params.query, params.variables, params.operationName
+    )
