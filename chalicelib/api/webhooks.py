@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 from chalice import Blueprint
+from pydantic import Field
 
 from chalicelib.api import params as p
 from chalicelib.api.http import ANY_CONTENT_TYPE, ApiCall, endpoint
 from chalicelib.container import webhooks
 from chalicelib.domain.webhooks import DeliveryStatus
+from chalicelib.webhooks.delivery import report_dlq_depth
 
 webhook_endpoints = Blueprint(__name__)
 bp = webhook_endpoints
@@ -103,3 +107,34 @@ def retrieve_webhook_delivery(call: ApiCall, id: str) -> dict:
 @endpoint(bp, params=p.Params)
 def retry_webhook_delivery(call: ApiCall, id: str) -> dict:
     return webhooks().endpoints.retry(call.merchant_id, id)
+
+
+class RedriveDeadLetters(p.Params):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+
+
+@bp.route("/v1/sandbox/webhook_dlq", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=p.Params, auth="admin")
+def retrieve_webhook_dead_letters(call: ApiCall) -> dict:
+    """How many webhook messages wait in the dead-letter queue (every merchant's: admin only)."""
+    queue = webhooks().queue
+    return {
+        "object": "webhook_dead_letter_queue",
+        "dead_lettered": report_dlq_depth(queue),
+        "queued": queue.depth(),
+    }
+
+
+@bp.route("/v1/sandbox/webhook_dlq/redrive", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params=RedriveDeadLetters, auth="admin")
+def redrive_webhook_dead_letters(call: ApiCall) -> dict:
+    """Move up to `limit` dead-lettered messages back to the webhook queue (a fresh schedule
+    each), as the redrive_webhooks function does."""
+    queue = webhooks().queue
+    moved = queue.redrive(call.params.limit)
+    return {
+        "object": "webhook_dead_letter_queue",
+        "moved": moved,
+        "dead_lettered": report_dlq_depth(queue),
+        "queued": queue.depth(),
+    }

@@ -116,6 +116,7 @@ export const api = {
   get: <T>(path: string, params?: Params): Promise<T> => call<T>("GET", path, params),
   post: <T>(path: string, params?: Params): Promise<T> => call<T>("POST", path, params),
   del: <T>(path: string): Promise<T> => call<T>("DELETE", path),
+  adminGet: <T>(path: string, params?: Params): Promise<T> => call<T>("GET", path, params, true),
   adminPost: <T>(path: string, params?: Params): Promise<T> => call<T>("POST", path, params, true),
 };
 

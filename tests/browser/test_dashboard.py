@@ -158,6 +158,9 @@ def test_webhook_endpoints_are_managed_from_the_page(dashboard: Any, api: Api) -
         hook.wait_for(lambda got: len(got) >= 4)
         dashboard.reload()
         dashboard.locator(".endpoint li.delivery", has_text="charge.succeeded").first.wait_for()
+        assert "Dead-letter queue" in dashboard.text_content("#dlq-state")
+        dashboard.click("button#redrive")
+        dashboard.locator("#dlq-state", has_text="moved back").wait_for()
         screenshot(dashboard, "dashboard-webhooks")
 
         dashboard.locator(".endpoint button", has_text="Disable").click()

@@ -32,6 +32,7 @@ PAYFLOW_EXTENSIONS: Final = frozenset(
         "metrics",
         "payment_attempt",
         "routing",
+        "webhook_dead_letter_queue",
         "webhook_delivery",
         "webhook_endpoint.resend",
         "webhook_endpoint_health",

@@ -133,3 +133,33 @@ def test_bad_ranges_and_settings_are_stripe_shaped_errors(api: Api) -> None:
     bad = api.post("/v1/alert_settings", {"threshold": "2"})
     assert bad.status_code == 400 and bad.json()["error"]["param"] == "threshold"
     assert api.get("/v1/alert_settings").json()["threshold"] == 0.8
+
+
+def test_the_dead_letter_queue_is_read_and_redriven_by_the_admin_only(api: Api, api_url: str):
+    admin = Api(api_url, ADMIN_KEY)
+    assert api.get("/v1/sandbox/webhook_dlq").status_code in (401, 403)
+    with receiving(default=500) as hook:
+        endpoint = api.post(
+            "/v1/webhook_endpoints",
+            {"url": hook.url, "enabled_events[]": ["payment_intent.created"]},
+        ).json()
+        try:
+            # Given a delivery that failed its three scheduled attempts
+            pi = api.post("/v1/payment_intents", {"amount": "700", "currency": "usd"}).json()
+            hook.wait_for(lambda got: len(got) >= 3, timeout=20)
+
+            def dead_lettered() -> int:
+                body = admin.get("/v1/sandbox/webhook_dlq").json()
+                assert body["object"] == "webhook_dead_letter_queue"
+                assert body["dead_lettered"] >= 1
+                return int(body["dead_lettered"])
+
+            eventually(dead_lettered, timeout=15)
+            # When the admin redrives, the message gets a fresh schedule: a fourth attempt
+            moved = admin.post("/v1/sandbox/webhook_dlq/redrive", {"limit": "100"}).json()
+            assert moved["moved"] >= 1
+            hook.wait_for(lambda got: len(got) >= 4, timeout=20)
+            events = [r.event["data"]["object"]["id"] for r in hook.requests]
+            assert set(events) == {pi["id"]}
+        finally:
+            api.session.delete(f"{api.base}/v1/webhook_endpoints/{endpoint['id']}")

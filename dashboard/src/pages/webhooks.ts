@@ -1,7 +1,7 @@
 // Webhooks: the merchant's endpoints (create, edit, disable, roll secret, delete), each one's
 // deliveries with their attempts and a resend button, and "retry every failed one since".
 
-import { List, Delivery, api } from "../api";
+import { List, Delivery, api, keys } from "../api";
 import { actionButton, badge, h, mount, notice } from "../dom";
 import { deliveryList } from "./timeline";
 
@@ -36,7 +36,9 @@ export function renderWebhooks(main: HTMLElement): () => void {
       await draw();
     }, { id: "add-endpoint" }),
   );
-  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Webhooks")), create, secretNote, list);
+  const dlq = h("section", { id: "dlq" });
+  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Webhooks")), create, secretNote, dlq, list);
+  void renderDeadLetters(dlq);
 
   async function draw(): Promise<void> {
     let page: List<Endpoint>;
@@ -112,5 +114,33 @@ function endpointCard(endpoint: Endpoint, redraw: () => Promise<void>, secretNot
     ),
     h("h3", {}, "Recent deliveries"),
     deliveries,
+  );
+}
+
+interface DeadLetters {
+  dead_lettered: number | null;
+  queued: number;
+  moved?: number;
+}
+
+/** The dead-letter queue is every merchant's: the admin key reads and redrives it. */
+async function renderDeadLetters(el: HTMLElement): Promise<void> {
+  if (!keys.admin()) {
+    mount(el, h("p", { class: "muted" }, "Sign in with the admin key as well to see and redrive the dead-letter queue."));
+    return;
+  }
+  const state = await api.adminGet<DeadLetters>("/v1/sandbox/webhook_dlq");
+  const line = (s: DeadLetters) => `Dead-letter queue: ${s.dead_lettered ?? "—"} message(s) · ${s.queued} queued for delivery${s.moved !== undefined ? ` · ${s.moved} moved back` : ""}`;
+  const text = h("span", { id: "dlq-state" }, line(state));
+  mount(
+    el,
+    h(
+      "div",
+      { class: "card row" },
+      text,
+      actionButton("Redrive", async () => {
+        text.textContent = line(await api.adminPost<DeadLetters>("/v1/sandbox/webhook_dlq/redrive", { limit: 100 }));
+      }, { id: "redrive" }),
+    ),
   );
 }
