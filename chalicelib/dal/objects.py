@@ -17,6 +17,9 @@ from typing import Any, Protocol
 from chalicelib.dal.dynamo import WriteBatch, from_attrs, to_attrs
 
 INDEX = "gsi1"
+RELATED_INDEX = "gsi2"
+"""Events by the object whose story they tell: `gsi2pk` = `<merchant>#<owner id>`, where the
+owner is the object's PaymentIntent when it has one (a charge's, a refund's), else the object."""
 
 
 class Stored(Protocol):
@@ -136,6 +139,8 @@ class ObjectStore:
 
     def _item(self, kind: str, obj: Stored, top_level: dict[str, Any]) -> dict[str, Any]:
         data = obj.model_dump(mode="json")
+        if kind == "event":
+            top_level = {**top_level, **related_keys(obj.merchant_id, obj.id, data)}
         return to_attrs(
             {
                 "pk": obj.id,
@@ -149,3 +154,12 @@ class ObjectStore:
                 "data": data,
             }
         )
+
+
+def related_keys(merchant_id: str, event_id: str, data: dict[str, Any]) -> dict[str, str]:
+    """The RELATED_INDEX keys of an event (none when its object has no id)."""
+    obj = data.get("data_object") or {}
+    owner = obj.get("payment_intent") or obj.get("id")
+    if not isinstance(owner, str) or not owner:
+        return {}
+    return {"gsi2pk": f"{merchant_id}#{owner}", "gsi2sk": event_id}

@@ -92,6 +92,10 @@ def test_related_object_keeps_the_events_of_one_payment_and_its_charges(api: Api
         assert mine["id"] in (obj["id"], obj.get("payment_intent")), event["type"]
     assert other["id"] not in {event["data"]["object"]["id"] for event in events}
 
+    # A charge's events are indexed under its PaymentIntent: they are found by a filter instead
+    charge = api.get("/v1/events", params={"related_object": mine["latest_charge"]}).json()
+    assert {e["type"] for e in charge["data"]} == {"charge.succeeded"}
+
 
 def test_related_object_must_be_an_identifier(api: Api):
     response = api.get("/v1/events", params={"related_object": "x" * 300})
