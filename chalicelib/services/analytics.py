@@ -44,9 +44,23 @@ REFUNDS = ("_refunds", "_all")
 class AnalyticsService:
     """Folds PSP calls and refunds into counters; reports; raises and resolves alerts."""
 
-    def __init__(self, store: AnalyticsStore, *, clock: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        store: AnalyticsStore,
+        *,
+        clock: Callable[[], float] = time.time,
+        wall: Callable[[], float] = time.time,
+    ) -> None:
         self._store = store
         self._clock = clock
+        self._wall = wall
+
+    def _business_offset(self) -> int:
+        # Attempt records carry wall-clock times; the sandbox's business clock (set back by
+        # `payflow seed` to write a 30-day history) may differ. A call is folded within a second
+        # or so of being made, so today's offset places it where the payment's history is. On
+        # AWS both clocks are the wall clock: zero.
+        return int(self._clock() - self._wall())
 
     # -- the stream consumer -------------------------------------------------------------------
 
@@ -79,6 +93,7 @@ class AnalyticsService:
 
     def _facts(self, attempts: list[dict[str, Any]]) -> list[CallFact]:
         payments = self._store.payment_facts(sorted({str(a["pk"]) for a in attempts}))
+        offset = self._business_offset()
         facts = []
         for item in attempts:
             record = item["data"]
@@ -96,7 +111,7 @@ class AnalyticsService:
                     outcome=outcome,
                     latency_ms=int(record.get("latency_ms") or 0),
                     reason=record.get("error_code") or record.get("outcome"),
-                    created=int(record.get("created") or self._clock()),
+                    created=int(record.get("created") or self._wall()) + offset,
                     amount=int(payment["amount"]),
                     currency=str(payment["currency"]),
                 )

@@ -85,8 +85,8 @@ function draw(body: HTMLElement, report: Report, charts: uPlot[]): void {
     [
       ["PSP calls", String(t.calls)],
       ["Success rate", percent(t.success_rate)],
-      ["Volume", money(volume, currency)],
-      ["Refunds", `${report.refunds.count.reduce((a, b) => a + b, 0)} · ${money(refunded, currency)}`],
+      [`Volume (${currency.toUpperCase()})`, money(volume, currency)],
+      [`Refunds (${currency.toUpperCase()})`, `${report.refunds.count.reduce((a, b) => a + b, 0)} · ${money(refunded, currency)}`],
       ["p50 / p99 latency", `${t.latency_ms.p50 ?? "—"} / ${t.latency_ms.p99 ?? "—"} ms`],
     ].map(([label, value]) => h("div", { class: "kpi card" }, h("div", { class: "muted" }, label), h("div", { class: "kpi-value" }, value))),
   );
