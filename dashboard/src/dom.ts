@@ -60,7 +60,7 @@ export function time(epochSeconds: number | null | undefined): string {
 }
 
 export function badge(status: string): HTMLSpanElement {
-  return h("span", { class: `badge badge-${status.replace(/[^a-z_]/g, "")}` }, status.replaceAll("_", " "));
+  return h("span", { class: `badge badge-${status.replace(/[^A-Za-z_]/g, "")}` }, status.replaceAll("_", " "));
 }
 
 export function table(headers: string[], rows: (Child | Child[])[][], attrs: Attrs = {}): HTMLTableElement {
