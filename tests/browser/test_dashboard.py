@@ -16,6 +16,7 @@ import pytest
 
 from tests.browser.conftest import screenshot
 from tests.conftest import ADMIN_KEY, Api
+from tests.integration.test_analytics import own_simulators
 from tests.integration.webhook_receiver import Receiver, receiving
 
 # The pages poll every 3 s; a change must show within two polls.
@@ -211,30 +212,32 @@ def test_routing_rules_are_validated_before_and_by_the_api(dashboard: Any, api: 
 def test_a_connector_fault_switched_on_in_the_page_raises_the_alert(
     dashboard: Any, api: Api, api_url: str
 ) -> None:
-    # Given a merchant whose rule alerts under 50% success over 3 calls in 2 minutes
+    # Given a merchant with simulators of its own, whose rule alerts under 50% success over 3
+    # calls in 2 minutes
     settings = {"threshold": "0.5", "window_seconds": "120", "minimum_calls": "3"}
     assert api.post("/v1/alert_settings", settings).status_code == 200
+    primary, _ = own_simulators(api)
     dashboard.click("a[data-nav=connectors]")
-    switch = dashboard.locator("form.switch[data-connector=simulator]")
+    switch = dashboard.locator(f"form.switch[data-connector={primary}]")
     try:
         # When the simulator's error rate is switched to 1 from the page, and payments follow
         switch.locator("input[name=error_rate]").fill("1")
         switch.locator("button.apply").click()
-        dashboard.locator("#connectors tr[data-connector=simulator]").wait_for()
-        simulator = requests_connector(api, "simulator")
+        dashboard.locator(f"#connectors tr[data-connector={primary}]").wait_for()
+        simulator = requests_connector(api, primary)
         assert simulator["simulator"]["error_rate"] == 1
         for _ in range(3):
             pay(api)
         # Then the alert shows in the top bar and in the history, and went out as an event
-        dashboard.wait_for_selector(".alert-pill[data-alert=simulator]", timeout=SEEN_WITHIN_MS)
+        dashboard.wait_for_selector(f".alert-pill[data-alert={primary}]", timeout=SEEN_WITHIN_MS)
         dashboard.wait_for_selector("#alerts-table .badge-firing", timeout=SEEN_WITHIN_MS)
         events = api.get("/v1/events", params={"type": "payflow.connector.alert"}).json()["data"]
-        assert [e["data"]["object"]["connector"] for e in events] == ["simulator"]
+        assert [e["data"]["object"]["connector"] for e in events] == [primary]
         screenshot(dashboard, "dashboard-connectors")
     finally:
         switch.locator("button.reset").click()
-        dashboard.wait_for_selector("form.switch[data-connector=simulator] input[value='0']")
-    assert requests_connector(api, "simulator")["simulator"]["error_rate"] == 0
+        dashboard.wait_for_selector(f"form.switch[data-connector={primary}] input[value='0']")
+    assert requests_connector(api, primary)["simulator"]["error_rate"] == 0
     assert dashboard.console_errors == []
 
 

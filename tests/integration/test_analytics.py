@@ -5,6 +5,7 @@ report reads the counters."""
 from __future__ import annotations
 
 import time
+import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,15 +29,33 @@ def pay(api: Api, payment_method: str = "pm_card_visa") -> dict:
     return body if response.status_code == 200 else body["error"]["payment_intent"]
 
 
+def own_simulators(api: Api) -> tuple[str, str]:
+    """Route the merchant to two simulators of its own (primary, backup), with a circuit that
+    does not open during a test: faults switched on them touch no other test's connectors."""
+    name = f"sim_{uuid.uuid4().hex[:10]}"
+    primary, backup = f"{name}_a", f"{name}_b"
+    routing = {
+        "connectors": [
+            {"id": c, "kind": "simulator", "priority": rank + 1}
+            for rank, c in enumerate((primary, backup))
+        ],
+        "circuit_breaker": {"minimum_calls": 1000},
+    }
+    response = api.session.post(f"{api.base}/v1/routing", json=routing, timeout=30)
+    assert response.status_code == 200, response.text
+    return primary, backup
+
+
 @pytest.fixture
-def failing_simulator(api_url: str) -> Iterator[None]:
-    """The shared simulator fails every call meanwhile (switched back however the test ends)."""
+def failing_simulator(api: Api, api_url: str) -> Iterator[str]:
+    """The merchant's primary simulator fails every call meanwhile; its id."""
+    primary, _ = own_simulators(api)
     admin = Api(api_url, ADMIN_KEY)
-    assert admin.post("/v1/connectors/simulator", {"error_rate": "1"}).status_code == 200
+    assert admin.post(f"/v1/connectors/{primary}", {"error_rate": "1"}).status_code == 200
     try:
-        yield
+        yield primary
     finally:
-        admin.post("/v1/connectors/simulator", {"error_rate": "0"})
+        admin.post(f"/v1/connectors/{primary}", {"error_rate": "0"})
 
 
 def report(api: Api) -> dict:
@@ -46,7 +65,7 @@ def report(api: Api) -> dict:
 
 
 def test_a_failure_spike_raises_one_alert_delivered_as_a_payflow_event(
-    api: Api, failing_simulator: None
+    api: Api, failing_simulator: str
 ) -> None:
     # Given a rule of 50% over 3 calls and an endpoint subscribed to the alert type only
     rule = {"threshold": "0.5", "window_seconds": "120", "minimum_calls": "3"}
@@ -67,7 +86,8 @@ def test_a_failure_spike_raises_one_alert_delivered_as_a_payflow_event(
             event = got[0].event
             assert event["type"] == "payflow.connector.alert"
             alert = event["data"]["object"]
-            assert alert["object"] == "connector_alert" and alert["connector"] == "simulator"
+            assert alert["object"] == "connector_alert"
+            assert alert["connector"] == failing_simulator
             assert alert["status"] == "firing" and alert["success_rate"] < 0.5
             listed = api.get("/v1/alerts").json()["data"]
             assert [(a["id"], a["status"]) for a in listed] == [(alert["id"], "firing")]
@@ -80,7 +100,7 @@ def test_a_failure_spike_raises_one_alert_delivered_as_a_payflow_event(
             api.session.delete(f"{api.base}/v1/webhook_endpoints/{endpoint.json()['id']}")
 
     # And the report shows the simulator's errors and the failover's successes
-    simulator = report(api)["by_connector"]["simulator"]["total"]
+    simulator = report(api)["by_connector"][failing_simulator]["total"]
     assert simulator["succeeded"] == 0 and simulator["reasons"].get("PspUnavailable", 0) >= 3
 
 
