@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -31,8 +31,44 @@ $(STAMP): pyproject.toml requirements.lock requirements.txt
 	@touch $(STAMP)
 	@echo "Installed into $(VENV)"
 
+# Debian packages the set-up installs when the machine lacks them (with sudo when not root):
+# Node.js and npm build the front ends (payflow.js, the dashboard).
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NPM := $(shell command -v npm || echo /usr/bin/npm)
+$(NPM):
+	@echo "Installing Node.js and npm for the front-end builds (apt-get, once per machine)"
+	$(SUDO) apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm
+
+# -- payflow.js (clients/js): the browser SDK and PayFlow's checkout frames, built by esbuild into
+# chalicelib/static/js/v1, which the app serves at /js/v1/ and `chalice package` ships. npm
+# installs the locked build tools once (Node.js from apt-get when the machine has none).
+CHECKOUT_JS := chalicelib/static/js/v1/payflow.js
+CHECKOUT_TOOLS := clients/js/node_modules/.package-lock.json
+$(CHECKOUT_TOOLS): clients/js/package.json clients/js/package-lock.json | $(NPM)
+	cd clients/js && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(CHECKOUT_JS): $(CHECKOUT_TOOLS) clients/js/build.mjs clients/js/tsconfig.json $(wildcard clients/js/src/*.ts clients/js/pages/*)
+	cd clients/js && $(NPM) run --silent build
+
+# -- Dashboard front end ------------------------------------------------------------------------
+# dashboard/ (TypeScript, Vite, uPlot) builds into chalicelib/static/dashboard/, inside the Lambda
+# package and outside git, which chalicelib/api/dashboard.py serves at /dashboard. `npm ci`
+# installs exactly the lock; nothing is fetched when the page runs.
+DASHBOARD_BUILD := chalicelib/static/dashboard/app.js
+DASHBOARD_SOURCES := $(shell find dashboard/src dashboard/public -type f 2>/dev/null) \
+	dashboard/vite.config.ts dashboard/tsconfig.json
+dashboard/node_modules/.package-lock.json: dashboard/package.json dashboard/package-lock.json | $(NPM)
+	cd dashboard && $(NPM) ci --no-audit --no-fund --loglevel=error
+	@touch $@
+$(DASHBOARD_BUILD): dashboard/node_modules/.package-lock.json $(DASHBOARD_SOURCES)
+	cd dashboard && $(NPM) run build
+
+## dashboard: build the dashboard's assets (make dev, test and package build them first)
+dashboard: $(DASHBOARD_BUILD)
+
 ## dev: install, then run the embedded sandbox in the foreground (Ctrl-C stops it)
-dev: $(STAMP) $(CHECKOUT_JS)
+dev: $(STAMP) $(CHECKOUT_JS) $(DASHBOARD_BUILD)
 	$(BIN)/python -m payflow.sandbox
 
 ## checkout-example: the example shop (examples/checkout) on SHOP_PORT (4242), beside `make dev`
@@ -50,30 +86,13 @@ seed: $(STAMP)
 # The browser tests (tests/browser) drive Debian's Chromium through Playwright; no browser is
 # downloaded by Playwright itself. Installed once per machine, with sudo when not root.
 CHROMIUM := /usr/lib/chromium/chromium
-SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 $(CHROMIUM):
 	@echo "Installing Debian's chromium for the browser tests (apt-get, once per machine)"
 	$(SUDO) apt-get update -qq
 	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends chromium
 
-# -- payflow.js (clients/js): the browser SDK and PayFlow's checkout frames, built by esbuild into
-# chalicelib/static/js/v1, which the app serves at /js/v1/ and `chalice package` ships. npm
-# installs the locked build tools once (Node.js from apt-get when the machine has none).
-CHECKOUT_JS := chalicelib/static/js/v1/payflow.js
-CHECKOUT_TOOLS := clients/js/node_modules/.package-lock.json
-NPM := $(shell command -v npm || echo /usr/bin/npm)
-$(NPM):
-	@echo "Installing Node.js and npm for payflow.js's build (apt-get, once per machine)"
-	$(SUDO) apt-get update -qq
-	DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq --no-install-recommends nodejs npm
-$(CHECKOUT_TOOLS): clients/js/package.json clients/js/package-lock.json | $(NPM)
-	cd clients/js && $(NPM) ci --no-audit --no-fund --loglevel=error
-	@touch $@
-$(CHECKOUT_JS): $(CHECKOUT_TOOLS) clients/js/build.mjs clients/js/tsconfig.json $(wildcard clients/js/src/*.ts clients/js/pages/*)
-	cd clients/js && $(NPM) run --silent build
-
 ## test: install (the venv, and Chromium for the browser tests), then run the whole suite
-test: $(STAMP) $(CHROMIUM) $(CHECKOUT_JS)
+test: $(STAMP) $(CHROMIUM) $(CHECKOUT_JS) $(DASHBOARD_BUILD)
 	$(BIN)/python -m pytest
 
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
@@ -100,7 +119,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 ## package: `chalice package` merged with infra/ into build/ (sam.json, deployment.zip)
-package: $(STAMP) $(CHECKOUT_JS)
+package: $(STAMP) $(CHECKOUT_JS) $(DASHBOARD_BUILD)
 	$(BIN)/python -m payflow.deploy package --stage $(STAGE)
 
 ## deploy: package, then create or update stack payflow-$(STAGE) in the environment's AWS account
@@ -129,4 +148,5 @@ localstack-down:
 
 ## clean: remove the virtualenv, build output and caches
 clean:
-	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache clients/js/node_modules chalicelib/static/js
+	rm -rf $(VENV) build .pytest_cache .mypy_cache .ruff_cache
+	rm -rf clients/js/node_modules chalicelib/static/js dashboard/node_modules chalicelib/static/dashboard

@@ -11,18 +11,22 @@ entry points needs and nothing more: each function's first call imports what it 
 from chalice import Chalice
 from chalice.app import DynamoDBEvent, SQSEvent
 
+from chalicelib.api.analytics import analytics
 from chalicelib.api.charges import charges
 from chalicelib.api.checkout import checkout
 from chalicelib.api.connectors import connectors
 from chalicelib.api.customers import customers
+from chalicelib.api.dashboard import dashboard
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
+from chalicelib.api.graphql import graphql
 from chalicelib.api.payment_intents import payment_intents
 from chalicelib.api.psp_webhooks import psp_webhooks
 from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
 from chalicelib.api.setup_intents import setup_intents
 from chalicelib.api.webhooks import webhook_endpoints
+from chalicelib.container import analytics as analytics_service
 from chalicelib.container import services, webhooks
 from chalicelib.observability import handler as observed
 from chalicelib.observability import payment_task_keys, sqs_keys, stream_keys
@@ -41,6 +45,9 @@ app.register_blueprint(charges)
 app.register_blueprint(setup_intents)
 app.register_blueprint(checkout)
 app.register_blueprint(psp_webhooks)
+app.register_blueprint(dashboard)
+app.register_blueprint(analytics)
+app.register_blueprint(graphql)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are
@@ -89,6 +96,15 @@ def resume_payments(event: DynamoDBEvent) -> dict:
     the request that committed it died before starting it (StartExecution is idempotent)."""
     failed = services().payment_intents.resume_from_stream(r.to_dict() for r in event)
     return {"batchItemFailures": [{"itemIdentifier": sequence} for sequence in failed]}
+
+
+@app.on_dynamodb_record(stream_arn=_STREAM_PLACEHOLDER, batch_size=100, starting_position="LATEST")
+@observed("rollup_payments", stream_keys)
+def rollup_payments(event: DynamoDBEvent) -> dict:
+    """Analytics counters from each PSP call and refund, once each; then failure-spike alerts,
+    announced through the outbox as payflow.connector.alert events."""
+    analytics_service().handle(record.to_dict() for record in event)
+    return {"batchItemFailures": []}
 
 
 @app.on_sqs_message(queue="payflow-webhooks", batch_size=10)

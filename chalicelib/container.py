@@ -57,6 +57,9 @@ if TYPE_CHECKING:
     from chalicelib.webhooks.endpoints import WebhookEndpointService
     from chalicelib.webhooks.relay import Relay
 
+if TYPE_CHECKING:
+    from chalicelib.services.analytics import AnalyticsService
+
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "max_attempts": 3},
     connect_timeout=5,
@@ -535,3 +538,20 @@ def webhooks() -> WebhookServices:
     """The process's webhook services, built on first use."""
     base = services()
     return build_webhook_services(base.settings, base.faults, lambda: base.dynamodb)
+
+
+@Once
+def analytics() -> AnalyticsService:
+    """The process's analytics service (counters, reports, connector alerts), built on first
+    use; ResourceMissing (a 404) when the deployment has no analytics table."""
+    # Imported here: only the analytics routes and the rollup consumer pay for it.
+    from chalicelib.dal.analytics import AnalyticsStore
+    from chalicelib.errors import ResourceMissing
+    from chalicelib.services.analytics import AnalyticsService
+
+    base = services()
+    table = base.settings.analytics_table
+    if not table:
+        raise ResourceMissing("Analytics are not configured in this deployment.")
+    store = AnalyticsStore(base.dynamodb, table, base.settings.payments_table, base.objects)
+    return AnalyticsService(store, clock=base.clock or time.time)

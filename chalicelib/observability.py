@@ -63,6 +63,7 @@ class Metric(Enum):
     PSP_LATENCY = ("PspLatency", Unit.MILLISECONDS, Kind.TIMER)
     PSP_ERRORS = ("PspErrors", Unit.COUNT, Kind.COUNTER)
     CIRCUIT_STATE_CHANGES = ("CircuitStateChanges", Unit.COUNT, Kind.COUNTER)
+    CONNECTOR_ALERTS = ("ConnectorAlerts", Unit.COUNT, Kind.COUNTER)
     WEBHOOK_ATTEMPTS = ("WebhookAttempts", Unit.COUNT, Kind.COUNTER)
     WEBHOOK_FAILURES = ("WebhookFailures", Unit.COUNT, Kind.COUNTER)
     WEBHOOK_LATENCY = ("WebhookLatency", Unit.MILLISECONDS, Kind.TIMER)

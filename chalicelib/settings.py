@@ -49,6 +49,8 @@ class Settings(BaseModel):
     """How long a Lambda instance trusts a resolved API key before asking DynamoDB again: the
     bound on how long a revoked key, or a deleted merchant's, keeps working on a warm instance
     other than the one that revoked it (docs/security.md)."""
+    analytics_table: str | None = Field(default=None, alias="PAYFLOW_ANALYTICS_TABLE")
+    """The table of analytics counters and connector alerts (none: /v1/analytics answers 404)."""
     rate_limit_table: str | None = Field(default=None, alias="PAYFLOW_RATE_LIMIT_TABLE")
     """The table of per-key request counters that every instance shares (none: no limits)."""
     rate_limit_read: int | None = Field(default=None, ge=0, alias="PAYFLOW_RATE_LIMIT_READ")

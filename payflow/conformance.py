@@ -30,6 +30,9 @@ EXTENSIONS: Final[dict[str, dict[str, str]]] = {
     "DELETE /v1/customers/{}": {
         "expand": "every PayFlow parameters model takes expand[] (Stripe's delete lists none)",
     },
+    "GET /v1/events": {
+        "related_object": "a payment's own events (the dashboard's timeline; docs/dashboard.md)",
+    },
 }
 """Parameters PayFlow accepts on a Stripe operation that Stripe's lists lack, and why (keys are
 operations with their path parameters as `{}`)."""

@@ -27,7 +27,12 @@ def list_events(call: ApiCall) -> dict:
     types = tuple(params.types or ()) + ((params.type,) if params.type else ())
     return webhooks().events.list_page(
         call.merchant_id,
-        EventQuery(types=types, created_gte=low, created_lte=high),
+        EventQuery(
+            types=types,
+            created_gte=low,
+            created_lte=high,
+            related_object=params.related_object,
+        ),
         limit=params.limit,
         starting_after=params.starting_after,
         ending_before=params.ending_before,

@@ -93,6 +93,8 @@ _BY_NAME: Final[dict[str, JsonSchemaValue]] = {
 _CONTENT: Final[dict[tuple[str, str], list[str]]] = {
     ("GET", "/docs"): ["text/html"],
     ("GET", "/docs/{asset}"): ["text/javascript", "text/css"],
+    ("GET", "/dashboard"): ["text/html"],
+    ("GET", "/dashboard/{asset}"): ["text/javascript", "text/css", "text/html"],
     ("GET", "/metrics"): ["text/plain"],
     ("GET", "/js/v1/{asset}"): ["text/javascript", "text/html", "text/css"],
     ("GET", "/v1/sandbox/payment_intents/{intent}/authenticate"): ["text/html"],

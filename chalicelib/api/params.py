@@ -554,10 +554,17 @@ class ResendWebhookDeliveries(Params):
     """Resend failed deliveries of events created at or after this time (epoch seconds)."""
 
 
+class RedriveDeadLetters(Params):
+    limit: Annotated[int, Field(ge=1, le=1000)] = 100
+    """How many dead-lettered webhook messages to move back to the queue."""
+
+
 class ListEvents(ListParams):
     type: Annotated[str, Field(max_length=255)] | None = None
     types: StringList | None = None
     created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
+    related_object: Identifier | None = None
+    """PayFlow's: only events about this object (or whose object belongs to this PaymentIntent)."""
 
 
 # -- customers and payment methods --------------------------------------------------------------
@@ -745,3 +752,35 @@ class SetClock(Params):
 class UpdateMerchant(Params):
     rate_limits: Annotated[RateLimitParams | None, BeforeValidator(_blank_is_none)] = None
     """The merchant's own limits; "" goes back to the defaults."""
+
+
+# -- analytics, alerts (chalicelib/api/analytics.py) and GraphQL (chalicelib/api/graphql.py) --
+
+
+class AnalyticsReport(Params):
+    created: Annotated[CreatedRange, BeforeValidator(_created)] | None = None
+    interval: Literal["hour", "day"] | None = None
+    """Bucket width; default hour for ranges up to 2 days, day beyond."""
+
+
+class ListAlerts(Params):
+    limit: Limit = 10
+
+
+class UpdateAlertSettings(Params):
+    enabled: Boolean | None = None
+    threshold: Annotated[float, Field(ge=0, le=1)] | None = None
+    window_seconds: Annotated[int, Field(ge=60, le=3600)] | None = None
+    minimum_calls: Annotated[int, Field(ge=1, le=10_000)] | None = None
+
+    def changes(self) -> dict[str, object]:
+        return self.model_dump(exclude_none=True, exclude={"expand"})
+
+
+class GraphQLRequest(Params):
+    """The GraphQL-over-HTTP body: `query`, `variables`, `operationName` (JSON or form)."""
+
+    query: Annotated[str, Field(min_length=1, max_length=20_000)]
+    variables: dict[str, Any] | None = None
+    # camelCase: the GraphQL-over-HTTP spec's own name for it.
+    operationName: Annotated[str, Field(max_length=255)] | None = None

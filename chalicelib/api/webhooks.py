@@ -109,3 +109,34 @@ def retrieve_webhook_delivery(call: ApiCall, id: str) -> dict:
 @endpoint(bp, params="Params")
 def retry_webhook_delivery(call: ApiCall, id: str) -> dict:
     return webhooks().endpoints.retry(call.merchant_id, id)
+
+
+@bp.route("/v1/sandbox/webhook_dlq", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="Params", auth="admin")
+def retrieve_webhook_dead_letters(call: ApiCall) -> dict:
+    """How many webhook messages wait in the dead-letter queue (every merchant's: admin only)."""
+    from chalicelib.webhooks.delivery import report_dlq_depth
+
+    queue = webhooks().queue
+    return {
+        "object": "webhook_dead_letter_queue",
+        "dead_lettered": report_dlq_depth(queue),
+        "queued": queue.depth(),
+    }
+
+
+@bp.route("/v1/sandbox/webhook_dlq/redrive", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="RedriveDeadLetters", auth="admin")
+def redrive_webhook_dead_letters(call: ApiCall) -> dict:
+    """Move up to `limit` dead-lettered messages back to the webhook queue (a fresh schedule
+    each), as the redrive_webhooks function does."""
+    from chalicelib.webhooks.delivery import report_dlq_depth
+
+    queue = webhooks().queue
+    moved = queue.redrive(call.params.limit)
+    return {
+        "object": "webhook_dead_letter_queue",
+        "moved": moved,
+        "dead_lettered": report_dlq_depth(queue),
+        "queued": queue.depth(),
+    }

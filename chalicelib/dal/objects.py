@@ -33,6 +33,11 @@ def object_data(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+RELATED_INDEX = "gsi2"
+"""Events by the object whose story they tell: `gsi2pk` = `<merchant>#<owner id>`, where the
+owner is the object's PaymentIntent when it has one (a charge's, a refund's), else the object."""
+
+
 class Stored(Protocol):
     id: str
     merchant_id: str
@@ -152,6 +157,8 @@ class ObjectStore:
         # them): a new PaymentIntent is 0.3 KB stored instead of 1.05 KB, and its writes,
         # billed per KB and doubled in a transaction, half as dear.
         data = obj.model_dump(mode="json", exclude_defaults=True)
+        if kind == "event":
+            top_level = {**top_level, **related_keys(obj.merchant_id, obj.id, data)}
         field = PACKED.get(kind)
         if field is not None and data.get(field) is not None:
             top_level = {**top_level, f"{field}_z": pack(data.pop(field))}
@@ -180,3 +187,16 @@ class ObjectStore:
         )
         item = response.get("Item")
         return str(from_attrs(item)["merchant_id"]) if item else None
+
+
+def related_keys(merchant_id: str, event_id: str, data: dict[str, Any]) -> dict[str, str]:
+    """The RELATED_INDEX keys of an event, and its object's id at the top level (filters
+    cannot read the packed snapshot); none when its object has no id."""
+    obj = data.get("data_object") or {}
+    owner = obj.get("payment_intent") or obj.get("id")
+    if not isinstance(owner, str) or not owner:
+        return {}
+    keys = {"gsi2pk": f"{merchant_id}#{owner}", "gsi2sk": event_id}
+    if isinstance(obj.get("id"), str) and obj["id"]:
+        keys["object_id"] = obj["id"]
+    return keys

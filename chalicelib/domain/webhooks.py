@@ -17,6 +17,7 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field
 
 from chalicelib.domain.addresses import is_global_address
+from chalicelib.domain.analytics import EVENT_TYPES as ANALYTICS_EVENTS
 from chalicelib.domain.charges import EVENT_TYPES as CHARGE_EVENTS
 from chalicelib.domain.customers import EVENT_TYPES as CUSTOMER_EVENTS
 from chalicelib.domain.payment_intents import EVENT_TYPES as PAYMENT_INTENT_STATUS_EVENTS
@@ -41,6 +42,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         *PAYMENT_METHOD_EVENTS,
         *SETUP_INTENT_EVENTS,
         ENDPOINT_DISABLED_EVENT,
+        *ANALYTICS_EVENTS,
     }
 )
 """Every event type an endpoint may subscribe to."""

@@ -23,12 +23,16 @@ from tests.conformance.schemas import Deviation, StripeSchemas, UnknownObject
 
 PAYFLOW_EXTENSIONS: Final = frozenset(
     {
+        "alert_settings",
+        "analytics",
         "balance_release",
         "connector",
+        "connector_alert",
         "merchant",
         "metrics",
         "payment_attempt",
         "routing",
+        "webhook_dead_letter_queue",
         "webhook_delivery",
         "webhook_endpoint.resend",
         "webhook_endpoint_health",

@@ -69,3 +69,35 @@ def test_events_list_filter_page_and_retrieve(api: Api, api_url: str):
     stranger = Api(api_url, new_merchant(api_url)["secret_key"])
     assert stranger.get(f"/v1/events/{event['id']}").status_code == 404
     assert ids(stranger.get("/v1/events")) == []
+
+
+def test_related_object_keeps_the_events_of_one_payment_and_its_charges(api: Api):
+    # Given two confirmed payments (each writes PaymentIntent and charge events)
+    mine = create_payment(api, payment_method="pm_card_visa", confirm="true")
+    other = create_payment(api, payment_method="pm_card_visa", confirm="true")
+
+    # When the events are listed for one of them
+    response = api.get(
+        "/v1/events",
+        params={"related_object": mine["id"], "created[gte]": mine["created"], "limit": 100},
+    )
+
+    # Then every event is about it: the PaymentIntent itself or its charge, nothing of the other
+    assert response.status_code == 200, response.text
+    events = response.json()["data"]
+    types = {event["type"] for event in events}
+    assert {"payment_intent.created", "payment_intent.succeeded", "charge.succeeded"} <= types
+    for event in events:
+        obj = event["data"]["object"]
+        assert mine["id"] in (obj["id"], obj.get("payment_intent")), event["type"]
+    assert other["id"] not in {event["data"]["object"]["id"] for event in events}
+
+    # A charge's events are indexed under its PaymentIntent: they are found by a filter instead
+    charge = api.get("/v1/events", params={"related_object": mine["latest_charge"]}).json()
+    assert {e["type"] for e in charge["data"]} == {"charge.succeeded"}
+
+
+def test_related_object_must_be_an_identifier(api: Api):
+    response = api.get("/v1/events", params={"related_object": "x" * 300})
+    assert response.status_code == 400
+    assert response.json()["error"]["param"] == "related_object"
