@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from chalicelib.dal.analytics import AlreadyFolded, AnalyticsStore
-from chalicelib.dal.dynamo import ConditionFailed, from_attrs
+from chalicelib.dal.dynamo import ConditionFailed, from_image
 from chalicelib.domain import analytics as rules
 from chalicelib.domain.analytics import (
     Alert,
@@ -73,10 +73,17 @@ class AnalyticsService:
             new = change.get("NewImage")
             if not new:
                 continue
-            item = from_attrs(new)
+            item = from_image(new)
             sk = str(item.get("sk", ""))
-            if sk.startswith("attempt#") and record.get("eventName") == "INSERT":
+            inserted = record.get("eventName") == "INSERT"
+            if sk.startswith("attempt#") and inserted:
                 attempts.append(item)
+            elif sk.startswith("routing#") and inserted:
+                # The confirm handler's own calls ride in the attempt's routing decision.
+                attempts.extend(
+                    {"pk": item["pk"], "sk": f"{sk}#{i}", "data": call}
+                    for i, call in enumerate(item.get("data", {}).get("calls", []))
+                )
             elif sk == "refund" and _became_succeeded(change):
                 refunds.append(item)
         folded = 0
@@ -326,7 +333,7 @@ def _method(payment: Mapping[str, Any]) -> str:
 
 def _became_succeeded(change: Mapping[str, Any]) -> bool:
     def status(image: Mapping[str, Any] | None) -> Any:
-        return (from_attrs(image).get("data") or {}).get("status") if image else None
+        return (from_image(image).get("data") or {}).get("status") if image else None
 
     return bool(
         status(change.get("NewImage")) == "succeeded"

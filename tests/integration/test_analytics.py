@@ -134,12 +134,13 @@ def test_the_report_counts_calls_declines_and_volume_once_each(api: Api, sandbox
         ids["PaymentsTable"],
         ObjectStore(client, ids["PaymentsTable"]),
     )
+    # (the confirm handler's own call is recorded in the attempt's routing decision)
     attempts = client.query(
         TableName=ids["PaymentsTable"],
         KeyConditionExpression="pk = :pk AND begins_with(sk, :a)",
-        ExpressionAttributeValues={":pk": {"S": paid[0]["id"]}, ":a": {"S": "attempt#"}},
+        ExpressionAttributeValues={":pk": {"S": paid[0]["id"]}, ":a": {"S": "routing#"}},
     )["Items"]
-    assert attempts and from_attrs(attempts[0])["data"]["outcome"] == "authorized"
+    assert attempts and from_attrs(attempts[0])["data"]["calls"][0]["outcome"] == "authorized"
     replay = [{"eventName": "INSERT", "dynamodb": {"NewImage": item}} for item in attempts]
     assert AnalyticsService(store).handle(replay) == {"folded": 0}
     assert report(api)["total"] == total
