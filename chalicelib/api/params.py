@@ -491,7 +491,8 @@ class CompleteAuthentication(ClientParams):
 
 # -- webhook endpoints, deliveries and events ---------------------------------------------------
 
-Integer = Annotated[int, BeforeValidator(_integer)]
+Integer = Annotated[int, BeforeValidator(_integer), Field(ge=-INTEGER_MAX, le=INTEGER_MAX)]
+"""An integer as Stripe takes it (form strings too); the bounds also tell the API reference."""
 StringList = Annotated[list[Annotated[str, Field(max_length=255)]], BeforeValidator(_string_list)]
 
 

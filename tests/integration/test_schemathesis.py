@@ -83,6 +83,13 @@ LIMITS: Final[dict[Tolerance, str]] = {
     ("positive_data_acceptance", "POST /v1/setup_intents", "unless `confirm` is set"): (
         "return_url and use_stripe_sdk go with confirm=true, as in Stripe"
     ),
+    ("positive_data_acceptance", "GET /v1/analytics", "must not be before"): (
+        "a report's created range must not end before it starts"
+    ),
+    ("positive_data_acceptance", "GET /v1/analytics", "buckets; at most"): (
+        "a report holds at most MAX_BUCKETS buckets (services/analytics.py): a longer range "
+        "asks for interval=day"
+    ),
 }
 
 
