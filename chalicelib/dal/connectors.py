@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, to_attrs
+from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, paged, to_attrs
 from chalicelib.domain.circuit import Circuit, CircuitState, bucket
 
 
@@ -51,21 +51,8 @@ class ConnectorStateStore:
 
     def circuits(self, connectors: Iterable[str]) -> dict[str, Circuit]:
         ids = sorted(set(connectors))
-        if not ids:
-            return {}
-        response = self._client.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [to_attrs({"pk": f"circuit#{c}", "sk": "circuit"}) for c in ids],
-                    "ConsistentRead": True,
-                }
-            }
-        )
-        found = {
-            item["pk"].removeprefix("circuit#"): item
-            for item in map(from_attrs, response.get("Responses", {}).get(self._table, []))
-        }
-        return {c: _circuit(c, found.get(c)) for c in ids}
+        found = self._batch_get([{"pk": f"circuit#{c}", "sk": "circuit"} for c in ids])
+        return {c: _circuit(c, found.get((f"circuit#{c}", "circuit"))) for c in ids}
 
     def record_call(self, connector: str, failed: bool, window_seconds: int) -> Circuit:
         """Count one call (and whether it failed) in the current bucket; the circuit after."""
@@ -181,20 +168,8 @@ class ConnectorStateStore:
 
     def settings(self, connectors: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = sorted(set(connectors))
-        if not ids:
-            return {}
-        response = self._client.batch_get_item(
-            RequestItems={
-                self._table: {
-                    "Keys": [to_attrs({"pk": f"connector#{c}", "sk": "settings"}) for c in ids],
-                    "ConsistentRead": True,
-                }
-            }
-        )
-        return {
-            item["pk"].removeprefix("connector#"): item["data"]
-            for item in map(from_attrs, response.get("Responses", {}).get(self._table, []))
-        }
+        found = self._batch_get([{"pk": f"connector#{c}", "sk": "settings"} for c in ids])
+        return {pk.removeprefix("connector#"): item["data"] for (pk, _), item in found.items()}
 
     def save_settings(self, connector: str, settings: dict[str, Any]) -> None:
         self._client.put_item(
@@ -289,17 +264,13 @@ class ConnectorStateStore:
             ),
             "ConsistentRead": True,
         }
-        while True:
-            response = self._client.query(**params)
-            for item in map(from_attrs, response.get("Items", [])):
-                data = item["data"]
-                if item["sk"].startswith("attempt#"):
-                    calls.append((int(data["attempt"]), 1, data))
-                elif item["sk"].startswith("routing#"):
-                    inline = data.pop("calls", [])
-                    calls.extend((int(call["attempt"]), 0, call) for call in inline)
-                    decisions.append(data)
-            if "LastEvaluatedKey" not in response:
-                ordered = sorted(enumerate(calls), key=lambda c: (c[1][0], c[1][1], c[0]))
-                return [call for _, (_, _, call) in ordered], decisions
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        for item in paged(self._client.query, params):
+            data = item["data"]
+            if item["sk"].startswith("attempt#"):
+                calls.append((int(data["attempt"]), 1, data))
+            elif item["sk"].startswith("routing#"):
+                inline = data.pop("calls", [])
+                calls.extend((int(call["attempt"]), 0, call) for call in inline)
+                decisions.append(data)
+        ordered = sorted(enumerate(calls), key=lambda c: (c[1][0], c[1][1], c[0]))
+        return [call for _, (_, _, call) in ordered], decisions

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import zlib
-from collections.abc import Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
@@ -145,6 +145,18 @@ def unpack(blob: Any) -> Any:
 def from_attrs(item: Mapping[str, Any] | Any) -> dict[str, Any]:
     """DynamoDB attribute values -> plain Python values with ints for numbers."""
     return {k: _plain(_deserializer.deserialize(v)) for k, v in item.items()}
+
+
+def paged(read: Callable[..., dict[str, Any]], params: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    """Every item a Query or Scan (`read`: the client's query or scan) returns, page after page,
+    as plain values."""
+    params = dict(params)
+    while True:
+        response = read(**params)
+        yield from map(from_attrs, response.get("Items", []))
+        if "LastEvaluatedKey" not in response:
+            return
+        params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
 
 def from_image(image: Mapping[str, Any]) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from chalicelib.concurrency import each_concurrently
-from chalicelib.dal.dynamo import error_code, from_attrs, to_attrs
+from chalicelib.dal.dynamo import error_code, from_attrs, paged, to_attrs
 from chalicelib.dal.objects import INDEX, RELATED_INDEX, ObjectStore, object_data
 from chalicelib.dal.webhooks import DELIVERY
 from chalicelib.domain.events import Event
@@ -71,13 +71,7 @@ class EventStore:
             "ExpressionAttributeValues": to_attrs({":pk": event_id}),
             "ConsistentRead": True,
         }
-        items: list[dict[str, Any]] = []
-        while True:
-            response = self._client.query(**params)
-            items.extend(from_attrs(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return items
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return list(paged(self._client.query, params))
 
     def _pending_of(self, event_id: str) -> int:
         """How many of the event's deliveries have not succeeded yet (a counting Query)."""

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
-from chalicelib.dal.dynamo import WriteBatch, from_attrs, to_attrs
+from chalicelib.dal.dynamo import WriteBatch, from_attrs, paged, to_attrs
 from chalicelib.dal.objects import INDEX, Page
 from chalicelib.domain.ledger import JournalEntry, balance_transaction
 
@@ -193,20 +193,11 @@ class LedgerStore:
             values[":pk"] = f"{merchant_id}#balance_transaction"
         params["ExpressionAttributeValues"] = to_attrs(values)
         entries = []
-        for item in self._paged(params, scan=merchant_id is None):
+        for item in paged(self._client.scan if merchant_id is None else self._client.query, params):
             entry = self.entry(item["entry_id"])
             if entry is not None:
                 entries.append(entry)
         return entries
-
-    def _paged(self, params: dict[str, Any], *, scan: bool) -> Iterator[dict[str, Any]]:
-        read = self._client.scan if scan else self._client.query
-        while True:
-            response = read(**params)
-            yield from map(from_attrs, response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
 
     def of_merchant(
         self, merchant_id: str
@@ -218,7 +209,9 @@ class LedgerStore:
             "KeyConditionExpression": "gsi1pk = :pk",
             "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#journal_entry"}),
         }
-        entries = [JournalEntry.model_validate(i["data"]) for i in self._paged(params, scan=False)]
+        entries = [
+            JournalEntry.model_validate(i["data"]) for i in paged(self._client.query, params)
+        ]
         balances = {
             (merchant_id, currency, account): amount
             for currency, accounts in self.balances(merchant_id).items()

@@ -30,6 +30,7 @@ from chalicelib.dal.dynamo import (
     commit,
     error_code,
     from_attrs,
+    paged,
     to_attrs,
 )
 from chalicelib.dal.objects import INDEX, ObjectStore, Page
@@ -153,13 +154,7 @@ class WebhookStore:
             "ExpressionAttributeValues": to_attrs({":pk": event_id, ":prefix": f"{DELIVERY}#"}),
             "ConsistentRead": True,
         }
-        deliveries: list[Delivery] = []
-        while True:
-            response = self._client.query(**params)
-            deliveries.extend(_delivery(item) for item in response.get("Items", []))
-            if "LastEvaluatedKey" not in response:
-                return deliveries
-            params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+        return [Delivery.model_validate(item) for item in paged(self._client.query, params)]
 
     def deliveries_of_endpoint(
         self,
