@@ -20,8 +20,9 @@ from chalicelib.dal.dynamo import WriteBatch, from_attrs, pack, to_attrs, unpack
 INDEX = "gsi1"
 PACKED = {"event": "data_object"}
 """Kind -> the field of its data stored compressed, as `<field>_z` (dynamo.pack). An event's
-snapshot of its object is most of the event (1.1-1.8 KB as JSON, 0.5-0.8 KB packed), its
-item is written in a transaction at 2 write units per KB, and nothing filters on it."""
+snapshot of its object is most of the event (1.1-1.8 KB as JSON, about 0.1 KB packed with
+the preset dictionary), its item is written in a transaction at 2 write units per KB, and
+nothing filters on it."""
 
 
 def object_data(values: dict[str, Any]) -> dict[str, Any]:
