@@ -4,7 +4,8 @@ Item layout (`pk`/`sk`, no index, no stream):
 - buckets: `pk` = `<merchant>#<granularity>`, `sk` = `<start, 10 digits>#<connector>#<method>`,
   the counters as flat number attributes (DynamoDB ADDs them in place);
 - fold markers: `pk` = `folded#<source id>`, `sk` = the fact's key: written in the same
-  transaction as the counters it added, so a fact replayed from the stream adds nothing;
+  transaction as the counters it added (with the other facts of its bucket in the batch), so a
+  fact replayed from the stream adds nothing;
 - alert settings: `pk` = `<merchant>#alert_settings`, `sk` = `settings`;
 - each connector's current alert: `pk` = `<merchant>#alert`, `sk` = `<connector>`;
 - the alert history: `pk` = `<merchant>#alerts`, `sk` = alert id (time-ordered, newest last).
@@ -12,10 +13,19 @@ Item layout (`pk`/`sk`, no index, no stream):
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit, from_attrs, to_attrs
+from chalicelib.dal.dynamo import (
+    MAX_TRANSACTION_ITEMS,
+    ConditionFailed,
+    WriteBatch,
+    commit,
+    from_attrs,
+    to_attrs,
+)
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.domain.analytics import Alert, AlertSettings, Granularity
 from chalicelib.domain.events import Event
@@ -25,7 +35,25 @@ _EVENT = "event"
 
 
 class AlreadyFolded(Exception):
-    """The fact was counted before (a replayed stream record)."""
+    """A fact was counted before (a replayed stream record)."""
+
+
+@dataclass(frozen=True)
+class Fold:
+    """Counters to add once: `source` and `key` name the fact (a PaymentIntent and its call,
+    a refund), `dimension` is (connector, method), `at` its time."""
+
+    merchant_id: str
+    source: str
+    key: str
+    at: float
+    dimension: tuple[str, str]
+    counters: Mapping[str, int]
+
+
+def _chunks(facts: list[Fold], size: int) -> Iterator[list[Fold]]:
+    for i in range(0, len(facts), size):
+        yield facts[i : i + size]
 
 
 class AnalyticsStore:
@@ -41,36 +69,57 @@ class AnalyticsStore:
 
     # -- counters ------------------------------------------------------------------------------
 
-    def fold(
-        self,
-        *,
-        merchant_id: str,
-        source: str,
-        key: str,
-        at: float,
-        dimension: tuple[str, str],
-        counters: Mapping[str, int],
-    ) -> None:
-        """Add `counters` to the minute, hour and day buckets of (connector, method) at `at`,
-        once per (source, key): AlreadyFolded when that was done before."""
+    def fold(self, facts: Sequence[Fold]) -> int:
+        """Add each fact's counters to the minute, hour and day buckets of its dimension, once
+        per (source, key); how many were new. The facts of one bucket share one transaction
+        (their markers and three summed updates), so a batch of n calls costs 2n + 6 write
+        units, not 8n; a group holding a fact folded before (a replayed stream record) is
+        folded again one fact at a time, which skips it."""
+        groups: dict[tuple[str, tuple[str, str], int], list[Fold]] = {}
+        for fact in facts:
+            minute = Granularity.MINUTE.start(fact.at)
+            groups.setdefault((fact.merchant_id, fact.dimension, minute), []).append(fact)
+        folded = 0
+        for group in groups.values():
+            for chunk in _chunks(group, MAX_TRANSACTION_ITEMS - len(BUCKET_GRANULARITIES)):
+                try:
+                    self._fold_together(chunk)
+                    folded += len(chunk)
+                except AlreadyFolded:
+                    folded += sum(self._fold_alone(fact) for fact in chunk)
+        return folded
+
+    def _fold_alone(self, fact: Fold) -> int:
+        try:
+            self._fold_together([fact])
+        except AlreadyFolded:
+            return 0
+        return 1
+
+    def _fold_together(self, facts: Sequence[Fold]) -> None:
         batch = WriteBatch()
-        batch.add(
-            "marker",
-            {
-                "Put": {
-                    "TableName": self._table,
-                    "Item": to_attrs({"pk": f"folded#{source}", "sk": key}),
-                    "ConditionExpression": "attribute_not_exists(pk)",
-                }
-            },
-        )
-        connector, method = dimension
+        for fact in facts:
+            batch.add(
+                "marker",
+                {
+                    "Put": {
+                        "TableName": self._table,
+                        "Item": to_attrs({"pk": f"folded#{fact.source}", "sk": fact.key}),
+                        "ConditionExpression": "attribute_not_exists(pk)",
+                    }
+                },
+            )
+        first = facts[0]
+        connector, method = first.dimension
+        counters: Counter[str] = Counter()
+        for fact in facts:
+            counters.update(fact.counters)
         names = {f"#c{i}": name for i, name in enumerate(counters)}
         values: dict[str, Any] = {f":c{i}": n for i, n in enumerate(counters.values())}
         values.update({":connector": connector, ":method": method})
         adds = ", ".join(f"#c{i} :c{i}" for i in range(len(counters)))
         for granularity in BUCKET_GRANULARITIES:
-            start = granularity.start(at)
+            start = granularity.start(first.at)
             batch.add(
                 f"bucket:{granularity.value}",
                 {
@@ -78,7 +127,7 @@ class AnalyticsStore:
                         "TableName": self._table,
                         "Key": to_attrs(
                             {
-                                "pk": f"{merchant_id}#{granularity.value}",
+                                "pk": f"{first.merchant_id}#{granularity.value}",
                                 "sk": f"{start:010d}#{connector}#{method}",
                             }
                         ),
@@ -100,7 +149,7 @@ class AnalyticsStore:
             commit(self._client, batch)
         except ConditionFailed as failure:
             if failure.label == "marker":
-                raise AlreadyFolded(f"{source} {key}") from failure
+                raise AlreadyFolded(", ".join(f"{f.source} {f.key}" for f in facts)) from failure
             raise
 
     def buckets(

@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
-from chalicelib.dal.analytics import AlreadyFolded, AnalyticsStore
+from chalicelib.dal.analytics import AnalyticsStore, Fold
 from chalicelib.dal.dynamo import ConditionFailed, from_image
 from chalicelib.domain import analytics as rules
 from chalicelib.domain.analytics import (
@@ -86,15 +86,12 @@ class AnalyticsService:
                 )
             elif sk == "refund" and _became_succeeded(change):
                 refunds.append(item)
-        folded = 0
-        touched: set[tuple[str, str]] = set()
-        for fact in self._facts(attempts):
-            if self._fold_call(fact):
-                folded += 1
-                touched.add((fact.merchant_id, fact.connector))
-        for item in refunds:
-            folded += self._fold_refund(item)
-        for merchant_id, connector in sorted(touched):
+        facts = self._facts(attempts)
+        folds = [_call_fold(fact) for fact in facts] + [
+            _refund_fold(item, self._clock()) for item in refunds
+        ]
+        folded = self._store.fold(folds)
+        for merchant_id, connector in sorted({(f.merchant_id, f.connector) for f in facts}):
             self.check_alert(merchant_id, connector)
         return {"folded": folded}
 
@@ -124,35 +121,6 @@ class AnalyticsService:
                 )
             )
         return facts
-
-    def _fold_call(self, fact: CallFact) -> bool:
-        try:
-            self._store.fold(
-                merchant_id=fact.merchant_id,
-                source=fact.payment_intent_id,
-                key=fact.attempt_key,
-                at=fact.created,
-                dimension=(fact.connector, fact.method),
-                counters=rules.counters(fact),
-            )
-        except AlreadyFolded:
-            return False
-        return True
-
-    def _fold_refund(self, item: Mapping[str, Any]) -> int:
-        refund = item["data"]
-        try:
-            self._store.fold(
-                merchant_id=str(item["merchant_id"]),
-                source=str(refund["id"]),
-                key="succeeded",
-                at=int(refund.get("created") or self._clock()),
-                dimension=REFUNDS,
-                counters={"refunds": 1, f"refund_volume_{refund['currency']}": refund["amount"]},
-            )
-        except AlreadyFolded:
-            return 0
-        return 1
 
     # -- alerts --------------------------------------------------------------------------------
 
@@ -321,6 +289,29 @@ def _series(
                 series = out.setdefault(name.removeprefix(prefix), [0] * len(index))
                 series[index[int(bucket["start"])]] += value
     return out
+
+
+def _call_fold(fact: CallFact) -> Fold:
+    return Fold(
+        merchant_id=fact.merchant_id,
+        source=fact.payment_intent_id,
+        key=fact.attempt_key,
+        at=fact.created,
+        dimension=(fact.connector, fact.method),
+        counters=rules.counters(fact),
+    )
+
+
+def _refund_fold(item: Mapping[str, Any], now: float) -> Fold:
+    refund = item["data"]
+    return Fold(
+        merchant_id=str(item["merchant_id"]),
+        source=str(refund["id"]),
+        key="succeeded",
+        at=int(refund.get("created") or now),
+        dimension=REFUNDS,
+        counters={"refunds": 1, f"refund_volume_{refund['currency']}": refund["amount"]},
+    )
 
 
 def _method(payment: Mapping[str, Any]) -> str:

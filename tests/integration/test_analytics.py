@@ -11,9 +11,10 @@ from typing import Any
 
 import pytest
 
-from chalicelib.dal.analytics import AnalyticsStore
+from chalicelib.dal.analytics import AnalyticsStore, Fold
 from chalicelib.dal.dynamo import from_attrs
 from chalicelib.dal.objects import ObjectStore
+from chalicelib.domain.analytics import Granularity
 from chalicelib.services.analytics import AnalyticsService
 from tests.conftest import ADMIN_KEY, Api
 from tests.integration.webhook_receiver import eventually, receiving
@@ -144,6 +145,31 @@ def test_the_report_counts_calls_declines_and_volume_once_each(api: Api, sandbox
     replay = [{"eventName": "INSERT", "dynamodb": {"NewImage": item}} for item in attempts]
     assert AnalyticsService(store).handle(replay) == {"folded": 0}
     assert report(api)["total"] == total
+
+
+def test_a_batch_folds_together_and_a_replayed_fact_in_it_adds_nothing(sandbox: Any) -> None:
+    # Given the analytics store and three calls of one bucket, two of them folded already
+    client = sandbox.aws.client("dynamodb")
+    ids = sandbox.provisioned.physical_ids
+    store = AnalyticsStore(
+        client,
+        ids["AnalyticsTable"],
+        ids["PaymentsTable"],
+        ObjectStore(client, ids["PaymentsTable"]),
+    )
+    merchant = f"acct_fold_{uuid.uuid4().hex[:8]}"
+    at = 1_800_000_030
+
+    def call(n: int) -> Fold:
+        return Fold(merchant, f"pi_{n}", "routing#0001#0", at, ("simulator", "card"), {"calls": n})
+
+    assert store.fold([call(1), call(2)]) == 2
+    # When a batch brings one of them again with a new one
+    assert store.fold([call(2), call(4)]) == 1
+    # Then each was counted once, in every granularity
+    for granularity in (Granularity.MINUTE, Granularity.HOUR, Granularity.DAY):
+        (bucket,) = store.buckets(merchant, granularity, 0, at)
+        assert bucket["calls"] == 1 + 2 + 4, granularity
 
 
 def test_bad_ranges_and_settings_are_stripe_shaped_errors(api: Api) -> None:
