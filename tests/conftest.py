@@ -171,6 +171,22 @@ def conforming_bodies(request: pytest.FixtureRequest) -> Iterator[None]:
         )
 
 
+class ParallelTally:
+    """Under pytest-xdist each worker has its own recorder: the workers send their tallies to
+    the controller, which prints the sum and fails the run on any failure."""
+
+    @pytest.hookimpl(optionalhook=True)
+    def pytest_testnodedown(self, node: object, error: object) -> None:
+        tally = getattr(node, "workeroutput", {}).get("conformance")
+        if tally:
+            RECORDER.add(tally)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    if config.pluginmanager.hasplugin("xdist") and not hasattr(config, "workerinput"):
+        config.pluginmanager.register(ParallelTally(), "conformance-tally")
+
+
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
     if RECORDER.validated or RECORDER.failures:
         terminalreporter.section("Stripe schema conformance")
@@ -179,6 +195,10 @@ def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    workeroutput = getattr(session.config, "workeroutput", None)
+    if workeroutput is not None:
+        workeroutput["conformance"] = RECORDER.tally()
+        return
     # Bodies recorded outside any test (a receiver thread after its test ended) count too.
     if RECORDER.failures and exitstatus == 0:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED

@@ -149,6 +149,27 @@ class BodyRecorder:
         with self._lock:
             return [f for f in self.failures if f.test == test]
 
+    def tally(self) -> dict[str, Any]:
+        """The counts and failures as plain data, for a pytest-xdist worker to hand on."""
+        with self._lock:
+            return {
+                "validated": self.validated,
+                "extensions": self.extensions,
+                "crashes": self.crashes,
+                "failures": [(f.source, f.test, f.problem) for f in self.failures],
+                "known": [[*key, count] for key, count in self.known.items()],
+            }
+
+    def add(self, tally: dict[str, Any]) -> None:
+        """Adds a worker's `tally()` to this one (the controller of a parallel run)."""
+        with self._lock:
+            self.validated += tally["validated"]
+            self.extensions += tally["extensions"]
+            self.crashes += tally["crashes"]
+            self.failures.extend(Failure(*failure) for failure in tally["failures"])
+            for object_type, field, count in tally["known"]:
+                self.known[(object_type, field)] += count
+
     def stale_allowances(self) -> list[tuple[str, str]]:
         """Allow-list entries no body needed (fixed, so they can go)."""
         return sorted(key for key in KNOWN_DEVIATIONS if not self.known[key])
