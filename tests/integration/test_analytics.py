@@ -129,12 +129,7 @@ def test_the_report_counts_calls_declines_and_volume_once_each(api: Api, sandbox
     # A stream record handled again (a Lambda retry) adds nothing
     client = sandbox.aws.client("dynamodb")
     ids = sandbox.provisioned.physical_ids
-    store = AnalyticsStore(
-        client,
-        ids["AnalyticsTable"],
-        ids["PaymentsTable"],
-        ObjectStore(client, ids["PaymentsTable"]),
-    )
+    store = _store(sandbox)
     # (the confirm handler's own call is recorded in the attempt's routing decision)
     attempts = client.query(
         TableName=ids["PaymentsTable"],
@@ -147,16 +142,20 @@ def test_the_report_counts_calls_declines_and_volume_once_each(api: Api, sandbox
     assert report(api)["total"] == total
 
 
-def test_a_batch_folds_together_and_a_replayed_fact_in_it_adds_nothing(sandbox: Any) -> None:
-    # Given the analytics store and three calls of one bucket, two of them folded already
+def _store(sandbox: Any) -> AnalyticsStore:
     client = sandbox.aws.client("dynamodb")
     ids = sandbox.provisioned.physical_ids
-    store = AnalyticsStore(
+    return AnalyticsStore(
         client,
         ids["AnalyticsTable"],
         ids["PaymentsTable"],
         ObjectStore(client, ids["PaymentsTable"]),
     )
+
+
+def test_a_batch_folds_together_and_a_replayed_fact_in_it_adds_nothing(sandbox: Any) -> None:
+    # Given the analytics store and three calls of one bucket, two of them folded already
+    store = _store(sandbox)
     merchant = f"acct_fold_{uuid.uuid4().hex[:8]}"
     at = 1_800_000_030
 
