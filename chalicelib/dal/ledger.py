@@ -2,11 +2,15 @@
 balance transactions, all written into the caller's atomic batch.
 
 - `je_...` / `journal_entry`: an entry with its postings (condition: new, so a deterministic id
-  is posted once).
+  is posted once). An entry that moves the merchant's balance is also its balance transaction
+  (`txn_` + the same suffix), which is derived from it on read: the item carries the
+  transaction's `status`, `type` and `source` at the top level, and `gsi1` lists it under
+  `<merchant>#balance_transaction` newest first (`gsi1sk` = zero-padded creation time + id);
+  other entries are listed under `<merchant>#journal_entry`.
 - `balance#<merchant>` / `<currency>`: one attribute per account, moved with ADD in the same
   transaction as the entry (materialized totals).
-- `txn_...` / `balance_transaction`: the merchant's view of an entry; `gsi1` lists them newest
-  first (`gsi1sk` = zero-padded creation time + id).
+- `txn_...` / `balance_transaction`: balance transactions stored apart, as they were before
+  2026-12-01 (one more item per entry); still read, never written.
 """
 
 from __future__ import annotations
@@ -33,7 +37,8 @@ class LedgerStore:
 
     def add(self, batch: WriteBatch, *entries: JournalEntry, status: str = "available") -> None:
         """Add `entries` (one merchant and currency), their balance updates (folded into one:
-        a transaction touches an item once) and the balance transactions the merchant sees."""
+        a transaction touches an item once); those that move the merchant's balance are the
+        balance transactions the merchant sees, in `status`."""
         changes: dict[str, int] = defaultdict(int)
         stamp = int(self._clock() * 1000)
         for position, entry in enumerate(entries):
@@ -44,24 +49,13 @@ class LedgerStore:
                 {
                     "Put": {
                         "TableName": self._table,
-                        "Item": to_attrs(
-                            {
-                                "pk": entry.id,
-                                "sk": "journal_entry",
-                                "gsi1pk": f"{entry.merchant_id}#journal_entry",
-                                "gsi1sk": entry.id,
-                                "merchant_id": entry.merchant_id,
-                                "data": entry.model_dump(mode="json"),
-                            }
-                        ),
+                        "Item": to_attrs(_entry_item(entry, status)),
                         "ConditionExpression": "attribute_not_exists(pk)",
                     }
                 },
             )
             for account, amount in entry.balance_changes().items():
                 changes[account] += amount
-            if entry.merchant_effect:
-                self.set_transaction_status(batch, entry, status)
         moved = {account: amount for account, amount in changes.items() if amount}
         if not moved:
             return
@@ -83,34 +77,40 @@ class LedgerStore:
         )
 
     def set_transaction_status(self, batch: WriteBatch, entry: JournalEntry, status: str) -> None:
-        txn = balance_transaction(entry, status)
+        """Move the balance transaction of a posted `entry` to `status` (pending funds
+        released)."""
         batch.add(
-            f"txn:{txn['id']}",
-            {"Put": {"TableName": self._table, "Item": self._txn_item(entry, txn)}},
-        )
-
-    def _txn_item(self, entry: JournalEntry, txn: dict[str, Any]) -> dict[str, Any]:
-        return to_attrs(
+            f"txn:{entry.id}",
             {
-                "pk": txn["id"],
-                "sk": "balance_transaction",
-                "gsi1pk": f"{entry.merchant_id}#balance_transaction",
-                "gsi1sk": f"{entry.created_ms or entry.created * 1000:013d}#{txn['id']}",
-                "merchant_id": entry.merchant_id,
-                "type": txn["type"],
-                "source": txn["source"],
-                "status": txn["status"],
-                "entry_id": entry.id,
-                "data": txn,
-            }
+                "Update": {
+                    "TableName": self._table,
+                    "Key": to_attrs({"pk": entry.id, "sk": _ENTRY}),
+                    "UpdateExpression": "SET #s = :s",
+                    "ConditionExpression": "attribute_exists(pk)",
+                    "ExpressionAttributeNames": {"#s": "status"},
+                    "ExpressionAttributeValues": to_attrs({":s": status}),
+                }
+            },
         )
 
     def transaction(self, merchant_id: str, txn_id: str) -> dict[str, Any] | None:
+        item = self._transaction_item(txn_id)
+        return _transaction(item) if item and item.get("merchant_id") == merchant_id else None
+
+    def _transaction_item(self, txn_id: str) -> dict[str, Any] | None:
+        if not txn_id.startswith("txn_"):
+            return None
         response = self._client.get_item(
-            TableName=self._table, Key=to_attrs({"pk": txn_id, "sk": "balance_transaction"})
+            TableName=self._table,
+            Key=to_attrs({"pk": "je_" + txn_id.removeprefix("txn_"), "sk": _ENTRY}),
         )
         item = from_attrs(response.get("Item") or {})
-        return item["data"] if item.get("merchant_id") == merchant_id else None
+        if item.get("status"):
+            return item
+        stored_apart = self._client.get_item(  # written before entries carried their view
+            TableName=self._table, Key=to_attrs({"pk": txn_id, "sk": _TRANSACTION})
+        ).get("Item")
+        return from_attrs(stored_apart) if stored_apart else None
 
     def entry(self, entry_id: str) -> JournalEntry | None:
         response = self._client.get_item(
@@ -149,12 +149,10 @@ class LedgerStore:
         condition = "gsi1pk = :pk"
         values: dict[str, Any] = {":pk": f"{merchant_id}#balance_transaction"}
         if cursor_id:
-            cursor = self._client.get_item(
-                TableName=self._table, Key=to_attrs({"pk": cursor_id, "sk": "balance_transaction"})
-            ).get("Item")
-            if cursor and from_attrs(cursor).get("merchant_id") == merchant_id:
+            cursor = self._transaction_item(cursor_id)
+            if cursor and cursor.get("merchant_id") == merchant_id:
                 condition += " AND gsi1sk " + ("<" if starting_after else ">") + " :cursor"
-                values[":cursor"] = from_attrs(cursor)["gsi1sk"]
+                values[":cursor"] = cursor["gsi1sk"]
         filters = {k: v for k, v in (("type", type), ("source", source)) if v}
         params: dict[str, Any] = {
             "TableName": self._table,
@@ -170,7 +168,7 @@ class LedgerStore:
         items: list[dict[str, Any]] = []
         while len(items) <= limit:
             response = self._client.query(**params)
-            items.extend(from_attrs(i)["data"] for i in response.get("Items", []))
+            items.extend(_transaction(from_attrs(i)) for i in response.get("Items", []))
             if "LastEvaluatedKey" not in response:
                 break
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
@@ -194,8 +192,9 @@ class LedgerStore:
         params["ExpressionAttributeValues"] = to_attrs(values)
         entries = []
         for item in paged(self._client.scan if merchant_id is None else self._client.query, params):
-            entry = self.entry(item["entry_id"])
-            if entry is not None:
+            if item["sk"] == _ENTRY:
+                entries.append(JournalEntry.model_validate(item["data"]))
+            elif (entry := self.entry(item["entry_id"])) is not None:
                 entries.append(entry)
         return entries
 
@@ -203,15 +202,19 @@ class LedgerStore:
         self, merchant_id: str
     ) -> tuple[list[JournalEntry], dict[tuple[str, str, str], int]]:
         """One merchant's journal entries and materialized balances."""
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#journal_entry"}),
-        }
-        entries = [
-            JournalEntry.model_validate(i["data"]) for i in paged(self._client.query, params)
-        ]
+        entries: list[JournalEntry] = []
+        for listing in (_ENTRY, _TRANSACTION):  # an entry is listed under one of the two
+            params: dict[str, Any] = {
+                "TableName": self._table,
+                "IndexName": INDEX,
+                "KeyConditionExpression": "gsi1pk = :pk",
+                "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{listing}"}),
+            }
+            entries.extend(
+                JournalEntry.model_validate(i["data"])
+                for i in paged(self._client.query, params)
+                if i["sk"] == _ENTRY
+            )
         balances = {
             (merchant_id, currency, account): amount
             for currency, accounts in self.balances(merchant_id).items()
@@ -237,3 +240,37 @@ class LedgerStore:
             if "LastEvaluatedKey" not in response:
                 return entries, balances
             params["ExclusiveStartKey"] = response["LastEvaluatedKey"]
+
+
+_ENTRY = "journal_entry"
+_TRANSACTION = "balance_transaction"
+
+
+def _entry_item(entry: JournalEntry, status: str) -> dict[str, Any]:
+    item: dict[str, Any] = {
+        "pk": entry.id,
+        "sk": _ENTRY,
+        "gsi1pk": f"{entry.merchant_id}#{_ENTRY}",
+        "gsi1sk": entry.id,
+        "merchant_id": entry.merchant_id,
+        "data": entry.model_dump(mode="json"),
+    }
+    if entry.merchant_effect:
+        txn = balance_transaction(entry, status)
+        item.update(
+            {
+                "gsi1pk": f"{entry.merchant_id}#{_TRANSACTION}",
+                "gsi1sk": f"{entry.created_ms or entry.created * 1000:013d}#{txn['id']}",
+                "type": txn["type"],
+                "source": txn["source"],
+                "status": status,
+            }
+        )
+    return item
+
+
+def _transaction(item: dict[str, Any]) -> dict[str, Any]:
+    """The balance transaction an item holds: derived from its entry, or stored apart."""
+    if item["sk"] == _ENTRY:
+        return balance_transaction(JournalEntry.model_validate(item["data"]), item["status"])
+    return dict(item["data"])

@@ -207,3 +207,50 @@ def test_ledger_check_command_reports_drift(api: Api, merchant: dict, sandbox, c
             UpdateExpression="ADD merchant_available :x",
             ExpressionAttributeValues={":x": {"N": "-1"}},
         )
+
+
+def test_a_balance_transaction_stored_apart_before_still_reads_and_lists(api: Api, sandbox):
+    # Given a payment, and its balance transaction rewritten as sandboxes stored it before
+    # 2026-12-01: an item of its own, the entry without the transaction's view
+    from chalicelib.dal.dynamo import from_attrs, to_attrs
+
+    pi = paid(api, 2100)
+    txn_id = f"txn_charge_{pi['latest_charge']}"
+    current = api.get(f"/v1/balance_transactions/{txn_id}").json()
+    client = sandbox.aws.client("dynamodb")
+    table = sandbox.provisioned.physical_ids["PaymentsTable"]
+    key = to_attrs({"pk": "je_" + txn_id.removeprefix("txn_"), "sk": "journal_entry"})
+    entry = from_attrs(client.get_item(TableName=table, Key=key)["Item"])
+    merchant = entry["merchant_id"]
+    client.put_item(
+        TableName=table,
+        Item=to_attrs(
+            {
+                **{k: entry[k] for k in ("pk", "sk", "merchant_id", "data")},
+                "gsi1pk": f"{merchant}#journal_entry",
+                "gsi1sk": entry["pk"],
+            }
+        ),
+    )
+    client.put_item(
+        TableName=table,
+        Item=to_attrs(
+            {
+                "pk": txn_id,
+                "sk": "balance_transaction",
+                "gsi1pk": f"{merchant}#balance_transaction",
+                "gsi1sk": entry["gsi1sk"],
+                "merchant_id": merchant,
+                "type": "charge",
+                "source": pi["latest_charge"],
+                "status": "available",
+                "entry_id": entry["pk"],
+                "data": current,
+            }
+        ),
+    )
+    # Then it reads, lists and balances as before
+    assert api.get(f"/v1/balance_transactions/{txn_id}").json() == current
+    listed = api.get("/v1/balance_transactions").json()["data"]
+    assert [t["id"] for t in listed] == [txn_id]
+    assert_ledger_balanced(api)
