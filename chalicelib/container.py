@@ -238,6 +238,7 @@ class Services(_Lazily):
             self.psp_event_store,
             self.payment_intents,
             self.disputes,
+            self.refunds,
         )
 
     @lazy

@@ -392,6 +392,21 @@ def _event(item: dict[str, Any]) -> PspEvent:
     elif code == "CAPTURE" and success:
         outcome = PspOutcome.CAPTURED
         payment_psp = str(item.get("originalReference", ""))
+    elif code in REFUND_FAILURES or (code == "REFUND" and not success):
+        # A refund refused later (REFUND with success false), or one Adyen paid out that the
+        # card scheme returned (REFUND_FAILED, REFUNDED_REVERSED): merchantReference is the
+        # PayFlow refund id the refund was asked with.
+        return PspEvent(
+            id=f"{code}:{psp}",
+            type=code,
+            outcome=PspOutcome.REFUND_FAILED,
+            payment_intent_id=None,
+            psp_reference=str(item.get("originalReference", "")) or None,
+            refund_id=reference if reference.startswith("re_") else None,
+            failure_reason="declined" if code == "REFUND" else "unknown",
+            references=(reference, psp),
+            body=item,
+        )
     return PspEvent(
         id=f"{code}:{psp}",
         type=code,
@@ -406,6 +421,9 @@ def _event(item: dict[str, Any]) -> PspEvent:
         body=item,
     )
 
+
+REFUND_FAILURES = frozenset({"REFUND_FAILED", "REFUNDED_REVERSED"})
+"""Adyen's codes for a refund that failed after Adyen accepted it."""
 
 DISPUTE_CODES: dict[str, DisputeStatus] = {
     "REQUEST_FOR_INFORMATION": DisputeStatus.WARNING_NEEDS_RESPONSE,

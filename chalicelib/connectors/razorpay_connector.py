@@ -433,6 +433,9 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
     dispute = (event.get("payload") or {}).get("dispute", {}).get("entity")
     if name.startswith("payment.dispute.") and isinstance(dispute, dict):
         return [_dispute_event(headers, name, dispute, event)]
+    refund = (event.get("payload") or {}).get("refund", {}).get("entity")
+    if name == "refund.failed" and isinstance(refund, dict):
+        return [_refund_failed(headers, name, refund, event)]
     notes = payment.get("notes") or {}
     notes = notes if isinstance(notes, dict) else {}
     event_id = headers.get("x-razorpay-event-id") or f"{name}:{payment.get('id', '')}"
@@ -502,5 +505,23 @@ def _dispute_event(
             network_reason_code=str(entity.get("reason_code") or "") or None,
             payment_reference=payment_id,
         ),
+        body=event,
+    )
+
+
+def _refund_failed(
+    headers: Mapping[str, str], name: str, refund: dict[str, Any], event: dict[str, Any]
+) -> PspEvent:
+    """refund.failed: the refund's notes carry the PayFlow refund id it was asked with."""
+    notes = refund.get("notes") if isinstance(refund.get("notes"), dict) else {}
+    key = str((notes or {}).get("payflow_key") or "")
+    return PspEvent(
+        id=headers.get("x-razorpay-event-id") or f"{name}:{refund.get('id', '')}",
+        type=name,
+        outcome=PspOutcome.REFUND_FAILED,
+        payment_intent_id=None,
+        psp_reference=str(refund.get("payment_id") or "") or None,
+        refund_id=key if key.startswith("re_") else None,
+        failure_reason="unknown",
         body=event,
     )

@@ -257,6 +257,22 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
     intent = (data.get("data") or {}).get("object") or {}
     if intent.get("object") == "dispute":
         return [_dispute_event(data, intent)]
+    if intent.get("object") == "refund" and intent.get("status") == "failed":
+        # charge.refund.updated, refund.updated or refund.failed of a refund PayFlow asked for
+        # (its metadata carries the PayFlow refund id).
+        key = str((intent.get("metadata") or {}).get("payflow_key") or "")
+        return [
+            PspEvent(
+                id=str(data["id"]),
+                type=str(data.get("type")),
+                outcome=PspOutcome.REFUND_FAILED,
+                payment_intent_id=None,
+                psp_reference=str(intent.get("payment_intent") or "") or None,
+                refund_id=key if key.startswith("re_") else None,
+                failure_reason=str(intent.get("failure_reason") or "unknown"),
+                body=data,
+            )
+        ]
     metadata = intent.get("metadata") or {}
     outcome = _WEBHOOK_OUTCOMES.get(str(data.get("type")), PspOutcome.OTHER)
     failure = intent.get("last_payment_error") or {}

@@ -23,6 +23,7 @@ from chalicelib.domain.routing import ConnectorKind, RoutingConfig
 from chalicelib.errors import Conflict, InvalidRequestError, ResourceMissing
 from chalicelib.services.disputes import DisputeService
 from chalicelib.services.payment_intents import PaymentIntentService
+from chalicelib.services.refunds import RefundService
 
 logger = logging.getLogger("payflow.psp_events")
 
@@ -65,12 +66,14 @@ class PspEventService:
         store: PspEventStore,
         payment_intents: PaymentIntentService,
         disputes: DisputeService,
+        refunds: RefundService,
     ) -> None:
         self._routing = routing
         self._secrets = secrets
         self._store = store
         self._payment_intents = payment_intents
         self._disputes = disputes
+        self._refunds = refunds
 
     def kind_of(self, connector_id: str) -> ConnectorKind:
         """The provider behind `connector_id`: a configured connector's kind, or the kind of
@@ -168,6 +171,8 @@ class PspEventService:
         if event.outcome == PspOutcome.DISPUTE:
             assert event.dispute is not None
             return self._disputes.apply_report(provider, event.dispute)
+        if event.outcome == PspOutcome.REFUND_FAILED:
+            return self._refunds.fail_reported(event.refund_id, event.failure_reason)
 
         if not event.payment_intent_id:
             return "unknown_payment_intent"

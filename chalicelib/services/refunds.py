@@ -50,6 +50,10 @@ from chalicelib.services.context import (
 KIND = "refund"
 PI_KIND = "payment_intent"
 _RACES = 8
+_COMPENSABLE = frozenset({RefundStatus.PENDING})
+"""What the saga's compensation fails: a refund the PSP refused before paying it out."""
+_FAILABLE = frozenset({RefundStatus.PENDING, RefundStatus.SUCCEEDED})
+"""What a provider's failure report fails: also a refund it paid out and took back."""
 
 
 class RefundService:
@@ -284,16 +288,45 @@ class RefundService:
         """The PSP refused (or never refunded): give the hold back, release the reservation on
         the PaymentIntent, and fail the refund with Stripe's failure_reason."""
         reason = _failure_reason(task.get("failure") or {})
+        # Only a pending refund: the saga's compensation of a refund that settled meanwhile
+        # (a retried task) must change nothing.
+        status = self._fail(task["merchant_id"], task["refund_id"], reason, _COMPENSABLE)
+        return {"status": status.value}
+
+    def fail_reported(self, refund_id: str | None, reason: str | None) -> str:
+        """A provider reports the refund failed (Adyen REFUND_FAILED, Razorpay refund.failed,
+        Stripe's refund in status failed), possibly after it was reported paid out: the refund
+        fails and its money goes back to the merchant. "applied", "unchanged" (failed already)
+        or "unknown_refund". Safe to run twice."""
+        merchant_id = self._objects.owner(KIND, refund_id) if refund_id else None
+        if merchant_id is None or refund_id is None:
+            return "unknown_refund"
+        before = self.retrieve(merchant_id, refund_id).status
+        if before in (RefundStatus.FAILED, RefundStatus.CANCELED):
+            return "unchanged"
+        after = self._fail(merchant_id, refund_id, reason or "unknown", _FAILABLE)
+        return "applied" if after == RefundStatus.FAILED and before != after else "unchanged"
+
+    def _fail(
+        self,
+        merchant_id: str,
+        refund_id: str,
+        reason: str,
+        failable: frozenset[RefundStatus],
+    ) -> RefundStatus:
+        """Fail a pending or succeeded refund: the ledger gives its money back (a pending one's
+        hold, a succeeded one's payout through the PSP), the reservation on the PaymentIntent
+        and the charge is released, and refund.failed, refund.updated and charge.refund.updated
+        announce it, all in one transaction conditional on the versions read."""
         for _ in range(_RACES):
-            refund = self.retrieve(task["merchant_id"], task["refund_id"])
-            if refund.status != RefundStatus.PENDING:
-                return {"status": refund.status.value}
+            refund = self.retrieve(merchant_id, refund_id)
+            if refund.status not in failable:
+                return refund.status
             pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
             batch = WriteBatch()
+            reversal = self._reversal(refund)
             failure_txn = None
-            hold = self._ledger.entry(f"je_refund_hold_{refund.id}") if refund.held else None
-            if hold is not None:
-                reversal = ledger_rules.refund_reversal(hold, int(self._clock()))
+            if reversal is not None:
                 self._ledger.add(batch, reversal)
                 failure_txn = ledger_rules.balance_transaction(reversal, "available")["id"]
             after = refund.model_copy(
@@ -315,20 +348,28 @@ class RefundService:
             ctx = RequestContext(request_id=None)
             self._charge_refunded(batch, ctx, pi, -refund.amount)
             self._event(batch, ctx, "refund.failed", refund.merchant_id, after.to_api())
-            self._event(
-                batch,
-                ctx,
-                "refund.updated",
-                refund.merchant_id,
-                after.to_api(),
-                refund.to_api(),
-            )
+            for event_type in ("refund.updated", "charge.refund.updated"):
+                self._event(
+                    batch, ctx, event_type, refund.merchant_id, after.to_api(), refund.to_api()
+                )
             try:
                 self._committer.commit(ctx, batch, Outcome(200, {}), complete=False)
-                return {"status": after.status.value}
+                return after.status
             except StaleWrite:
                 continue
-        raise Conflict("The PaymentIntent is changing too fast; the saga retries compensation.")
+        raise Conflict("The PaymentIntent is changing too fast; the refund's failure is retried.")
+
+    def _reversal(self, refund: Refund) -> ledger_rules.JournalEntry | None:
+        """The entry that gives a failing refund's money back: a settled refund's payout
+        returns from the PSP, a held one's hold is released; None when nothing was held."""
+        now = int(self._clock())
+        if refund.status == RefundStatus.SUCCEEDED:
+            settle = self._ledger.entry(f"je_refund_settle_{refund.id}")
+            if settle is None:
+                raise UnexpectedState(f"refund {refund.id} succeeded without its settlement")
+            return ledger_rules.refund_failed_after_settle(settle, refund.connector, now)
+        hold = self._ledger.entry(f"je_refund_hold_{refund.id}") if refund.held else None
+        return ledger_rules.refund_reversal(hold, now) if hold is not None else None
 
     # -- helpers -------------------------------------------------------------------------------
 
