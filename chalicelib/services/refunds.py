@@ -148,9 +148,21 @@ class RefundService:
             reserved = pi.model_copy(
                 update={"amount_refunded": pi.amount_refunded + take, "version": pi.version + 1}
             )
+            charge = (
+                self._charges.find(pi.merchant_id, pi.latest_charge) if pi.latest_charge else None
+            )
+            if charge is not None and charge.disputed:
+                # The cardholder's bank already took the money back: a refund would pay twice.
+                # The charge's version is in the batch, so a dispute opened meanwhile fails it.
+                raise InvalidRequestError(
+                    f"Charge {charge.id} has been charged back; cannot issue a refund.",
+                    code="charge_disputed",
+                    param="charge",
+                )
             batch = WriteBatch()
             self._objects.put_version(batch, PI_KIND, reserved, pi.version, **pi.attributes())
-            self._charge_refunded(batch, ctx, pi, take)
+            if charge is not None:
+                self._charges.add_refund(batch, ctx, charge, take)
             self._objects.put_new(batch, KIND, refund, **_attributes(refund))
             self._event(batch, ctx, "refund.created", merchant_id, refund.to_api())
             try:
