@@ -102,13 +102,16 @@ class DisputeService:
     def _new(
         self, provider: str, report: DisputeReport, charge: Charge, status: DisputeStatus
     ) -> Dispute:
-        amount = report.amount if report.amount else charge.amount_captured or charge.amount
+        # A dispute is of captured money, never more (a provider's amount could be in another
+        # currency's units after conversion; PayFlow keeps the charge's currency).
+        captured = charge.amount_captured or charge.amount
+        amount = min(report.amount, captured) if report.amount else captured
         return Dispute(
             id=new_id("du", clock=self._r.committer.clock),
             merchant_id=charge.merchant_id,
             charge=charge.id,
             payment_intent=charge.payment_intent,
-            amount=min(amount, charge.amount),
+            amount=amount,
             currency=charge.currency,
             created=self._r.now(),
             status=status,

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 import requests
 
+from payflow.sandbox.pollers import wait_for
 from tests.conftest import RAZORPAY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, Api
 from tests.fakes.adyen_server import MERCHANT_ACCOUNT, FakeAdyen, notification_body, sign
 from tests.fakes.razorpay_server import FakeRazorpay
@@ -31,8 +32,11 @@ def refunded(api: Api, pi: dict[str, Any], amount: int) -> dict[str, Any]:
     response = api.post("/v1/refunds", {"payment_intent": pi["id"], "amount": amount})
     assert response.status_code == 200, response.text
     refund: dict[str, Any] = response.json()
-    assert refund["status"] == "succeeded", refund
-    return refund
+    # The saga may still be running when the create's wait ends (a loaded machine).
+    wait_for(lambda: api.get(f"/v1/refunds/{refund['id']}").json()["status"] != "pending", 30)
+    settled: dict[str, Any] = api.get(f"/v1/refunds/{refund['id']}").json()
+    assert settled["status"] == "succeeded", settled
+    return settled
 
 
 def events_about(api: Api, refund_id: str) -> list[str]:
