@@ -105,8 +105,11 @@ def test_a_chargeback_withdraws_the_funds_and_fee_and_winning_reinstates_them(ap
     assert api.get(f"/v1/charges/{pi['latest_charge']}").json()["disputed"] is True
 
     # When the merchant gathers evidence, then submits it (stripe-python)
-    listed = stripe.Dispute.list(charge=pi["latest_charge"])
+    listed = stripe.Dispute.list(charge=pi["latest_charge"], expand=["data.charge"])
     assert [d.id for d in listed.data] == [dispute["id"]]
+    assert listed.data[0].charge.disputed is True
+    txn = api.get(f"/v1/balance_transactions/{withdrawal['id']}", params={"expand[]": "source"})
+    assert txn.json()["source"]["id"] == dispute["id"]
     modified = stripe.Dispute.modify(
         dispute["id"],
         evidence={"customer_name": "Jane Doe", "uncategorized_text": "Delivered on time."},
