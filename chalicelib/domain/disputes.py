@@ -148,6 +148,9 @@ EVIDENCE_FIELDS: tuple[str, ...] = (
 EVIDENCE_MAX_CHARS = 150_000
 """Stripe's limit on the combined length of a dispute's text evidence."""
 
+EVIDENCE_DAYS = 7
+"""How long the sandbox's bank gives for evidence (Stripe's deadlines are 7 to 21 days)."""
+
 DISPUTE_FEE = 1500
 """The fee a chargeback costs the merchant, in minor units of the dispute's currency (Stripe's
 is 15.00 USD); given back when the dispute is won."""
@@ -283,7 +286,8 @@ class Dispute(BaseModel):
                 "past_due": False,
                 "submission_count": self.submission_count,
             },
-            "is_charge_refundable": False,
+            # An inquiry takes no money: the merchant may still refund instead of answering.
+            "is_charge_refundable": self.inquiry,
             "livemode": False,
             "metadata": dict(self.metadata),
             "payment_intent": self.payment_intent,

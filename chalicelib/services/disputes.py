@@ -83,6 +83,10 @@ class DisputeService:
             return "applied"
         raise Conflict("The dispute is changing too fast; the provider will retry.")
 
+    def now(self) -> int:
+        """The business clock (the sandbox's settable one)."""
+        return self._r.now()
+
     def disputable_charge(self, merchant_id: str, charge_id: str) -> Charge:
         """The merchant's charge, if a cardholder could dispute it: captured money."""
         charge = self._r.get(CHARGES, merchant_id, charge_id, param="charge")

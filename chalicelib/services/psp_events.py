@@ -17,7 +17,7 @@ from typing import Any
 
 from chalicelib.connectors import adyen_connector, razorpay_connector, stripe_connector
 from chalicelib.dal.psp_events import PspEventStore
-from chalicelib.domain.disputes import DisputeReason, DisputeReport, DisputeStatus
+from chalicelib.domain.disputes import EVIDENCE_DAYS, DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import PspEvent, PspOutcome, connector_of
 from chalicelib.domain.routing import ConnectorKind, RoutingConfig
 from chalicelib.errors import Conflict, InvalidRequestError, ResourceMissing
@@ -130,6 +130,7 @@ class PspEventService:
                 status=status,
                 reason=reason or DisputeReason.GENERAL,
                 amount=amount,
+                due_by=self._disputes.now() + EVIDENCE_DAYS * 86_400,
             ),
             body={"dispute": reference, "status": status.value, "amount": amount},
         )

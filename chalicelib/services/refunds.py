@@ -26,6 +26,8 @@ from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import ledger as ledger_rules
+from chalicelib.domain.charges import Charge
+from chalicelib.domain.disputes import Dispute
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.metadata import merge_metadata
 from chalicelib.domain.payment_intents import PaymentIntent
@@ -151,7 +153,7 @@ class RefundService:
             charge = (
                 self._charges.find(pi.merchant_id, pi.latest_charge) if pi.latest_charge else None
             )
-            if charge is not None and charge.disputed:
+            if charge is not None and charge.disputed and not self._inquiry_only(charge):
                 # The cardholder's bank already took the money back: a refund would pay twice.
                 # The charge's version is in the batch, so a dispute opened meanwhile fails it.
                 raise InvalidRequestError(
@@ -401,6 +403,19 @@ class RefundService:
                 "Missing required param: payment_intent (or charge).", param="payment_intent"
             )
         return payment_intent
+
+    def _inquiry_only(self, charge: Charge) -> bool:
+        """Whether the charge's dispute is an inquiry, which takes no money: the merchant may
+        still refund (Stripe's is_charge_refundable)."""
+        page = self._objects.list(
+            "dispute",
+            charge.merchant_id,
+            limit=1,
+            starting_after=None,
+            ending_before=None,
+            filters={"charge": charge.id},
+        )
+        return all(Dispute.model_validate(item).inquiry for item in page.items)
 
     def _charge_refunded(
         self, batch: WriteBatch, ctx: RequestContext, pi: PaymentIntent, delta: int

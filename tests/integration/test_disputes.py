@@ -16,6 +16,7 @@ import requests
 import stripe
 
 from chalicelib.container import services
+from payflow.sandbox.pollers import wait_for
 from tests.conformance.recorder import recorded_session
 from tests.conftest import RAZORPAY_WEBHOOK_SECRET, STRIPE_WEBHOOK_SECRET, Api
 from tests.fakes.adyen_server import MERCHANT_ACCOUNT, FakeAdyen, notification_body, sign
@@ -188,13 +189,22 @@ def test_an_inquiry_moves_no_money_until_it_becomes_a_chargeback(api: Api):
     assert inquiry["status"] == "warning_needs_response"
     assert inquiry["balance_transactions"] == [] and available(api) == 2000
     assert inquiry["payment_method_details"]["card"]["case_type"] == "inquiry"
+    assert inquiry["is_charge_refundable"] is True
+    assert inquiry["evidence_details"]["due_by"] > inquiry["created"]
+    # An inquiry takes no money: the merchant may still refund part of the payment
+    partial = api.post("/v1/refunds", {"payment_intent": pi["id"], "amount": 500})
+    assert partial.status_code == 200, partial.text
+    wait_for(lambda: available(api) == 1500, 30)
 
     chargeback = simulate(api, pi["latest_charge"], "needs_response").json()
 
     assert chargeback["id"] == inquiry["id"] and chargeback["status"] == "needs_response"
-    assert available(api) == -FEE
+    assert chargeback["is_charge_refundable"] is False
+    assert available(api) == 1500 - 2000 - FEE
+    refused = api.post("/v1/refunds", {"payment_intent": pi["id"], "amount": 500})
+    assert refused.status_code == 400 and refused.json()["error"]["code"] == "charge_disputed"
     lost = simulate(api, pi["latest_charge"], "lost").json()
-    assert lost["status"] == "lost" and available(api) == -FEE
+    assert lost["status"] == "lost" and available(api) == 1500 - 2000 - FEE
     assert_ledger_balanced(api)
 
 
