@@ -14,8 +14,8 @@ Faults come through configuration only, never by editing code:
   at-least-once start can do (moto would fold a second start under the same name);
 - a webhook receiver that answers 500 a third of the time;
 - provider webhooks (payflow/chaos_provider.py): disputes of a share of the succeeded payments
-  reported by Stripe-signed charge.dispute.* webhooks, some sent twice, each delayed, all
-  reordered.
+  reported by Stripe-signed charge.dispute.* webhooks, and refunds of another share reported
+  failed by charge.refund.updated, some sent twice, each delayed, all reordered.
 
 Invariants are functions registered with `@invariant`: each gets the run's `Observed` facts and
 returns the list of its violations (empty: it holds). Adding one, e.g. "ledger balanced" once
@@ -222,6 +222,8 @@ class ChaosConfig:
     """Dispute one in this many succeeded payments, by provider webhooks."""
     provider_max_delay: float = 0.3
     """The longest a provider webhook is held back before it is sent (seconds)."""
+    refund_every: int = 10
+    """Refund part of one in this many automatic payments; its provider reports it failed."""
     max_seconds: float | None = None
     """Deadline for the whole run; default 120 s + 2.5 s per payment: on two cores the embedded
     AWS settles roughly one chaotic payment and its five-odd webhook deliveries (a third of
@@ -256,6 +258,8 @@ class Observed:
     """Each provider event as PayFlow stored it (services().psp_events.stored)."""
     disputes: list[dict[str, Any]] = field(default_factory=list)
     """The merchant's disputes, as /v1/disputes lists them."""
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The refunds reported failed, as /v1/refunds/{id} shows them."""
     journal: list[Any] = field(default_factory=list)
     """The merchant's journal entries (chalicelib.domain.ledger.JournalEntry)."""
 
@@ -410,6 +414,17 @@ def provider_events_once(seen: Observed) -> list[str]:
         for kind, count in expected.items():
             if counted[kind] != count:
                 violations.append(f"{dispute['id']}: {counted[kind]} {kind}, expected {count}")
+    refund_kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for announced in seen.events:
+        if announced["type"] in ("refund.failed", "charge.refund.updated"):
+            refund_kinds[announced["data"]["object"]["id"]][announced["type"]] += 1
+    for refund_id in seen.provider.refunds:
+        refund = seen.refunds.get(refund_id) or {}
+        if refund.get("status") != "failed":
+            violations.append(f"{refund_id}: {refund.get('status')} after its failure report")
+        for kind in ("refund.failed", "charge.refund.updated"):
+            if refund_kinds[refund_id][kind] != 1:
+                violations.append(f"{refund_id}: {refund_kinds[refund_id][kind]} {kind}")
     return violations
 
 
@@ -556,6 +571,7 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
     errors: list[str] = []
     intended: dict[str, str] = {}
     intended_lock = threading.Lock()
+    refunds: list[str] = []
 
     with FlakyReceiver(config.receiver_failure_rate, config.seed) as receiver:
         for name, events in (("all", ["*"]), ("outcomes", ["payment_intent.succeeded"])):
@@ -612,6 +628,11 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
                         captured = client.post(f"/v1/payment_intents/{pi['id']}/capture", {})
                         if captured.status_code != 200:
                             errors.append(f"capture {pi['id']}: {captured.status_code}")
+                elif i % config.refund_every == config.refund_every // 2:
+                    refund = _refund(client, _settle(client, pi, config.deadline_seconds), i)
+                    if refund is not None:
+                        with intended_lock:
+                            refunds.append(refund)
             except Exception as error:
                 errors.append(f"payment {i}: {type(error).__name__}: {error}")
 
@@ -629,6 +650,7 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
         provider = chaos_provider.send(
             base,
             chaos_provider.plan(payments, random.Random(config.seed + 2), config.dispute_every),
+            refunds,
             random.Random(config.seed + 3),
             duplicate_rate=config.duplicate_rate,
             max_delay=config.provider_max_delay,
@@ -645,6 +667,7 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
             e.id: services().psp_events.stored("stripe", e.id) for e in provider.events
         }
         seen.disputes = list(client.all("/v1/disputes"))
+        seen.refunds = {r: client.get(f"/v1/refunds/{r}") for r in provider.refunds}
         seen.journal = services().ledger_store.of_merchant(merchant["id"])[0]
         _phase("webhooks settled and observed", started_at)
 
@@ -654,6 +677,7 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
     report.faults.update(
         {
             "provider webhooks sent": len(provider.events),
+            "refunds reported failed by their provider": len(provider.refunds),
             "provider webhooks duplicated": provider.duplicated,
             "provider webhooks delayed": provider.delayed,
             "provider webhooks reordered (disputes)": provider.reordered,
@@ -707,6 +731,18 @@ def _start_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _phase(name: str, started_at: float) -> None:
     print(f"  {time.monotonic() - started_at:6.1f} s  {name}", file=sys.stderr, flush=True)
+
+
+def _refund(client: Client, pi: dict[str, Any], i: int) -> str | None:
+    """Refund part of a succeeded payment (its provider will report the refund failed)."""
+    if pi["status"] != "succeeded":
+        return None
+    response = client.post(
+        "/v1/refunds",
+        {"payment_intent": pi["id"], "amount": 300},
+        key=f"chaos-refund-{pi['id']}-{i}",
+    )
+    return str(response.json()["id"]) if response.status_code == 200 else None
 
 
 def _settle(client: Client, pi: dict[str, Any], max_seconds: float) -> dict[str, Any]:

@@ -1,11 +1,13 @@
 """Provider webhooks in a chaos run: disputes reported by Stripe-signed `charge.dispute.*`
-webhooks, duplicated, delayed and reordered, sent to `POST /v1/psp_webhooks/stripe` as a
-provider sends them (again after any answer but a 2xx).
+webhooks and refunds reported failed by `charge.refund.updated`, duplicated, delayed and
+reordered, sent to `POST /v1/psp_webhooks/stripe` as a provider sends them (again after any
+answer but a 2xx).
 
 A share of the run's succeeded payments is disputed, each along one of `SCENARIOS` (statuses in
-the order a provider reports them). Every report is one provider event with its own id; some
-are sent twice, each after a random delay, all of them shuffled. What PayFlow must end with is
-known from the plan alone: the scenario's last status, the money where that status puts it.
+the order a provider reports them); the refunds the run made are each reported failed once.
+Every report is one provider event with its own id; some are sent twice, each after a random
+delay, all of them shuffled. What PayFlow must end with is known from the plan alone: the
+scenario's last status, the money where that status puts it; every refund failed.
 """
 
 from __future__ import annotations
@@ -66,12 +68,14 @@ class DisputePlan:
 
 @dataclass(frozen=True)
 class ProviderEvent:
-    """One provider event (one report of one dispute), as signed and sent."""
+    """One provider event (a report of a dispute, or of a refund's failure), signed and sent."""
 
     id: str
-    plan: DisputePlan
+    plan: DisputePlan | None
     step: int
     payload: str
+    refund: str | None = None
+    """The PayFlow refund a refund-failure event reports."""
 
 
 @dataclass
@@ -79,6 +83,8 @@ class ProviderRun:
     """What was planned, sent and answered."""
 
     plans: list[DisputePlan] = field(default_factory=list)
+    refunds: list[str] = field(default_factory=list)
+    """The PayFlow refunds reported failed."""
     events: list[ProviderEvent] = field(default_factory=list)
     results: dict[str, list[str]] = field(default_factory=lambda: defaultdict(list))
     """Event id -> what PayFlow answered each copy ("applied", "unchanged", "duplicate")."""
@@ -138,9 +144,31 @@ def _event(dispute: DisputePlan, step: int) -> ProviderEvent:
     return ProviderEvent(event_id, dispute, step, payload)
 
 
+def _refund_failed(refund_id: str) -> ProviderEvent:
+    event_id = f"evt_chaos{uuid.uuid4().hex[:16]}"
+    payload = json.dumps(
+        {
+            "id": event_id,
+            "object": "event",
+            "type": "charge.refund.updated",
+            "data": {
+                "object": {
+                    "id": f"re_chaos{uuid.uuid4().hex[:16]}",
+                    "object": "refund",
+                    "status": "failed",
+                    "failure_reason": "expired_or_canceled_card",
+                    "metadata": {"payflow_key": refund_id},
+                }
+            },
+        }
+    )
+    return ProviderEvent(event_id, None, 0, payload, refund=refund_id)
+
+
 def send(
     base: str,
     plans: list[DisputePlan],
+    refunds: list[str],
     rng: random.Random,
     *,
     duplicate_rate: float,
@@ -148,11 +176,13 @@ def send(
     concurrency: int,
     deadline: float,
 ) -> ProviderRun:
-    """Send every report of every plan: some twice, each after a random delay up to
-    `max_delay` seconds, in shuffled order, `concurrency` at a time, each copy retried (as a
-    provider retries) until it is answered 200 or `deadline` (time.monotonic) passes."""
-    run = ProviderRun(plans=plans)
+    """Send every report of every plan, and a failure of each of `refunds`: some twice, each
+    after a random delay up to `max_delay` seconds, in shuffled order, `concurrency` at a time,
+    each copy retried (as a provider retries) until it is answered 200 or `deadline`
+    (time.monotonic) passes."""
+    run = ProviderRun(plans=plans, refunds=list(refunds))
     run.events = [_event(p, step) for p in plans for step in range(len(p.statuses))]
+    run.events += [_refund_failed(refund) for refund in refunds]
     copies = list(run.events)
     for event in run.events:
         if rng.random() < duplicate_rate:
@@ -162,6 +192,8 @@ def send(
     latest: dict[str, int] = {}
     out_of_order: set[str] = set()
     for event in copies:
+        if event.plan is None:
+            continue
         reference = event.plan.reference
         if latest.get(reference, -1) > event.step:
             out_of_order.add(reference)

@@ -304,7 +304,7 @@ class RefundService:
         reason = _failure_reason(task.get("failure") or {})
         # Only a pending refund: the saga's compensation of a refund that settled meanwhile
         # (a retried task) must change nothing.
-        status = self._fail(task["merchant_id"], task["refund_id"], reason, _COMPENSABLE)
+        status, _ = self._fail(task["merchant_id"], task["refund_id"], reason, _COMPENSABLE)
         return {"status": status.value}
 
     def fail_reported(self, refund_id: str | None, reason: str | None) -> str:
@@ -315,11 +315,8 @@ class RefundService:
         merchant_id = self._objects.owner(KIND, refund_id) if refund_id else None
         if merchant_id is None or refund_id is None:
             return "unknown_refund"
-        before = self.retrieve(merchant_id, refund_id).status
-        if before in (RefundStatus.FAILED, RefundStatus.CANCELED):
-            return "unchanged"
-        after = self._fail(merchant_id, refund_id, reason or "unknown", _FAILABLE)
-        return "applied" if after == RefundStatus.FAILED and before != after else "unchanged"
+        _, changed = self._fail(merchant_id, refund_id, reason or "unknown", _FAILABLE)
+        return "applied" if changed else "unchanged"
 
     def _fail(
         self,
@@ -327,15 +324,16 @@ class RefundService:
         refund_id: str,
         reason: str,
         failable: frozenset[RefundStatus],
-    ) -> RefundStatus:
+    ) -> tuple[RefundStatus, bool]:
         """Fail a pending or succeeded refund: the ledger gives its money back (a pending one's
         hold, a succeeded one's payout through the PSP), the reservation on the PaymentIntent
         and the charge is released, and refund.failed, refund.updated and charge.refund.updated
-        announce it, all in one transaction conditional on the versions read."""
+        announce it, all in one transaction conditional on the versions read. Returns the
+        refund's status and whether this call failed it (a racing copy finds it done)."""
         for _ in range(_RACES):
             refund = self.retrieve(merchant_id, refund_id)
             if refund.status not in failable:
-                return refund.status
+                return refund.status, False
             pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
             batch = WriteBatch()
             reversal = self._reversal(refund)
@@ -368,7 +366,7 @@ class RefundService:
                 )
             try:
                 self._committer.commit(ctx, batch, Outcome(200, {}), complete=False)
-                return after.status
+                return after.status, True
             except StaleWrite:
                 continue
         raise Conflict("The PaymentIntent is changing too fast; the refund's failure is retried.")

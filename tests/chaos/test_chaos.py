@@ -32,6 +32,7 @@ FAULTS = (
     "provider webhooks duplicated",
     "provider webhooks delayed",
     "provider webhooks reordered",
+    "refunds reported failed",
 )
 """Every kind of fault the run injects: each must have happened at least once."""
 
