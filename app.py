@@ -17,6 +17,7 @@ from chalicelib.api.checkout import checkout
 from chalicelib.api.connectors import connectors
 from chalicelib.api.customers import customers
 from chalicelib.api.dashboard import dashboard
+from chalicelib.api.disputes import disputes
 from chalicelib.api.docs import docs
 from chalicelib.api.events import events
 from chalicelib.api.graphql import graphql
@@ -40,6 +41,7 @@ app.register_blueprint(docs)
 app.register_blueprint(events)
 app.register_blueprint(webhook_endpoints)
 app.register_blueprint(refunds)
+app.register_blueprint(disputes)
 app.register_blueprint(customers)
 app.register_blueprint(charges)
 app.register_blueprint(setup_intents)

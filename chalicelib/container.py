@@ -40,6 +40,7 @@ if TYPE_CHECKING:
     from chalicelib.services.connectors import ConnectorService
     from chalicelib.services.context import Committer
     from chalicelib.services.customers import CustomerService
+    from chalicelib.services.disputes import DisputeService
     from chalicelib.services.events import EventService
     from chalicelib.services.expand import Expander
     from chalicelib.services.ledger import LedgerService
@@ -236,6 +237,19 @@ class Services(_Lazily):
             ),
             self.psp_event_store,
             self.payment_intents,
+            self.disputes,
+            self.refunds,
+        )
+
+    @lazy
+    def disputes(self) -> DisputeService:
+        from chalicelib.dal.disputes import DisputeRefs
+        from chalicelib.services.disputes import DisputeService
+
+        return DisputeService(
+            self.resources,
+            self.ledger_store,
+            DisputeRefs(self.dynamodb, self.settings.payments_table),
         )
 
     @lazy
@@ -372,6 +386,7 @@ class Services(_Lazily):
                 "ch_": lambda m, i: _body(lambda: self.charges.retrieve(m, i)),
                 "pm_": lambda m, i: _body(lambda: self.payment_methods.retrieve(m, i)),
                 "re_": lambda m, i: _body(lambda: self.refunds.retrieve(m, i)),
+                "du_": lambda m, i: _body(lambda: self.disputes.retrieve(m, i)),
                 "txn_": lambda m, i: self.ledger_store.transaction(m, i),
                 "seti_": lambda m, i: _body(lambda: self.setup_intents.retrieve(m, i)),
                 "setatt_": lambda m, i: _body(lambda: self.setup_intents.attempt(m, i)),

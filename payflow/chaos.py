@@ -12,7 +12,10 @@ Faults come through configuration only, never by editing code:
 - duplicated starts of payment executions (`duplicate_starts`): a share of StartExecutions is
   followed by a second start of the same input under another name, as an Express workflow's
   at-least-once start can do (moto would fold a second start under the same name);
-- a webhook receiver that answers 500 a third of the time.
+- a webhook receiver that answers 500 a third of the time;
+- provider webhooks (payflow/chaos_provider.py): disputes of a share of the succeeded payments
+  reported by Stripe-signed charge.dispute.* webhooks, and refunds of another share reported
+  failed by charge.refund.updated, some sent twice, each delayed, all reordered.
 
 Invariants are functions registered with `@invariant`: each gets the run's `Observed` facts and
 returns the list of its violations (empty: it holds). Adding one, e.g. "ledger balanced" once
@@ -38,6 +41,8 @@ from typing import Any
 
 import requests
 
+from payflow import chaos_provider
+from payflow.chaos_provider import ProviderRun
 from payflow.sandbox.runtime import Sandbox, SandboxConfig
 
 ADMIN_KEY = "sk_admin_chaos"
@@ -213,6 +218,12 @@ class ChaosConfig:
     """Arm one crash point (in turn) before every `crash_every`-th payment."""
     slow_crashes: bool = False
     """Also crash the delivery handler (its batch returns after 60 s of visibility timeout)."""
+    dispute_every: int = 8
+    """Dispute one in this many succeeded payments, by provider webhooks."""
+    provider_max_delay: float = 0.3
+    """The longest a provider webhook is held back before it is sent (seconds)."""
+    refund_every: int = 10
+    """Refund part of one in this many automatic payments; its provider reports it failed."""
     max_seconds: float | None = None
     """Deadline for the whole run; default 120 s + 2.5 s per payment: on two cores the embedded
     AWS settles roughly one chaotic payment and its five-odd webhook deliveries (a third of
@@ -241,6 +252,16 @@ class Observed:
     """Each PaymentIntent's charges, as /v1/charges lists them."""
     ledger: Any = None
     """services().ledger.check(merchant) (chalicelib.services.ledger), when the app has one."""
+    provider: ProviderRun = field(default_factory=ProviderRun)
+    """The provider webhooks planned, sent and answered."""
+    provider_stored: dict[str, dict[str, Any] | None] = field(default_factory=dict)
+    """Each provider event as PayFlow stored it (services().psp_events.stored)."""
+    disputes: list[dict[str, Any]] = field(default_factory=list)
+    """The merchant's disputes, as /v1/disputes lists them."""
+    refunds: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """The refunds reported failed, as /v1/refunds/{id} shows them."""
+    journal: list[Any] = field(default_factory=list)
+    """The merchant's journal entries (chalicelib.domain.ledger.JournalEntry)."""
 
 
 Check = Callable[[Observed], list[str]]
@@ -356,6 +377,87 @@ def ledger_balanced(seen: Observed) -> list[str]:
     ]
 
 
+@invariant("every provider event applied exactly once")
+def provider_events_once(seen: Observed) -> list[str]:
+    violations = []
+    for event in seen.provider.events:
+        stored = seen.provider_stored.get(event.id)
+        answers = seen.provider.results.get(event.id, [])
+        if stored is None or not stored["applied"]:
+            violations.append(f"{event.id}: {'not applied' if stored else 'not stored'}")
+        if answers.count("applied") > 1:
+            violations.append(f"{event.id}: applied {answers.count('applied')} times")
+    by_reference: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    charges = {p.charge: p for p in seen.provider.plans}
+    for dispute in seen.disputes:
+        if dispute["charge"] in charges:
+            by_reference[charges[dispute["charge"]].reference].append(dispute)
+    kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for announced in seen.events:
+        if announced["type"].startswith("charge.dispute."):
+            kinds[announced["data"]["object"]["id"]][announced["type"]] += 1
+    for plan in seen.provider.plans:
+        found = by_reference.get(plan.reference, [])
+        if len(found) != 1:
+            violations.append(f"{plan.reference}: {len(found)} PayFlow disputes")
+            continue
+        dispute = found[0]
+        if dispute["status"] != plan.final:
+            violations.append(f"{dispute['id']}: {dispute['status']}, reported {plan.statuses}")
+        expected = {
+            "charge.dispute.created": 1,
+            "charge.dispute.funds_withdrawn": int(plan.withdrawn),
+            "charge.dispute.funds_reinstated": int(plan.final == "won"),
+            "charge.dispute.closed": int(plan.final in ("won", "lost", "warning_closed")),
+        }
+        counted = kinds[dispute["id"]]
+        for kind, count in expected.items():
+            if counted[kind] != count:
+                violations.append(f"{dispute['id']}: {counted[kind]} {kind}, expected {count}")
+    refund_kinds: dict[str, Counter[str]] = defaultdict(Counter)
+    for announced in seen.events:
+        if announced["type"] in ("refund.failed", "charge.refund.updated"):
+            refund_kinds[announced["data"]["object"]["id"]][announced["type"]] += 1
+    for refund_id in seen.provider.refunds:
+        refund = seen.refunds.get(refund_id) or {}
+        if refund.get("status") != "failed":
+            violations.append(f"{refund_id}: {refund.get('status')} after its failure report")
+        for kind in ("refund.failed", "charge.refund.updated"):
+            if refund_kinds[refund_id][kind] != 1:
+                violations.append(f"{refund_id}: {refund_kinds[refund_id][kind]} {kind}")
+    return violations
+
+
+@invariant("disputes balanced in the ledger")
+def disputes_balanced(seen: Observed) -> list[str]:
+    from chalicelib.domain.disputes import DISPUTE_FEE
+    from chalicelib.domain.ledger import AVAILABLE, DISPUTES_HELD
+
+    violations = []
+    sums: dict[str, Counter[str]] = defaultdict(Counter)
+    for entry in seen.journal:
+        for posting in entry.postings:
+            sums[entry.source][posting.account] += posting.amount
+    for dispute in seen.disputes:
+        total = dispute["amount"] + DISPUTE_FEE
+        status = dispute["status"]
+        held = -total if status in chaos_provider.HELD else 0
+        taken = total if status in chaos_provider.HELD | {"lost"} else 0
+        moved = sums.get(dispute["id"], Counter())
+        shown = -sum(t["net"] for t in dispute["balance_transactions"])
+        if moved[DISPUTES_HELD] != held:
+            violations.append(
+                f"{dispute['id']} ({status}): {moved[DISPUTES_HELD]} held, not {held}"
+            )
+        if moved[AVAILABLE] != taken or shown != taken:
+            violations.append(
+                f"{dispute['id']} ({status}): took {moved[AVAILABLE]} (shown {shown}), not {taken}"
+            )
+        if sum(moved.values()) != 0:
+            violations.append(f"{dispute['id']}: its entries sum to {sum(moved.values())}")
+    return violations
+
+
 @invariant("the run itself completed (no client gave up, no unexpected answer)")
 def run_completed(seen: Observed) -> list[str]:
     return list(seen.errors)
@@ -407,6 +509,7 @@ def sandbox_config(config: ChaosConfig) -> SandboxConfig:
             ("PAYFLOW_WEBHOOK_RETRY_SCHEDULE", RETRY_SCHEDULE),
             ("PAYFLOW_WEBHOOK_TIMEOUT_SECONDS", "2"),
             ("PAYFLOW_LOG_LEVEL", "CRITICAL"),
+            ("STRIPE_WEBHOOK_SECRET", chaos_provider.STRIPE_WEBHOOK_SECRET),
         ),
         time_scale=0.01,
         duplicate_delivery_rate=config.duplicate_rate,
@@ -468,6 +571,7 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
     errors: list[str] = []
     intended: dict[str, str] = {}
     intended_lock = threading.Lock()
+    refunds: list[str] = []
 
     with FlakyReceiver(config.receiver_failure_rate, config.seed) as receiver:
         for name, events in (("all", ["*"]), ("outcomes", ["payment_intent.succeeded"])):
@@ -524,6 +628,11 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
                         captured = client.post(f"/v1/payment_intents/{pi['id']}/capture", {})
                         if captured.status_code != 200:
                             errors.append(f"capture {pi['id']}: {captured.status_code}")
+                elif i % config.refund_every == config.refund_every // 2:
+                    refund = _refund(client, _settle(client, pi, config.deadline_seconds), i)
+                    if refund is not None:
+                        with intended_lock:
+                            refunds.append(refund)
             except Exception as error:
                 errors.append(f"payment {i}: {type(error).__name__}: {error}")
 
@@ -538,14 +647,42 @@ def run(config: ChaosConfig, sandbox: Sandbox | None = None) -> Report:
 
         payments = _settle_all(client, intended, started_at + config.deadline_seconds, errors)
         _phase("payments settled", started_at)
+        provider = chaos_provider.send(
+            base,
+            chaos_provider.plan(payments, random.Random(config.seed + 2), config.dispute_every),
+            refunds,
+            random.Random(config.seed + 3),
+            duplicate_rate=config.duplicate_rate,
+            max_delay=config.provider_max_delay,
+            concurrency=config.concurrency,
+            deadline=started_at + config.deadline_seconds,
+        )
+        errors.extend(provider.errors)
+        _phase("provider webhooks sent", started_at)
         seen = _observe(sandbox, client, intended, payments, receiver, errors, config, started_at)
         ledger = getattr(services(), "ledger", None)
         seen.ledger = ledger.check(merchant["id"]) if ledger is not None else None
+        seen.provider = provider
+        seen.provider_stored = {
+            e.id: services().psp_events.stored("stripe", e.id) for e in provider.events
+        }
+        seen.disputes = list(client.all("/v1/disputes"))
+        seen.refunds = {r: client.get(f"/v1/refunds/{r}") for r in provider.refunds}
+        seen.journal = services().ledger_store.of_merchant(merchant["id"])[0]
         _phase("webhooks settled and observed", started_at)
 
     report.seconds = time.monotonic() - started_at
     report.statuses = Counter(pi["status"] for pi in payments.values())
     report.faults = _fault_counts(sandbox, client, connectors, fired, receiver, intended)
+    report.faults.update(
+        {
+            "provider webhooks sent": len(provider.events),
+            "refunds reported failed by their provider": len(provider.refunds),
+            "provider webhooks duplicated": provider.duplicated,
+            "provider webhooks delayed": provider.delayed,
+            "provider webhooks reordered (disputes)": provider.reordered,
+        }
+    )
     report.results = [(name, check(seen)) for name, check in INVARIANTS]
     return report
 
@@ -594,6 +731,18 @@ def _start_params(params: dict[str, Any]) -> dict[str, Any]:
 
 def _phase(name: str, started_at: float) -> None:
     print(f"  {time.monotonic() - started_at:6.1f} s  {name}", file=sys.stderr, flush=True)
+
+
+def _refund(client: Client, pi: dict[str, Any], i: int) -> str | None:
+    """Refund part of a succeeded payment (its provider will report the refund failed)."""
+    if pi["status"] != "succeeded":
+        return None
+    response = client.post(
+        "/v1/refunds",
+        {"payment_intent": pi["id"], "amount": 300},
+        key=f"chaos-refund-{pi['id']}-{i}",
+    )
+    return str(response.json()["id"]) if response.status_code == 200 else None
 
 
 def _settle(client: Client, pi: dict[str, Any], max_seconds: float) -> dict[str, Any]:

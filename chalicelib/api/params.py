@@ -12,6 +12,7 @@ from typing import Annotated, Any, Literal, TypeVar
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 from pydantic_core import PydanticCustomError
 
+from chalicelib.domain.disputes import EVIDENCE_MAX_CHARS, DisputeReason, DisputeStatus
 from chalicelib.domain.money import CURRENCIES, MAX_AMOUNT, MIN_AMOUNT
 from chalicelib.domain.payment_intents import (
     CancellationReason,
@@ -474,8 +475,77 @@ class UpdateCharge(Params):
     metadata: Metadata = None
 
 
+EvidenceText = Annotated[str, Field(max_length=20_000)]
+
+
+class DisputeEvidence(Nested):
+    """Stripe's `evidence[...]` fields (chalicelib.domain.disputes.EVIDENCE_FIELDS); an empty
+    value clears a field."""
+
+    access_activity_log: EvidenceText | None = None
+    billing_address: EvidenceText | None = None
+    cancellation_policy: Identifier | None = None
+    cancellation_policy_disclosure: EvidenceText | None = None
+    cancellation_rebuttal: EvidenceText | None = None
+    customer_communication: Identifier | None = None
+    customer_email_address: EvidenceText | None = None
+    customer_name: EvidenceText | None = None
+    customer_purchase_ip: EvidenceText | None = None
+    customer_signature: Identifier | None = None
+    duplicate_charge_documentation: Identifier | None = None
+    duplicate_charge_explanation: EvidenceText | None = None
+    duplicate_charge_id: Identifier | None = None
+    product_description: EvidenceText | None = None
+    receipt: Identifier | None = None
+    refund_policy: Identifier | None = None
+    refund_policy_disclosure: EvidenceText | None = None
+    refund_refusal_explanation: EvidenceText | None = None
+    service_date: EvidenceText | None = None
+    service_documentation: Identifier | None = None
+    shipping_address: EvidenceText | None = None
+    shipping_carrier: EvidenceText | None = None
+    shipping_date: EvidenceText | None = None
+    shipping_documentation: Identifier | None = None
+    shipping_tracking_number: EvidenceText | None = None
+    uncategorized_file: Identifier | None = None
+    uncategorized_text: EvidenceText | None = None
+
+    def given(self) -> dict[str, str]:
+        """The fields sent, as text ("" for a field being cleared)."""
+        sent = self.model_dump(exclude_unset=True)
+        total = sum(len(value or "") for value in sent.values())
+        if total > EVIDENCE_MAX_CHARS:
+            raise ParameterInvalid(
+                f"Invalid evidence: the combined text is {total} characters; Stripe allows "
+                f"{EVIDENCE_MAX_CHARS}.",
+                param="evidence",
+            )
+        return {name: value or "" for name, value in sent.items()}
+
+
+class ListDisputes(ListParams):
+    charge: Identifier | None = None
+    payment_intent: Identifier | None = None
+
+
+class UpdateDispute(Params):
+    evidence: DisputeEvidence | None = None
+    metadata: Metadata = None
+    submit: Boolean = False
+
+
+class SimulateDispute(Params):
+    """`POST /v1/sandbox/charges/{charge}/dispute`: what the sandbox's provider reports."""
+
+    outcome: DisputeStatus = DisputeStatus.NEEDS_RESPONSE
+    """The status the dispute moves to: needs_response opens a chargeback,
+    warning_needs_response an inquiry; won and lost close it."""
+    reason: DisputeReason | None = None
+    amount: Amount | None = None
+
+
 class ListBalanceTransactions(ListParams):
-    type: Literal["charge", "refund", "refund_failure"] | None = None
+    type: Literal["adjustment", "charge", "refund", "refund_failure"] | None = None
     source: Identifier | None = None
 
 

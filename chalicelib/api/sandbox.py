@@ -99,6 +99,23 @@ def authenticate_payment_intent(call: ApiCall, intent: str) -> Outcome:
     )
 
 
+@bp.route("/v1/sandbox/charges/{charge}/dispute", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="SimulateDispute", returns="dispute")
+def simulate_dispute(call: ApiCall, charge: str) -> dict[str, Any]:
+    """Plays the cardholder's bank: opens a dispute on one of the merchant's captured charges
+    (`outcome=needs_response`, or `warning_needs_response` for an inquiry), or moves it
+    (`under_review`, `won`, `lost`, `warning_closed`), through the same provider-event road a
+    provider's dispute webhook takes."""
+    params: p.SimulateDispute = call.params
+    return services().psp_events.simulate_dispute(
+        call.merchant_id,
+        charge,
+        status=params.outcome,
+        reason=params.reason,
+        amount=params.amount,
+    )
+
+
 @bp.route("/v1/sandbox/clock", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, params="SetClock", auth="admin")
 def set_clock(call: ApiCall) -> dict[str, Any]:

@@ -30,6 +30,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
 )
+from chalicelib.domain.disputes import DisputeReport, DisputeStatus, reason_for
 from chalicelib.domain.psp_events import (
     InvalidWebhook,
     PspEvent,
@@ -365,7 +366,10 @@ def webhook_events(hmac_key: str, headers: Mapping[str, str], body: bytes) -> li
         raise InvalidWebhook("The Adyen notification is not readable.") from error
     if not items or not valid:
         raise InvalidWebhook("An Adyen notification item's hmacSignature does not match.")
-    return [_event(item) for item in items]
+    return [
+        _dispute_event(item) if item.get("eventCode") in DISPUTE_CODES else _event(item)
+        for item in items
+    ]
 
 
 def _event(item: dict[str, Any]) -> PspEvent:
@@ -388,6 +392,21 @@ def _event(item: dict[str, Any]) -> PspEvent:
     elif code == "CAPTURE" and success:
         outcome = PspOutcome.CAPTURED
         payment_psp = str(item.get("originalReference", ""))
+    elif code in REFUND_FAILURES or (code == "REFUND" and not success):
+        # A refund refused later (REFUND with success false), or one Adyen paid out that the
+        # card scheme returned (REFUND_FAILED, REFUNDED_REVERSED): merchantReference is the
+        # PayFlow refund id the refund was asked with.
+        return PspEvent(
+            id=f"{code}:{psp}",
+            type=code,
+            outcome=PspOutcome.REFUND_FAILED,
+            payment_intent_id=None,
+            psp_reference=str(item.get("originalReference", "")) or None,
+            refund_id=reference if reference.startswith("re_") else None,
+            failure_reason="declined" if code == "REFUND" else "unknown",
+            references=(reference, psp),
+            body=item,
+        )
     return PspEvent(
         id=f"{code}:{psp}",
         type=code,
@@ -401,3 +420,78 @@ def _event(item: dict[str, Any]) -> PspEvent:
         references=(reference, psp),
         body=item,
     )
+
+
+REFUND_FAILURES = frozenset({"REFUND_FAILED", "REFUNDED_REVERSED"})
+"""Adyen's codes for a refund that failed after Adyen accepted it."""
+
+DISPUTE_CODES: dict[str, DisputeStatus] = {
+    "REQUEST_FOR_INFORMATION": DisputeStatus.WARNING_NEEDS_RESPONSE,
+    "NOTIFICATION_OF_CHARGEBACK": DisputeStatus.NEEDS_RESPONSE,
+    "DISPUTE_OPENED_WITH_CHARGEBACK": DisputeStatus.NEEDS_RESPONSE,
+    "CHARGEBACK": DisputeStatus.NEEDS_RESPONSE,
+    "INFORMATION_SUPPLIED": DisputeStatus.UNDER_REVIEW,
+    "CHARGEBACK_REVERSED": DisputeStatus.WON,
+    "PREARBITRATION_WON": DisputeStatus.WON,
+    "SECOND_CHARGEBACK": DisputeStatus.LOST,
+    "PREARBITRATION_LOST": DisputeStatus.LOST,
+    "DISPUTE_DEFENSE_PERIOD_ENDED": DisputeStatus.LOST,
+}
+"""Adyen's dispute event codes as Stripe's statuses (refined by `disputeStatus` where given)."""
+
+_DISPUTE_STATUSES = {
+    "Won": DisputeStatus.WON,
+    "Lost": DisputeStatus.LOST,
+    "Accepted": DisputeStatus.LOST,
+    "Expired": DisputeStatus.LOST,
+    "Responded": DisputeStatus.UNDER_REVIEW,
+}
+
+
+def _dispute_event(item: dict[str, Any]) -> PspEvent:
+    """A dispute notification: `pspReference` is the dispute's (every event of one dispute
+    shares it), `originalReference` the disputed payment's."""
+    code = str(item["eventCode"])
+    dispute_psp = str(item.get("pspReference", ""))
+    payment_psp = str(item.get("originalReference", ""))
+    if not dispute_psp or not payment_psp:
+        raise InvalidWebhook("An Adyen dispute notification names no dispute or payment.")
+    extra = item.get("additionalData") or {}
+    status = DISPUTE_CODES[code]
+    if code == "CHARGEBACK" or code == "DISPUTE_DEFENSE_PERIOD_ENDED":
+        status = _DISPUTE_STATUSES.get(str(extra.get("disputeStatus")), status)
+    if status == DisputeStatus.UNDER_REVIEW and code == "REQUEST_FOR_INFORMATION":
+        status = DisputeStatus.WARNING_UNDER_REVIEW
+    amount = (item.get("amount") or {}).get("value")
+    currency = (item.get("amount") or {}).get("currency")
+    network_code = str(extra.get("chargebackReasonCode") or "") or None
+    return PspEvent(
+        id=f"{code}:{dispute_psp}",
+        type=code,
+        outcome=PspOutcome.DISPUTE,
+        payment_intent_id=payment_intent_of(str(item.get("merchantReference", ""))),
+        psp_reference=payment_psp,
+        charge_id=_charge_id(payment_psp),
+        dispute=DisputeReport(
+            reference=dispute_psp,
+            charge_id=_charge_id(payment_psp),
+            status=status,
+            reason=reason_for(network_code),
+            amount=amount if isinstance(amount, int) else None,
+            currency=str(currency).lower() if currency else None,
+            due_by=_epoch(extra.get("defensePeriodEndsAt")),
+            network_reason_code=network_code,
+            payment_reference=payment_psp,
+        ),
+        body=item,
+    )
+
+
+def _epoch(iso: Any) -> int | None:
+    """An ISO 8601 time with offset (Adyen's defensePeriodEndsAt) as epoch seconds."""
+    from datetime import datetime
+
+    try:
+        return int(datetime.fromisoformat(str(iso)).timestamp()) if iso else None
+    except ValueError:
+        return None

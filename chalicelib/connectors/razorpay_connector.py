@@ -33,6 +33,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
+from chalicelib.domain.disputes import DisputeReport, DisputeStatus, reason_for
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
 from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, TestCard, describe
 
@@ -429,6 +430,12 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
         payment = (event.get("payload") or {}).get("payment", {}).get("entity") or {}
     except (ValueError, KeyError, TypeError, AttributeError) as error:
         raise InvalidWebhook("The Razorpay webhook body is not an event.") from error
+    dispute = (event.get("payload") or {}).get("dispute", {}).get("entity")
+    if name.startswith("payment.dispute.") and isinstance(dispute, dict):
+        return [_dispute_event(headers, name, dispute, event)]
+    refund = (event.get("payload") or {}).get("refund", {}).get("entity")
+    if name == "refund.failed" and isinstance(refund, dict):
+        return [_refund_failed(headers, name, refund, event)]
     notes = payment.get("notes") or {}
     notes = notes if isinstance(notes, dict) else {}
     event_id = headers.get("x-razorpay-event-id") or f"{name}:{payment.get('id', '')}"
@@ -450,3 +457,71 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
             body=event,
         )
     ]
+
+
+_INQUIRY_PHASES = frozenset({"retrieval", "fraud"})
+"""Razorpay's dispute phases that ask for information and take no money (Stripe's warning_*
+statuses); chargeback, pre_arbitration and arbitration do."""
+
+
+def _dispute_status(entity: dict[str, Any]) -> DisputeStatus:
+    """Stripe's status for a Razorpay dispute: its status read in its phase. A dispute closed
+    with money deducted was lost; closed without, the merchant kept the money."""
+    status = str(entity.get("status", "open"))
+    inquiry = str(entity.get("phase", "chargeback")) in _INQUIRY_PHASES
+    deducted = isinstance(entity.get("amount_deducted"), int) and entity["amount_deducted"] > 0
+    if status == "lost" or (status == "closed" and deducted):
+        return DisputeStatus.LOST
+    if status in ("won", "closed"):
+        return DisputeStatus.WARNING_CLOSED if inquiry else DisputeStatus.WON
+    if status == "under_review":
+        return DisputeStatus.WARNING_UNDER_REVIEW if inquiry else DisputeStatus.UNDER_REVIEW
+    return DisputeStatus.WARNING_NEEDS_RESPONSE if inquiry else DisputeStatus.NEEDS_RESPONSE
+
+
+def _dispute_event(
+    headers: Mapping[str, str], name: str, entity: dict[str, Any], event: dict[str, Any]
+) -> PspEvent:
+    """A payment.dispute.* event (created, under_review, action_required, won, lost, closed)."""
+    dispute_id, payment_id = entity.get("id"), entity.get("payment_id")
+    if not isinstance(dispute_id, str) or not isinstance(payment_id, str):
+        raise InvalidWebhook("The Razorpay dispute event names no dispute or payment.")
+    amount, respond_by = entity.get("amount"), entity.get("respond_by")
+    return PspEvent(
+        id=headers.get("x-razorpay-event-id") or f"{name}:{dispute_id}",
+        type=name,
+        outcome=PspOutcome.DISPUTE,
+        payment_intent_id=None,
+        psp_reference=payment_id,
+        charge_id=_charge_id(payment_id),
+        dispute=DisputeReport(
+            reference=dispute_id,
+            charge_id=_charge_id(payment_id),
+            status=_dispute_status(entity),
+            reason=reason_for(entity.get("reason_code")),
+            amount=amount if isinstance(amount, int) else None,
+            currency=str(entity.get("currency") or "").lower() or None,
+            due_by=respond_by if isinstance(respond_by, int) else None,
+            network_reason_code=str(entity.get("reason_code") or "") or None,
+            payment_reference=payment_id,
+        ),
+        body=event,
+    )
+
+
+def _refund_failed(
+    headers: Mapping[str, str], name: str, refund: dict[str, Any], event: dict[str, Any]
+) -> PspEvent:
+    """refund.failed: the refund's notes carry the PayFlow refund id it was asked with."""
+    notes = refund.get("notes") if isinstance(refund.get("notes"), dict) else {}
+    key = str((notes or {}).get("payflow_key") or "")
+    return PspEvent(
+        id=headers.get("x-razorpay-event-id") or f"{name}:{refund.get('id', '')}",
+        type=name,
+        outcome=PspOutcome.REFUND_FAILED,
+        payment_intent_id=None,
+        psp_reference=str(refund.get("payment_id") or "") or None,
+        refund_id=key if key.startswith("re_") else None,
+        failure_reason="unknown",
+        body=event,
+    )

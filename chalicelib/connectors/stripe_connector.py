@@ -25,6 +25,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
+from chalicelib.domain.disputes import DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
 from chalicelib.domain.test_cards import describe
 
@@ -254,6 +255,24 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
         raise InvalidWebhook(f"The Stripe-Signature does not verify: {error}") from error
     data = event.to_dict()
     intent = (data.get("data") or {}).get("object") or {}
+    if intent.get("object") == "dispute":
+        return [_dispute_event(data, intent)]
+    if intent.get("object") == "refund" and intent.get("status") == "failed":
+        # charge.refund.updated, refund.updated or refund.failed of a refund PayFlow asked for
+        # (its metadata carries the PayFlow refund id).
+        key = str((intent.get("metadata") or {}).get("payflow_key") or "")
+        return [
+            PspEvent(
+                id=str(data["id"]),
+                type=str(data.get("type")),
+                outcome=PspOutcome.REFUND_FAILED,
+                payment_intent_id=None,
+                psp_reference=str(intent.get("payment_intent") or "") or None,
+                refund_id=key if key.startswith("re_") else None,
+                failure_reason=str(intent.get("failure_reason") or "unknown"),
+                body=data,
+            )
+        ]
     metadata = intent.get("metadata") or {}
     outcome = _WEBHOOK_OUTCOMES.get(str(data.get("type")), PspOutcome.OTHER)
     failure = intent.get("last_payment_error") or {}
@@ -280,3 +299,42 @@ def webhook_events(secret: str, headers: Mapping[str, str], body: bytes) -> list
             body=data,
         )
     ]
+
+
+def _dispute_event(data: dict[str, Any], dispute: dict[str, Any]) -> PspEvent:
+    """A charge.dispute.* event: the dispute object says it all (Stripe's charge id is PayFlow's
+    charge id for a Stripe payment)."""
+    try:
+        status = DisputeStatus(str(dispute.get("status")))
+        reason = DisputeReason(str(dispute.get("reason")))
+    except ValueError:
+        status, reason = DisputeStatus.WARNING_NEEDS_RESPONSE, DisputeReason.GENERAL
+        if dispute.get("status") == "prevented":
+            # Stripe's own fraud tooling stopped it: nothing for PayFlow to apply.
+            return PspEvent(str(data["id"]), str(data.get("type")), PspOutcome.OTHER, None)
+    charge = dispute.get("charge")
+    charge_id = charge.get("id") if isinstance(charge, dict) else charge
+    details = (dispute.get("payment_method_details") or {}).get("card") or {}
+    amount = dispute.get("amount")
+    if not isinstance(dispute.get("id"), str) or not isinstance(charge_id, str):
+        raise InvalidWebhook("The Stripe dispute event names no dispute or charge.")
+    return PspEvent(
+        id=str(data["id"]),
+        type=str(data.get("type")),
+        outcome=PspOutcome.DISPUTE,
+        payment_intent_id=None,
+        psp_reference=str(dispute.get("payment_intent") or "") or None,
+        charge_id=charge_id,
+        dispute=DisputeReport(
+            reference=dispute["id"],
+            charge_id=charge_id,
+            status=status,
+            reason=reason,
+            amount=amount if isinstance(amount, int) else None,
+            currency=str(dispute.get("currency") or "") or None,
+            due_by=(dispute.get("evidence_details") or {}).get("due_by"),
+            network_reason_code=details.get("network_reason_code"),
+            payment_reference=str(dispute.get("payment_intent") or "") or None,
+        ),
+        body=data,
+    )

@@ -68,6 +68,8 @@ class Charge(BaseModel):
     transfer_group: str | None = None
     billing_details: BillingDetails = BillingDetails()
     connector: str = ""
+    disputed: bool = False
+    """A dispute was opened on it (Stripe keeps the flag once set)."""
     version: int = 1
 
     @property
@@ -94,7 +96,7 @@ class Charge(BaseModel):
             "currency": self.currency,
             "customer": self.customer,
             "description": self.description,
-            "disputed": False,
+            "disputed": self.disputed,
             "failure_balance_transaction": None,
             "failure_code": self.failure_code,
             "failure_message": self.failure_message,

@@ -11,6 +11,9 @@ positive, a credit negative, and the postings of every entry sum to zero per cur
   a refund hold.
 - `refunds_in_flight` (liability, held for refunds at the PSP): credited by a hold, debited when
   the refund settles or its hold is reversed.
+- `disputes_held` (liability, a chargeback's amount and fee taken from the merchant): credited
+  when the funds are withdrawn, debited when they are reinstated (won) or paid out through the
+  PSP's clearing account (lost).
 
 A payment of 100.00 captured at 60.00, then 20.00 refunded:
 
@@ -38,6 +41,7 @@ from pydantic import BaseModel, Field, model_validator
 PENDING = "merchant_pending"
 AVAILABLE = "merchant_available"
 REFUNDS_IN_FLIGHT = "refunds_in_flight"
+DISPUTES_HELD = "disputes_held"
 
 
 def psp_clearing(connector: str) -> str:
@@ -56,7 +60,14 @@ class EntryKind(StrEnum):
     REFUND_SETTLE = "refund_settle"
     """The PSP paid the refund out: the held amount leaves through the PSP."""
     REFUND_FAILURE = "refund_failure"
-    """The PSP refused the refund: the hold goes back to the available balance (reversal)."""
+    """The PSP refused the refund, or reported a paid-out refund failed later: the amount goes
+    back to the available balance (reversal)."""
+    DISPUTE_WITHDRAWAL = "dispute"
+    """A chargeback takes its amount and fee from the available balance."""
+    DISPUTE_REINSTATEMENT = "dispute_reversal"
+    """A won dispute gives the amount and fee back."""
+    DISPUTE_PAYOUT = "dispute_payout"
+    """A lost dispute's held funds leave through the PSP."""
 
 
 class Posting(BaseModel):
@@ -79,6 +90,9 @@ class JournalEntry(BaseModel):
     postings: list[Posting] = Field(min_length=2)
     created_ms: int | None = None
     """When it was stored, in milliseconds: orders the merchant's balance transactions."""
+    fee: int = 0
+    """The part of the merchant's change that is a fee, with Stripe's sign (a dispute fee
+    charged is positive, one given back negative)."""
 
     @model_validator(mode="after")
     def _balanced(self) -> JournalEntry:
@@ -190,13 +204,84 @@ def refund_reversal(hold: JournalEntry, created: int) -> JournalEntry:
     return _clear_hold(hold, EntryKind.REFUND_FAILURE, AVAILABLE, created)
 
 
+def refund_failed_after_settle(settle: JournalEntry, connector: str, created: int) -> JournalEntry:
+    """A refund the PSP paid out and later reported failed: the PSP has the money back, and
+    it returns to the merchant's available balance."""
+    amount = settle.balance_changes()[REFUNDS_IN_FLIGHT]
+    return JournalEntry(
+        id=f"je_{EntryKind.REFUND_FAILURE.value}_{settle.source}",
+        merchant_id=settle.merchant_id,
+        currency=settle.currency,
+        kind=EntryKind.REFUND_FAILURE,
+        source=settle.source,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=psp_clearing(connector), amount=amount),
+            Posting(account=AVAILABLE, amount=-amount),
+        ],
+    )
+
+
+def dispute_move(
+    *,
+    kind: EntryKind,
+    dispute: str,
+    sequence: int,
+    merchant_id: str,
+    currency: str,
+    connector: str,
+    amount: int,
+    fee: int,
+    created: int,
+) -> JournalEntry:
+    """One movement of a dispute's amount and fee (`sequence` numbers the dispute's entries, so
+    a retried handler posts each once)."""
+    total = amount + fee
+    counterpart, merchant_fee = {
+        EntryKind.DISPUTE_WITHDRAWAL: (AVAILABLE, fee),
+        EntryKind.DISPUTE_REINSTATEMENT: (AVAILABLE, -fee),
+        EntryKind.DISPUTE_PAYOUT: (psp_clearing(connector), 0),
+    }[kind]
+    # A withdrawal debits the merchant and credits disputes_held; the other two empty it.
+    held = -total if kind == EntryKind.DISPUTE_WITHDRAWAL else total
+    return JournalEntry(
+        id=f"je_{kind.value}_{dispute}_{sequence}",
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=kind,
+        source=dispute,
+        created=created,
+        available_on=created,
+        postings=[
+            Posting(account=DISPUTES_HELD, amount=held),
+            Posting(account=counterpart, amount=-held),
+        ],
+        fee=merchant_fee,
+    )
+
+
 def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:
-    """The merchant's view of an entry, Stripe-shaped (`balance_transaction`)."""
-    amount = entry.merchant_effect
+    """The merchant's view of an entry, Stripe-shaped (`balance_transaction`): `net` is what
+    the balance moved, `amount` that before the fee."""
+    net = entry.merchant_effect
+    fee_details = (
+        [
+            {
+                "amount": entry.fee,
+                "application": None,
+                "currency": entry.currency,
+                "description": "Dispute fee",
+                "type": "stripe_fee",
+            }
+        ]
+        if entry.fee
+        else []
+    )
     return {
         "id": "txn_" + entry.id.removeprefix("je_"),
         "object": "balance_transaction",
-        "amount": amount,
+        "amount": net + entry.fee,
         "available_on": entry.available_on,
         # Every PayFlow balance is a payments balance (Stripe's other kinds are issuing and
         # reserves, which PayFlow has not).
@@ -204,13 +289,13 @@ def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:
         "created": entry.created,
         "currency": entry.currency,
         "description": None,
-        "fee": 0,
-        "fee_details": [],
-        "net": amount,
+        "fee": entry.fee,
+        "fee_details": fee_details,
+        "net": net,
         "reporting_category": _REPORTING[entry.kind],
         "source": entry.source,
         "status": status,
-        "type": entry.kind.value,
+        "type": _TYPES.get(entry.kind, entry.kind.value),
     }
 
 
@@ -220,7 +305,17 @@ _REPORTING = {
     EntryKind.REFUND_HOLD: "refund",
     EntryKind.REFUND_SETTLE: "refund",
     EntryKind.REFUND_FAILURE: "refund_failure",
+    EntryKind.DISPUTE_WITHDRAWAL: "dispute",
+    EntryKind.DISPUTE_REINSTATEMENT: "dispute_reversal",
+    EntryKind.DISPUTE_PAYOUT: "dispute",
 }
+
+_TYPES = {
+    EntryKind.DISPUTE_WITHDRAWAL: "adjustment",
+    EntryKind.DISPUTE_REINSTATEMENT: "adjustment",
+}
+"""Stripe's balance transaction type where it differs from the entry's kind: a dispute's
+withdrawal and reinstatement are adjustments, told apart by reporting_category."""
 
 
 def sums(entries: list[JournalEntry]) -> dict[tuple[str, str, str], int]:

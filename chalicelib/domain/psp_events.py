@@ -14,6 +14,7 @@ from enum import StrEnum
 from typing import Any
 
 from chalicelib.connectors.base import AuthorizationResult, AuthorizationStatus, Decline
+from chalicelib.domain.disputes import DisputeReport
 from chalicelib.domain.payment_intents import (
     PaymentIntent,
     PaymentIntentStatus,
@@ -33,8 +34,12 @@ class PspOutcome(StrEnum):
     """Funds were captured."""
     FAILED = "failed"
     """The payment failed (declined, or the customer did not authenticate)."""
+    DISPUTE = "dispute"
+    """A dispute was opened or moved (`PspEvent.dispute` says how)."""
+    REFUND_FAILED = "refund_failed"
+    """A refund failed at the provider, possibly after it was reported paid out."""
     OTHER = "other"
-    """Anything else (refunds, disputes...): stored, not applied."""
+    """Anything else: stored, not applied."""
 
 
 class InvalidWebhook(InvalidRequestError):
@@ -61,6 +66,12 @@ class PspEvent:
     charge_id: str | None = None
     amount: int | None = None
     decline: Decline | None = None
+    dispute: DisputeReport | None = None
+    """What a DISPUTE event reports."""
+    refund_id: str | None = None
+    """The PayFlow refund a REFUND_FAILED event is about (the key PayFlow gave the provider)."""
+    failure_reason: str | None = None
+    """Why the refund failed, as Stripe's failure_reason."""
     references: tuple[str, ...] = ()
     """References under which the connector reads the event back (Adyen)."""
     body: dict[str, Any] = field(default_factory=dict)

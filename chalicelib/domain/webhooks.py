@@ -20,6 +20,7 @@ from chalicelib.domain.addresses import is_global_address
 from chalicelib.domain.analytics import EVENT_TYPES as ANALYTICS_EVENTS
 from chalicelib.domain.charges import EVENT_TYPES as CHARGE_EVENTS
 from chalicelib.domain.customers import EVENT_TYPES as CUSTOMER_EVENTS
+from chalicelib.domain.disputes import EVENT_TYPES as DISPUTE_EVENTS
 from chalicelib.domain.payment_intents import EVENT_TYPES as PAYMENT_INTENT_STATUS_EVENTS
 from chalicelib.domain.payment_methods import EVENT_TYPES as PAYMENT_METHOD_EVENTS
 from chalicelib.domain.setup_intents import EVENT_TYPES as SETUP_INTENT_EVENTS
@@ -37,7 +38,9 @@ EVENT_TYPES: frozenset[str] = frozenset(
         "refund.created",
         "refund.updated",
         "refund.failed",
+        "charge.refund.updated",
         *CHARGE_EVENTS,
+        *DISPUTE_EVENTS,
         *CUSTOMER_EVENTS,
         *PAYMENT_METHOD_EVENTS,
         *SETUP_INTENT_EVENTS,

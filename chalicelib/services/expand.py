@@ -32,6 +32,7 @@ EXPANDABLE: dict[str, dict[str, str]] = {
         "balance_transaction": "balance_transaction",
         "failure_balance_transaction": "balance_transaction",
     },
+    "dispute": {"charge": "charge", "payment_intent": "payment_intent"},
     "customer": {"invoice_settings.default_payment_method": "payment_method"},
     "payment_method": {"customer": "customer"},
     "setup_intent": {

@@ -17,10 +17,13 @@ from typing import Any
 
 from chalicelib.connectors import adyen_connector, razorpay_connector, stripe_connector
 from chalicelib.dal.psp_events import PspEventStore
+from chalicelib.domain.disputes import EVIDENCE_DAYS, DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import PspEvent, PspOutcome, connector_of
 from chalicelib.domain.routing import ConnectorKind, RoutingConfig
 from chalicelib.errors import Conflict, InvalidRequestError, ResourceMissing
+from chalicelib.services.disputes import DisputeService
 from chalicelib.services.payment_intents import PaymentIntentService
+from chalicelib.services.refunds import RefundService
 
 logger = logging.getLogger("payflow.psp_events")
 
@@ -62,11 +65,15 @@ class PspEventService:
         secrets: WebhookSecrets,
         store: PspEventStore,
         payment_intents: PaymentIntentService,
+        disputes: DisputeService,
+        refunds: RefundService,
     ) -> None:
         self._routing = routing
         self._secrets = secrets
         self._store = store
         self._payment_intents = payment_intents
+        self._disputes = disputes
+        self._refunds = refunds
 
     def kind_of(self, connector_id: str) -> ConnectorKind:
         """The provider behind `connector_id`: a configured connector's kind, or the kind of
@@ -95,19 +102,54 @@ class PspEventService:
             )
         lowered = {name.lower(): value for name, value in headers.items()}
         events = VERIFIERS[kind](secret, lowered, body)
-        results = [self._receive_one(connector_id, event) for event in events]
+        results = [self._receive_one(connector_id, kind.value, event) for event in events]
         return {"object": "psp_webhook", "connector": connector_id, "events": results}
+
+    def simulate_dispute(
+        self,
+        merchant_id: str,
+        charge_id: str,
+        *,
+        status: DisputeStatus,
+        reason: DisputeReason | None,
+        amount: int | None,
+    ) -> dict[str, Any]:
+        """The sandbox's provider opens, moves or closes the dispute of one of the merchant's
+        charges: a report applied exactly as a provider's webhook is (stored once under its
+        own id, then applied forward), so both take one road. Returns the dispute."""
+        self._disputes.disputable_charge(merchant_id, charge_id)
+        reference = f"dp_sim_{charge_id}"
+        event = PspEvent(
+            id=f"{reference}:{status.value}",
+            type=f"dispute.{status.value}",
+            outcome=PspOutcome.DISPUTE,
+            payment_intent_id=None,
+            dispute=DisputeReport(
+                reference=reference,
+                charge_id=charge_id,
+                status=status,
+                reason=reason or DisputeReason.GENERAL,
+                amount=amount,
+                due_by=self._disputes.now() + EVIDENCE_DAYS * 86_400,
+            ),
+            body={"dispute": reference, "status": status.value, "amount": amount},
+        )
+        self._receive_one(ConnectorKind.SIMULATOR.value, ConnectorKind.SIMULATOR.value, event)
+        found = self._disputes.by_reference(ConnectorKind.SIMULATOR.value, reference)
+        if found is None:
+            raise ResourceMissing(f"No such charge: '{charge_id}'", param="charge")
+        return found.to_api()
 
     def stored(self, connector_id: str, event_id: str) -> dict[str, Any] | None:
         """A received provider event as stored: `event`, `applied`, and `outcome` (what
         applying it did), or None."""
         return self._store.event(connector_id, event_id)
 
-    def _receive_one(self, connector_id: str, event: PspEvent) -> dict[str, str]:
+    def _receive_one(self, connector_id: str, provider: str, event: PspEvent) -> dict[str, str]:
         if not self._store.record(connector_id, event.id, event.body):
             return {"id": event.id, "result": "duplicate"}
         self._store.index(connector_id, event.type, event.references, event.body)
-        result = self._apply(connector_id, event)
+        result = self._apply(connector_id, provider, event)
         if result == "unknown_payment_intent" and event.payment_intent_id:
             # The provider can answer before the confirm that called it has committed (the
             # first call is made before anything is written): left unapplied, the event is
@@ -124,9 +166,15 @@ class PspEventService:
         )
         return {"id": event.id, "result": result}
 
-    def _apply(self, connector_id: str, event: PspEvent) -> str:
+    def _apply(self, connector_id: str, provider: str, event: PspEvent) -> str:
         if event.outcome == PspOutcome.OTHER:
             return "stored"
+        if event.outcome == PspOutcome.DISPUTE:
+            assert event.dispute is not None
+            return self._disputes.apply_report(provider, event.dispute)
+        if event.outcome == PspOutcome.REFUND_FAILED:
+            return self._refunds.fail_reported(event.refund_id, event.failure_reason)
+
         if not event.payment_intent_id:
             return "unknown_payment_intent"
         # The attempt key names the merchant's own id for the connector (a merchant's routing

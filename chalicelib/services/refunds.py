@@ -26,6 +26,8 @@ from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.workflows import PaymentWorkflows
 from chalicelib.domain import ledger as ledger_rules
+from chalicelib.domain.charges import Charge
+from chalicelib.domain.disputes import Dispute
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.metadata import merge_metadata
 from chalicelib.domain.payment_intents import PaymentIntent
@@ -50,6 +52,10 @@ from chalicelib.services.context import (
 KIND = "refund"
 PI_KIND = "payment_intent"
 _RACES = 8
+_COMPENSABLE = frozenset({RefundStatus.PENDING})
+"""What the saga's compensation fails: a refund the PSP refused before paying it out."""
+_FAILABLE = frozenset({RefundStatus.PENDING, RefundStatus.SUCCEEDED})
+"""What a provider's failure report fails: also a refund it paid out and took back."""
 
 
 class RefundService:
@@ -144,9 +150,21 @@ class RefundService:
             reserved = pi.model_copy(
                 update={"amount_refunded": pi.amount_refunded + take, "version": pi.version + 1}
             )
+            charge = (
+                self._charges.find(pi.merchant_id, pi.latest_charge) if pi.latest_charge else None
+            )
+            if charge is not None and charge.disputed and not self._inquiry_only(charge):
+                # The cardholder's bank already took the money back: a refund would pay twice.
+                # The charge's version is in the batch, so a dispute opened meanwhile fails it.
+                raise InvalidRequestError(
+                    f"Charge {charge.id} has been charged back; cannot issue a refund.",
+                    code="charge_disputed",
+                    param="charge",
+                )
             batch = WriteBatch()
             self._objects.put_version(batch, PI_KIND, reserved, pi.version, **pi.attributes())
-            self._charge_refunded(batch, ctx, pi, take)
+            if charge is not None:
+                self._charges.add_refund(batch, ctx, charge, take)
             self._objects.put_new(batch, KIND, refund, **_attributes(refund))
             self._event(batch, ctx, "refund.created", merchant_id, refund.to_api())
             try:
@@ -284,16 +302,43 @@ class RefundService:
         """The PSP refused (or never refunded): give the hold back, release the reservation on
         the PaymentIntent, and fail the refund with Stripe's failure_reason."""
         reason = _failure_reason(task.get("failure") or {})
+        # Only a pending refund: the saga's compensation of a refund that settled meanwhile
+        # (a retried task) must change nothing.
+        status, _ = self._fail(task["merchant_id"], task["refund_id"], reason, _COMPENSABLE)
+        return {"status": status.value}
+
+    def fail_reported(self, refund_id: str | None, reason: str | None) -> str:
+        """A provider reports the refund failed (Adyen REFUND_FAILED, Razorpay refund.failed,
+        Stripe's refund in status failed), possibly after it was reported paid out: the refund
+        fails and its money goes back to the merchant. "applied", "unchanged" (failed already)
+        or "unknown_refund". Safe to run twice."""
+        merchant_id = self._objects.owner(KIND, refund_id) if refund_id else None
+        if merchant_id is None or refund_id is None:
+            return "unknown_refund"
+        _, changed = self._fail(merchant_id, refund_id, reason or "unknown", _FAILABLE)
+        return "applied" if changed else "unchanged"
+
+    def _fail(
+        self,
+        merchant_id: str,
+        refund_id: str,
+        reason: str,
+        failable: frozenset[RefundStatus],
+    ) -> tuple[RefundStatus, bool]:
+        """Fail a pending or succeeded refund: the ledger gives its money back (a pending one's
+        hold, a succeeded one's payout through the PSP), the reservation on the PaymentIntent
+        and the charge is released, and refund.failed, refund.updated and charge.refund.updated
+        announce it, all in one transaction conditional on the versions read. Returns the
+        refund's status and whether this call failed it (a racing copy finds it done)."""
         for _ in range(_RACES):
-            refund = self.retrieve(task["merchant_id"], task["refund_id"])
-            if refund.status != RefundStatus.PENDING:
-                return {"status": refund.status.value}
+            refund = self.retrieve(merchant_id, refund_id)
+            if refund.status not in failable:
+                return refund.status, False
             pi = self._payment_intent(refund.merchant_id, refund.payment_intent)
             batch = WriteBatch()
+            reversal = self._reversal(refund)
             failure_txn = None
-            hold = self._ledger.entry(f"je_refund_hold_{refund.id}") if refund.held else None
-            if hold is not None:
-                reversal = ledger_rules.refund_reversal(hold, int(self._clock()))
+            if reversal is not None:
                 self._ledger.add(batch, reversal)
                 failure_txn = ledger_rules.balance_transaction(reversal, "available")["id"]
             after = refund.model_copy(
@@ -315,20 +360,28 @@ class RefundService:
             ctx = RequestContext(request_id=None)
             self._charge_refunded(batch, ctx, pi, -refund.amount)
             self._event(batch, ctx, "refund.failed", refund.merchant_id, after.to_api())
-            self._event(
-                batch,
-                ctx,
-                "refund.updated",
-                refund.merchant_id,
-                after.to_api(),
-                refund.to_api(),
-            )
+            for event_type in ("refund.updated", "charge.refund.updated"):
+                self._event(
+                    batch, ctx, event_type, refund.merchant_id, after.to_api(), refund.to_api()
+                )
             try:
                 self._committer.commit(ctx, batch, Outcome(200, {}), complete=False)
-                return {"status": after.status.value}
+                return after.status, True
             except StaleWrite:
                 continue
-        raise Conflict("The PaymentIntent is changing too fast; the saga retries compensation.")
+        raise Conflict("The PaymentIntent is changing too fast; the refund's failure is retried.")
+
+    def _reversal(self, refund: Refund) -> ledger_rules.JournalEntry | None:
+        """The entry that gives a failing refund's money back: a settled refund's payout
+        returns from the PSP, a held one's hold is released; None when nothing was held."""
+        now = int(self._clock())
+        if refund.status == RefundStatus.SUCCEEDED:
+            settle = self._ledger.entry(f"je_refund_settle_{refund.id}")
+            if settle is None:
+                raise UnexpectedState(f"refund {refund.id} succeeded without its settlement")
+            return ledger_rules.refund_failed_after_settle(settle, refund.connector, now)
+        hold = self._ledger.entry(f"je_refund_hold_{refund.id}") if refund.held else None
+        return ledger_rules.refund_reversal(hold, now) if hold is not None else None
 
     # -- helpers -------------------------------------------------------------------------------
 
@@ -348,6 +401,19 @@ class RefundService:
                 "Missing required param: payment_intent (or charge).", param="payment_intent"
             )
         return payment_intent
+
+    def _inquiry_only(self, charge: Charge) -> bool:
+        """Whether the charge's dispute is an inquiry, which takes no money: the merchant may
+        still refund (Stripe's is_charge_refundable)."""
+        page = self._objects.list(
+            "dispute",
+            charge.merchant_id,
+            limit=1,
+            starting_after=None,
+            ending_before=None,
+            filters={"charge": charge.id},
+        )
+        return all(Dispute.model_validate(item).inquiry for item in page.items)
 
     def _charge_refunded(
         self, batch: WriteBatch, ctx: RequestContext, pi: PaymentIntent, delta: int

@@ -29,6 +29,10 @@ FAULTS = (
     *(f"crash at {point}" for point in CRASH_POINTS),
     "batches delivered twice to",
     "webhook answers 500",
+    "provider webhooks duplicated",
+    "provider webhooks delayed",
+    "provider webhooks reordered",
+    "refunds reported failed",
 )
 """Every kind of fault the run injects: each must have happened at least once."""
 
