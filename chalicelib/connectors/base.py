@@ -104,6 +104,8 @@ class AuthorizationRequest:
     """The customer is not there to authenticate (a saved card charged later)."""
     set_up: bool = False
     """The card was authenticated for later off-session use when it was saved."""
+    merchant_id: str = ""
+    """Whose payment it is: a provider's settlement report covers one merchant's account."""
 
 
 @dataclass(frozen=True)
