@@ -340,7 +340,10 @@ class ReconciliationService:
             rows=len(rows),
         )
         return {
-            "chunks": list(range(len(chunks))),
+            "chunks": [
+                {"run_id": run.id, "merchant_id": run.merchant_id, "chunk": number}
+                for number in range(len(chunks))
+            ],
             "bank": [line.model_dump(mode="json") for line in statement],
         }
 
@@ -572,8 +575,8 @@ class ReconciliationService:
             fees.update(result.get("fees", {}))
         rows = [
             SettlementRow.model_validate(r)
-            for number in task["prepared"]["chunks"]
-            for r in self._store.chunk(run.id, number)
+            for item in task["prepared"]["chunks"]
+            for r in self._store.chunk(run.id, item["chunk"])
         ]
         bank = [BankLine.model_validate(line) for line in task["prepared"]["bank"]]
         findings = [f for f in match_payouts(payouts_of(rows), bank) if not f.matched]

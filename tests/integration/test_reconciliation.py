@@ -7,10 +7,12 @@ from __future__ import annotations
 import time
 from collections import Counter
 
+from chalicelib.container import services
 from chalicelib.reconciliation.reports import day_of
+from payflow.cli import main
 from payflow.sandbox.pollers import wait_for
 from tests.conftest import Api
-from tests.integration.test_orchestration import simulators
+from tests.integration.test_orchestration import authorizations, set_simulator, simulators
 
 RUN_TIMEOUT = 60.0
 
@@ -225,3 +227,74 @@ def test_bad_requests_are_refused_stripe_style(api: Api):
     resolution = api.post("/v1/reconciliation/exceptions/rcx_nope/resolve", {"resolution": "x"})
     assert resolution.status_code == 400
     assert api.get("/v1/reconciliation/runs").json()["data"] == []
+
+
+def test_the_double_charge_window_is_closed_by_reconciliation(api: Api, merchant: dict):
+    # Given a first simulator that charges and loses its answers, and whose lookup is down
+    first, second = simulators(api, "first", "second", minimum_calls=100)
+    set_simulator(
+        api, first, fail_next_calls=20, fail_with="timeout_after_charge", lookup_fails=True
+    )
+
+    # When a payment is confirmed: the Reconcile lookup fails, so the payment fails over
+    response = api.post(
+        "/v1/payment_intents",
+        {"amount": 1500, "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa"},
+    )
+    assert response.status_code == 200, response.text
+    pi_id = response.json()["id"]
+    wait_for(
+        lambda: api.get(f"/v1/payment_intents/{pi_id}").json()["status"] == "succeeded",
+        timeout=RUN_TIMEOUT,
+    )
+    # Then the customer was charged twice, and PayFlow knows only the second charge
+    charged = authorizations(pi_id)
+    assert sorted(r["connector"] for r in charged) == sorted([first, second])
+    outcomes = [
+        c["outcome"] for c in api.get(f"/v1/payment_intents/{pi_id}/attempts").json()["data"]
+    ]
+    assert "reconciled" not in outcomes and outcomes[-1] == "authorized"
+    set_simulator(api, first, fail_next_calls=0, lookup_fails=False)
+    before = balance_total(api)
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then the extra charge is found and refunded at the first provider, and only that
+    (found,) = exceptions(api)
+    extra = next(r for r in charged if r["connector"] == first)
+    assert found["kind"] == "missing_in_payflow" and found["status"] == "repaired"
+    assert found["object_id"] == extra["charge_id"] and found["payment_intent"] == pi_id
+    assert run["counts"]["repaired"] == 1 and run["counts"]["matched"] == 1
+    refunds = [
+        r
+        for r in services().simulator_ledger.all_records()
+        if r.get("operation") == "refund" and r.get("psp_reference") == extra["psp_reference"]
+    ]
+    assert [(r["status"], r["amount"]) for r in refunds] == [("succeeded", 1500)]
+    # The merchant's balance moved only by the kept charge's fee, and the ledger balances
+    assert balance_total(api) == before - ((1500 * 290 + 5000) // 10_000 + 30)
+    assert services().ledger.check(merchant["id"]).ok
+
+    # And a later run sees the refund as reconciliation's own
+    again = reconcile(api, today())
+    assert again["counts"]["exceptions"] == 1 and len(exceptions(api)) == 1
+    assert again["counts"]["matched"] == 2
+
+
+def test_payflow_recon_run_reconciles_a_day_from_the_command_line(api: Api, api_url: str, capsys):
+    # Given a day with one charge settled for another amount
+    (sim,) = simulators(api, "cli")
+    pay(api, 2000)
+    (made,) = inject(api, today(), sim, seed=3, count=1, kinds=["amount_differs"])
+
+    # When `payflow recon run` reconciles it
+    code = main(
+        ["recon", "run", "--date", today(), "--api-base", api_url, "--api-key", api.session.auth[0]]
+    )
+
+    # Then it prints the run and its one open exception, and says so in its exit code
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "succeeded: 1 lines, 0 matched, 1 exceptions (0 repaired)" in printed
+    assert "open" in printed and made["subject"] in printed
