@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections import Counter
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from chalicelib.connectors.base import ConnectorError, RefundRefused
@@ -369,13 +370,47 @@ class ReconciliationService:
             settled = self._store.settled_by(
                 run.merchant_id, provider, [_settles(r) for r in lines]
             )
+            grouped: list[_Plain] = []
             for row in lines:
-                outcome, fee = self._match_one(run, row, booked, intents, settled)
+                outcome, fee = self._match_one(run, row, booked, intents, settled, grouped)
                 counts[outcome] += 1
                 if fee:
                     fees[row.currency] += fee
                 settled.setdefault(_settles(row), row.row_id)
+                if len(grouped) >= GROUPED_LINES:
+                    fees.update(self._commit_plain(run.merchant_id, grouped))
+                    grouped = []
+            fees.update(self._commit_plain(run.merchant_id, grouped))
         return {"counts": dict(counts), "fees": dict(fees)}
+
+    def _commit_plain(self, merchant_id: str, lines: list[_Plain]) -> Counter[str]:
+        """Commit matched lines together (their markers and fees, one balance update per
+        currency); if one was written meanwhile, each on its own. The fees booked."""
+        if not lines:
+            return Counter()
+        try:
+            self._write_plain(merchant_id, lines)
+        except ConditionFailed:
+            booked: Counter[str] = Counter()
+            for line in lines:
+                try:
+                    self._write_plain(merchant_id, [line])
+                except ConditionFailed:
+                    continue  # another run of this line wrote first: what it wrote stands
+                booked.update(_fees_of([line]))
+            return booked
+        return _fees_of(lines)
+
+    def _write_plain(self, merchant_id: str, lines: list[_Plain]) -> None:
+        batch = WriteBatch()
+        by_currency: dict[str, list[entries.JournalEntry]] = {}
+        for line in lines:
+            self._store.mark_settled(batch, merchant_id, line.provider, line.subject, line.row_id)
+            if line.fee is not None:
+                by_currency.setdefault(line.fee.currency, []).append(line.fee)
+        for fees in by_currency.values():
+            self._ledger.add(batch, *fees)
+        commit(self._client, batch)
 
     def _match_one(
         self,
@@ -384,9 +419,11 @@ class ReconciliationService:
         booked: dict[str, Booked],
         intents: dict[str, str],
         settled: dict[str, str],
+        grouped: list[_Plain],
     ) -> tuple[str, int]:
         """What one line became (`matched`, `repaired` or `kind:<exception kind>`) and the fee
-        it booked."""
+        it booked. A line that simply matched joins `grouped`, committed by the caller (its
+        fee is counted there)."""
         subject = _settles(row)
         earlier = settled.get(subject)
         record = booked.get(subject)
@@ -400,27 +437,29 @@ class ReconciliationService:
         if earlier == row.row_id:
             # Matched before (a rerun of this chunk or of this day): its writes are in place.
             return label, 0
-        batch = WriteBatch()
-        fee = 0
         duplicate = finding.kind == ExceptionKind.DUPLICATE_SETTLEMENT
+        fee_entry = None
+        if record is not None and record.kind == "charge" and row.fee and not duplicate:
+            fee_entry = entries.provider_fee(
+                merchant_id=run.merchant_id,
+                currency=record.currency,
+                connector=row.provider,
+                charge=record.id,
+                fee=row.fee,
+                created=int(self._clock()),
+            )
+        late = record is not None and row.settled_on > day_of(record.created)
+        if finding.matched and not late:
+            grouped.append(_Plain(row.provider, subject, row.row_id, fee_entry))
+            return label, 0
+        batch = WriteBatch()
+        fee = fee_entry.balance_changes()[entries.AVAILABLE] if fee_entry else 0
         if not duplicate:
             self._store.mark_settled(batch, run.merchant_id, row.provider, subject, row.row_id)
-        if record is not None and record.kind == "charge" and row.fee and not duplicate:
-            fee = row.fee
-            self._ledger.add(
-                batch,
-                entries.provider_fee(
-                    merchant_id=run.merchant_id,
-                    currency=record.currency,
-                    connector=row.provider,
-                    charge=record.id,
-                    fee=fee,
-                    created=int(self._clock()),
-                ),
-            )
-        if finding.matched:
-            if record is not None and row.settled_on > day_of(record.created):
-                self._close_late(batch, run, record)
+        if fee_entry is not None:
+            self._ledger.add(batch, fee_entry)
+        if finding.matched and record is not None:
+            self._close_late(batch, run, record)
         else:
             exception = self._repaired(self._exception(run, finding, record), finding, row, batch)
             if exception.status == ExceptionStatus.REPAIRED:
@@ -655,6 +694,29 @@ class ReconciliationService:
         self._objects.put_version(batch, RUN, after, run.version, status=after.status.value)
         commit(self._client, batch)
         return after
+
+
+GROUPED_LINES = 30
+"""Matched lines committed in one transaction: 3 writes each and a balance update per currency,
+within TransactWriteItems' 100."""
+
+
+@dataclass(frozen=True)
+class _Plain:
+    """A line that matched: its settled marker and its fee, to commit with others."""
+
+    provider: str
+    subject: str
+    row_id: str
+    fee: entries.JournalEntry | None
+
+
+def _fees_of(lines: list[_Plain]) -> Counter[str]:
+    fees: Counter[str] = Counter()
+    for line in lines:
+        if line.fee is not None:
+            fees[line.fee.currency] += line.fee.balance_changes()[entries.AVAILABLE]
+    return fees
 
 
 REPAIR_PREFIX = "recon_"
