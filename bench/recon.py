@@ -69,10 +69,12 @@ def run_bench(
     seed: int = 1,
     concurrency: int = 8,
     timeout: float = 1800.0,
+    admin_key: str = ADMIN_KEY,
+    count: int | None = None,
 ) -> ReconBench:
     """Make a merchant and `payments` payments today (5% authorized only, 3% refunded), inject
-    max(1, rate x payments) discrepancies, reconcile the day and compare."""
-    admin = {"Authorization": f"Bearer {ADMIN_KEY}"}
+    `count` (default max(1, rate x payments)) discrepancies, reconcile the day and compare."""
+    admin = {"Authorization": f"Bearer {admin_key}"}
     merchant = requests.post(
         f"{api_url}/v1/sandbox/merchants", data={"name": "recon bench"}, headers=admin, timeout=30
     ).json()
@@ -90,7 +92,7 @@ def run_bench(
     _settled(api_url, key, refunds, timeout)
     payments_seconds = time.monotonic() - started
     day = day_of_today()
-    count = max(1, round(rate * payments))
+    count = count or max(1, round(rate * payments))
     injected = _session(key).post(
         f"{api_url}/v1/sandbox/reconciliation/discrepancies",
         json={"date": day, "connector": connector, "seed": seed, "count": count},

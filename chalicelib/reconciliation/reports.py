@@ -196,6 +196,15 @@ STRIPE_COLUMNS = (
     "charge_id",
     "payment_intent_id",
 )
+STRIPE_REPORT = "payout_reconciliation.itemized.5"
+STRIPE_METADATA_COLUMNS = (
+    *STRIPE_COLUMNS,
+    "payment_metadata[payflow_key]",
+    "payment_metadata[payflow_merchant]",
+    "refund_metadata[payflow_key]",
+)
+"""The columns PayFlow asks Stripe's report run for: Stripe's, and the metadata PayFlow sent
+(the attempt's key names PayFlow's PaymentIntent; the refund's key is PayFlow's refund id)."""
 _STRIPE_CATEGORY = {RowType.CHARGE: "charge", RowType.REFUND: "refund", RowType.DISPUTE: "dispute"}
 
 
@@ -239,14 +248,15 @@ def write_stripe_itemized(rows: Iterable[SettlementRow]) -> str:
                 row.payout or "",
                 f"{row.settled_on} 00:00:00",
                 row.charge_id or "",
-                row.payment_intent or "",
+                row.psp_reference,
             ]
         )
     return out.getvalue()
 
 
-def read_stripe_itemized(provider: str, text: str) -> list[SettlementRow]:
-    """Rows of Stripe's itemized payout reconciliation CSV; categories other than charges,
+def read_stripe_itemized(provider: str, text: str) -> list[tuple[SettlementRow, str | None]]:
+    """Lines of Stripe's itemized payout reconciliation CSV, each with the merchant PayFlow
+    named in the payment's metadata (None without that column). Categories other than charges,
     refunds and disputes (transfers, adjustments, payouts) are not payment lines: skipped."""
     by_category = {value: key for key, value in _STRIPE_CATEGORY.items()}
     rows = []
@@ -259,23 +269,26 @@ def read_stripe_itemized(provider: str, text: str) -> list[SettlementRow]:
         if amount - fee != _minor(line["net"], currency):
             raise ValueError(f"line {line['balance_transaction_id']}: gross - fee != net")
         created = datetime.strptime(line["created_utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
-        rows.append(
-            SettlementRow(
-                provider=provider,
-                row_id=line["balance_transaction_id"],
-                type=kind,
-                psp_reference=line["charge_id"],
-                charge_id=line["charge_id"] or None,
-                payment_intent=line["payment_intent_id"] or None,
-                refund_id=line["source_id"] if kind == RowType.REFUND else None,
-                amount=amount,
-                fee=fee,
-                currency=currency,
-                created=int(created.timestamp()),
-                settled_on=line["available_on_utc"][:10],
-                payout=line["automatic_payout_id"] or None,
-            )
+        # PayFlow's PaymentIntent is the first part of its attempt key; without the metadata
+        # column the Stripe PaymentIntent stands in.
+        key = line.get("payment_metadata[payflow_key]") or ""
+        refund_key = line.get("refund_metadata[payflow_key]") or ""
+        row = SettlementRow(
+            provider=provider,
+            row_id=line["balance_transaction_id"],
+            type=kind,
+            psp_reference=line["payment_intent_id"] or line["charge_id"],
+            charge_id=line["charge_id"] or None,
+            payment_intent=key.partition(":")[0] or line["payment_intent_id"] or None,
+            refund_id=(refund_key or line["source_id"]) if kind == RowType.REFUND else None,
+            amount=amount,
+            fee=fee,
+            currency=currency,
+            created=int(created.timestamp()),
+            settled_on=line["available_on_utc"][:10],
+            payout=line["automatic_payout_id"] or None,
         )
+        rows.append((row, line.get("payment_metadata[payflow_merchant]")))
     return rows
 
 

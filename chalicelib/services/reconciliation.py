@@ -317,17 +317,22 @@ class ReconciliationService:
         """Read the day's reports, store their lines in chunks; the chunk numbers for the Map."""
         run = self.retrieve_run(task["merchant_id"], task["run_id"])
         routing = self._registry.routing_for(run.merchant_id)
-        simulators, skipped = [], {}
-        for config in routing.connectors:
-            if config.kind == ConnectorKind.SIMULATOR:
-                simulators.append(config.id)
-            else:
-                skipped[config.id] = f"PayFlow does not read {config.kind.value} reports yet"
+        simulators = [c.id for c in routing.connectors if c.kind == ConnectorKind.SIMULATOR]
         per_provider, bank = self._settlement.report(simulators, run.merchant_id, run.date)
         rows: list[SettlementRow] = []
         for provider, lines in per_provider.items():
             # Through the file, as a report downloaded from the PSP would arrive.
             rows.extend(read_simulator(provider, write_simulator(lines)))
+        skipped: dict[str, str] = {}
+        for config in routing.connectors:
+            if config.kind == ConnectorKind.SIMULATOR:
+                continue
+            try:
+                connector = self._registry.connector(config)
+                rows.extend(connector.settlement_report(run.merchant_id, run.date))
+                per_provider[config.id] = []
+            except ConnectorError as error:
+                skipped[config.id] = str(error)
         chunks = [
             [row.model_dump(mode="json") for row in rows[i : i + self._chunk_size]]
             for i in range(0, len(rows), self._chunk_size)
@@ -346,6 +351,8 @@ class ReconciliationService:
                 for number in range(len(chunks))
             ],
             "bank": [line.model_dump(mode="json") for line in statement],
+            # The sandbox's bank statement covers the simulators' payouts only.
+            "bank_covers": simulators,
         }
 
     def match_chunk(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -618,7 +625,9 @@ class ReconciliationService:
             for r in self._store.chunk(run.id, item["chunk"])
         ]
         bank = [BankLine.model_validate(line) for line in task["prepared"]["bank"]]
-        findings = [f for f in match_payouts(payouts_of(rows), bank) if not f.matched]
+        covered = set(task["prepared"].get("bank_covers", []))
+        payouts = [p for p in payouts_of(rows) if p.provider in covered]
+        findings = [f for f in match_payouts(payouts, bank) if not f.matched]
         awaited = 0
         for provider in run.providers:
             bookings = self._bookings_of_day(run, provider)

@@ -5,13 +5,14 @@ exceptions, repairs, fees in the ledger, resolutions, and the double-charge wind
 from __future__ import annotations
 
 import time
+import uuid
 from collections import Counter
 
 from chalicelib.container import services
 from chalicelib.reconciliation.reports import day_of
 from payflow.cli import main
 from payflow.sandbox.pollers import wait_for
-from tests.conftest import Api
+from tests.conftest import ADMIN_KEY, Api
 from tests.integration.test_orchestration import authorizations, set_simulator, simulators
 
 RUN_TIMEOUT = 60.0
@@ -298,3 +299,65 @@ def test_payflow_recon_run_reconciles_a_day_from_the_command_line(api: Api, api_
     assert code == 1, printed
     assert "succeeded: 1 lines, 0 matched, 1 exceptions (0 repaired)" in printed
     assert "open" in printed and made["subject"] in printed
+
+
+def test_the_benchmark_at_a_few_dozen_payments_finds_every_discrepancy_and_nothing_else(
+    api_url: str,
+):
+    # Given 40 payments (two authorized only, two refunded) and one discrepancy of each kind
+    from bench.recon import run_bench
+
+    # When the benchmark reconciles their day
+    result = run_bench(api_url, payments=40, count=5, seed=5, concurrency=4, admin_key=ADMIN_KEY)
+
+    # Then every discrepancy was found, once, and nothing else
+    assert (result.injected, result.found, result.missed, result.false_positives) == (5, 5, 0, 0)
+    # 38 charges and 2 refunds, with an unknown charge, a missed capture and a refund paid
+    # again, less the charge that settles late
+    assert result.lines == 38 + 2 + 3 - 1
+
+
+def test_stripes_itemized_report_is_read_through_its_reporting_api(
+    api: Api, merchant: dict, fake_stripe
+):
+    # Given a merchant routed to Stripe with two payments and a refund there, and a charge at
+    # Stripe for one of its PaymentIntents that PayFlow never heard of
+    routing = api.session.post(
+        api.base + "/v1/routing",
+        json={"connectors": [{"id": "stripe", "kind": "stripe", "priority": 1}]},
+        timeout=10,
+    )
+    assert routing.status_code == 200, routing.text
+    paid = [pay(api, amount) for amount in (1200, 3400)]
+    assert (
+        api.post("/v1/refunds", {"payment_intent": paid[1]["id"], "amount": 400}).json()["status"]
+        == "succeeded"
+    )
+    lost = f"pi_fakelost{uuid.uuid4().hex[:10]}"
+    fake_stripe.intents[lost] = {
+        **fake_stripe.intents[next(iter(reversed(fake_stripe.intents)))],
+        "id": lost,
+        "latest_charge": f"ch_fakelost{uuid.uuid4().hex[:8]}",
+        "amount": 1200,
+        "amount_received": 1200,
+        "status": "succeeded",
+        "created": int(time.time()),
+        "metadata": {
+            "payflow_key": f"{paid[0]['id']}:7:stripe",
+            "payflow_merchant": merchant["id"],
+        },
+    }
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then Stripe's lines matched PayFlow's, the fees are booked, and the lost charge was
+    # refunded at Stripe
+    assert run["providers"] == ["stripe"] and run["skipped_providers"] == {}
+    assert run["counts"]["rows"] == 4 and run["counts"]["matched"] == 3
+    assert run["fees"] == {"usd": sum((a * 290 + 5000) // 10_000 + 30 for a in (1200, 3400))}
+    (found,) = exceptions(api)
+    assert found["kind"] == "missing_in_payflow" and found["status"] == "repaired"
+    assert found["psp_reference"] == lost
+    refunded = [r for r in fake_stripe.refunds.values() if r["payment_intent"] == lost]
+    assert [(r["amount"], r["status"]) for r in refunded] == [(1200, "succeeded")]

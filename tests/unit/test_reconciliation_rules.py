@@ -73,8 +73,8 @@ def test_each_report_format_reads_back_what_it_wrote():
     ]
     assert read_simulator("sim", write_simulator(rows)) == rows
     stripe_rows = read_stripe_itemized("sim", write_stripe_itemized(rows))
-    assert [(r.amount, r.fee, r.net, r.currency, r.type) for r in stripe_rows] == [
-        (r.amount, r.fee, r.net, r.currency, r.type) for r in rows
+    assert [(r.amount, r.fee, r.net, r.currency, r.type, m) for r, m in stripe_rows] == [
+        (r.amount, r.fee, r.net, r.currency, r.type, None) for r in rows
     ]
     assert "10.00,0.59,9.41" in write_stripe_itemized(rows[:1])
     assert "-2.50" in write_stripe_itemized(rows[1:2])
