@@ -14,6 +14,7 @@ import io
 from collections.abc import Iterable
 from datetime import UTC, date, datetime
 from enum import StrEnum
+from typing import Any
 
 from pydantic import BaseModel
 
@@ -289,6 +290,55 @@ def read_stripe_itemized(provider: str, text: str) -> list[tuple[SettlementRow, 
             payout=line["automatic_payout_id"] or None,
         )
         rows.append((row, line.get("payment_metadata[payflow_merchant]")))
+    return rows
+
+
+# -- Razorpay's settlement recon ---------------------------------------------------------------
+
+
+def read_razorpay_recon(
+    provider: str, items: Iterable[dict[str, Any]]
+) -> list[tuple[SettlementRow, dict[str, Any]]]:
+    """Lines of Razorpay's settlement recon (`/v1/settlements/recon/combined`: `entity_id`,
+    `type`, `debit`, `credit`, `amount`, `currency`, `fee` (tax included), `tax`,
+    `settlement_id`, `settled_at`, `payment_id`, `notes`, ...), each with its item. Payments
+    and refunds are payment lines; a dispute line is kept for the disputes module; transfers
+    and adjustments are skipped."""
+    kinds = {"payment": RowType.CHARGE, "refund": RowType.REFUND, "dispute": RowType.DISPUTE}
+    rows = []
+    for item in items:
+        kind = kinds.get(str(item.get("type")))
+        if kind is None:
+            continue
+        amount, fee = int(item["amount"]), int(item.get("fee") or 0)
+        credit, debit = int(item.get("credit") or 0), int(item.get("debit") or 0)
+        signed = amount if kind == RowType.CHARGE else -amount
+        if credit - debit != signed - fee:
+            raise ValueError(f"line {item['entity_id']}: credit - debit != amount - fee")
+        payment = str(item.get("payment_id") or item["entity_id"])
+        notes = item.get("notes") if isinstance(item.get("notes"), dict) else {}
+        refund_key = (notes or {}).get("payflow_key") if kind == RowType.REFUND else None
+        rows.append(
+            (
+                SettlementRow(
+                    provider=provider,
+                    row_id=str(item["entity_id"]),
+                    type=kind,
+                    psp_reference=payment,
+                    charge_id="ch_" + payment.removeprefix("pay_"),
+                    refund_id=(refund_key or str(item["entity_id"]))
+                    if kind == RowType.REFUND
+                    else None,
+                    amount=signed,
+                    fee=fee,
+                    currency=str(item["currency"]).lower(),
+                    created=int(item["created_at"]),
+                    settled_on=day_of(int(item.get("settled_at") or item["created_at"])),
+                    payout=item.get("settlement_id") or None,
+                ),
+                item,
+            )
+        )
     return rows
 
 

@@ -361,3 +361,42 @@ def test_stripes_itemized_report_is_read_through_its_reporting_api(
     assert found["psp_reference"] == lost
     refunded = [r for r in fake_stripe.refunds.values() if r["payment_intent"] == lost]
     assert [(r["amount"], r["status"]) for r in refunded] == [(1200, "succeeded")]
+
+
+def test_razorpays_settlement_recon_is_read_and_matched(api: Api, fake_razorpay):
+    # Given a merchant routed to Razorpay with two INR payments and a refund there
+    routing = api.session.post(
+        api.base + "/v1/routing",
+        json={"connectors": [{"id": "razorpay", "kind": "razorpay", "currencies": ["inr"]}]},
+        timeout=10,
+    )
+    assert routing.status_code == 200, routing.text
+    paid = []
+    for amount in (5000, 12000):
+        response = api.post(
+            "/v1/payment_intents",
+            {
+                "amount": amount,
+                "currency": "inr",
+                "confirm": "true",
+                "payment_method": "pm_card_visa",
+            },
+        )
+        assert response.json()["status"] == "succeeded", response.text
+        paid.append(response.json())
+    refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 1000}).json()
+    assert refund["status"] == "succeeded", refund
+    # ... and one of its payments settled for less than it was captured for
+    payment_id = "pay_" + paid[1]["latest_charge"].removeprefix("ch_")
+    fake_razorpay.payments[payment_id]["amount"] = 11000
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then Razorpay's lines were read, the fees (2% + 18% GST) booked, the short one found
+    assert run["providers"] == ["razorpay"] and run["counts"]["rows"] == 3, run
+    assert run["counts"]["matched"] == 2
+    (short,) = exceptions(api)
+    assert (short["kind"], short["difference"]) == ("amount_under", -1000)
+    fee = lambda a: (a * 2 + 50) // 100 + ((a * 2 + 50) // 100 * 18 + 50) // 100  # noqa: E731
+    assert run["fees"] == {"inr": fee(5000) + fee(11000)}
