@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench recon-bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -98,6 +98,10 @@ test: $(STAMP) $(CHROMIUM) $(CHECKOUT_JS) $(DASHBOARD_BUILD)
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --payments $(or $(PAYMENTS),200)
+
+## recon-bench: reconcile PAYMENTS (2,000) payments with 1% injected discrepancies: found, false positives, time
+recon-bench: $(STAMP)
+	$(BIN)/python bench/recon.py --payments $(or $(PAYMENTS),2000)
 
 ## chaos: 1,000 payments under injected faults, then every invariant (PAYMENTS=... to change)
 chaos: $(STAMP)

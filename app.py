@@ -23,6 +23,7 @@ from chalicelib.api.events import events
 from chalicelib.api.graphql import graphql
 from chalicelib.api.payment_intents import payment_intents
 from chalicelib.api.psp_webhooks import psp_webhooks
+from chalicelib.api.reconciliation import reconciliation
 from chalicelib.api.refunds import refunds
 from chalicelib.api.sandbox import sandbox
 from chalicelib.api.setup_intents import setup_intents
@@ -50,6 +51,7 @@ app.register_blueprint(psp_webhooks)
 app.register_blueprint(dashboard)
 app.register_blueprint(analytics)
 app.register_blueprint(graphql)
+app.register_blueprint(reconciliation)
 
 
 # Tasks of the payment state machine (statemachines/payment.asl.json). Errors they raise are
@@ -143,6 +145,36 @@ def refund_settle(event: dict, context: object) -> dict:
 @app.lambda_function(name="refund_compensate")
 def refund_compensate(event: dict, context: object) -> dict:
     return services().refunds.compensate(event)
+
+
+# Tasks of the reconciliation workflow (statemachines/reconciliation.asl.json); each is safe to
+# run twice.
+
+
+@app.lambda_function(name="recon_prepare")
+def recon_prepare(event: dict, context: object) -> dict:
+    return services().reconciliation.prepare(event)
+
+
+@app.lambda_function(name="recon_match")
+def recon_match(event: dict, context: object) -> dict:
+    return services().reconciliation.match_chunk(event)
+
+
+@app.lambda_function(name="recon_finish")
+def recon_finish(event: dict, context: object) -> dict:
+    return services().reconciliation.finish(event)
+
+
+@app.lambda_function(name="recon_fail")
+def recon_fail(event: dict, context: object) -> dict:
+    return services().reconciliation.fail(event)
+
+
+@app.schedule("cron(30 2 * * ? *)", name="reconcile_daily")
+def reconcile_daily(event: object) -> dict:
+    """Every merchant's yesterday, reconciled once a day (runs named by merchant and day)."""
+    return services().reconciliation.run_daily()
 
 
 @app.schedule("rate(1 hour)", name="release_funds")

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from chalicelib.services.payment_methods import PaymentMethodService
     from chalicelib.services.psp_events import PspEventService
     from chalicelib.services.ratelimits import RateLimiter
+    from chalicelib.services.reconciliation import ReconciliationService
     from chalicelib.services.refunds import RefundService
     from chalicelib.services.resources import Resources
     from chalicelib.services.setup_intents import SetupIntentService
@@ -317,6 +318,32 @@ class Services(_Lazily):
             self._workflows(self.settings.refund_state_machine_arn),
             self.charges,
             wait_ms=self.settings.confirm_wait_ms,
+            clock=self.business_time,
+        )
+
+    @lazy
+    def reconciliation(self) -> ReconciliationService:
+        from chalicelib.connectors.simulator_settlement import SimulatorSettlement
+        from chalicelib.dal.merchants import MerchantStore
+        from chalicelib.dal.reconciliation import ReconciliationStore
+        from chalicelib.errors import ResourceMissing
+        from chalicelib.services.reconciliation import ReconciliationService
+
+        arn = self.settings.reconciliation_state_machine_arn
+        if not arn:
+            raise ResourceMissing("Reconciliation is not configured in this deployment.")
+        return ReconciliationService(
+            self.objects,
+            ReconciliationStore(self.dynamodb, self.settings.payments_table),
+            self.committer,
+            self.ledger_store,
+            self.connectors,
+            SimulatorSettlement(self.simulator_ledger),
+            self._workflows(arn),
+            lambda: self.payment_intents,
+            self.dynamodb,
+            merchant_ids=lambda: MerchantStore(self.dynamodb, self.settings.payments_table).ids(),
+            sandbox=self.settings.sandbox,
             clock=self.business_time,
         )
 

@@ -64,6 +64,9 @@ class Settings(BaseModel):
     then spends locally: the DynamoDB cost is one conditional write per lease, not per request."""
     payment_state_machine_arn: str = Field(alias="PAYFLOW_PAYMENT_STATE_MACHINE_ARN")
     refund_state_machine_arn: str = Field(alias="PAYFLOW_REFUND_STATE_MACHINE_ARN")
+    reconciliation_state_machine_arn: str | None = Field(
+        default=None, alias="PAYFLOW_RECONCILIATION_STATE_MACHINE_ARN"
+    )
     availability_delay_seconds: int = Field(
         default=172_800, ge=0, alias="PAYFLOW_AVAILABILITY_DELAY_SECONDS"
     )

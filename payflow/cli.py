@@ -315,6 +315,10 @@ def build_parser() -> argparse.ArgumentParser:
     local_cmd.add_argument("--port", type=int, default=8001, help="default: 8001")
     local_cmd.add_argument("--no-autoreload", action="store_true")
 
+    from payflow import recon
+
+    recon.add_parser(commands, _api_options)
+
     reset_cmd = commands.add_parser(
         "reset",
         help="delete the sandbox's saved state (stop the sandbox first)",
@@ -368,6 +372,10 @@ def run(args: argparse.Namespace) -> int:
             port=args.port,
             stop=stop,
         )
+    if args.command == "recon":
+        from payflow import recon
+
+        return recon.run(args, locate.require_api(found))
     if args.command == "ledger-check":
         return ledger_check(locate.require_aws(found), args.stack, args.merchant)
     if args.command == "redrive-dlq":

@@ -433,7 +433,10 @@ class UpdateConnector(Params):
     latency_ms_max: Annotated[int, Field(ge=0, le=60_000)] | None = None
     seed: int | None = None
     fail_next_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
-    fail_with: Literal["timeout", "unavailable", "rate_limited"] | None = None
+    fail_with: Literal["timeout", "unavailable", "rate_limited", "timeout_after_charge"] | None = (
+        None
+    )
+    lookup_fails: Boolean | None = None
     refund_decline_rate: Rate | None = None
 
 

@@ -11,7 +11,10 @@ from __future__ import annotations
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from chalicelib.reconciliation.reports import SettlementRow
 
 
 class ConnectorError(Exception):
@@ -40,6 +43,10 @@ class RefundRefused(ConnectorError):
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
         self.reason = reason
+
+
+class ReportsUnavailable(ConnectorError):
+    """PayFlow cannot read this PSP's settlement reports (not built, or not ready yet)."""
 
 
 class CircuitOpen(ConnectorError):
@@ -104,6 +111,8 @@ class AuthorizationRequest:
     """The customer is not there to authenticate (a saved card charged later)."""
     set_up: bool = False
     """The card was authenticated for later off-session use when it was saved."""
+    merchant_id: str = ""
+    """Whose payment it is: a provider's settlement report covers one merchant's account."""
 
 
 @dataclass(frozen=True)
@@ -155,3 +164,8 @@ class Connector(ABC):
     @abstractmethod
     def refunded(self, psp_reference: str, idempotency_key: str) -> bool:
         """Whether a refund sent with this key went through (asked after a lost answer)."""
+
+    def settlement_report(self, merchant_id: str, day: str) -> list[SettlementRow]:
+        """The lines this PSP settled for `merchant_id` on the UTC `day` (YYYY-MM-DD), read
+        from its own report; ReportsUnavailable where PayFlow does not read them yet."""
+        raise ReportsUnavailable(f"PayFlow does not read {self.id}'s settlement reports yet")

@@ -60,7 +60,14 @@ class SimulatorSettings(BaseModel):
     seed: int = 0
     fail_next_calls: int = Field(default=0, ge=0, le=10_000)
     """Deterministic faults: the next N calls fail with `fail_with` (then the rates apply)."""
-    fail_with: Literal["timeout", "unavailable", "rate_limited"] = "unavailable"
+    fail_with: Literal["timeout", "unavailable", "rate_limited", "timeout_after_charge"] = (
+        "unavailable"
+    )
+    """`timeout_after_charge`: the PSP charges, then its answer is lost (an authorization only;
+    other calls time out before doing anything)."""
+    lookup_fails: bool = False
+    """The PSP's lookup by idempotency key answers 503 (its search is down while payments
+    work): the orchestration's Reconcile cannot tell whether a timed-out call charged."""
     refund_decline_rate: float = Field(default=0.0, ge=0, le=1)
     """Share of refunds the simulated PSP refuses (failure_reason "declined")."""
 
@@ -101,7 +108,7 @@ class SimulatorConnector(Connector):
 
     def authorize(self, request: AuthorizationRequest) -> AuthorizationResult:
         key = f"{self.id}:{request.idempotency_key}"
-        rng, settings = self._call(key)
+        rng, settings, lost_answer = self._call(key, charge_first=True)
         pm = describe(request.payment_method)
         decline: Decline | None = None
         status = AuthorizationStatus.AUTHORIZED
@@ -115,14 +122,15 @@ class SimulatorConnector(Connector):
         fault = rng.random()
         if fault < settings.error_rate:
             raise PspUnavailable(f"{self.id} answered 503")
-        timed_out = fault < settings.error_rate + settings.timeout_rate
-        if timed_out and rng.random() < 0.5:
+        timed_out = lost_answer or fault < settings.error_rate + settings.timeout_rate
+        if timed_out and not lost_answer and rng.random() < 0.5:
             raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
         record = self._ledger.record_once(
             "authorize",
             key,
             {
                 "connector": self.id,
+                "merchant": request.merchant_id,
                 "payment_intent": request.payment_intent_id,
                 "psp_reference": new_id("sim", clock=self._clock),
                 "charge_id": new_id("ch", clock=self._clock),
@@ -145,6 +153,8 @@ class SimulatorConnector(Connector):
         return self._result(record)
 
     def lookup(self, idempotency_key: str) -> AuthorizationResult | None:
+        if self._settings().lookup_fails:
+            raise PspUnavailable(f"{self.id}: its lookup answered 503")
         record = self._ledger.find("authorize", f"{self.id}:{idempotency_key}")
         return self._result(record) if record else None
 
@@ -171,7 +181,12 @@ class SimulatorConnector(Connector):
         self._ledger.record_once(
             "capture",
             f"{self.id}:{idempotency_key}",
-            {"connector": self.id, "psp_reference": psp_reference, "amount": amount},
+            {
+                "connector": self.id,
+                "psp_reference": psp_reference,
+                "amount": amount,
+                "created": int(self._clock()),
+            },
         )
 
     def void(self, psp_reference: str, *, idempotency_key: str) -> None:
@@ -183,7 +198,7 @@ class SimulatorConnector(Connector):
 
     def refund(self, psp_reference: str, amount: int, *, idempotency_key: str) -> None:
         key = f"{self.id}:{idempotency_key}"
-        rng, settings = self._call(key)
+        rng, settings, _ = self._call(key)
         if rng.random() < settings.error_rate:
             raise PspUnavailable(f"{self.id} answered 503")
         authorization = self._ledger.find("reference", psp_reference) or {}
@@ -200,6 +215,8 @@ class SimulatorConnector(Connector):
                 "amount": amount,
                 "status": "failed" if refused else "succeeded",
                 "failure_reason": refused,
+                "refund": idempotency_key,
+                "created": int(self._clock()),
             },
         )
         if record["status"] == "failed":
@@ -209,15 +226,25 @@ class SimulatorConnector(Connector):
         record = self._ledger.find("refund", f"{self.id}:{idempotency_key}")
         return bool(record and record.get("status") == "succeeded")
 
-    def _call(self, key: str) -> tuple[random.Random, SimulatorSettings]:
+    def _call(
+        self, key: str, *, charge_first: bool = False
+    ) -> tuple[random.Random, SimulatorSettings, bool]:
+        """The call's random generator and settings, and whether its answer is to be lost
+        after it charged (a scripted `timeout_after_charge`, for a call that charges)."""
         settings = self._settings()
         if not settings.enabled:
             raise ConnectorUnavailable(f"{self.id} is disabled")
+        lost_answer = False
         if settings.fail_next_calls and self._take_scripted_failure():
-            error = {"timeout": PspTimeout, "rate_limited": PspRateLimited}.get(
-                settings.fail_with, PspUnavailable
-            )
-            raise error(f"{self.id}: scripted {settings.fail_with}")
+            if settings.fail_with == "timeout_after_charge" and charge_first:
+                lost_answer = True
+            else:
+                error = {
+                    "timeout": PspTimeout,
+                    "timeout_after_charge": PspTimeout,
+                    "rate_limited": PspRateLimited,
+                }.get(settings.fail_with, PspUnavailable)
+                raise error(f"{self.id}: scripted {settings.fail_with}")
         call = self._ledger.count_call(key)
         rng = random.Random(f"{settings.seed}:{key}:{call}")
         latency = rng.randint(settings.latency_ms_min, settings.latency_ms_max)
@@ -226,7 +253,7 @@ class SimulatorConnector(Connector):
             raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
         if latency:
             self._sleep(latency / 1000)
-        return rng, settings
+        return rng, settings, lost_answer
 
     @staticmethod
     def _result(record: dict[str, Any]) -> AuthorizationResult:

@@ -9,6 +9,7 @@ is unavailability; bad credentials or requests make the connector unavailable fo
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -24,6 +25,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
     RefundRefused,
+    ReportsUnavailable,
 )
 from chalicelib.domain.disputes import DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
@@ -32,10 +34,15 @@ from chalicelib.domain.test_cards import describe
 if TYPE_CHECKING:
     import stripe
 
+    from chalicelib.reconciliation.reports import SettlementRow
+
 # The SDK (about 50 ms to import) is imported by the calls that use it, not with this module:
 # the connector is off unless STRIPE_API_KEY is set, and every function imports the registry.
 
 T = TypeVar("T")
+_REPORT_POLLS = 30
+_REPORT_POLL_SECONDS = 1.0
+"""A report run is asynchronous at Stripe: how long PayFlow waits for one (a run retries later)."""
 _AUTHORIZED = {"succeeded", "requires_capture"}
 
 
@@ -67,8 +74,10 @@ class StripeConnector(Connector):
         connector_id: str = "stripe",
         api_base: str | None = None,
         timeout_ms: int = 10_000,
+        sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.id = connector_id
+        self._sleep = sleep
         self._api_key = api_key
         self._api_base = api_base
         self._timeout_ms = timeout_ms
@@ -111,6 +120,7 @@ class StripeConnector(Connector):
             "metadata": {
                 "payflow_payment_intent": request.payment_intent_id,
                 "payflow_key": request.idempotency_key,
+                "payflow_merchant": request.merchant_id,
             },
         }
         if request.off_session:
@@ -192,6 +202,58 @@ class StripeConnector(Connector):
             if metadata.get("payflow_key") == idempotency_key and refund.status == "succeeded":
                 return True
         return False
+
+    def settlement_report(self, merchant_id: str, day: str) -> list[SettlementRow]:
+        """Stripe's itemized payout reconciliation report of `day`, through the Reporting API
+        (a report run, then its file), narrowed to the merchant PayFlow named in each payment's
+        metadata: one Stripe account serves every PayFlow merchant."""
+        from chalicelib.reconciliation.reports import (
+            STRIPE_METADATA_COLUMNS,
+            STRIPE_REPORT,
+            day_start,
+            read_stripe_itemized,
+        )
+
+        client = self._stripe()
+        start = day_start(day)
+        run = translate_errors(
+            lambda: client.v1.reporting.report_runs.create(
+                params={
+                    "report_type": STRIPE_REPORT,
+                    "parameters": {
+                        "interval_start": start,
+                        "interval_end": start + 86_400,
+                        "columns": list(STRIPE_METADATA_COLUMNS),
+                    },
+                }  # type: ignore[arg-type]
+            )
+        )
+        run_id = run.id
+        for _ in range(_REPORT_POLLS):
+            if run.status != "pending":
+                break
+            self._sleep(_REPORT_POLL_SECONDS)
+            run = translate_errors(lambda: client.v1.reporting.report_runs.retrieve(run_id))
+        if run.status != "succeeded" or run.result is None or not run.result.url:
+            raise ReportsUnavailable(f"{self.id}: report run {run.id} is {run.status}")
+        text = self._download(str(run.result.url))
+        return [
+            row for row, merchant in read_stripe_itemized(self.id, text) if merchant == merchant_id
+        ]
+
+    def _download(self, url: str) -> str:
+        """A report file's contents (files.stripe.com; the fake's own address in tests)."""
+        import requests
+
+        try:
+            response = requests.get(
+                url, auth=(self._api_key or "", ""), timeout=self._timeout_ms / 1000
+            )
+        except requests.RequestException as error:
+            raise PspUnavailable(f"{self.id}: report file: {error}") from error
+        if response.status_code != 200:
+            raise PspUnavailable(f"{self.id}: report file answered {response.status_code}")
+        return response.text
 
     @staticmethod
     def _declined(error: stripe.CardError) -> AuthorizationResult:

@@ -17,7 +17,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dal.dynamo import WriteBatch, error_code, from_attrs, paged, to_attrs
+from chalicelib.dal.dynamo import WriteBatch, batch_get, error_code, from_attrs, paged, to_attrs
 from chalicelib.domain.circuit import Circuit, CircuitState, bucket
 
 
@@ -153,18 +153,7 @@ class ConnectorStateStore:
         return keys
 
     def _batch_get(self, keys: list[dict[str, str]]) -> dict[tuple[str, str], dict[str, Any]]:
-        """Items by (pk, sk), consistent reads; keys a batch left unprocessed are asked again."""
-        found: dict[tuple[str, str], dict[str, Any]] = {}
-        pending = [to_attrs(k) for k in keys]
-        while pending:
-            response = self._client.batch_get_item(
-                RequestItems={self._table: {"Keys": pending[:100], "ConsistentRead": True}}
-            )
-            for item in map(from_attrs, response.get("Responses", {}).get(self._table, [])):
-                found[(item["pk"], item["sk"])] = item
-            left = response.get("UnprocessedKeys", {}).get(self._table, {}).get("Keys", [])
-            pending = left + pending[100:]
-        return found
+        return batch_get(self._client, self._table, keys)
 
     def settings(self, connectors: Iterable[str]) -> dict[str, dict[str, Any]]:
         ids = sorted(set(connectors))

@@ -207,6 +207,23 @@ def _bytes_of(value: Mapping[str, Any]) -> Mapping[str, Any]:
     return value
 
 
+def batch_get(
+    client: Any, table: str, keys: list[dict[str, str]]
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """Items by (pk, sk), consistent reads; keys a batch left unprocessed are asked again."""
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    pending = [to_attrs(k) for k in keys]
+    while pending:
+        response = client.batch_get_item(
+            RequestItems={table: {"Keys": pending[:100], "ConsistentRead": True}}
+        )
+        for item in map(from_attrs, response.get("Responses", {}).get(table, [])):
+            found[(item["pk"], item["sk"])] = item
+        left = response.get("UnprocessedKeys", {}).get(table, {}).get("Keys", [])
+        pending = left + pending[100:]
+    return found
+
+
 def error_code(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 

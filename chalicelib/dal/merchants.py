@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit, from_attrs, to_attrs
+from chalicelib.dal.dynamo import ConditionFailed, WriteBatch, commit, from_attrs, paged, to_attrs
 from chalicelib.dal.objects import INDEX
 
 KEYS = "api_key"
@@ -80,6 +80,20 @@ class MerchantStore:
             return None
         data: dict[str, Any] = from_attrs(item)["data"]
         return data
+
+    def ids(self) -> list[str]:
+        """Every merchant's id: a scan of the table, for once-a-day jobs only."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "FilterExpression": "sk = :merchant",
+            "ProjectionExpression": "pk",
+            "ExpressionAttributeValues": to_attrs({":merchant": "merchant"}),
+        }
+        return sorted(
+            str(item["pk"]).removeprefix("merchant#")
+            for item in paged(self._client.scan, params)
+            if str(item["pk"]).startswith("merchant#")
+        )
 
     def keys(self, merchant_id: str) -> list[dict[str, Any]]:
         """Every key record of the merchant, newest first, with the digest it is stored by."""

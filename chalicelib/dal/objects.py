@@ -12,10 +12,11 @@ Reads check `merchant_id`, so another merchant's id is indistinguishable from an
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from chalicelib.dal.dynamo import WriteBatch, from_attrs, pack, to_attrs, unpack
+from chalicelib.dal.dynamo import WriteBatch, batch_get, from_attrs, pack, paged, to_attrs, unpack
 
 INDEX = "gsi1"
 PACKED = {"event": "data_object"}
@@ -176,6 +177,29 @@ class ObjectStore:
                 "data": data,
             }
         )
+
+    def get_many(
+        self, kind: str, merchant_id: str, object_ids: Iterable[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The merchant's objects of `kind` among `object_ids`, by id (one batch read per 100)."""
+        keys = [{"pk": object_id, "sk": kind} for object_id in sorted(set(object_ids))]
+        found = batch_get(self._client, self._table, keys)
+        return {
+            pk: object_data(item)
+            for (pk, _), item in found.items()
+            if item.get("merchant_id") == merchant_id
+        }
+
+    def all_of(self, kind: str, merchant_id: str) -> Iterator[dict[str, Any]]:
+        """Every object of `kind` the merchant has (a reconciliation-sized read, oldest first)."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{kind}"}),
+        }
+        for item in paged(self._client.query, params):
+            yield object_data(item)
 
     def owner(self, kind: str, object_id: str) -> str | None:
         """The merchant an object belongs to, for callers that know only its id (a provider's

@@ -58,6 +58,21 @@ class SimulatorLedger:
         item = response.get("Item")
         return from_attrs(item) if item else None
 
+    def annotate(self, pk: str, fields: dict[str, Any]) -> None:
+        """Set `fields` on the record stored under `pk` (the sandbox's injected discrepancies:
+        how the PSP's own book comes to differ from what it answered)."""
+        names = {f"#f{i}": name for i, name in enumerate(fields)}
+        values = {f":v{i}": value for i, value in enumerate(fields.values())}
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": pk}),
+            UpdateExpression="SET "
+            + ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True)),
+            ConditionExpression="attribute_exists(pk)",
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_attrs(values),
+        )
+
     def all_records(self) -> list[dict[str, Any]]:
         """Every record (a sandbox-sized scan, for tests and checks)."""
         records: list[dict[str, Any]] = []

@@ -14,6 +14,14 @@ positive, a credit negative, and the postings of every entry sum to zero per cur
 - `disputes_held` (liability, a chargeback's amount and fee taken from the merchant): credited
   when the funds are withdrawn, debited when they are reinstated (won) or paid out through the
   PSP's clearing account (lost).
+- `reconciliation_suspense` (found at a PSP, not yet owed to anyone): credited when
+  reconciliation finds a charge PayFlow never recorded, debited when it is refunded there.
+- `reconciliation_write_off` (expense): what the platform absorbs of a difference a person
+  wrote off.
+
+Provider fees are reconciled from the PSP's settlement report: each one is debited from the
+merchant's available balance and credited to the PSP's clearing account (the PSP kept it), so a
+merchant's balance is net of fees, as Stripe's is.
 
 A payment of 100.00 captured at 60.00, then 20.00 refunded:
 
@@ -42,6 +50,8 @@ PENDING = "merchant_pending"
 AVAILABLE = "merchant_available"
 REFUNDS_IN_FLIGHT = "refunds_in_flight"
 DISPUTES_HELD = "disputes_held"
+SUSPENSE = "reconciliation_suspense"
+WRITE_OFF = "reconciliation_write_off"
 
 
 def psp_clearing(connector: str) -> str:
@@ -68,6 +78,12 @@ class EntryKind(StrEnum):
     """A won dispute gives the amount and fee back."""
     DISPUTE_PAYOUT = "dispute_payout"
     """A lost dispute's held funds leave through the PSP."""
+    FEE = "stripe_fee"
+    """The PSP's fee on a charge, from its settlement report (Stripe's type for its fees)."""
+    ADJUSTMENT = "adjustment"
+    """A reconciliation difference a person resolved (Stripe's type for adjustments)."""
+    RECONCILIATION = "reconciliation"
+    """A repair reconciliation made by itself (a charge found at a PSP, refunded there)."""
 
 
 class Posting(BaseModel):
@@ -261,6 +277,94 @@ def dispute_move(
     )
 
 
+def _entry(
+    entry_id: str,
+    *,
+    merchant_id: str,
+    currency: str,
+    kind: EntryKind,
+    source: str,
+    created: int,
+    postings: dict[str, int],
+) -> JournalEntry:
+    return JournalEntry(
+        id=entry_id,
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=kind,
+        source=source,
+        created=created,
+        available_on=created,
+        postings=[Posting(account=a, amount=v) for a, v in postings.items()],
+    )
+
+
+def provider_fee(
+    *, merchant_id: str, currency: str, connector: str, charge: str, fee: int, created: int
+) -> JournalEntry:
+    """The fee the PSP kept on `charge`: out of the merchant's available balance."""
+    return _entry(
+        f"je_fee_{charge}",
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=EntryKind.FEE,
+        source=charge,
+        created=created,
+        postings={AVAILABLE: fee, psp_clearing(connector): -fee},
+    )
+
+
+def found_at_provider(
+    *, merchant_id: str, currency: str, connector: str, line: str, amount: int, created: int
+) -> tuple[JournalEntry, JournalEntry]:
+    """A charge the PSP holds and PayFlow never recorded, refunded there: the PSP owed it (into
+    suspense), then paid it back (out of suspense). The merchant's balance does not move."""
+    common = {
+        "merchant_id": merchant_id,
+        "currency": currency,
+        "kind": EntryKind.RECONCILIATION,
+        "source": line,
+        "created": created,
+    }
+    return (
+        _entry(
+            f"je_recon_found_{line}",
+            postings={psp_clearing(connector): amount, SUSPENSE: -amount},
+            **common,  # type: ignore[arg-type]
+        ),
+        _entry(
+            f"je_recon_refund_{line}",
+            postings={SUSPENSE: amount, psp_clearing(connector): -amount},
+            **common,  # type: ignore[arg-type]
+        ),
+    )
+
+
+def reconciliation_adjustment(
+    *,
+    entry_id: str,
+    merchant_id: str,
+    currency: str,
+    connector: str,
+    source: str,
+    delta: int,
+    merchant_bears: bool,
+    created: int,
+) -> JournalEntry:
+    """A resolved difference: the PSP's clearing account moves by `delta` (what the PSP holds
+    minus what PayFlow booked) against the merchant's balance or the platform's write-off."""
+    counter = AVAILABLE if merchant_bears else WRITE_OFF
+    return _entry(
+        entry_id,
+        merchant_id=merchant_id,
+        currency=currency,
+        kind=EntryKind.ADJUSTMENT,
+        source=source,
+        created=created,
+        postings={psp_clearing(connector): delta, counter: -delta},
+    )
+
+
 def balance_transaction(entry: JournalEntry, status: str) -> dict[str, Any]:
     """The merchant's view of an entry, Stripe-shaped (`balance_transaction`): `net` is what
     the balance moved, `amount` that before the fee."""
@@ -308,6 +412,9 @@ _REPORTING = {
     EntryKind.DISPUTE_WITHDRAWAL: "dispute",
     EntryKind.DISPUTE_REINSTATEMENT: "dispute_reversal",
     EntryKind.DISPUTE_PAYOUT: "dispute",
+    EntryKind.FEE: "fee",
+    EntryKind.ADJUSTMENT: "other_adjustment",
+    EntryKind.RECONCILIATION: "other_adjustment",
 }
 
 _TYPES = {

@@ -25,6 +25,7 @@ from chalicelib.domain.payment_intents import EVENT_TYPES as PAYMENT_INTENT_STAT
 from chalicelib.domain.payment_methods import EVENT_TYPES as PAYMENT_METHOD_EVENTS
 from chalicelib.domain.setup_intents import EVENT_TYPES as SETUP_INTENT_EVENTS
 from chalicelib.errors import ParameterInvalid
+from chalicelib.reconciliation import EVENT_TYPES as RECONCILIATION_EVENTS
 
 WILDCARD = "*"
 ENDPOINT_DISABLED_EVENT = "webhook_endpoint.disabled"
@@ -46,6 +47,7 @@ EVENT_TYPES: frozenset[str] = frozenset(
         *SETUP_INTENT_EVENTS,
         ENDPOINT_DISABLED_EVENT,
         *ANALYTICS_EVENTS,
+        *RECONCILIATION_EVENTS,
     }
 )
 """Every event type an endpoint may subscribe to."""

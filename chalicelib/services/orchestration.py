@@ -99,6 +99,7 @@ class PaymentOrchestrator:
                         idempotency_key=key,
                         off_session=bool(task.get("off_session")),
                         set_up=bool(task.get("set_up")),
+                        merchant_id=task["merchant_id"],
                     )
                 )
         except ConnectorError as error:

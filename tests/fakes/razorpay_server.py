@@ -19,6 +19,7 @@ from __future__ import annotations
 import base64
 import itertools
 import time
+from datetime import UTC, datetime
 from typing import Any
 
 from tests.fakes.http import FakeProvider, Request
@@ -86,6 +87,8 @@ class FakeRazorpay(FakeProvider):
                 return 200, _collection(
                     [p for p in self.payments.values() if p["order_id"] == parts[2]]
                 )
+        if parts == ["v1", "settlements", "recon", "combined"] and method == "GET":
+            return 200, _collection(self._recon(request.query))
         if parts[:2] == ["v1", "payments"] and len(parts) >= 3:
             if method == "POST" and parts[2] == "create" and len(parts) == 4:
                 return self._create_payment(request.json(), parts[3])
@@ -274,6 +277,56 @@ class FakeRazorpay(FakeProvider):
         if key:
             self._refund_keys[key] = refund
         return 200, refund
+
+    def _recon(self, query: dict[str, str]) -> list[dict[str, Any]]:
+        """The day's settled payments and refunds, as Razorpay's settlement recon lists them
+        (fee 2% plus 18% GST on it, settled the same day, one settlement a day)."""
+        start = int(
+            datetime(
+                int(query["year"]), int(query["month"]), int(query["day"]), tzinfo=UTC
+            ).timestamp()
+        )
+        settlement = "setl_" + datetime.fromtimestamp(start, UTC).strftime("%Y%m%d")
+        items = []
+        for payment in self.payments.values():
+            if payment.get("captured") and start <= payment["created_at"] < start + 86_400:
+                fee = (payment["amount"] * 2 + 50) // 100
+                fee += (fee * 18 + 50) // 100
+                items.append(
+                    _recon_line(payment, "payment", payment["amount"], fee, settlement)
+                    | {"credit": payment["amount"] - fee, "debit": 0}
+                )
+        for refund in self.refunds.values():
+            if refund["status"] == "processed" and start <= refund["created_at"] < start + 86_400:
+                items.append(
+                    _recon_line(refund, "refund", refund["amount"], 0, settlement)
+                    | {"credit": 0, "debit": refund["amount"], "payment_id": refund["payment_id"]}
+                )
+        return items
+
+
+def _recon_line(
+    entity: dict[str, Any], kind: str, amount: int, fee: int, settlement: str
+) -> dict[str, Any]:
+    return {
+        "entity_id": entity["id"],
+        "type": kind,
+        "amount": amount,
+        "currency": entity["currency"],
+        "fee": fee,
+        "tax": fee - (fee * 100 + 59) // 118 if fee else 0,
+        "on_hold": False,
+        "settled": True,
+        "created_at": entity["created_at"],
+        "settled_at": entity["created_at"],
+        "settlement_id": settlement,
+        "description": None,
+        "notes": entity.get("notes") or {},
+        "payment_id": entity["id"] if kind == "payment" else None,
+        "order_id": entity.get("order_id"),
+        "method": entity.get("method"),
+        "dispute_id": None,
+    }
 
 
 def _matches(order: dict[str, Any], query: dict[str, str]) -> bool:

@@ -1,6 +1,7 @@
 """A fake Stripe API on 127.0.0.1 for the Stripe connector's tests.
 
-It answers the calls the connector makes (create+confirm, search, retrieve, capture, cancel)
+It answers the calls the connector makes (create+confirm, search, retrieve, capture, cancel,
+and the Reporting API's report run of the itemized payout reconciliation report, with its file)
 with Stripe-shaped bodies, keeps Stripe's idempotency (same key, same response), and misbehaves
 on demand: a payment method decides the answer, like Stripe's test cards, and `misbehave` makes
 the next requests time out, rate-limit or fail with a 500 (tests/fakes/http.py).
@@ -8,10 +9,34 @@ the next requests time out, rate-limit or fail with a 500 (tests/fakes/http.py).
 
 from __future__ import annotations
 
+import csv
+import io
+import time
 import uuid
+from datetime import UTC, datetime
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.fakes.http import FakeProvider, Request
+
+REPORT_COLUMNS = (
+    "balance_transaction_id",
+    "created_utc",
+    "available_on_utc",
+    "currency",
+    "gross",
+    "fee",
+    "net",
+    "reporting_category",
+    "source_id",
+    "description",
+    "automatic_payout_id",
+    "automatic_payout_effective_at_utc",
+    "charge_id",
+    "payment_intent_id",
+)
+"""Stripe's default columns of payout_reconciliation.itemized.5 that the fake fills; a report
+run may ask for metadata columns (payment_metadata[...], refund_metadata[...]) too."""
 
 DECLINES = {
     "pm_card_chargeDeclined": ("card_declined", "generic_decline", "Your card was declined."),
@@ -31,6 +56,7 @@ class FakeStripe(FakeProvider):
         self.intents: dict[str, dict[str, Any]] = {}
         self.refunds: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.files: dict[str, str] = {}
 
     def error_body(self, status: int) -> dict[str, Any]:
         if status == 429:
@@ -57,6 +83,8 @@ class FakeStripe(FakeProvider):
                 pi for pi in self.intents.values() if pi["metadata"].get("payflow_key") == wanted
             ]
             return 200, {"object": "search_result", "data": found, "has_more": False, "url": path}
+        if method == "POST" and parts == ["v1", "reporting", "report_runs"]:
+            return self._report_run(params)
         if method == "POST" and parts == ["v1", "refunds"]:
             return self._refund(params)
         if method == "GET" and parts == ["v1", "refunds"]:
@@ -79,6 +107,59 @@ class FakeStripe(FakeProvider):
             return 200, pi
         return 404, _error("resource_missing", f"No such route: {path}", "invalid_request_error")
 
+    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        # A report's file is CSV, not JSON (files.stripe.com/v1/files/{id}/contents).
+        parts = handler.path.split("?")[0].strip("/").split("/")
+        if method == "GET" and len(parts) == 4 and parts[:2] == ["v1", "files"]:
+            data = self.files.get(parts[2], "").encode()
+            handler.send_response(200 if parts[2] in self.files else 404)
+            handler.send_header("Content-Type", "text/csv")
+            handler.send_header("Content-Length", str(len(data)))
+            handler.end_headers()
+            handler.wfile.write(data)
+            return
+        super()._serve(handler, method)
+
+    def _report_run(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
+        """Every succeeded payment and refund created in the interval, as Stripe itemizes
+        them (its fee 2.9% + 30, one automatic payout per day), ready at once."""
+        start = int(params["parameters[interval_start]"])
+        end = int(params["parameters[interval_end]"])
+        extra = [v for k, v in sorted(params.items()) if k.startswith("parameters[columns]")]
+        columns = list(REPORT_COLUMNS) + [c for c in extra if c not in REPORT_COLUMNS]
+        out = io.StringIO()
+        writer = csv.DictWriter(out, columns, lineterminator="\n", extrasaction="ignore")
+        writer.writeheader()
+        for pi in self.intents.values():
+            if pi["status"] == "succeeded" and start <= pi["created"] < end:
+                gross = pi["amount_received"] or pi["amount"]
+                fee = (gross * 290 + 5000) // 10_000 + 30
+                writer.writerow(
+                    _line(pi, pi, "charge", pi["latest_charge"], gross, fee, "payment_metadata")
+                )
+        for refund in self.refunds.values():
+            pi = self.intents[refund["payment_intent"]]
+            if refund["status"] == "succeeded" and start <= refund["created"] < end:
+                # A refund line carries its payment's metadata too, as Stripe's report does.
+                line = _line(
+                    pi, refund, "refund", refund["id"], -refund["amount"], 0, "payment_metadata"
+                )
+                line.update({f"refund_metadata[{k}]": v for k, v in refund["metadata"].items()})
+                writer.writerow(line)
+        file_id = f"file_fake{uuid.uuid4().hex[:12]}"
+        self.files[file_id] = out.getvalue()
+        return 200, {
+            "id": f"frr_fake{uuid.uuid4().hex[:12]}",
+            "object": "reporting.report_run",
+            "report_type": params.get("report_type"),
+            "status": "succeeded",
+            "result": {
+                "id": file_id,
+                "object": "file",
+                "url": f"{self.url}/v1/files/{file_id}/contents",
+            },
+        }
+
     def _refund(self, params: dict[str, str]) -> tuple[int, dict[str, Any]]:
         pi = self.intents.get(params.get("payment_intent", ""))
         if pi is None:
@@ -93,6 +174,7 @@ class FakeStripe(FakeProvider):
             "payment_intent": pi["id"],
             "status": "failed" if refused else "succeeded",
             "failure_reason": "expired_or_canceled_card" if refused else None,
+            "created": int(time.time()),
             "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
         }
         self.refunds[refund["id"]] = refund
@@ -112,6 +194,7 @@ class FakeStripe(FakeProvider):
             "next_action": None,
             "last_payment_error": None,
             "amount_received": 0,
+            "created": int(time.time()),
             "status": "requires_capture" if manual else "succeeded",
             "metadata": {k[9:-1]: v for k, v in params.items() if k.startswith("metadata[")},
         }
@@ -128,6 +211,43 @@ class FakeStripe(FakeProvider):
             return 402, {"error": {**error, "payment_intent": pi}}
         self.intents[pi_id] = pi
         return 200, pi
+
+
+def _line(
+    pi: dict[str, Any],
+    source: dict[str, Any],
+    category: str,
+    source_id: str,
+    gross: int,
+    fee: int,
+    metadata: str,
+) -> dict[str, str]:
+    created = datetime.fromtimestamp(source["created"], UTC)
+    day = created.strftime("%Y-%m-%d")
+    line = {
+        "balance_transaction_id": f"txn_fake{uuid.uuid4().hex[:12]}",
+        "created_utc": created.strftime("%Y-%m-%d %H:%M:%S"),
+        "available_on_utc": f"{day} 00:00:00",
+        "currency": pi["currency"],
+        "gross": _major(gross),
+        "fee": _major(fee),
+        "net": _major(gross - fee),
+        "reporting_category": category,
+        "source_id": source_id,
+        "description": "",
+        "automatic_payout_id": f"po_fake{day.replace('-', '')}{pi['currency']}",
+        "automatic_payout_effective_at_utc": f"{day} 00:00:00",
+        "charge_id": pi["latest_charge"],
+        "payment_intent_id": pi["id"],
+    }
+    if metadata:
+        line.update({f"{metadata}[{k}]": v for k, v in pi["metadata"].items()})
+    return line
+
+
+def _major(amount: int) -> str:
+    sign = "-" if amount < 0 else ""
+    return f"{sign}{abs(amount) // 100}.{abs(amount) % 100:02d}"
 
 
 def _error(code: str, message: str, kind: str) -> dict[str, Any]:

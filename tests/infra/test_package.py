@@ -572,7 +572,7 @@ def test_the_expanded_template_traces_and_lets_the_state_machines_write_traces(
     machines = of_type(expanded, "AWS::StepFunctions::StateMachine")
 
     # Then all trace, and each state machine's role grants X-Ray's write actions
-    assert functions and len(machines) == 2
+    assert functions and len(machines) == 3
     for logical_id, function in functions.items():
         assert function["Properties"]["TracingConfig"] == {"Mode": "Active"}, logical_id
     for logical_id, machine in machines.items():

@@ -63,6 +63,7 @@ def _payflow(*args: str, env: dict[str, str]) -> subprocess.CompletedProcess[str
         ["listen"],
         ["trigger", "payment_intent.succeeded"],
         ["seed", "--payments", "5"],
+        ["recon", "run", "--date", "2026-01-01"],
     ],
 )
 def test_a_command_without_a_sandbox_says_so_in_one_line(command: list[str], tmp_path: Path):
@@ -83,7 +84,9 @@ def test_a_command_without_a_sandbox_says_so_in_one_line(command: list[str], tmp
     assert line.startswith("payflow: no sandbox") and "make dev" in line, line
 
 
-@pytest.mark.parametrize("command", [[], ["listen"], ["trigger"], ["seed"], ["chalice-local"]])
+@pytest.mark.parametrize(
+    "command", [[], ["listen"], ["trigger"], ["seed"], ["chalice-local"], ["recon", "run"]]
+)
 def test_every_command_has_help(command: list[str]):
     result = _payflow(*command, "--help", env=_clean_environment())
     assert result.returncode == 0 and "usage: payflow" in result.stdout, result.stderr

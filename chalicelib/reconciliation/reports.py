@@ -1,0 +1,378 @@
+"""Settlement reports: what a provider says it settled on a day, and the bank's statement of
+the payouts that reached the merchant's account.
+
+Every provider writes its own file format; each is read into the same `SettlementRow` (money in
+integer minor units, signed from the merchant's side: a charge positive, a refund negative).
+The simulator writes its own CSV; `stripe_itemized` follows the columns of Stripe's itemized
+payout reconciliation report (amounts in major units, as Stripe writes them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+from datetime import UTC, date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import BaseModel
+
+from chalicelib.domain.money import ZERO_DECIMAL
+
+
+class RowType(StrEnum):
+    """What a settlement line moved."""
+
+    CHARGE = "charge"
+    """A captured payment settled to the merchant."""
+    REFUND = "refund"
+    """A refund paid back to the customer."""
+    DISPUTE = "dispute"
+    """A dispute's withdrawal or reversal. Read from reports, matched by the disputes module
+    when it exists (matching.DISPUTE_MATCHER); until then such rows are reported unmatched."""
+
+
+class SettlementRow(BaseModel):
+    """One line of a provider's settlement report, normalized."""
+
+    provider: str
+    """The connector id whose report this line is from."""
+    row_id: str
+    """The provider's id of the line (unique within the provider)."""
+    type: RowType
+    psp_reference: str
+    """The provider's id of the payment the line belongs to."""
+    charge_id: str | None = None
+    payment_intent: str | None = None
+    """The merchant reference PayFlow sent (its PaymentIntent id)."""
+    refund_id: str | None = None
+    """For a refund line, the refund PayFlow sent (its idempotency key at the provider)."""
+    amount: int
+    """Gross, signed: a charge positive, a refund negative."""
+    fee: int = 0
+    """What the provider kept, positive."""
+    currency: str
+    created: int
+    settled_on: str
+    """The settlement date, YYYY-MM-DD (UTC)."""
+    payout: str | None = None
+    """The payout that carried it to the bank."""
+
+    @property
+    def net(self) -> int:
+        return self.amount - self.fee
+
+
+class Payout(BaseModel):
+    """A provider's transfer of a day's net to the merchant's bank."""
+
+    provider: str
+    id: str
+    amount: int
+    currency: str
+    settled_on: str
+
+
+class BankLine(BaseModel):
+    """One credit on the merchant's bank statement."""
+
+    booking_date: str
+    reference: str
+    """The payout id the provider put in the transfer's reference."""
+    amount: int
+    currency: str
+
+
+def day_of(epoch: int) -> str:
+    """The UTC date of an epoch second, YYYY-MM-DD."""
+    return datetime.fromtimestamp(epoch, UTC).date().isoformat()
+
+
+def day_start(day: str) -> int:
+    """Epoch second at which the UTC date `day` starts."""
+    return int(datetime.combine(date.fromisoformat(day), datetime.min.time(), UTC).timestamp())
+
+
+def payouts_of(rows: Iterable[SettlementRow]) -> list[Payout]:
+    """The payouts the rows add up to: one per provider, currency and day."""
+    totals: dict[tuple[str, str, str, str], int] = {}
+    for row in rows:
+        if row.payout is None:
+            continue
+        key = (row.provider, row.payout, row.currency, row.settled_on)
+        totals[key] = totals.get(key, 0) + row.net
+    return [
+        Payout(provider=p, id=i, amount=a, currency=c, settled_on=d)
+        for (p, i, c, d), a in sorted(totals.items())
+    ]
+
+
+# -- the simulator's own CSV -------------------------------------------------------------------
+
+SIMULATOR_COLUMNS = (
+    "row_id",
+    "type",
+    "psp_reference",
+    "charge_id",
+    "merchant_reference",
+    "refund_reference",
+    "gross",
+    "fee",
+    "net",
+    "currency",
+    "created_at",
+    "settlement_date",
+    "payout_id",
+)
+
+
+def write_simulator(rows: Iterable[SettlementRow]) -> str:
+    """The simulator's settlement CSV: integer minor units, one line per settled operation."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(SIMULATOR_COLUMNS)
+    for row in rows:
+        writer.writerow(
+            [
+                row.row_id,
+                row.type.value,
+                row.psp_reference,
+                row.charge_id or "",
+                row.payment_intent or "",
+                row.refund_id or "",
+                row.amount,
+                row.fee,
+                row.net,
+                row.currency,
+                row.created,
+                row.settled_on,
+                row.payout or "",
+            ]
+        )
+    return out.getvalue()
+
+
+def read_simulator(provider: str, text: str) -> list[SettlementRow]:
+    """Rows of a simulator settlement CSV (ValueError when a line is not one)."""
+    rows = []
+    for line in csv.DictReader(io.StringIO(text)):
+        if int(line["gross"]) - int(line["fee"]) != int(line["net"]):
+            raise ValueError(f"line {line['row_id']}: gross - fee != net")
+        rows.append(
+            SettlementRow(
+                provider=provider,
+                row_id=line["row_id"],
+                type=RowType(line["type"]),
+                psp_reference=line["psp_reference"],
+                charge_id=line["charge_id"] or None,
+                payment_intent=line["merchant_reference"] or None,
+                refund_id=line["refund_reference"] or None,
+                amount=int(line["gross"]),
+                fee=int(line["fee"]),
+                currency=line["currency"],
+                created=int(line["created_at"]),
+                settled_on=line["settlement_date"],
+                payout=line["payout_id"] or None,
+            )
+        )
+    return rows
+
+
+# -- Stripe's itemized payout reconciliation report ---------------------------------------------
+
+STRIPE_COLUMNS = (
+    "balance_transaction_id",
+    "created_utc",
+    "available_on_utc",
+    "currency",
+    "gross",
+    "fee",
+    "net",
+    "reporting_category",
+    "source_id",
+    "description",
+    "automatic_payout_id",
+    "automatic_payout_effective_at_utc",
+    "charge_id",
+    "payment_intent_id",
+)
+STRIPE_REPORT = "payout_reconciliation.itemized.5"
+STRIPE_METADATA_COLUMNS = (
+    *STRIPE_COLUMNS,
+    "payment_metadata[payflow_key]",
+    "payment_metadata[payflow_merchant]",
+    "refund_metadata[payflow_key]",
+)
+"""The columns PayFlow asks Stripe's report run for: Stripe's, and the metadata PayFlow sent
+(the attempt's key names PayFlow's PaymentIntent; the refund's key is PayFlow's refund id)."""
+_STRIPE_CATEGORY = {RowType.CHARGE: "charge", RowType.REFUND: "refund", RowType.DISPUTE: "dispute"}
+
+
+def _major(amount: int, currency: str) -> str:
+    if currency in ZERO_DECIMAL:
+        return str(amount)
+    sign = "-" if amount < 0 else ""
+    whole, cents = divmod(abs(amount), 100)
+    return f"{sign}{whole}.{cents:02d}"
+
+
+def _minor(text: str, currency: str) -> int:
+    if currency in ZERO_DECIMAL:
+        return int(text)
+    sign = -1 if text.startswith("-") else 1
+    whole, _, cents = text.lstrip("-").partition(".")
+    if len(cents) > 2:
+        raise ValueError(f"{text}: more than two decimals")
+    return sign * (int(whole or "0") * 100 + int(cents.ljust(2, "0") or "0"))
+
+
+def write_stripe_itemized(rows: Iterable[SettlementRow]) -> str:
+    """Stripe's itemized payout reconciliation CSV (amounts in major units, UTC times)."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(STRIPE_COLUMNS)
+    for row in rows:
+        created = datetime.fromtimestamp(row.created, UTC).strftime("%Y-%m-%d %H:%M:%S")
+        writer.writerow(
+            [
+                row.row_id,
+                created,
+                f"{row.settled_on} 00:00:00",
+                row.currency,
+                _major(row.amount, row.currency),
+                _major(row.fee, row.currency),
+                _major(row.net, row.currency),
+                _STRIPE_CATEGORY[row.type],
+                row.refund_id if row.type == RowType.REFUND else row.charge_id,
+                "",
+                row.payout or "",
+                f"{row.settled_on} 00:00:00",
+                row.charge_id or "",
+                row.psp_reference,
+            ]
+        )
+    return out.getvalue()
+
+
+def read_stripe_itemized(provider: str, text: str) -> list[tuple[SettlementRow, str | None]]:
+    """Lines of Stripe's itemized payout reconciliation CSV, each with the merchant PayFlow
+    named in the payment's metadata (None without that column). Categories other than charges,
+    refunds and disputes (transfers, adjustments, payouts) are not payment lines: skipped."""
+    by_category = {value: key for key, value in _STRIPE_CATEGORY.items()}
+    rows = []
+    for line in csv.DictReader(io.StringIO(text)):
+        kind = by_category.get(line["reporting_category"])
+        if kind is None:
+            continue
+        currency = line["currency"].lower()
+        amount, fee = _minor(line["gross"], currency), _minor(line["fee"], currency)
+        if amount - fee != _minor(line["net"], currency):
+            raise ValueError(f"line {line['balance_transaction_id']}: gross - fee != net")
+        created = datetime.strptime(line["created_utc"], "%Y-%m-%d %H:%M:%S").replace(tzinfo=UTC)
+        # PayFlow's PaymentIntent is the first part of its attempt key; without the metadata
+        # column the Stripe PaymentIntent stands in.
+        key = line.get("payment_metadata[payflow_key]") or ""
+        refund_key = line.get("refund_metadata[payflow_key]") or ""
+        row = SettlementRow(
+            provider=provider,
+            row_id=line["balance_transaction_id"],
+            type=kind,
+            psp_reference=line["payment_intent_id"] or line["charge_id"],
+            charge_id=line["charge_id"] or None,
+            payment_intent=key.partition(":")[0] or line["payment_intent_id"] or None,
+            refund_id=(refund_key or line["source_id"]) if kind == RowType.REFUND else None,
+            amount=amount,
+            fee=fee,
+            currency=currency,
+            created=int(created.timestamp()),
+            settled_on=line["available_on_utc"][:10],
+            payout=line["automatic_payout_id"] or None,
+        )
+        rows.append((row, line.get("payment_metadata[payflow_merchant]")))
+    return rows
+
+
+# -- Razorpay's settlement recon ---------------------------------------------------------------
+
+
+def read_razorpay_recon(
+    provider: str, items: Iterable[dict[str, Any]]
+) -> list[tuple[SettlementRow, dict[str, Any]]]:
+    """Lines of Razorpay's settlement recon (`/v1/settlements/recon/combined`: `entity_id`,
+    `type`, `debit`, `credit`, `amount`, `currency`, `fee` (tax included), `tax`,
+    `settlement_id`, `settled_at`, `payment_id`, `notes`, ...), each with its item. Payments
+    and refunds are payment lines; a dispute line is kept for the disputes module; transfers
+    and adjustments are skipped."""
+    kinds = {"payment": RowType.CHARGE, "refund": RowType.REFUND, "dispute": RowType.DISPUTE}
+    rows = []
+    for item in items:
+        kind = kinds.get(str(item.get("type")))
+        if kind is None:
+            continue
+        amount, fee = int(item["amount"]), int(item.get("fee") or 0)
+        credit, debit = int(item.get("credit") or 0), int(item.get("debit") or 0)
+        signed = amount if kind == RowType.CHARGE else -amount
+        if credit - debit != signed - fee:
+            raise ValueError(f"line {item['entity_id']}: credit - debit != amount - fee")
+        payment = str(item.get("payment_id") or item["entity_id"])
+        notes = item.get("notes") if isinstance(item.get("notes"), dict) else {}
+        refund_key = (notes or {}).get("payflow_key") if kind == RowType.REFUND else None
+        rows.append(
+            (
+                SettlementRow(
+                    provider=provider,
+                    row_id=str(item["entity_id"]),
+                    type=kind,
+                    psp_reference=payment,
+                    charge_id="ch_" + payment.removeprefix("pay_"),
+                    refund_id=(refund_key or str(item["entity_id"]))
+                    if kind == RowType.REFUND
+                    else None,
+                    amount=signed,
+                    fee=fee,
+                    currency=str(item["currency"]).lower(),
+                    created=int(item["created_at"]),
+                    settled_on=day_of(int(item.get("settled_at") or item["created_at"])),
+                    payout=item.get("settlement_id") or None,
+                ),
+                item,
+            )
+        )
+    return rows
+
+
+# -- the bank statement ------------------------------------------------------------------------
+
+BANK_COLUMNS = ("booking_date", "value_date", "reference", "description", "amount", "currency")
+
+
+def write_bank_statement(lines: Iterable[BankLine]) -> str:
+    """The bank's statement of credits: amounts in minor units, the payout id as reference."""
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(BANK_COLUMNS)
+    for line in lines:
+        writer.writerow(
+            [
+                line.booking_date,
+                line.booking_date,
+                line.reference,
+                "PAYOUT",
+                line.amount,
+                line.currency,
+            ]
+        )
+    return out.getvalue()
+
+
+def read_bank_statement(text: str) -> list[BankLine]:
+    return [
+        BankLine(
+            booking_date=line["booking_date"],
+            reference=line["reference"],
+            amount=int(line["amount"]),
+            currency=line["currency"],
+        )
+        for line in csv.DictReader(io.StringIO(text))
+    ]

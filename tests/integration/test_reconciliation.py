@@ -1,0 +1,402 @@
+"""Reconciliation through the HTTP API on the embedded sandbox: the simulator's settlement
+report with injected discrepancies, the matching workflow (Step Functions, Map over chunks),
+exceptions, repairs, fees in the ledger, resolutions, and the double-charge window."""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections import Counter
+
+from chalicelib.container import services
+from chalicelib.reconciliation.reports import day_of
+from payflow.cli import main
+from payflow.sandbox.pollers import wait_for
+from tests.conftest import ADMIN_KEY, Api
+from tests.integration.test_orchestration import authorizations, set_simulator, simulators
+
+RUN_TIMEOUT = 60.0
+
+
+def today() -> str:
+    return day_of(int(time.time()))
+
+
+def pay(api: Api, amount: int, *, manual: bool = False) -> dict:
+    data = {
+        "amount": amount,
+        "currency": "usd",
+        "confirm": "true",
+        "payment_method": "pm_card_visa",
+    }
+    if manual:
+        data["capture_method"] = "manual"
+    response = api.post("/v1/payment_intents", data)
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def reconcile(api: Api, day: str, **extra: object) -> dict:
+    response = api.post("/v1/reconciliation/runs", {"date": day, **extra})
+    assert response.status_code == 200, response.text
+    run = response.json()
+    assert run["object"] == "reconciliation.run"
+
+    seen: list[dict] = []
+
+    def finished() -> bool:
+        seen.append(api.get(f"/v1/reconciliation/runs/{run['id']}").json())
+        return seen[-1]["status"] != "running"
+
+    wait_for(finished, timeout=RUN_TIMEOUT, interval=0.1)
+    assert seen[-1]["status"] == "succeeded", seen[-1]["failure"]
+    return seen[-1]
+
+
+def exceptions(api: Api, **filters: str) -> list[dict]:
+    response = api.get("/v1/reconciliation/exceptions", params={"limit": 100, **filters})
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["object"] == "list" and not body["has_more"]
+    return body["data"]
+
+
+def inject(api: Api, day: str, connector: str, **options: object) -> list[dict]:
+    response = api.session.post(
+        api.base + "/v1/sandbox/reconciliation/discrepancies",
+        json={"date": day, "connector": connector, **options},
+        timeout=30,
+    )
+    assert response.status_code == 200, response.text
+    return response.json()["data"]
+
+
+def balance_total(api: Api) -> int:
+    body = api.get("/v1/balance").json()
+    return sum(b["amount"] for b in body["available"] + body["pending"] if b["currency"] == "usd")
+
+
+def test_a_clean_day_matches_every_line_and_books_the_fees(api: Api):
+    # Given a merchant on its own simulator with captured payments and a refund
+    (sim,) = simulators(api, "recon")
+    paid = [pay(api, amount) for amount in (1000, 2500, 4000)]
+    refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 300}).json()
+    assert refund["status"] == "succeeded"
+    before = balance_total(api)
+
+    # When its day is reconciled
+    run = reconcile(api, today())
+
+    # Then every line matched, nothing is an exception, and the fees are in the ledger
+    assert run["counts"] == {
+        "rows": 4,
+        "matched": 4,
+        "exceptions": 0,
+        "repaired": 0,
+        "awaiting_settlement": 0,
+        "payouts": 1,
+    }, run
+    assert run["providers"] == [sim]
+    fees = sum((a * 290 + 5000) // 10_000 + 30 for a in (1000, 2500, 4000))
+    assert run["fees"] == {"usd": fees}
+    assert balance_total(api) == before - fees
+    fee_txns = api.get("/v1/balance_transactions", params={"type": "stripe_fee"})
+    assert fee_txns.status_code == 400  # the list filter knows only Stripe's three kinds
+    assert exceptions(api) == []
+
+    # And a second run of the same day changes nothing
+    again = reconcile(api, today())
+    assert again["counts"]["matched"] == 4 and again["fees"] == {}
+    assert balance_total(api) == before - fees
+
+
+def test_injected_discrepancies_are_each_found_once_and_repaired_where_certain(api: Api):
+    # Given a day of payments (three authorized only) and one of each discrepancy
+    (sim,) = simulators(api, "recon")
+    paid = [pay(api, 1000 + 100 * i) for i in range(8)]
+    held = [pay(api, 700, manual=True) for _ in range(3)]
+    for pi in paid[:2]:
+        assert api.post("/v1/refunds", {"payment_intent": pi["id"]}).json()["status"] == "succeeded"
+    made = inject(
+        api,
+        today(),
+        sim,
+        seed=11,
+        count=6,
+        kinds=[
+            "unknown_charge",
+            "missed_capture",
+            "amount_differs",
+            "late_settlement",
+            "refund_twice",
+            "bank_short",
+        ],
+    )
+    assert [m["kind"] for m in made] == [
+        "unknown_charge",
+        "missed_capture",
+        "amount_differs",
+        "late_settlement",
+        "refund_twice",
+        "bank_short",
+    ]
+
+    # When the day is reconciled with a zero-day SLA (the late one is then overdue)
+    run = reconcile(api, today(), sla_days=0)
+
+    # Then exactly one exception per discrepancy, and no false positive
+    found = exceptions(api)
+    kinds = Counter(e["kind"] for e in found)
+    amount_kind = next(e["kind"] for e in found if e["kind"].startswith("amount_"))
+    assert kinds == Counter(
+        {
+            "missing_in_payflow": 1,
+            "missed_capture": 1,
+            amount_kind: 1,
+            "missing_at_provider": 1,
+            "duplicate_settlement": 1,
+            "payout_amount_mismatch": 1,
+        }
+    ), found
+    assert run["counts"]["exceptions"] == 6 and run["counts"]["repaired"] == 2
+    by_kind = {e["kind"]: e for e in found}
+
+    # The unknown charge was refunded at the provider, with balanced entries
+    unknown = by_kind["missing_in_payflow"]
+    assert unknown["status"] == "repaired" and unknown["repair"] == "refund_at_provider"
+    assert unknown["object_id"] == made[0]["subject"]
+    assert len(unknown["ledger_entries"]) == 2
+    # The missed capture is recorded: the PaymentIntent is succeeded now
+    captured = by_kind["missed_capture"]
+    assert captured["status"] == "repaired"
+    pi = api.get(f"/v1/payment_intents/{captured['payment_intent']}").json()
+    assert pi["status"] == "succeeded" and pi["amount_received"] == 700
+    assert captured["payment_intent"] in {h["id"] for h in held}
+    # The rest wait for a person
+    for kind in (amount_kind, "missing_at_provider", "duplicate_settlement"):
+        assert by_kind[kind]["status"] == "open"
+    assert by_kind["duplicate_settlement"]["difference"] < 0
+    assert by_kind["payout_amount_mismatch"]["difference"] == -100
+
+    # And every new exception was announced through the outbox
+    events = api.get(
+        "/v1/events", params={"type": "payflow.reconciliation.exception_found", "limit": 20}
+    ).json()["data"]
+    assert sorted(e["data"]["object"]["id"] for e in events) == sorted(e["id"] for e in found)
+
+    # When a person accepts the provider's amount
+    before = balance_total(api)
+    differs = by_kind[amount_kind]
+    resolved = api.post(
+        f"/v1/reconciliation/exceptions/{differs['id']}/resolve", {"resolution": "accept_provider"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert resolved.json()["status"] == "resolved"
+    # Then the merchant's balance moves by the difference, once
+    assert balance_total(api) == before + differs["difference"]
+    twice = api.post(
+        f"/v1/reconciliation/exceptions/{differs['id']}/resolve", {"resolution": "write_off"}
+    )
+    assert twice.status_code == 400
+    assert twice.json()["error"]["code"] == "reconciliation_exception_unexpected_state"
+    # And writing one off leaves the merchant's balance alone
+    dup = by_kind["duplicate_settlement"]
+    written = api.post(
+        f"/v1/reconciliation/exceptions/{dup['id']}/resolve", {"resolution": "write_off"}
+    )
+    assert written.status_code == 200, written.text
+    assert balance_total(api) == before + differs["difference"]
+    assert [e["status"] for e in exceptions(api, status="open")] == ["open", "open"]
+
+    # And a rerun of the day finds nothing new
+    reconcile(api, today(), sla_days=0)
+    assert len(exceptions(api)) == 6
+
+
+def test_bad_requests_are_refused_stripe_style(api: Api):
+    unknown = api.post("/v1/reconciliation/runs", {"date": today(), "colour": "red"})
+    assert unknown.status_code == 400
+    assert unknown.json()["error"]["code"] == "parameter_unknown"
+    bad_date = api.post("/v1/reconciliation/runs", {"date": "2026-13-40"})
+    assert bad_date.status_code == 400
+    assert bad_date.json()["error"]["param"] == "date"
+    missing = api.get("/v1/reconciliation/runs/rcnrun_nope")
+    assert missing.status_code == 404
+    assert missing.json()["error"]["code"] == "resource_missing"
+    bad_kind = api.get("/v1/reconciliation/exceptions", params={"kind": "lost"})
+    assert bad_kind.status_code == 400 and bad_kind.json()["error"]["param"] == "kind"
+    resolution = api.post("/v1/reconciliation/exceptions/rcx_nope/resolve", {"resolution": "x"})
+    assert resolution.status_code == 400
+    assert api.get("/v1/reconciliation/runs").json()["data"] == []
+
+
+def test_the_double_charge_window_is_closed_by_reconciliation(api: Api, merchant: dict):
+    # Given a first simulator that charges and loses its answers, and whose lookup is down
+    first, second = simulators(api, "first", "second", minimum_calls=100)
+    set_simulator(
+        api, first, fail_next_calls=20, fail_with="timeout_after_charge", lookup_fails=True
+    )
+
+    # When a payment is confirmed: the Reconcile lookup fails, so the payment fails over
+    response = api.post(
+        "/v1/payment_intents",
+        {"amount": 1500, "currency": "usd", "confirm": "true", "payment_method": "pm_card_visa"},
+    )
+    assert response.status_code == 200, response.text
+    pi_id = response.json()["id"]
+    wait_for(
+        lambda: api.get(f"/v1/payment_intents/{pi_id}").json()["status"] == "succeeded",
+        timeout=RUN_TIMEOUT,
+    )
+    # Then the customer was charged twice, and PayFlow knows only the second charge
+    charged = authorizations(pi_id)
+    assert sorted(r["connector"] for r in charged) == sorted([first, second])
+    outcomes = [
+        c["outcome"] for c in api.get(f"/v1/payment_intents/{pi_id}/attempts").json()["data"]
+    ]
+    assert "reconciled" not in outcomes and outcomes[-1] == "authorized"
+    set_simulator(api, first, fail_next_calls=0, lookup_fails=False)
+    before = balance_total(api)
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then the extra charge is found and refunded at the first provider, and only that
+    (found,) = exceptions(api)
+    extra = next(r for r in charged if r["connector"] == first)
+    assert found["kind"] == "missing_in_payflow" and found["status"] == "repaired"
+    assert found["object_id"] == extra["charge_id"] and found["payment_intent"] == pi_id
+    assert run["counts"]["repaired"] == 1 and run["counts"]["matched"] == 1
+    refunds = [
+        r
+        for r in services().simulator_ledger.all_records()
+        if r.get("operation") == "refund" and r.get("psp_reference") == extra["psp_reference"]
+    ]
+    assert [(r["status"], r["amount"]) for r in refunds] == [("succeeded", 1500)]
+    # The merchant's balance moved only by the kept charge's fee, and the ledger balances
+    assert balance_total(api) == before - ((1500 * 290 + 5000) // 10_000 + 30)
+    assert services().ledger.check(merchant["id"]).ok
+
+    # And a later run sees the refund as reconciliation's own
+    again = reconcile(api, today())
+    assert again["counts"]["exceptions"] == 1 and len(exceptions(api)) == 1
+    assert again["counts"]["matched"] == 2
+
+
+def test_payflow_recon_run_reconciles_a_day_from_the_command_line(api: Api, api_url: str, capsys):
+    # Given a day with one charge settled for another amount
+    (sim,) = simulators(api, "cli")
+    pay(api, 2000)
+    (made,) = inject(api, today(), sim, seed=3, count=1, kinds=["amount_differs"])
+
+    # When `payflow recon run` reconciles it
+    code = main(
+        ["recon", "run", "--date", today(), "--api-base", api_url, "--api-key", api.session.auth[0]]
+    )
+
+    # Then it prints the run and its one open exception, and says so in its exit code
+    printed = capsys.readouterr().out
+    assert code == 1, printed
+    assert "succeeded: 1 lines, 0 matched, 1 exceptions (0 repaired)" in printed
+    assert "open" in printed and made["subject"] in printed
+
+
+def test_the_benchmark_at_a_few_dozen_payments_finds_every_discrepancy_and_nothing_else(
+    api_url: str,
+):
+    # Given 40 payments (two authorized only, two refunded) and one discrepancy of each kind
+    from bench.recon import run_bench
+
+    # When the benchmark reconciles their day
+    result = run_bench(api_url, payments=40, count=5, seed=5, concurrency=4, admin_key=ADMIN_KEY)
+
+    # Then every discrepancy was found, once, and nothing else
+    assert (result.injected, result.found, result.missed, result.false_positives) == (5, 5, 0, 0)
+    # 38 charges and 2 refunds, with an unknown charge, a missed capture and a refund paid
+    # again, less the charge that settles late
+    assert result.lines == 38 + 2 + 3 - 1
+
+
+def test_stripes_itemized_report_is_read_through_its_reporting_api(
+    api: Api, merchant: dict, fake_stripe
+):
+    # Given a merchant routed to Stripe with two payments and a refund there, and a charge at
+    # Stripe for one of its PaymentIntents that PayFlow never heard of
+    routing = api.session.post(
+        api.base + "/v1/routing",
+        json={"connectors": [{"id": "stripe", "kind": "stripe", "priority": 1}]},
+        timeout=10,
+    )
+    assert routing.status_code == 200, routing.text
+    paid = [pay(api, amount) for amount in (1200, 3400)]
+    assert (
+        api.post("/v1/refunds", {"payment_intent": paid[1]["id"], "amount": 400}).json()["status"]
+        == "succeeded"
+    )
+    lost = f"pi_fakelost{uuid.uuid4().hex[:10]}"
+    fake_stripe.intents[lost] = {
+        **fake_stripe.intents[next(iter(reversed(fake_stripe.intents)))],
+        "id": lost,
+        "latest_charge": f"ch_fakelost{uuid.uuid4().hex[:8]}",
+        "amount": 1200,
+        "amount_received": 1200,
+        "status": "succeeded",
+        "created": int(time.time()),
+        "metadata": {
+            "payflow_key": f"{paid[0]['id']}:7:stripe",
+            "payflow_merchant": merchant["id"],
+        },
+    }
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then Stripe's lines matched PayFlow's, the fees are booked, and the lost charge was
+    # refunded at Stripe
+    assert run["providers"] == ["stripe"] and run["skipped_providers"] == {}
+    assert run["counts"]["rows"] == 4 and run["counts"]["matched"] == 3
+    assert run["fees"] == {"usd": sum((a * 290 + 5000) // 10_000 + 30 for a in (1200, 3400))}
+    (found,) = exceptions(api)
+    assert found["kind"] == "missing_in_payflow" and found["status"] == "repaired"
+    assert found["psp_reference"] == lost
+    refunded = [r for r in fake_stripe.refunds.values() if r["payment_intent"] == lost]
+    assert [(r["amount"], r["status"]) for r in refunded] == [(1200, "succeeded")]
+
+
+def test_razorpays_settlement_recon_is_read_and_matched(api: Api, fake_razorpay):
+    # Given a merchant routed to Razorpay with two INR payments and a refund there
+    routing = api.session.post(
+        api.base + "/v1/routing",
+        json={"connectors": [{"id": "razorpay", "kind": "razorpay", "currencies": ["inr"]}]},
+        timeout=10,
+    )
+    assert routing.status_code == 200, routing.text
+    paid = []
+    for amount in (5000, 12000):
+        response = api.post(
+            "/v1/payment_intents",
+            {
+                "amount": amount,
+                "currency": "inr",
+                "confirm": "true",
+                "payment_method": "pm_card_visa",
+            },
+        )
+        assert response.json()["status"] == "succeeded", response.text
+        paid.append(response.json())
+    refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 1000}).json()
+    assert refund["status"] == "succeeded", refund
+    # ... and one of its payments settled for less than it was captured for
+    payment_id = "pay_" + paid[1]["latest_charge"].removeprefix("ch_")
+    fake_razorpay.payments[payment_id]["amount"] = 11000
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then Razorpay's lines were read, the fees (2% + 18% GST) booked, the short one found
+    assert run["providers"] == ["razorpay"] and run["counts"]["rows"] == 3, run
+    assert run["counts"]["matched"] == 2
+    (short,) = exceptions(api)
+    assert (short["kind"], short["difference"]) == ("amount_under", -1000)
+    fee = lambda a: (a * 2 + 50) // 100 + ((a * 2 + 50) // 100 * 18 + 50) // 100  # noqa: E731
+    assert run["fees"] == {"inr": fee(5000) + fee(11000)}
