@@ -548,6 +548,7 @@ def _dispute_event(
             due_by=respond_by if isinstance(respond_by, int) else None,
             network_reason_code=str(entity.get("reason_code") or "") or None,
             payment_reference=payment_id,
+            reopens=name == "payment.dispute.action_required",
         ),
         body=event,
     )

@@ -52,7 +52,8 @@ RANK: dict[DisputeStatus, int] = {
     S.LOST: 6,
 }
 """The order statuses move in. An inquiry can become a chargeback; a won dispute can still be
-lost (Adyen's SECOND_CHARGEBACK, a lost pre-arbitration); nothing comes after lost."""
+lost (Adyen's SECOND_CHARGEBACK, a lost pre-arbitration); nothing comes after lost. The one move
+back is a provider asking for evidence again (`DisputeReport.reopens`)."""
 
 CLOSED = frozenset({S.WARNING_CLOSED, S.WON, S.LOST})
 """Statuses announced by charge.dispute.closed."""
@@ -223,6 +224,9 @@ class DisputeReport:
     network_reason_code: str | None = None
     payment_reference: str | None = None
     """The provider's reference of the disputed payment."""
+    reopens: bool = False
+    """The provider asks for the evidence again (Razorpay's action_required: what was sent is
+    insufficient): a dispute under review needs a response once more."""
 
 
 class Dispute(BaseModel):
@@ -313,6 +317,9 @@ def reported(before: Dispute | None, report: DisputeReport) -> DisputeStatus | N
     only moves a dispute forward (RANK), so a late or repeated one is a no-op."""
     if before is None:
         return report.status
+    if report.reopens and before.status in (S.UNDER_REVIEW, S.WARNING_UNDER_REVIEW):
+        # The one move back: evidence asked for again. Funds stay where they are.
+        return S.WARNING_NEEDS_RESPONSE if before.inquiry else S.NEEDS_RESPONSE
     if RANK[report.status] <= RANK[before.status]:
         return None
     return report.status

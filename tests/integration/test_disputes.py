@@ -429,3 +429,26 @@ def test_stripes_dispute_webhook_opens_the_dispute(api: Api, fake_stripe):
     assert opened["evidence_details"]["due_by"] == dispute["evidence_details"]["due_by"]
     assert available(api) == 2000 - 1200 - FEE
     assert_ledger_balanced(api)
+
+
+def test_razorpay_asks_for_evidence_again(api: Api, fake_razorpay: FakeRazorpay):
+    route_to(api, "razorpay", currencies=["inr"])
+    pi = confirm(api, "pm_card_visa", "inr")
+    payment_id = psp_reference(api, pi["id"])
+    dispute_id = f"disp_{uuid.uuid4().hex[:14]}"
+    opened = razorpay_dispute(api, "payment.dispute.created", payment_id, dispute_id, "open")
+    assert results(opened) == ["applied"]
+    [dispute] = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
+    path = f"/v1/disputes/{dispute['id']}"
+    assert api.post(path, {"evidence[receipt]": "file_1", "submit": "true"}).status_code == 200
+
+    # When Razorpay finds the evidence insufficient
+    again = razorpay_dispute(api, "payment.dispute.action_required", payment_id, dispute_id, "open")
+
+    # Then the dispute needs a response again, its money still held, and takes a new submission
+    assert results(again) == ["applied"]
+    assert api.get(path).json()["status"] == "needs_response"
+    assert available(api, "inr") == -FEE
+    resubmitted = api.post(path, {"evidence[uncategorized_text]": "Signed", "submit": "true"})
+    assert resubmitted.json()["evidence_details"]["submission_count"] == 2
+    assert_ledger_balanced(api)

@@ -51,6 +51,16 @@ def test_reports_move_a_dispute_only_forward():
     assert rules.reported(dispute(S.WON), report(S.WON)) is None
 
 
+def test_a_provider_asking_for_evidence_again_reopens_only_a_dispute_under_review():
+    again = DisputeReport(reference="dp_1", charge_id="ch_1", status=S.NEEDS_RESPONSE, reopens=True)
+    assert rules.reported(dispute(S.UNDER_REVIEW), again) == S.NEEDS_RESPONSE
+    assert rules.reported(dispute(S.WARNING_UNDER_REVIEW), again) == S.WARNING_NEEDS_RESPONSE
+    assert rules.reported(dispute(S.WON), again) is None
+    assert rules.reported(dispute(S.NEEDS_RESPONSE), again) is None
+    # The money stays held: reopening moves none
+    assert rules.moves_between(Funds.HELD, rules.funds_for(S.NEEDS_RESPONSE)) == []
+
+
 @pytest.mark.parametrize("order", list(itertools.permutations([S.NEEDS_RESPONSE, S.WON, S.LOST])))
 def test_any_order_of_reports_ends_in_the_same_place_with_the_money_moved_once(order):
     # Given the reports of one dispute, in any order

@@ -69,6 +69,13 @@ def test_razorpay_disputes_read_in_their_phase(status, phase, deducted, expected
     )
 
 
+def test_razorpay_action_required_asks_for_evidence_again():
+    entity = {"id": "disp_1", "payment_id": "pay_ABC", "status": "open", "phase": "chargeback"}
+    event = razorpay("payment.dispute.action_required", {"dispute": {"entity": entity}})
+    assert event.dispute is not None and event.dispute.reopens
+    assert not razorpay_dispute("open").dispute.reopens
+
+
 def test_razorpay_refund_failed_names_the_payflow_refund():
     refund = {"id": "rfnd_1", "payment_id": "pay_ABC", "notes": {"payflow_key": "re_123"}}
     event = razorpay("refund.failed", {"refund": {"entity": refund}})
