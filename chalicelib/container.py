@@ -24,6 +24,7 @@ from chalicelib.concurrency import Once
 if TYPE_CHECKING:
     from chalicelib.clock import SandboxClock
     from chalicelib.connectors.registry import ConnectorRegistry
+    from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
     from chalicelib.dal.connectors import ConnectorStateStore
     from chalicelib.dal.events import EventStore
     from chalicelib.dal.idempotency import IdempotencyStore
@@ -182,6 +183,12 @@ class Services(_Lazily):
         return SimulatorLedger(self.dynamodb, self.settings.simulator_table)
 
     @lazy
+    def simulator_outbox(self) -> SimulatorOutbox:
+        from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
+
+        return SimulatorOutbox(self.simulator_ledger, clock=self.business_time)
+
+    @lazy
     def ledger_store(self) -> LedgerStore:
         from chalicelib.dal.ledger import LedgerStore
 
@@ -233,6 +240,7 @@ class Services(_Lazily):
                 stripe=self.settings.stripe_webhook_secret,
                 razorpay=self.settings.razorpay_webhook_secret,
                 adyen=self.settings.adyen_hmac_key,
+                simulator=self.settings.simulator_webhook_secret,
             ),
             self.psp_event_store,
             self.payment_intents,

@@ -434,6 +434,8 @@ class UpdateConnector(Params):
     fail_next_calls: Annotated[int, Field(ge=0, le=10_000)] | None = None
     fail_with: Literal["timeout", "unavailable", "rate_limited"] | None = None
     refund_decline_rate: Rate | None = None
+    webhook_reorder: Boolean | None = None
+    webhook_duplicate_rate: Rate | None = None
 
 
 class SetRouting(Params):

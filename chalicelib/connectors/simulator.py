@@ -63,6 +63,10 @@ class SimulatorSettings(BaseModel):
     fail_with: Literal["timeout", "unavailable", "rate_limited"] = "unavailable"
     refund_decline_rate: float = Field(default=0.0, ge=0, le=1)
     """Share of refunds the simulated PSP refuses (failure_reason "declined")."""
+    webhook_reorder: bool = False
+    """Deliver each batch of the simulator's webhooks shuffled (drawn from `seed`)."""
+    webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of the simulator's webhooks delivered twice."""
 
     @model_validator(mode="after")
     def _ranges(self) -> SimulatorSettings:
