@@ -1,8 +1,9 @@
 """The simulator PSP's own background work in the sandbox: it is another company's system.
 
-A real PSP decides on its own when to send (and send again) its webhooks. The sandbox plays
-that with one poller: each round POSTs the simulator's pending webhooks to the sandbox's own
-`/v1/psp_webhooks/simulator`.
+A real PSP decides on its own clock when a UPI request has expired and when to send (and send
+again) its webhooks. The sandbox plays that with one poller: each round expires the customer
+actions whose time is up (read from the business clock, so `POST /v1/sandbox/clock` moves them)
+and POSTs the simulator's pending webhooks to the sandbox's own `/v1/psp_webhooks/simulator`.
 """
 
 from __future__ import annotations
@@ -24,7 +25,7 @@ def post_over_http(url: str, body: bytes, headers: dict[str, str]) -> int:
 
 
 class SimulatorPoller:
-    """Delivers the simulator's webhooks (a `Poller`)."""
+    """Expires due customer actions and delivers the simulator's webhooks (a `Poller`)."""
 
     name = "simulator"
     concurrency = 1
@@ -54,11 +55,10 @@ class SimulatorPoller:
         from chalicelib.container import services
 
         self._rounds += 1
-        built = services()
-        delivered = built.simulator_outbox.deliver(
-            self._post, self._url, self._secret, built.connectors.simulator_settings
-        )
-        return bool(delivered)
+        simulator = services().simulator
+        expired = simulator.expire_due()
+        delivered = simulator.deliver_webhooks(self._post, self._url, self._secret)
+        return bool(expired or delivered)
 
     def mark(self) -> int:
         return self._rounds
