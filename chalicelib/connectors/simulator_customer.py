@@ -14,6 +14,7 @@ learns it the way it learns a real PSP's asynchronous outcomes: by the simulator
 from __future__ import annotations
 
 import base64
+import io
 import time
 from collections.abc import Callable
 from enum import StrEnum
@@ -103,9 +104,12 @@ def qr_images(data: str) -> tuple[str, str]:
     """(PNG, SVG) data URLs of a QR code holding `data`."""
     import segno  # about 10 ms; only a UPI intent pays for it
 
-    code = segno.make(data, error="m")
+    code = segno.make(data, error="l")
     png = code.png_data_uri(scale=6, border=2)
-    svg = base64.b64encode(code.svg_inline(scale=6, border=2).encode()).decode()
+    # A standalone SVG document (with its namespace): an <img> shows nothing without it.
+    text = io.BytesIO()
+    code.save(text, kind="svg", scale=6, border=2, xmldecl=False)
+    svg = base64.b64encode(text.getvalue()).decode()
     return png, f"data:image/svg+xml;base64,{svg}"
 
 
