@@ -62,20 +62,20 @@ ACTIONS = {
 _DECLINES = {
     (CustomerAction.UPI_INTENT, Decision.REFUSED): Decline(
         "payment_method_customer_decline",
-        "The customer declined the UPI payment in their UPI app.",
+        "You declined the payment in your UPI app.",
     ),
     (CustomerAction.UPI_COLLECT, Decision.REFUSED): Decline(
         "payment_method_customer_decline",
-        "The customer declined the UPI collect request.",
+        "You declined the UPI collect request.",
     ),
     (CustomerAction.WALLET, Decision.REFUSED): Decline(
         "payment_method_customer_decline",
-        "The customer declined the payment on the wallet's page.",
+        "You declined the payment on the wallet's page.",
     ),
 }
 EXPIRED = Decline(
     "payment_intent_payment_attempt_expired",
-    "The customer did not approve the payment before it expired. Ask them to try again.",
+    "The payment was not approved before it expired. Please try again.",
 )
 
 

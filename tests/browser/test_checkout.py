@@ -9,17 +9,15 @@ import importlib.util
 import json
 import re
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
 import pytest
-import requests
 
 from tests.browser.conftest import screenshot
-from tests.conftest import ADMIN_KEY, Api, new_merchant
+from tests.conftest import Api, new_merchant
 
 ROOT = Path(__file__).resolve().parents[2]
 NUMBER = "4242424242424242"
@@ -291,26 +289,6 @@ def _customer(page: Any) -> Any:
     customer = page.frame_locator("[data-payflow=challenge] iframe")
     customer.locator("#approve:not([disabled])").wait_for(timeout=TIMEOUT_MS)
     return customer
-
-
-@pytest.fixture
-def business_clock(api_url: str) -> Iterator[Any]:
-    def advance(seconds: int) -> None:
-        response = requests.post(
-            f"{api_url}/v1/sandbox/clock",
-            data={"now": str(int(time.time()) + seconds)},
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-
-    yield advance
-    requests.post(
-        f"{api_url}/v1/sandbox/clock",
-        data={"reset": "true"},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=10,
-    )
 
 
 def test_a_upi_qr_code_approved_in_the_app_succeeds(page: Any, shop: Any, api: Api) -> None:

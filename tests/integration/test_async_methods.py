@@ -9,7 +9,6 @@ import base64
 import json
 import time
 import uuid
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
@@ -77,28 +76,6 @@ def settled(api: Api, pi_id: str) -> dict[str, Any]:
 
     wait_for(moved, timeout=15)
     return found
-
-
-@pytest.fixture
-def business_clock(api: Api) -> Iterator[Any]:
-    """Moves the sandbox's business clock; puts it back after the test."""
-
-    def advance(seconds: int) -> None:
-        response = requests.post(
-            f"{api.base}/v1/sandbox/clock",
-            data={"now": str(int(time.time()) + seconds)},
-            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-            timeout=10,
-        )
-        assert response.status_code == 200, response.text
-
-    yield advance
-    requests.post(
-        f"{api.base}/v1/sandbox/clock",
-        data={"reset": "true"},
-        headers={"Authorization": f"Bearer {ADMIN_KEY}"},
-        timeout=10,
-    )
 
 
 def test_a_upi_intent_shows_a_qr_code_and_succeeds_when_the_customer_approves(
