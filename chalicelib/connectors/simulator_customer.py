@@ -102,7 +102,7 @@ def upi_uri(reference: str, amount: int, currency: str, note: str) -> str:
 
 def qr_images(data: str) -> tuple[str, str]:
     """(PNG, SVG) data URLs of a QR code holding `data`."""
-    import segno  # about 10 ms; only a UPI intent pays for it
+    import segno  # 0.1 s or so to import: only a UPI intent pays for it, never a cold start
 
     code = segno.make(data, error="l")
     png = code.png_data_uri(scale=6, border=2)
