@@ -24,6 +24,8 @@ from chalicelib.concurrency import Once
 if TYPE_CHECKING:
     from chalicelib.clock import SandboxClock
     from chalicelib.connectors.registry import ConnectorRegistry
+    from chalicelib.connectors.simulator_customer import SimulatorCustomer
+    from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
     from chalicelib.dal.connectors import ConnectorStateStore
     from chalicelib.dal.events import EventStore
     from chalicelib.dal.idempotency import IdempotencyStore
@@ -54,6 +56,7 @@ if TYPE_CHECKING:
     from chalicelib.services.refunds import RefundService
     from chalicelib.services.resources import Resources
     from chalicelib.services.setup_intents import SetupIntentService
+    from chalicelib.services.simulator import SimulatorService
     from chalicelib.settings import Settings
     from chalicelib.webhooks.delivery import Deliverer
     from chalicelib.webhooks.endpoints import WebhookEndpointService
@@ -184,6 +187,28 @@ class Services(_Lazily):
         return SimulatorLedger(self.dynamodb, self.settings.simulator_table)
 
     @lazy
+    def simulator_outbox(self) -> SimulatorOutbox:
+        from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
+
+        return SimulatorOutbox(self.simulator_ledger, clock=self.business_time)
+
+    @lazy
+    def simulator_customer(self) -> SimulatorCustomer:
+        from chalicelib.connectors.simulator_customer import SimulatorCustomer
+
+        return SimulatorCustomer(
+            self.simulator_ledger, self.simulator_outbox, clock=self.business_time
+        )
+
+    @lazy
+    def simulator(self) -> SimulatorService:
+        from chalicelib.services.simulator import SimulatorService
+
+        return SimulatorService(
+            self.simulator_customer, self.simulator_outbox, self.connectors, self.payment_intents
+        )
+
+    @lazy
     def ledger_store(self) -> LedgerStore:
         from chalicelib.dal.ledger import LedgerStore
 
@@ -223,6 +248,8 @@ class Services(_Lazily):
                 settings.adyen_checkout_base,
             ),
             psp_events=self.psp_event_store,
+            simulator_customer=self.simulator_customer,
+            clock=self.business_time,
         )
 
     @lazy
@@ -235,6 +262,7 @@ class Services(_Lazily):
                 stripe=self.settings.stripe_webhook_secret,
                 razorpay=self.settings.razorpay_webhook_secret,
                 adyen=self.settings.adyen_hmac_key,
+                simulator=self.settings.simulator_webhook_secret,
             ),
             self.psp_event_store,
             self.payment_intents,

@@ -95,6 +95,11 @@ class Settings(BaseModel):
     https://checkout-test.adyen.com/v72 (the default); tests point it at a local fake."""
     adyen_hmac_key: str | None = Field(default=None, alias="ADYEN_HMAC_KEY")
     """The HMAC key (hex) of Adyen's webhook to POST /v1/psp_webhooks/adyen."""
+    simulator_webhook_secret: str | None = Field(
+        default=None, alias="PAYFLOW_SIMULATOR_WEBHOOK_SECRET"
+    )
+    """What the simulator signs its own webhooks to POST /v1/psp_webhooks/simulator with (the
+    sandbox sets one; unset: PayFlow refuses them and the simulator keeps them pending)."""
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
     log_level: str = Field(default="INFO", alias="PAYFLOW_LOG_LEVEL")

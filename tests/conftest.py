@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -151,6 +152,27 @@ class Api:
 @pytest.fixture
 def api(api_url: str, merchant: dict) -> Api:
     return Api(api_url, merchant["secret_key"])
+
+
+@pytest.fixture
+def business_clock(api_url: str) -> Iterator[Callable[[int], None]]:
+    """`advance(seconds)` sets the sandbox's business clock that far ahead of now (what UPI
+    expiry and `created` times read; never the wall clock); the test's end puts it back."""
+
+    def admin(data: dict[str, str]) -> requests.Response:
+        return requests.post(
+            f"{api_url}/v1/sandbox/clock",
+            data=data,
+            headers={"Authorization": f"Bearer {ADMIN_KEY}"},
+            timeout=10,
+        )
+
+    def advance(seconds: int) -> None:
+        response = admin({"now": str(int(time.time()) + seconds)})
+        assert response.status_code == 200, response.text
+
+    yield advance
+    admin({"reset": "true"})
 
 
 # -- conformance: every body the suite receives validates against Stripe's schemas ------------

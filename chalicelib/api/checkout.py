@@ -1,4 +1,5 @@
-"""payflow.js and PayFlow's checkout frames (/js/v1/...), and the sandbox's 3-D Secure page.
+"""payflow.js and PayFlow's checkout frames (/js/v1/...), and the sandbox's 3-D Secure page and
+its page for a customer the simulator waits for (UPI QR code or collect request, the wallet).
 
 The files are built by `make` from clients/js/ into chalicelib/static/js/v1/, which `chalice
 package` ships with the code. They are read when first asked for, never at import. A merchant's
@@ -37,12 +38,13 @@ _FRAME_CSP: Final = (
     "img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors *"
 )
 _CHALLENGE: Final = "challenge.html"
+_CUSTOMER: Final = "customer.html"
 
 
 @bp.route("/js/v1/{asset}", methods=["GET"])
 def checkout_asset(asset: str) -> Response:
     """payflow.js, the payment element's frame (elements.html) and their scripts and styles."""
-    if not _ASSET.fullmatch(asset) or asset == _CHALLENGE:
+    if not _ASSET.fullmatch(asset) or asset in (_CHALLENGE, _CUSTOMER):
         return not_found(f"No such payflow.js asset: '{asset[:64]}'", param="asset")
     return _serve(asset)
 
@@ -60,10 +62,18 @@ def setup_challenge_page(intent: str) -> Response:
     return _challenge(intent)
 
 
-def _challenge(intent: str) -> Response:
+@bp.route("/v1/sandbox/payment_intents/{intent}/customer_action", methods=["GET"])
+def customer_action_page(intent: str) -> Response:
+    """The customer's side of a payment the simulator waits for (sandbox only): the UPI QR code
+    and deep link, a collect request's countdown, or PayFlow Wallet's approval, with Approve
+    and Refuse standing in for the customer's phone. Reads `client_secret` and `key`."""
+    return _challenge(intent, _CUSTOMER)
+
+
+def _challenge(intent: str, page: str = _CHALLENGE) -> Response:
     if not _ID.fullmatch(intent):
         return not_found(f"No such intent: '{intent[:255]}'", param="intent")
-    return _serve(_CHALLENGE)
+    return _serve(page)
 
 
 def _serve(name: str) -> Response:

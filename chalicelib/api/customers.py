@@ -108,6 +108,7 @@ def create_payment_method(call: ApiCall) -> Outcome:
         call.context,
         type=params.type,
         card=params.card.model_dump() if params.card else None,
+        vpa=params.upi.vpa if params.upi else None,
         billing_details=(
             params.billing_details.model_dump(exclude_unset=True)
             if params.billing_details

@@ -99,6 +99,7 @@ _CONTENT: Final[dict[tuple[str, str], list[str]]] = {
     ("GET", "/js/v1/{asset}"): ["text/javascript", "text/html", "text/css"],
     ("GET", "/v1/sandbox/payment_intents/{intent}/authenticate"): ["text/html"],
     ("GET", "/v1/sandbox/setup_intents/{intent}/authenticate"): ["text/html"],
+    ("GET", "/v1/sandbox/payment_intents/{intent}/customer_action"): ["text/html"],
 }
 
 _ERRORS: Final[dict[str, str]] = {

@@ -438,6 +438,11 @@ class UpdateConnector(Params):
     )
     lookup_fails: Boolean | None = None
     refund_decline_rate: Rate | None = None
+    webhook_reorder: Boolean | None = None
+    webhook_duplicate_rate: Rate | None = None
+    upi_intent_expiry_seconds: Annotated[int, Field(ge=1, le=86_400)] | None = None
+    upi_collect_expiry_seconds: Annotated[int, Field(ge=1, le=86_400)] | None = None
+    wallet_expiry_seconds: Annotated[int, Field(ge=1, le=86_400)] | None = None
 
 
 class SetRouting(Params):
@@ -560,6 +565,13 @@ class CompleteAuthentication(ClientParams):
     """The customer's answer; a browser (the 3-D Secure page) sends the client_secret."""
 
     outcome: Literal["succeeded", "failed"] = "succeeded"
+
+
+class DecideCustomerAction(ClientParams):
+    """The customer's answer at the simulator (their UPI app, the wallet's page); a browser
+    sends the client_secret."""
+
+    outcome: Literal["approve", "refuse"]
 
 
 # -- webhook endpoints, deliveries and events ---------------------------------------------------
@@ -707,9 +719,21 @@ class CardParams(Nested):
     cvc: CardField | None = None
 
 
+Vpa = Annotated[str, Field(max_length=255)]
+
+
+class UpiParams(Nested):
+    """`upi[vpa]`: the customer's virtual payment address, for a collect request (checked by
+    chalicelib.domain.payment_methods.checked_vpa). Without it, a UPI payment is an intent: a
+    QR code and deep link the customer's UPI app opens."""
+
+    vpa: Vpa | None = None
+
+
 class CreatePaymentMethod(Params):
     type: Literal["card", "upi"]
     card: CardParams | None = None
+    upi: UpiParams | None = None
     billing_details: BillingDetailsParams | None = None
     metadata: Metadata = None
     allow_redisplay: AllowRedisplay | None = None

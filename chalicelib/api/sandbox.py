@@ -116,6 +116,34 @@ def simulate_dispute(call: ApiCall, charge: str) -> dict[str, Any]:
     )
 
 
+@bp.route(
+    "/v1/sandbox/payment_intents/{intent}/customer_action",
+    methods=["POST"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params="DecideCustomerAction", auth="client")
+def decide_customer_action(call: ApiCall, intent: str) -> dict[str, Any]:
+    """Plays the customer at the simulator for a PaymentIntent that waits for them (a UPI QR
+    code or collect request, a wallet's approval): approve or refuse, with the secret key, or a
+    publishable key and the client_secret (PayFlow's page for the customer). The PaymentIntent
+    moves when the simulator's webhook arrives."""
+    from chalicelib.connectors.simulator_customer import Decision
+
+    if call.publishable or call.params.client_secret is not None:
+        pi = services().payment_intents.retrieve(call.merchant_id, intent)
+        require_client_secret(call, pi.client_secret, call.params.client_secret)
+    decision = Decision.APPROVED if call.params.outcome == "approve" else Decision.REFUSED
+    return services().simulator.decide(call.merchant_id, intent, decision)
+
+
+@bp.route("/v1/sandbox/simulator/sweep", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="Params", auth="admin")
+def sweep_simulator(call: ApiCall) -> dict[str, Any]:
+    """Expire now every customer action whose time is up by the business clock (the sandbox's
+    poller does this every fraction of a second; this is for scripts)."""
+    return {"object": "simulator_sweep", "expired": services().simulator.expire_due()}
+
+
 @bp.route("/v1/sandbox/clock", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, params="SetClock", auth="admin")
 def set_clock(call: ApiCall) -> dict[str, Any]:

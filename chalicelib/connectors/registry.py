@@ -18,6 +18,7 @@ from chalicelib.connectors.adyen_connector import AdyenAccount, AdyenConnector, 
 from chalicelib.connectors.base import Connector
 from chalicelib.connectors.razorpay_connector import RazorpayAccount, RazorpayConnector
 from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
+from chalicelib.connectors.simulator_customer import SimulatorCustomer
 from chalicelib.connectors.stripe_connector import StripeConnector
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.dal.psp_events import PspEventStore
@@ -57,9 +58,11 @@ class ConnectorRegistry:
         razorpay: RazorpayAccount | None = None,
         adyen: AdyenAccount | None = None,
         psp_events: PspEventStore | None = None,
+        simulator_customer: SimulatorCustomer | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
+        self._simulator_customer = simulator_customer
         self.defaults = defaults
         self._state = state
         self._ledger = ledger
@@ -140,6 +143,7 @@ class ConnectorRegistry:
             timeout_ms=config.timeout_ms,
             clock=self._clock,
             sleep=self._sleep,
+            customer=self._simulator_customer,
         )
 
     def _notifications(self, connector_id: str) -> Notifications:

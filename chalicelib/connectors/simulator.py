@@ -33,9 +33,16 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
 )
+from chalicelib.connectors.simulator_customer import (
+    ACTIONS,
+    CustomerAction,
+    SimulatorCustomer,
+    next_action,
+)
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.test_cards import TestBehaviour, describe
+from chalicelib.errors import UnexpectedState
 
 AUTHENTICATION_FAILED = Decline(
     "payment_intent_authentication_failure",
@@ -70,6 +77,16 @@ class SimulatorSettings(BaseModel):
     work): the orchestration's Reconcile cannot tell whether a timed-out call charged."""
     refund_decline_rate: float = Field(default=0.0, ge=0, le=1)
     """Share of refunds the simulated PSP refuses (failure_reason "declined")."""
+    webhook_reorder: bool = False
+    """Deliver each batch of the simulator's webhooks shuffled (drawn from `seed`)."""
+    webhook_duplicate_rate: float = Field(default=0.0, ge=0, le=1)
+    """Share of the simulator's webhooks delivered twice."""
+    upi_intent_expiry_seconds: int = Field(default=600, ge=1, le=86_400)
+    """How long a UPI intent (QR code, deep link) waits for the customer's app."""
+    upi_collect_expiry_seconds: int = Field(default=480, ge=1, le=86_400)
+    """How long a UPI collect request waits on the customer's phone."""
+    wallet_expiry_seconds: int = Field(default=600, ge=1, le=86_400)
+    """How long a wallet approval page waits for the customer."""
 
     @model_validator(mode="after")
     def _ranges(self) -> SimulatorSettings:
@@ -93,8 +110,10 @@ class SimulatorConnector(Connector):
         timeout_ms: int = 5000,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
+        customer: SimulatorCustomer | None = None,
     ) -> None:
         self.id = connector_id
+        self._customer = customer
         self._ledger = ledger
         self._settings = settings
         self._take_scripted_failure = take_scripted_failure
@@ -116,6 +135,10 @@ class SimulatorConnector(Connector):
             status = AuthorizationStatus.DECLINED
             decline = Decline(pm.code or "card_declined", pm.message or "", pm.decline_code)
         elif pm is not None and _asks_to_authenticate(pm.behaviour, request):
+            status = AuthorizationStatus.REQUIRES_ACTION
+        elif pm is not None and pm.behaviour == TestBehaviour.AWAIT_CUSTOMER:
+            if self._customer is None:
+                raise ConnectorUnavailable(f"{self.id} cannot wait for customers here")
             status = AuthorizationStatus.REQUIRES_ACTION
         elif rng.random() < settings.decline_rate:
             status, decline = AuthorizationStatus.DECLINED, RANDOM_DECLINE
@@ -147,6 +170,20 @@ class SimulatorConnector(Connector):
         self._ledger.record_once(
             "reference", record["psp_reference"], {"payment_method": request.payment_method}
         )
+        action = ACTIONS.get(request.payment_method)
+        if (
+            action is not None
+            and self._customer is not None
+            and record["status"] == "requires_action"
+        ):
+            self._customer.open(
+                self.id,
+                action,
+                request,
+                psp_reference=record["psp_reference"],
+                charge_id=record["charge_id"],
+                ttl_seconds=_ttl(action, settings),
+            )
         if timed_out:
             # The PSP did the work, but its answer never reached us.
             raise PspTimeout(f"{self.id} did not answer within {self._timeout_ms} ms")
@@ -161,6 +198,11 @@ class SimulatorConnector(Connector):
     def complete_action(
         self, psp_reference: str, *, succeeded: bool, capture: bool, idempotency_key: str
     ) -> AuthorizationResult:
+        if self._ledger.find("action", psp_reference) is not None:
+            raise UnexpectedState(
+                "This payment waits for its customer's UPI app or wallet, not for 3-D Secure: "
+                "use POST /v1/sandbox/payment_intents/{id}/customer_action."
+            )
         status = AuthorizationStatus.AUTHORIZED if succeeded else AuthorizationStatus.DECLINED
         record = self._ledger.record_once(
             "authenticate",
@@ -255,13 +297,22 @@ class SimulatorConnector(Connector):
             self._sleep(latency / 1000)
         return rng, settings, lost_answer
 
-    @staticmethod
-    def _result(record: dict[str, Any]) -> AuthorizationResult:
+    def _result(self, record: dict[str, Any]) -> AuthorizationResult:
         status = AuthorizationStatus(record["status"])
         decline = Decline(**record["decline"]) if record.get("decline") else None
-        next_action = None
-        if status == AuthorizationStatus.REQUIRES_ACTION:
-            next_action = {
+        action = (
+            self._ledger.find("action", record["psp_reference"])
+            if (
+                status == AuthorizationStatus.REQUIRES_ACTION
+                and record.get("payment_method") in ACTIONS
+            )
+            else None
+        )
+        waiting: dict[str, Any] | None = None
+        if action is not None:
+            waiting = next_action(CustomerAction(action["action"]), action)
+        elif status == AuthorizationStatus.REQUIRES_ACTION:
+            waiting = {
                 "type": "use_stripe_sdk",
                 "use_stripe_sdk": {
                     "type": "three_d_secure_redirect",
@@ -273,8 +324,17 @@ class SimulatorConnector(Connector):
             psp_reference=record["psp_reference"],
             charge_id=record["charge_id"],
             decline=decline if status == AuthorizationStatus.DECLINED else None,
-            next_action=next_action,
+            next_action=waiting,
         )
+
+
+def _ttl(action: CustomerAction, settings: SimulatorSettings) -> int:
+    """How long the customer has (the simulator's settings, changeable at run time)."""
+    return {
+        CustomerAction.UPI_INTENT: settings.upi_intent_expiry_seconds,
+        CustomerAction.UPI_COLLECT: settings.upi_collect_expiry_seconds,
+        CustomerAction.WALLET: settings.wallet_expiry_seconds,
+    }[action]
 
 
 def _asks_to_authenticate(behaviour: TestBehaviour, request: AuthorizationRequest) -> bool:

@@ -3,6 +3,10 @@
 A real PSP keeps its own record of what it charged, deduplicated by the idempotency key its
 caller sends. The simulator does the same with conditional puts: `pk` = `<operation>#<key>`.
 That record is what tests read to prove that nothing was charged twice.
+
+Two small sets, each one item (`set#<name>`), name what is still pending so that a sweep reads
+one item rather than scanning the table: the customer actions still waiting (UPI requests,
+wallet approvals) and the simulator's webhooks not yet delivered.
 """
 
 from __future__ import annotations
@@ -51,7 +55,46 @@ class SimulatorLedger:
         )
         return int(from_attrs(response["Attributes"])["calls"])
 
+    def update(self, operation: str, key: str, changes: dict[str, Any]) -> None:
+        """Set `changes` on a stored record (delivery bookkeeping, never what was charged)."""
+        names = {f"#f{i}": name for i, name in enumerate(changes)}
+        values = {f":v{i}": value for i, value in enumerate(changes.values())}
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"{operation}#{key}"}),
+            UpdateExpression="SET "
+            + ", ".join(f"{n} = {v}" for n, v in zip(names, values, strict=True)),
+            ExpressionAttributeNames=names,
+            ExpressionAttributeValues=to_attrs(values),
+        )
+
+    def add_pending(self, name: str, member: str) -> None:
+        """Put `member` in the pending set `name` (adding it twice keeps one)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"set#{name}"}),
+            UpdateExpression="ADD members :m",
+            ExpressionAttributeValues={":m": {"SS": [member]}},
+        )
+
+    def remove_pending(self, name: str, member: str) -> None:
+        """Take `member` out of the pending set `name` (a member not there is no error)."""
+        self._client.update_item(
+            TableName=self._table,
+            Key=to_attrs({"pk": f"set#{name}"}),
+            UpdateExpression="DELETE members :m",
+            ExpressionAttributeValues={":m": {"SS": [member]}},
+        )
+
+    def pending(self, name: str) -> set[str]:
+        """The members of the pending set `name`."""
+        response = self._client.get_item(
+            TableName=self._table, Key=to_attrs({"pk": f"set#{name}"}), ConsistentRead=True
+        )
+        return set(response.get("Item", {}).get("members", {}).get("SS", []))
+
     def find(self, operation: str, key: str) -> dict[str, Any] | None:
+        """The record stored under (operation, key), or None."""
         response = self._client.get_item(
             TableName=self._table, Key=to_attrs({"pk": f"{operation}#{key}"}), ConsistentRead=True
         )

@@ -452,12 +452,24 @@ def authorized(
     return _moved(pi, status=S.SUCCEEDED, amount_received=pi.amount, amount_capturable=0, **common)
 
 
+CUSTOMER_ACTION_TYPES = frozenset(
+    {"upi_handle_redirect_or_display_qr_code", "upi_await_notification"}
+)
+"""next_action types the customer completes in their UPI app, never by a redirect."""
+
+
 def requires_action(
     pi: PaymentIntent, *, connector: str, psp_reference: str, next_action: dict[str, Any]
 ) -> PaymentIntent:
-    """The PSP wants the customer to authenticate before it authorizes. With a return_url
-    the customer is sent to the authentication step and back, as Stripe's redirect does."""
-    if pi.return_url:
+    """The PSP wants the customer to authenticate (or approve, in a UPI app or a wallet)
+    before it authorizes. With a return_url a 3-D Secure customer is sent to the
+    authentication step and back, as Stripe's redirect does; a PSP's own redirect (a wallet's
+    page) brings them back to it too. A UPI next_action stays as the PSP gave it."""
+    kind = next_action.get("type")
+    waits_for_customer = kind in CUSTOMER_ACTION_TYPES or str(
+        (next_action.get("redirect_to_url") or {}).get("url", "")
+    ).endswith("/customer_action")
+    if pi.return_url and not waits_for_customer:
         next_action = {
             "type": "redirect_to_url",
             "redirect_to_url": {
@@ -465,6 +477,10 @@ def requires_action(
                 "url": f"/v1/sandbox/payment_intents/{pi.id}/authenticate",
             },
         }
+    elif kind == "redirect_to_url" and not next_action["redirect_to_url"].get("return_url"):
+        # The wallet's page sends the customer back where the merchant asked.
+        redirect = {**next_action["redirect_to_url"], "return_url": pi.return_url}
+        next_action = {**next_action, "redirect_to_url": redirect}
     return _moved(
         pi,
         status=S.REQUIRES_ACTION,

@@ -7,6 +7,7 @@ itself and is never stored, and the id of a PaymentMethod made from a test token
 
 from __future__ import annotations
 
+import re
 from enum import StrEnum
 from typing import Any
 
@@ -48,6 +49,9 @@ class PaymentMethod(BaseModel):
     exp_month: int | None = None
     exp_year: int | None = None
     """The expiry the customer typed (payflow.js); None for a test token: the fixed date."""
+    vpa: str | None = None
+    """A UPI method's virtual payment address (a collect request goes there); None for an
+    intent, paid from whichever UPI app scans the QR code."""
     version: int = 1
 
     @property
@@ -74,8 +78,10 @@ class PaymentMethod(BaseModel):
         }
         if self.type == "card":
             body["card"] = card_details(self.test_card, self.exp_month, self.exp_year)
-        else:
+        elif self.card == "pm_upi_success":
             body["upi"] = {"vpa": "success@upi"}
+        else:
+            body["upi"] = {"vpa": self.vpa}
         return body
 
 
@@ -158,9 +164,11 @@ def made_from(
     metadata: dict[str, str] | None = None,
     allow_redisplay: AllowRedisplay | None = None,
     expiry: tuple[int, int] | None = None,
+    vpa: str | None = None,
 ) -> PaymentMethod:
     """A new PaymentMethod for a test card or token, or for card details typed into
-    payflow.js (`expiry`: their month and year) (`POST /v1/payment_methods`)."""
+    payflow.js (`expiry`: their month and year), or a UPI method (`vpa` for a collect
+    request) (`POST /v1/payment_methods`)."""
     return PaymentMethod(
         id=id,
         merchant_id=merchant_id,
@@ -171,7 +179,24 @@ def made_from(
         allow_redisplay=allow_redisplay or AllowRedisplay.UNSPECIFIED,
         exp_month=expiry[0] if expiry else None,
         exp_year=expiry[1] if expiry else None,
+        vpa=vpa,
     )
+
+
+VPA = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{1,255}@[A-Za-z][A-Za-z0-9]{1,63}")
+"""A virtual payment address as NPCI forms them: a handle, `@`, the payment service's name."""
+
+
+def checked_vpa(vpa: str) -> str:
+    """`vpa` if it is a well-formed VPA; Stripe's error for a malformed one otherwise."""
+    if not VPA.fullmatch(vpa):
+        raise InvalidRequestError(
+            f"'{vpa[:64]}' is not a valid UPI VPA: it looks like name@bank (for example "
+            "customer@okaxis).",
+            code="payment_method_invalid_parameter",
+            param="upi[vpa]",
+        )
+    return vpa
 
 
 def attached(pm: PaymentMethod, customer: str) -> PaymentMethod:

@@ -24,6 +24,9 @@ class TestBehaviour(StrEnum):
     AUTHENTICATE_UNLESS_SET_UP = "authenticate_unless_set_up"
     """3-D Secure required on session and when set up; off-session payments of a card set up for
     future use go through (Stripe's 4000 0025 0000 3155)."""
+    AWAIT_CUSTOMER = "await_customer"
+    """The customer approves or refuses away from PayFlow (a UPI app, a wallet's page); the
+    PSP's webhook says which, or that they did nothing until the request expired."""
 
 
 class Funding(StrEnum):
@@ -191,6 +194,21 @@ TEST_PAYMENT_METHODS: dict[str, TestCard] = {
         ),
         TestCard("pm_upi_success", "upi", "upi", "", TestBehaviour.SUCCEED),
         TestCard("pm_wallet_success", "wallet", "wallet", "", TestBehaviour.SUCCEED),
+        # What `type=upi` PaymentMethods charge: with upi[vpa] a collect request, else an
+        # intent (QR code and deep link); and the wallet's approval page, and its decline.
+        TestCard("pm_upi_intent", "upi", "upi", "", TestBehaviour.AWAIT_CUSTOMER),
+        TestCard("pm_upi_collect", "upi", "upi", "", TestBehaviour.AWAIT_CUSTOMER),
+        TestCard("pm_wallet", "wallet", "wallet", "", TestBehaviour.AWAIT_CUSTOMER),
+        TestCard(
+            "pm_wallet_declined",
+            "wallet",
+            "wallet",
+            "",
+            TestBehaviour.DECLINE,
+            code="payment_method_provider_decline",
+            decline_code="insufficient_funds",
+            message="The wallet declined the payment: its balance does not cover it.",
+        ),
     ]
 }
 

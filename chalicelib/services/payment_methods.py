@@ -20,8 +20,9 @@ from chalicelib.services.resources import Resource, Resources
 _TYPED = ("number", "exp_month", "exp_year", "cvc")
 
 
-def _upi() -> TestCard:
-    card = describe("pm_upi_success")
+def _upi(vpa: str | None) -> TestCard:
+    """What a UPI method charges: a collect request to its VPA, else an intent (QR code)."""
+    card = describe("pm_upi_collect" if vpa else "pm_upi_intent")
     assert card is not None
     return card
 
@@ -103,11 +104,17 @@ class PaymentMethodService:
         metadata: dict[str, str] | None,
         allow_redisplay: AllowRedisplay | None,
         publishable: bool = False,
+        vpa: str | None = None,
     ) -> Outcome:
         """`POST /v1/payment_methods`: `type=card` with `card[token]` (a test token such as
         `tok_visa`, or a test card id such as `pm_card_visa`), or, with a publishable key (the
-        browser, payflow.js), a test card's number, expiry and CVC."""
-        test_card, expiry = self._card_of(type, card or {}, publishable)
+        browser, payflow.js), a test card's number, expiry and CVC; `type=upi`, with
+        `upi[vpa]` for a collect request."""
+        if vpa is not None and type != "upi":
+            raise ParameterInvalid("upi[vpa] is for a upi PaymentMethod only.", param="upi[vpa]")
+        if vpa is not None:
+            vpa = rules.checked_vpa(vpa)
+        test_card, expiry = self._card_of(type, card or {}, publishable, vpa)
         pm_id = ctx.claim.object_id if ctx.claim else new_id("pm")
         if ctx.claim is not None and ctx.claim.taken_over:
             existing = self._r.find(PAYMENT_METHODS, merchant_id, pm_id)
@@ -122,13 +129,14 @@ class PaymentMethodService:
             metadata={k: v for k, v in (metadata or {}).items() if v != ""},
             allow_redisplay=allow_redisplay,
             expiry=expiry,
+            vpa=vpa,
         )
         batch = WriteBatch()
         self._r.add_new(batch, PAYMENT_METHODS, pm)
         return self._r.committer.commit(ctx, batch, Outcome(200, pm.to_api()))
 
     def _card_of(
-        self, type: str, card: dict[str, Any], publishable: bool
+        self, type: str, card: dict[str, Any], publishable: bool, vpa: str | None = None
     ) -> tuple[TestCard, tuple[int, int] | None]:
         """The test card a creation names, and the expiry typed with it, if any."""
         token, number = card.get("token"), card.get("number")
@@ -136,7 +144,7 @@ class PaymentMethodService:
         if type == "upi":
             if token or typed:
                 raise ParameterInvalid("A upi PaymentMethod takes no card details.", param="card")
-            return _upi(), None
+            return _upi(vpa), None
         if token and typed:
             raise ParameterInvalid(
                 "Pass either card[token] or the card's details, not both.",

@@ -15,7 +15,12 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.connectors import adyen_connector, razorpay_connector, stripe_connector
+from chalicelib.connectors import (
+    adyen_connector,
+    razorpay_connector,
+    simulator_webhooks,
+    stripe_connector,
+)
 from chalicelib.dal.psp_events import PspEventStore
 from chalicelib.domain.disputes import EVIDENCE_DAYS, DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import PspEvent, PspOutcome, connector_of
@@ -33,6 +38,7 @@ VERIFIERS: dict[ConnectorKind, Verifier] = {
     ConnectorKind.STRIPE: stripe_connector.webhook_events,
     ConnectorKind.RAZORPAY: razorpay_connector.webhook_events,
     ConnectorKind.ADYEN: adyen_connector.webhook_events,
+    ConnectorKind.SIMULATOR: simulator_webhooks.webhook_events,
 }
 """How each provider's webhooks are verified and read (next to its connector)."""
 
@@ -47,12 +53,15 @@ class WebhookSecrets:
     """RAZORPAY_WEBHOOK_SECRET: the secret set on the Razorpay webhook."""
     adyen: str | None = None
     """ADYEN_HMAC_KEY: the webhook's HMAC key (hex), from Adyen's Customer Area."""
+    simulator: str | None = None
+    """PAYFLOW_SIMULATOR_WEBHOOK_SECRET: what the simulator signs its own webhooks with."""
 
     def for_kind(self, kind: ConnectorKind) -> str | None:
         return {
             ConnectorKind.STRIPE: self.stripe,
             ConnectorKind.RAZORPAY: self.razorpay,
             ConnectorKind.ADYEN: self.adyen,
+            ConnectorKind.SIMULATOR: self.simulator,
         }.get(kind)
 
 
@@ -84,8 +93,8 @@ class PspEventService:
         try:
             kind = ConnectorKind(connector_id)
         except ValueError:
-            kind = ConnectorKind.SIMULATOR
-        if kind not in VERIFIERS:
+            kind = None
+        if kind is None or kind not in VERIFIERS:
             raise ResourceMissing(
                 f"No provider receives webhooks as '{connector_id}'.", param="connector"
             )

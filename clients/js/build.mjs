@@ -11,7 +11,7 @@ const out = join(here, "..", "..", "chalicelib", "static", "js", "v1");
 mkdirSync(out, { recursive: true });
 
 await build({
-  entryPoints: ["payflow", "elements", "challenge"].map((name) => join(here, "src", `${name}.ts`)),
+  entryPoints: ["payflow", "elements", "challenge", "customer"].map((name) => join(here, "src", `${name}.ts`)),
   outdir: out,
   bundle: true,
   format: "iife",
@@ -21,7 +21,7 @@ await build({
   legalComments: "none",
   logLevel: "warning",
 });
-for (const page of ["elements.html", "challenge.html", "frames.css"]) {
+for (const page of ["elements.html", "challenge.html", "customer.html", "frames.css"]) {
   copyFileSync(join(here, "pages", page), join(out, page));
 }
 console.log(`payflow.js built into ${out}`);

@@ -36,6 +36,11 @@ FILES = {
 }
 ITEM = {"name": "PayFlow sandbox T-shirt", "amount": 2000, "currency": "eur"}
 """What the shop sells: the server, not the browser, decides what is charged."""
+PRICES = {"eur": 2000, "inr": 179900}
+"""The item's price in each currency the shop takes (minor units)."""
+METHODS = {"eur": ["card"], "inr": ["card", "upi"]}
+"""What the PaymentIntent accepts in each currency: UPI is for rupees. PayFlow Wallet pays as
+a card (like Google Pay), so "card" covers it."""
 
 
 @dataclass(frozen=True)
@@ -58,7 +63,12 @@ class Shop:
     received: list[Received] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
-    def payflow(self, method: str, path: str, params: dict[str, str] | None = None) -> Any:
+    def payflow(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | list[tuple[str, str]] | None = None,
+    ) -> Any:
         """PayFlow's API with the secret key, in Stripe's form encoding."""
         data = urllib.parse.urlencode(params or {}).encode() if method == "POST" else None
         request = urllib.request.Request(self.api + path, data=data, method=method)
@@ -93,15 +103,22 @@ class Handler(BaseHTTPRequestHandler):
         if self.path != "/create-payment-intent":
             self._send(404, "text/plain", b"not found")
             return
+        try:
+            asked = json.loads(body or "{}").get("currency", ITEM["currency"])
+        except (ValueError, AttributeError):
+            asked = None
+        if asked not in PRICES:
+            self._send(400, "application/json", b'{"error": {"message": "No such currency."}}')
+            return
         intent = self.shop.payflow(
             "POST",
             "/v1/payment_intents",
-            {
-                "amount": str(ITEM["amount"]),
-                "currency": str(ITEM["currency"]),
-                "description": str(ITEM["name"]),
-                "payment_method_types[]": "card",
-            },
+            [
+                ("amount", str(PRICES[asked])),
+                ("currency", asked),
+                ("description", str(ITEM["name"])),
+                *(("payment_method_types[]", method) for method in METHODS[asked]),
+            ],
         )
         if "error" in intent:
             self._send(502, "application/json", json.dumps(intent).encode())

@@ -29,6 +29,7 @@ from payflow.sandbox.provision import (
     resolve_environment,
 )
 from payflow.sandbox.serving import PortInUseError
+from payflow.sandbox.simulator_pollers import SIMULATOR_WEBHOOK_SECRET, SimulatorPoller
 
 logger = logging.getLogger("payflow.sandbox")
 
@@ -102,6 +103,7 @@ class Sandbox:
         self.aws: EmbeddedAws | None = None
         self.api: ApiServer | None = None
         self.pollers = PollerGroup()
+        self.simulator_pollers = PollerGroup()
         self.provisioned: Provisioned | None = None
         self.demo_merchant: dict[str, Any] | None = None
         self.restored: dict[str, Any] = {}
@@ -188,10 +190,15 @@ class Sandbox:
             # Now that the handlers can answer: executions a stop cut off run again.
             self.aws.resume_executions()
         self.api = ApiServer(app, config.host, config.api_port).start()
+        # The simulator PSP's own clock and webhooks, sent to the API just started.
+        self.simulator_pollers = PollerGroup(
+            [SimulatorPoller(self.api.url, os.environ["PAYFLOW_SIMULATOR_WEBHOOK_SECRET"])]
+        ).start()
         self._write_running_file()
         return self
 
     def stop(self) -> None:
+        self.simulator_pollers.stop()
         if self.api is not None:
             self.api.stop()
         self.pollers.stop()
@@ -249,6 +256,10 @@ class Sandbox:
                     "PAYFLOW_AVAILABILITY_DELAY_SECONDS", "0"
                 ),
                 "PAYFLOW_WEBHOOK_RETRY_SCHEDULE": self.webhook_retry_schedule,
+                # The simulator signs its webhooks to /v1/psp_webhooks/simulator with this.
+                "PAYFLOW_SIMULATOR_WEBHOOK_SECRET": os.environ.get(
+                    "PAYFLOW_SIMULATOR_WEBHOOK_SECRET", SIMULATOR_WEBHOOK_SECRET
+                ),
                 # Metrics aggregated in-process (/v1/sandbox/metrics, /metrics); no X-Ray here.
                 "PAYFLOW_METRICS_SINK": os.environ.get("PAYFLOW_METRICS_SINK", "memory"),
                 "PAYFLOW_TRACING": "false",

@@ -265,3 +265,122 @@ def test_confirm_setup_saves_a_card_after_3d_secure(page: Any, shop: Any, api: A
     assert result["setupIntent"]["status"] == "succeeded", result
     saved = api.get(f"/v1/customers/{customer['id']}/payment_methods").json()["data"]
     assert [m["card"]["last4"] for m in saved] == ["3155"]
+
+
+# -- UPI and PayFlow Wallet: the shop in rupees, payflow.js's UPI and wallet choices, and PayFlow's
+# page for the customer (the QR code, the collect request, the wallet's approval). The outcome
+# reaches the PaymentIntent by the simulator's own webhook, as a real PSP's would; the page
+# follows it.
+
+
+def _open_in_rupees(page: Any, shop: Any, method: str) -> Any:
+    page.goto(shop.url + "/")
+    page.wait_for_selector("#pay:not([disabled])", timeout=TIMEOUT_MS)
+    page.select_option("#currency", "inr")
+    page.locator("#price").filter(has_text="₹1,799.00").wait_for(timeout=TIMEOUT_MS)
+    page.wait_for_selector("#pay:not([disabled])", timeout=TIMEOUT_MS)
+    frame = page.frame_locator("#payment-element iframe")
+    frame.locator(f".method[data-method={method}]").click()
+    return frame
+
+
+def _customer(page: Any) -> Any:
+    """PayFlow's page for the customer, in the SDK's modal."""
+    customer = page.frame_locator("[data-payflow=challenge] iframe")
+    customer.locator("#approve:not([disabled])").wait_for(timeout=TIMEOUT_MS)
+    return customer
+
+
+def test_a_upi_qr_code_approved_in_the_app_succeeds(page: Any, shop: Any, api: Api) -> None:
+    # Given the shop in rupees, UPI chosen, paying by QR code (the default)
+    frame = _open_in_rupees(page, shop, "upi")
+    assert frame.locator("#upi-intent").is_checked()
+    page.click("#pay")
+
+    # Then PayFlow's page shows the QR code, a upi://pay deep link and the time left
+    customer = _customer(page)
+    assert customer.locator("#title").text_content() == "Pay with UPI"
+    assert "₹1,799.00" in str(customer.locator("#summary").text_content())
+    assert customer.locator("#qr").is_visible()
+    width = customer.locator("#qr").evaluate("img => img.decode().then(() => img.naturalWidth)")
+    assert width > 0, "the QR code image loads"
+    link = str(customer.locator("#deeplink").get_attribute("href"))
+    assert re.match(r"upi://pay\?pa=payflow\.simulator%40upi&.*am=1799\.00&cu=INR", link), link
+    assert re.match(r"Expires in (10:00|9:5\d)", str(customer.locator("#expiry").text_content()))
+    screenshot(page, "checkout-upi-qr")
+
+    # When the customer approves in their UPI app
+    customer.locator("#approve").click()
+
+    # Then the simulator's webhook makes the payment succeed, and the shop says so
+    text = _message(page, "Payment succeeded")
+    pi = api.get(f"/v1/payment_intents/{_intent_id(text)}").json()
+    assert (pi["status"], pi["amount_received"], pi["currency"]) == ("succeeded", 179900, "inr")
+    assert api.get(f"/v1/payment_methods/{pi['payment_method']}").json()["type"] == "upi"
+    assert page.locator("[data-payflow=challenge]").count() == 0
+    assert page.console_errors == []
+
+
+def test_a_refused_collect_request_shows_the_customers_decline(page: Any, shop: Any) -> None:
+    frame = _open_in_rupees(page, shop, "upi")
+    frame.locator("#upi-collect").check()
+    # A UPI ID is checked as it is typed, and before anything is sent
+    frame.locator("#vpa").fill("cust omer")
+    assert "letters, digits" in str(frame.locator("#upi-error").text_content())
+    frame.locator("#vpa").fill("customer")
+    page.click("#pay")
+    assert "@" in _message(page, "UPI ID")
+    frame.locator("#vpa").fill("customer@okaxis")
+    assert frame.locator("#upi-error").text_content() == ""
+    page.click("#pay")
+
+    customer = _customer(page)
+    assert customer.locator("#title").text_content() == "Approve in your UPI app"
+    screenshot(page, "checkout-upi-collect")
+    customer.locator("#refuse").click()
+
+    assert "declined the UPI collect request" in _message(page, "declined")
+    screenshot(page, "checkout-upi-refused")
+    assert page.console_errors == []
+
+
+def test_a_collect_request_nobody_answers_expires(
+    page: Any, shop: Any, business_clock: Any
+) -> None:
+    frame = _open_in_rupees(page, shop, "upi")
+    frame.locator("#upi-collect").check()
+    frame.locator("#vpa").fill("silent@okhdfc")
+    page.click("#pay")
+    _customer(page)
+
+    # When the business clock passes the request's 480 seconds
+    business_clock(481)
+
+    # Then the simulator expires it and the shop tells the customer
+    assert "before it expired" in _message(page, "expired")
+    assert page.locator("[data-payflow=challenge]").count() == 0
+
+
+def test_the_wallet_approves_on_its_page_by_redirect(page: Any, shop: Any, api: Api) -> None:
+    frame = _open_in_rupees(page, shop, "wallet")
+    assert frame.locator("#wallet").is_visible()
+    page.select_option("#flow", "always")
+    page.click("#pay")
+
+    # The customer is sent to the wallet's approval page on PayFlow's origin
+    page.wait_for_url(re.compile(r"/customer_action\?"), timeout=TIMEOUT_MS)
+    page.locator("#approve:not([disabled])").wait_for(timeout=TIMEOUT_MS)
+    assert page.locator("#title").text_content() == "PayFlow Wallet"
+    screenshot(page, "checkout-wallet")
+    page.click("#approve")
+
+    # and back to the shop, whose server reads the payment: succeeded
+    page.wait_for_url(re.compile(r"/complete\?"), timeout=TIMEOUT_MS)
+    assert page.locator("#status").get_attribute("data-status") == "succeeded"
+
+
+def test_the_wallet_decline_is_shown_to_the_customer(page: Any, shop: Any) -> None:
+    _open_in_rupees(page, shop, "wallet")
+    page.click("#pay")
+    _customer(page).locator("#refuse").click()
+    assert "declined the payment on the wallet's page" in _message(page, "declined")

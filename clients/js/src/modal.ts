@@ -13,6 +13,7 @@ const STYLE = `
   .dialog { background: #fff; border-radius: 12px; width: min(440px, calc(100vw - 24px));
     box-shadow: 0 24px 60px rgba(0, 0, 0, .3); overflow: hidden; position: relative; }
   .challenge { height: min(360px, calc(100vh - 24px)); }
+  .challenge.tall { height: min(640px, calc(100vh - 24px)); }
   .challenge iframe { border: 0; width: 100%; height: 100%; display: block; }
   header { background: #635bff; color: #fff; padding: 18px 22px; }
   header h2 { margin: 0; font-size: 18px; }
@@ -52,11 +53,17 @@ function make<K extends keyof HTMLElementTagNameMap>(tag: K, attrs: Record<strin
 
 /** PayFlow's 3-D Secure page in a modal frame; resolves when the customer has answered it
  * (or closed it: the intent then still requires_action, which the caller reads). */
-export function showChallenge(apiOrigin: string, url: string): Promise<void> {
+export function showChallenge(
+  apiOrigin: string,
+  url: string,
+  title = "3-D Secure authentication",
+  tall = false,
+): Promise<void> {
   const { host, root } = overlay(2);
   const backdrop = make("div", { class: "backdrop", "data-payflow": "challenge" });
-  const dialog = make("div", { class: "dialog challenge", role: "dialog", "aria-label": "3-D Secure authentication" });
-  const frame = make("iframe", { title: "3-D Secure authentication", src: url });
+  // A QR code and its buttons need more room than a bank's two buttons.
+  const dialog = make("div", { class: tall ? "dialog challenge tall" : "dialog challenge", role: "dialog", "aria-label": title });
+  const frame = make("iframe", { title, src: url });
   const close = make("button", { class: "close", type: "button", "aria-label": "Close" }, "×");
   dialog.append(frame, close);
   backdrop.appendChild(dialog);

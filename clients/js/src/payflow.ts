@@ -21,6 +21,22 @@ import {
   type StripeError,
 } from "./protocol";
 import { showCheckout, showChallenge } from "./modal";
+import { customerActionOf } from "./upi";
+
+export type MethodType = "card" | "upi" | "wallet";
+
+export interface ElementOptions {
+  /** What the customer may choose in the element (PayFlow's option; default: card only). UPI
+   * offers a QR code for any UPI app or a collect request to a UPI ID; the wallet is approved
+   * on PayFlow Wallet's page. */
+  paymentMethodTypes?: MethodType[];
+}
+
+const TITLES = {
+  upi_intent: "Pay with UPI",
+  upi_collect: "Approve in your UPI app",
+  wallet: "PayFlow Wallet",
+};
 
 export interface PayFlowOptions {
   /** Where PayFlow's API answers; by default where payflow.js itself was loaded from. */
@@ -77,9 +93,10 @@ class Frame {
   constructor(
     private readonly client: PayFlowClient,
     role: "payment" | "controller",
+    methods: MethodType[] = ["card"],
   ) {
     this.iframe = document.createElement("iframe");
-    const hash = new URLSearchParams({ key: client.key, origin: location.origin, role });
+    const hash = new URLSearchParams({ key: client.key, origin: location.origin, role, methods: methods.join(",") });
     this.iframe.src = `${client.apiBase}${FRAME_PATH}#${hash}`;
     this.iframe.title = role === "payment" ? "Secure card payment input frame" : "PayFlow controller";
     this.iframe.setAttribute("allow", "payment");
@@ -124,19 +141,23 @@ class Frame {
   }
 }
 
-/** The payment element: card number, expiry and CVC in PayFlow's frame. */
+/** The payment element: card number, expiry and CVC in PayFlow's frame (and UPI and the
+ * wallet when the merchant offers them). */
 export class PaymentElement {
   private frame: Frame | null = null;
   private handlers = new Map<string, Handler[]>();
   complete = false;
 
-  constructor(private readonly client: PayFlowClient) {}
+  constructor(
+    private readonly client: PayFlowClient,
+    private readonly options: ElementOptions = {},
+  ) {}
 
   /** Put the element into the page at `target` (a CSS selector or an element). */
   mount(target: string | HTMLElement): this {
     const host = typeof target === "string" ? document.querySelector<HTMLElement>(target) : target;
     if (!host) throw new Error(`payflow.js: nothing matches ${String(target)} to mount the element in`);
-    const frame = new Frame(this.client, "payment");
+    const frame = new Frame(this.client, "payment", this.options.paymentMethodTypes);
     frame.iframe.style.cssText = "border:0;width:100%;height:150px;display:block;overflow:hidden;";
     frame.iframe.setAttribute("scrolling", "no");
     frame.onNotice((notice: Notice) => {
@@ -149,7 +170,7 @@ export class PaymentElement {
           complete: notice.complete,
           empty: notice.empty,
           error: notice.error,
-          value: { type: "card", brand: notice.brand },
+          value: { type: notice.method ?? "card", brand: notice.brand },
         });
       }
     });
@@ -199,9 +220,13 @@ export class Elements {
     readonly clientSecret: string,
   ) {}
 
-  create(type: "payment" | "card"): PaymentElement {
+  create(type: "payment" | "card", options: ElementOptions = {}): PaymentElement {
     if (type !== "payment" && type !== "card") throw new Error(`payflow.js: no element of type ${type}`);
-    this.element = new PaymentElement(this.client);
+    const methods = options.paymentMethodTypes ?? ["card"];
+    if (!methods.length || methods.some((m) => !["card", "upi", "wallet"].includes(m))) {
+      throw new Error(`payflow.js: paymentMethodTypes takes card, upi and wallet, not ${methods.join(",")}`);
+    }
+    this.element = new PaymentElement(this.client, type === "card" ? {} : options);
     return this.element;
   }
 
@@ -334,7 +359,11 @@ export class PayFlowClient {
         mode: "modal",
         origin: location.origin,
       });
-      await showChallenge(this.apiOrigin, url);
+      // A UPI app or the wallet's page answers later: PayFlow's page shows what the customer
+      // needs (QR code, deep link, countdown) and closes once the PSP's webhook has moved the
+      // intent on.
+      const waiting = customerActionOf(intent.next_action);
+      await showChallenge(this.apiOrigin, url, waiting ? TITLES[waiting.kind] : undefined, waiting?.kind === "upi_intent");
       const after = await this.retrieve(kind, clientSecret);
       if (after.error || !after.intent) return after;
       intent = after.intent;

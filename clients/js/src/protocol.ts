@@ -41,6 +41,8 @@ export type Notice =
       complete: boolean;
       empty: boolean;
       brand: string;
+      /** The method the customer chose in the element: card, upi or wallet. */
+      method?: string;
       error?: { type: string; code: string; message: string };
     }
   | { kind: "reply"; id: number; body?: Record<string, unknown>; error?: StripeError }
@@ -100,7 +102,8 @@ export function originOf(url: string): string {
   return new URL(url).origin;
 }
 
-/** Where the customer completes 3-D Secure: the intent's own next_action URL when it has one,
+/** Where the customer completes 3-D Secure, or approves in a UPI app or a wallet (PayFlow's
+ * page for that): the intent's own next_action URL when it has one,
  * else the sandbox's authenticate page for the intent, with what the page needs to act. */
 export function challengeUrl(
   apiBase: string,
@@ -110,7 +113,11 @@ export function challengeUrl(
 ): string {
   const action = intent.next_action ?? {};
   const given: unknown =
-    action.redirect_to_url?.url ?? action.use_stripe_sdk?.stripe_js ?? undefined;
+    action.redirect_to_url?.url ??
+    action.upi_handle_redirect_or_display_qr_code?.hosted_instructions_url ??
+    action.use_stripe_sdk?.payflow_hosted_url ??
+    action.use_stripe_sdk?.stripe_js ??
+    undefined;
   const fallback = `v1/sandbox/${kind}/${intent.id}/authenticate`;
   const url = new URL(typeof given === "string" ? given : fallback, withSlash(apiBase));
   const query = new URLSearchParams({ client_secret: params.client_secret, key: params.key, mode: params.mode });

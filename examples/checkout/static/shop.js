@@ -6,11 +6,16 @@ const pay = document.getElementById("pay");
 const message = document.getElementById("message");
 let elements = null;
 
+const currency = document.getElementById("currency");
+const PRICES = { eur: "€20.00", inr: "₹1,799.00" };
+// UPI is for rupees; PayFlow Wallet pays in either.
+const METHODS = { eur: ["card", "wallet"], inr: ["card", "upi", "wallet"] };
+
 async function newPaymentIntent() {
   const response = await fetch("/create-payment-intent", {
     method: "POST",
     headers: { "Content-Type": "application/json" },
-    body: JSON.stringify({ item: "t-shirt" }),
+    body: JSON.stringify({ item: "t-shirt", currency: currency.value }),
   });
   const answer = await response.json();
   if (!response.ok) throw new Error(answer.error?.message ?? "The shop could not start a payment.");
@@ -23,11 +28,21 @@ function say(text, kind) {
 }
 
 async function setUp() {
+  pay.disabled = true;
+  const price = PRICES[currency.value];
+  document.getElementById("price").textContent = price;
+  pay.textContent = `Pay ${price}`;
+  document.getElementById("modal").textContent = `Pay ${price} in a modal checkout`;
   elements = payflow.elements({ clientSecret: await newPaymentIntent() });
-  const element = elements.create("payment");
+  const element = elements.create("payment", { paymentMethodTypes: METHODS[currency.value] });
   element.on("ready", () => (pay.disabled = false));
   element.mount("#payment-element");
 }
+
+currency.addEventListener("change", () => {
+  say("", "");
+  setUp().catch((problem) => say(problem.message, "error"));
+});
 
 pay.addEventListener("click", async () => {
   pay.disabled = true;
