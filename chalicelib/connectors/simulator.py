@@ -32,6 +32,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
     RefundRefused,
+    with_answer,
 )
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.ids import new_id
@@ -230,6 +231,10 @@ class SimulatorConnector(Connector):
 
     @staticmethod
     def _result(record: dict[str, Any]) -> AuthorizationResult:
+        return with_answer(SimulatorConnector._mapped(record), record)
+
+    @staticmethod
+    def _mapped(record: dict[str, Any]) -> AuthorizationResult:
         status = AuthorizationStatus(record["status"])
         decline = Decline(**record["decline"]) if record.get("decline") else None
         next_action = None

@@ -24,6 +24,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
     RefundRefused,
+    with_answer,
 )
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
 from chalicelib.domain.test_cards import describe
@@ -196,7 +197,7 @@ class StripeConnector(Connector):
     def _declined(error: stripe.CardError) -> AuthorizationResult:
         intent = getattr(error.error, "payment_intent", None) if error.error else None
         decline_code = getattr(error.error, "decline_code", None) if error.error else None
-        return AuthorizationResult(
+        declined = AuthorizationResult(
             status=AuthorizationStatus.DECLINED,
             psp_reference=str(intent.id) if intent else "",
             charge_id=str(getattr(intent, "latest_charge", "") or "") if intent else "",
@@ -204,9 +205,14 @@ class StripeConnector(Connector):
                 error.code or "card_declined", error.user_message or str(error), decline_code
             ),
         )
+        return with_answer(declined, error.json_body)
 
     @staticmethod
     def _result(intent: Any) -> AuthorizationResult:
+        return with_answer(StripeConnector._mapped(intent), intent.to_dict())
+
+    @staticmethod
+    def _mapped(intent: Any) -> AuthorizationResult:
         status = intent.status
         charge = str(intent.latest_charge or "")
         if status in _AUTHORIZED:
