@@ -56,6 +56,19 @@ def page(chromium: Any) -> Iterator[Any]:
     context.close()
 
 
+@pytest.fixture
+def dashboard(page: Any, api_url: str, merchant: dict) -> Any:
+    """The page, signed in as the test's merchant (with the admin key for fault switches)."""
+    from tests.conftest import ADMIN_KEY
+
+    page.goto(f"{api_url}/dashboard")
+    page.fill("#secret-key", merchant["secret_key"])
+    page.fill("#admin-key", ADMIN_KEY)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("#payments-body .notice, #payments tbody tr")
+    return page
+
+
 def screenshot(page: Any, name: str) -> Path:
     """Save a full-page screenshot under build/screenshots/ (docs/ keeps the chosen ones)."""
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
