@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
+.PHONY: help dashboard dashboard-bench dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -98,6 +98,10 @@ test: $(STAMP) $(CHROMIUM) $(CHECKOUT_JS) $(DASHBOARD_BUILD)
 ## bench: speed and cost against the embedded sandbox: a table, and bench/results.json
 bench: $(STAMP)
 	$(BIN)/python bench/run.py --payments $(or $(PAYMENTS),200)
+
+## dashboard-bench: the dashboard's page and API times with PAYMENTS (2,000) seeded, headless Chromium
+dashboard-bench: $(STAMP) $(CHROMIUM) $(DASHBOARD_BUILD)
+	$(BIN)/python bench/dashboard.py --payments $(or $(PAYMENTS),2000) --runs $(or $(RUNS),5)
 
 ## chaos: 1,000 payments under injected faults, then every invariant (PAYMENTS=... to change)
 chaos: $(STAMP)
