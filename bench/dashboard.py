@@ -117,6 +117,7 @@ def seed(merchant_id: str, payments: int, concurrency: int, rng: random.Random) 
         for _ in range(payments)
     ]
     per_slot = max(1, -(-payments // SLOTS))
+    slots = -(-payments // per_slot)
 
     def one(item: tuple[int, str, CaptureMethod], index: int) -> None:
         amount, card, capture = item
@@ -137,7 +138,7 @@ def seed(merchant_id: str, payments: int, concurrency: int, rng: random.Random) 
     try:
         with ThreadPoolExecutor(concurrency) as pool:
             for slot, first in enumerate(range(0, payments, per_slot)):
-                clock.set(now - DAYS * DAY + int((slot + 0.5) * DAYS * DAY / SLOTS))
+                clock.set(now - DAYS * DAY + int((slot + 0.5) * DAYS * DAY / slots))
                 batch = plan[first : first + per_slot]
                 list(pool.map(one, batch, range(first, first + len(batch))))
                 if slot % 10 == 0:
@@ -331,15 +332,22 @@ def _graphql(base: str, key: str, pi_id: str) -> requests.Response:
 
 
 def page_times(
-    base: str, key: str, old: str, retried: str, runs: int, browser: Any | None = None
+    base: str,
+    key: str,
+    old: str,
+    retried: str,
+    runs: int,
+    browser: Any | None = None,
+    shots: Path | None = None,
 ) -> dict[str, Any]:
     """Wall time in headless Chromium from an action to the page showing its result, `runs`
     visits in fresh browser contexts (of `browser`, or of one launched for this)."""
     found: dict[str, list[float]] = {}
 
     def visits(chromium: Any) -> None:
-        for _ in range(runs):
-            for name, took in visit(chromium, base, key, old, retried).items():
+        for run in range(runs):
+            last = shots if run == runs - 1 else None
+            for name, took in visit(chromium, base, key, old, retried, last).items():
                 found.setdefault(name, []).append(took)
 
     if browser is not None:
@@ -358,9 +366,18 @@ def page_times(
     return {name: _summary(samples) for name, samples in found.items()}
 
 
-def visit(browser: Any, base: str, key: str, old: str, retried: str) -> dict[str, float]:
+def visit(
+    browser: Any, base: str, key: str, old: str, retried: str, shots: Path | None = None
+) -> dict[str, float]:
     """One user's path: sign in, filter by connector, two payment pages, 30 days of
-    analytics; the milliseconds each step took to show."""
+    analytics; the milliseconds each step took to show (and, with `shots`, a screenshot of each
+    page saved there once it has been timed)."""
+
+    def shot(name: str) -> None:
+        if shots is not None:
+            shots.mkdir(parents=True, exist_ok=True)
+            page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
+
     context = browser.new_context(viewport={"width": 1280, "height": 860})
     page = context.new_page()
     errors: list[str] = []
@@ -383,12 +400,14 @@ def visit(browser: Any, base: str, key: str, old: str, retried: str) -> dict[str
         _until(lambda: _shown(page) == expected)
 
     times["connector filter -> its payments"], _ = _timed(filtered)
+    shot("dashboard-payments")
     for name, pi_id, selector in (
         ("payment page, 30 days old", old, "ol.timeline li[data-kind=event]"),
         ("payment page, with execution", retried, "ol.timeline li[data-kind=execution]"),
     ):
         url = f"{base}/dashboard#/payments/{pi_id}"
         times[name], _ = _timed(lambda: (page.goto(url), page.wait_for_selector(selector)))  # noqa: B023
+        shot("dashboard-payment" if pi_id == old else "dashboard-payment-execution")
 
     def analytics() -> None:
         page.click("a[data-nav=analytics]")
@@ -401,6 +420,7 @@ def visit(browser: Any, base: str, key: str, old: str, retried: str) -> dict[str
     times["analytics drawing alone"] = float(
         page.get_attribute("#analytics-timing", "data-render-ms") or 0
     )
+    shot("dashboard-analytics")
     context.close()
     assert errors == [], errors
     return times
@@ -438,6 +458,7 @@ def measure(
     payments: int,
     runs: int,
     browser: Any | None = None,
+    shots: Path | None = None,
     **options: int,
 ) -> dict[str, Any]:
     """Seed `payments` for a new merchant of the PayFlow at `base` (this process's sandbox),
@@ -457,8 +478,14 @@ def measure(
         auth=(key, ""),
         timeout=120,
     ).json()["data"][0]["id"]
+    from chalicelib.container import services
+
+    table = services().dynamodb.describe_table(TableName=services().settings.payments_table)
     return {
         "date": datetime.now(UTC).strftime("%Y-%m-%d"),
+        # The embedded moto answers an index Query by reading the whole table, so its read
+        # times grow with this count (DynamoDB's do not).
+        "table_items": table["Table"]["ItemCount"],
         "payments": payments + extra,
         "through_the_service": payments,
         "written_directly": extra,
@@ -467,7 +494,7 @@ def measure(
         "seeded_per_second": round(payments / seconds, 1),
         "analytics_calls_folded": report["total"]["calls"],
         "api": api_times(base, key, oldest, retried, runs),
-        "browser": page_times(base, key, oldest, retried, runs, browser),
+        "browser": page_times(base, key, oldest, retried, runs, browser, shots),
     }
 
 
@@ -483,6 +510,7 @@ def main(argv: list[str] | None = None) -> int:
         default=0,
         help="PaymentIntents written straight into the table besides --payments (see bulk())",
     )
+    parser.add_argument("--screenshots", type=Path, help="save the last visit's pages here")
     args = parser.parse_args(argv)
     with sandbox() as running:
         results = measure(
@@ -492,6 +520,7 @@ def main(argv: list[str] | None = None) -> int:
             args.runs,
             concurrency=args.concurrency,
             seed=args.seed,
+            shots=args.screenshots,
             bulk=args.bulk,
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
