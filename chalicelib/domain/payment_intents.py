@@ -426,6 +426,8 @@ def processing(pi: PaymentIntent, candidates: list[str]) -> PaymentIntent:
         pi,
         status=S.PROCESSING,
         candidates=list(candidates),
+        # A new attempt: the previous one's answer no longer says where the payment is.
+        answered_by=None,
         last_payment_error=None,
         next_action=None,
     )
