@@ -17,6 +17,9 @@ from typing import Any
 
 MAX_CAUSE = 300
 """Longest error cause kept (a Lambda's cause is its whole error JSON)."""
+CONNECTOR_STATES = frozenset({"Authorize", "Reconcile"})
+"""The states of statemachines/payment.asl.json that call the candidate connector: their rows
+name it (the other states' inputs point at a candidate too, but call none)."""
 
 
 def _millis(value: Any) -> int | None:
@@ -59,7 +62,7 @@ def event_row(event: Mapping[str, Any]) -> dict[str, Any]:
     if details.get("name"):
         row["state"] = details["name"]
     candidate = _candidate(details.get("input"))
-    if candidate:
+    if candidate and details.get("name") in CONNECTOR_STATES:
         row["connector"] = candidate
     if details.get("error"):
         row["error"] = details["error"]

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import json
 from datetime import UTC, datetime
+from pathlib import Path
 
-from chalicelib.domain.executions import event_row, execution_view
+from chalicelib.domain.executions import CONNECTOR_STATES, event_row, execution_view
 from chalicelib.domain.psp_answers import MAX_BYTES, REDACTED, excerpt
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_secrets_and_card_data_are_dropped_by_key():
@@ -89,6 +92,17 @@ def test_a_history_event_names_its_state_connector_and_error():
     assert row["error"] == "PspTimeout" and len(row["cause"]) == 300
     bad_input = {"id": 1, "type": "PassStateEntered", "stateEnteredEventDetails": {"input": "{"}}
     assert "connector" not in event_row(bad_input)
+    # Finalize's input points at a candidate too, but it calls no connector
+    finalize = {**entered, "stateEnteredEventDetails": {**entered["stateEnteredEventDetails"]}}
+    finalize["stateEnteredEventDetails"]["name"] = "Finalize"
+    assert "connector" not in event_row(finalize)
+
+
+def test_the_states_that_call_a_connector_are_the_state_machines():
+    definition = (ROOT / "statemachines" / "payment.asl.json").read_text()
+    for state in CONNECTOR_STATES:
+        assert f'"{state}": {{' in definition
+        assert '"Type": "Task"' in definition.split(f'"{state}": {{')[1][:40]
 
 
 def test_an_execution_step_functions_no_longer_has_says_so():
