@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
 .DEFAULT_GOAL := help
-.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down bench recon-bench chaos load
+.PHONY: help dashboard dev checkout-example chalice-local seed aws-check test lint format clean package deploy destroy localstack-up deploy-localstack localstack-down dashboard-bench bench recon-bench chaos load
 
 STAGE ?= dev
 LOCALSTACK_URL ?= http://localhost:4566
@@ -102,6 +102,10 @@ bench: $(STAMP)
 ## recon-bench: reconcile PAYMENTS (2,000) payments with 1% injected discrepancies: found, false positives, time
 recon-bench: $(STAMP)
 	$(BIN)/python bench/recon.py --payments $(or $(PAYMENTS),2000)
+
+## dashboard-bench: the dashboard's page and API times with PAYMENTS (2,000) seeded, headless Chromium
+dashboard-bench: $(STAMP) $(CHROMIUM) $(DASHBOARD_BUILD)
+	$(BIN)/python bench/dashboard.py --payments $(or $(PAYMENTS),2000) --runs $(or $(RUNS),5)
 
 ## chaos: 1,000 payments under injected faults, then every invariant (PAYMENTS=... to change)
 chaos: $(STAMP)

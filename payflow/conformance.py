@@ -33,6 +33,10 @@ EXTENSIONS: Final[dict[str, dict[str, str]]] = {
     "GET /v1/events": {
         "related_object": "a payment's own events (the dashboard's timeline; docs/dashboard.md)",
     },
+    "GET /v1/payment_intents": {
+        "connector": "payments routed to one connector, through an index (docs/dashboard.md)",
+        "payment_method_type": "payments of one payment method type, through an index",
+    },
 }
 """Parameters PayFlow accepts on a Stripe operation that Stripe's lists lack, and why (keys are
 operations with their path parameters as `{}`)."""

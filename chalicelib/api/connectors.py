@@ -24,6 +24,16 @@ def list_connectors(call: ApiCall) -> dict:
     return services().connector_admin.list_for(call.merchant_id)
 
 
+@bp.route(
+    "/v1/connectors/{connector}/circuit_history", methods=["GET"], content_types=ANY_CONTENT_TYPE
+)
+@endpoint(bp, params="ListCircuitHistory")
+def list_circuit_history(call: ApiCall, connector: str) -> dict:
+    """When the connector's circuit opened, half-opened and closed, and why; newest first."""
+    params: p.ListCircuitHistory = call.params
+    return services().connector_admin.circuit_history(call.merchant_id, connector, params.limit)
+
+
 @bp.route("/v1/connectors/{connector}", methods=["POST"], content_types=ANY_CONTENT_TYPE)
 @endpoint(bp, params="UpdateConnector", auth="admin")
 def update_connector(call: ApiCall, connector: str) -> dict:

@@ -56,7 +56,9 @@ scalar JSON
 
 type Query {
   payment_intent(id: ID!): PaymentIntent
-  payment_intents(limit: Int = 10, starting_after: ID): [PaymentIntent!]!
+  payment_intents(
+    limit: Int = 10, starting_after: ID, connector: String, payment_method_type: String
+  ): [PaymentIntent!]!
   charge(id: ID!): Charge
   events(related_object: ID, type: String, created_gte: Int, limit: Int = 10): [Event!]!
   connectors: [Connector!]!
@@ -82,6 +84,7 @@ type PaymentIntent {
   refunds(limit: Int = 10): [Refund!]!
   attempts: [PaymentAttempt!]!
   routing: JSON
+  executions: JSON
   events(limit: Int = 100): [Event!]!
   raw: JSON
 }
@@ -133,6 +136,7 @@ type PaymentAttempt {
   error_code: String
   latency_ms: Int!
   created: Int!
+  answer: JSON
 }
 
 type Event {
@@ -186,6 +190,7 @@ def schema() -> GraphQLSchema:
         ("PaymentIntent", "refunds"): _pi_refunds,
         ("PaymentIntent", "attempts"): _pi_attempts,
         ("PaymentIntent", "routing"): _pi_routing,
+        ("PaymentIntent", "executions"): _pi_executions,
         ("PaymentIntent", "events"): _pi_events,
         ("Charge", "balance_transactions"): _balance_transactions,
         ("Refund", "balance_transactions"): _balance_transactions,
@@ -332,14 +337,37 @@ def _payment_intent(_: Any, info: GraphQLResolveInfo, id: str) -> dict[str, Any]
 
 
 def _payment_intents(
-    _: Any, info: GraphQLResolveInfo, limit: int, starting_after: str | None = None
+    _: Any,
+    info: GraphQLResolveInfo,
+    limit: int,
+    starting_after: str | None = None,
+    connector: str | None = None,
+    payment_method_type: str | None = None,
 ) -> list[dict[str, Any]]:
+    from chalicelib.api import params as p
+
+    # The REST list's own checks, so both refuse the same values with the same error.
+    checked = p.validate(
+        p.ListPaymentIntents,
+        {
+            name: value
+            for name, value in (
+                ("connector", connector),
+                ("payment_method_type", payment_method_type),
+            )
+            if value is not None
+        },
+    )
     page = services().payment_intents.list_page(
         _merchant(info),
         limit=_limit(limit),
         starting_after=starting_after,
         ending_before=None,
         customer=None,
+        connector=checked.connector,
+        payment_method_type=(
+            checked.payment_method_type.value if checked.payment_method_type else None
+        ),
     )
     return list(page["data"])
 
@@ -439,6 +467,10 @@ def _pi_attempts(pi: Mapping[str, Any], info: GraphQLResolveInfo) -> list[Any]:
 
 def _pi_routing(pi: Mapping[str, Any], info: GraphQLResolveInfo) -> list[Any]:
     return list(_attempts_of(pi, info)["routing"])
+
+
+def _pi_executions(pi: Mapping[str, Any], info: GraphQLResolveInfo) -> list[Any]:
+    return services().payment_intents.execution_views(_attempts_of(pi, info)["routing"])
 
 
 def _pi_events(pi: Mapping[str, Any], info: GraphQLResolveInfo, limit: int) -> list[Any]:

@@ -445,6 +445,10 @@ class UpdateConnector(Params):
     wallet_expiry_seconds: Annotated[int, Field(ge=1, le=86_400)] | None = None
 
 
+class ListCircuitHistory(Params):
+    limit: Limit = 20
+
+
 class SetRouting(Params):
     connectors: list[ConnectorConfig] | None = None
     circuit_breaker: CircuitPolicy | None = None
@@ -469,8 +473,15 @@ class ListRefunds(ListParams):
     charge: Identifier | None = None
 
 
+ConnectorId = Annotated[str, Field(min_length=1, max_length=64, pattern=r"^[a-z0-9_]+$")]
+
+
 class ListPaymentIntents(ListParams):
     customer: Identifier | None = None
+    connector: ConnectorId | None = None
+    """PayFlow's: the connector a payment was routed to (PaymentIntent.routed_connector)."""
+    payment_method_type: PaymentMethodType | None = None
+    """PayFlow's: the type of the payment method it was confirmed with."""
 
 
 class ListCharges(ListParams):

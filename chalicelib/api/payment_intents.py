@@ -49,6 +49,10 @@ def list_payment_intents(call: ApiCall) -> dict:
         starting_after=params.starting_after,
         ending_before=params.ending_before,
         customer=params.customer,
+        connector=params.connector,
+        payment_method_type=(
+            params.payment_method_type.value if params.payment_method_type else None
+        ),
     )
 
 
@@ -139,3 +143,13 @@ def list_payment_attempts(call: ApiCall, intent: str) -> dict:
     """Every PSP call of the PaymentIntent (connector, outcome, error code, latency) and the
     routing decision of each attempt."""
     return services().payment_intents.attempts(call.merchant_id, intent)
+
+
+@bp.route(
+    "/v1/payment_intents/{intent}/executions", methods=["GET"], content_types=ANY_CONTENT_TYPE
+)
+@endpoint(bp, params="Params")
+def list_payment_executions(call: ApiCall, intent: str) -> dict:
+    """The Step Functions execution of each attempt the state machine took over, with its
+    state history (empty for a payment the confirm handler answered itself)."""
+    return services().payment_intents.executions(call.merchant_id, intent)

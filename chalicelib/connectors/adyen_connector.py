@@ -29,6 +29,7 @@ from chalicelib.connectors.base import (
     PspRateLimited,
     PspTimeout,
     PspUnavailable,
+    with_answer,
 )
 from chalicelib.domain.disputes import DisputeReport, DisputeStatus, reason_for
 from chalicelib.domain.psp_events import (
@@ -315,6 +316,10 @@ def _charge_id(psp_reference: str) -> str:
 
 
 def _result(answer: dict[str, Any]) -> AuthorizationResult:
+    return with_answer(_mapped(answer), answer)
+
+
+def _mapped(answer: dict[str, Any]) -> AuthorizationResult:
     result = str(answer.get("resultCode", ""))
     psp = str(answer.get("pspReference", ""))
     if result == "Authorised":

@@ -9,7 +9,7 @@ one module that subclasses `Connector`.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -122,6 +122,15 @@ class AuthorizationResult:
     charge_id: str
     decline: Decline | None = None
     next_action: dict[str, Any] | None = None
+    answer: dict[str, Any] | None = None
+    """The PSP's own answer, as `with_answer` cut it (shown with the call, never secrets)."""
+
+
+def with_answer(result: AuthorizationResult, answer: Any) -> AuthorizationResult:
+    """`result` carrying the storable excerpt of the PSP's raw `answer` it was read from."""
+    from chalicelib.domain.psp_answers import excerpt
+
+    return replace(result, answer=excerpt(answer))
 
 
 class Connector(ABC):

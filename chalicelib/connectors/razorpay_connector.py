@@ -32,6 +32,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
     RefundRefused,
+    with_answer,
 )
 from chalicelib.domain.disputes import DisputeReport, DisputeStatus, reason_for
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
@@ -430,6 +431,10 @@ def _settled(payments: list[dict[str, Any]]) -> AuthorizationResult | None:
 
 
 def _result(payment: dict[str, Any]) -> AuthorizationResult:
+    return with_answer(_mapped(payment), payment)
+
+
+def _mapped(payment: dict[str, Any]) -> AuthorizationResult:
     status = payment["status"]
     charge = _charge_id(payment["id"])
     if status in _AUTHORIZED:

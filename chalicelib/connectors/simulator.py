@@ -32,6 +32,7 @@ from chalicelib.connectors.base import (
     PspTimeout,
     PspUnavailable,
     RefundRefused,
+    with_answer,
 )
 from chalicelib.connectors.simulator_customer import (
     ACTIONS,
@@ -298,6 +299,9 @@ class SimulatorConnector(Connector):
         return rng, settings, lost_answer
 
     def _result(self, record: dict[str, Any]) -> AuthorizationResult:
+        return with_answer(self._mapped(record), record)
+
+    def _mapped(self, record: dict[str, Any]) -> AuthorizationResult:
         status = AuthorizationStatus(record["status"])
         decline = Decline(**record["decline"]) if record.get("decline") else None
         action = (

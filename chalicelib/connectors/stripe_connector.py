@@ -26,6 +26,7 @@ from chalicelib.connectors.base import (
     PspUnavailable,
     RefundRefused,
     ReportsUnavailable,
+    with_answer,
 )
 from chalicelib.domain.disputes import DisputeReason, DisputeReport, DisputeStatus
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
@@ -259,7 +260,7 @@ class StripeConnector(Connector):
     def _declined(error: stripe.CardError) -> AuthorizationResult:
         intent = getattr(error.error, "payment_intent", None) if error.error else None
         decline_code = getattr(error.error, "decline_code", None) if error.error else None
-        return AuthorizationResult(
+        declined = AuthorizationResult(
             status=AuthorizationStatus.DECLINED,
             psp_reference=str(intent.id) if intent else "",
             charge_id=str(getattr(intent, "latest_charge", "") or "") if intent else "",
@@ -267,9 +268,14 @@ class StripeConnector(Connector):
                 error.code or "card_declined", error.user_message or str(error), decline_code
             ),
         )
+        return with_answer(declined, error.json_body)
 
     @staticmethod
     def _result(intent: Any) -> AuthorizationResult:
+        return with_answer(StripeConnector._mapped(intent), intent.to_dict())
+
+    @staticmethod
+    def _mapped(intent: Any) -> AuthorizationResult:
         status = intent.status
         charge = str(intent.latest_charge or "")
         if status in _AUTHORIZED:

@@ -1,7 +1,8 @@
 """Connector state in the payments table, shared by every Lambda instance.
 
 - `circuit#<connector>` / `circuit`: circuit state, `version`, `opened_at`, and per-bucket
-  counters `c_<bucket start>` (calls) and `f_<bucket start>` (failures).
+  counters `c_<bucket start>` (calls) and `f_<bucket start>` (failures); beside it
+  `circuit#<connector>` / `move#<version>`: each move of the circuit (from, to, when, why).
 - `connector#<connector>` / `settings`: run-time settings (enabled, simulator fault rates).
 - `routing#<merchant>` / `routing`: a merchant's own routing configuration.
 - `<pi id>` / `attempt#<nnnn>#<ms>#<connector>`: one PSP call the state machine made for a
@@ -17,8 +18,20 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from chalicelib.dal.dynamo import WriteBatch, batch_get, error_code, from_attrs, paged, to_attrs
+from chalicelib.dal.dynamo import (
+    ConditionFailed,
+    WriteBatch,
+    batch_get,
+    commit,
+    error_code,
+    from_attrs,
+    paged,
+    to_attrs,
+)
 from chalicelib.domain.circuit import Circuit, CircuitState, bucket
+
+HISTORY_DAYS = 30
+"""How long a circuit's moves are kept (by TTL on AWS; the sandbox never expires items)."""
 
 
 def _circuit(connector: str, item: dict[str, Any] | None) -> Circuit:
@@ -86,9 +99,17 @@ class ConnectorStateStore:
         )
 
     def move_circuit(
-        self, circuit: Circuit, to: CircuitState, *, reset_counts: bool = False
+        self,
+        circuit: Circuit,
+        to: CircuitState,
+        *,
+        reason: str,
+        reset_counts: bool = False,
+        window: tuple[int, int] | None = None,
     ) -> bool:
-        """Move `circuit` to `to` unless someone moved it first (then False)."""
+        """Move `circuit` to `to` unless someone moved it first (then False). The move and its
+        history entry (`reason`; `window` = the calls and failures that decided it) commit in
+        one transaction, so the history holds each move that happened exactly once."""
         names = {"#s": "state"}
         remove = ""
         if reset_counts:
@@ -97,27 +118,74 @@ class ConnectorStateStore:
                 names[f"#f{i}"] = f"f_{start}"
             removed = [n for n in names if n != "#s"]
             remove = (" REMOVE " + ", ".join(removed)) if removed else ""
+        now_ms = int(self._clock() * 1000)
+        version = circuit.version + 1
+        move: dict[str, Any] = {
+            "connector": circuit.connector,
+            "from": circuit.state.value,
+            "to": to.value,
+            "at_ms": now_ms,
+            "reason": reason,
+            "version": version,
+        }
+        if window is not None:
+            move["calls"], move["failures"] = window
+        batch = WriteBatch()
+        batch.add(
+            "circuit",
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": to_attrs({"pk": f"circuit#{circuit.connector}", "sk": "circuit"}),
+                    "UpdateExpression": (
+                        "SET #s = :to, version = :next, opened_at_ms = :opened" + remove
+                    ),
+                    "ConditionExpression": "attribute_not_exists(version) OR version = :expected",
+                    "ExpressionAttributeNames": names,
+                    "ExpressionAttributeValues": to_attrs(
+                        {
+                            ":to": to.value,
+                            ":next": version,
+                            ":expected": circuit.version,
+                            ":opened": now_ms,
+                        }
+                    ),
+                }
+            },
+        )
+        batch.add(
+            "circuit_move",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_attrs(
+                        {
+                            "pk": f"circuit#{circuit.connector}",
+                            "sk": f"move#{version:010d}",
+                            "data": move,
+                            # DynamoDB's TTL ends the history after HISTORY_DAYS on AWS.
+                            "expires_at": now_ms // 1000 + HISTORY_DAYS * 86_400,
+                        }
+                    ),
+                }
+            },
+        )
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_attrs({"pk": f"circuit#{circuit.connector}", "sk": "circuit"}),
-                UpdateExpression="SET #s = :to, version = :next, opened_at_ms = :opened" + remove,
-                ConditionExpression="attribute_not_exists(version) OR version = :expected",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_attrs(
-                    {
-                        ":to": to.value,
-                        ":next": circuit.version + 1,
-                        ":expected": circuit.version,
-                        ":opened": int(self._clock() * 1000),
-                    }
-                ),
-            )
-        except ClientError as error:
-            if error_code(error) == "ConditionalCheckFailedException":
-                return False
-            raise
+            commit(self._client, batch)
+        except ConditionFailed:
+            return False
         return True
+
+    def circuit_history(self, connector: str, limit: int) -> list[dict[str, Any]]:
+        """The circuit's latest `limit` moves, newest first: one Query of its partition."""
+        response = self._client.query(
+            TableName=self._table,
+            KeyConditionExpression="pk = :pk AND begins_with(sk, :move)",
+            ExpressionAttributeValues=to_attrs({":pk": f"circuit#{connector}", ":move": "move#"}),
+            ScanIndexForward=False,
+            Limit=limit,
+        )
+        return [from_attrs(item)["data"] for item in response.get("Items", [])]
 
     # -- settings and routing ------------------------------------------------------------------
 
@@ -233,7 +301,7 @@ class ConnectorStateStore:
                         {
                             "pk": payment_intent_id,
                             "sk": f"routing#{attempt:04d}",
-                            "data": {**decision, "calls": calls},
+                            "data": {**decision, "attempt": attempt, "calls": calls},
                         }
                     ),
                 }

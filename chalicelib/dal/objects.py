@@ -35,6 +35,18 @@ def object_data(values: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
+INDEXED_BY = {"connector": "gsi2", "payment_method_type": "gsi3"}
+"""Top-level attribute -> the index that lists one merchant's objects of one kind with that
+attribute's value, newest first: `<index>pk` = `<merchant>#<kind>#<value>`, `<index>sk` = the
+id. Only PaymentIntents carry these attributes (`PaymentIntent.attributes`), and only once
+routing or a payment method gave them a value. `gsi2` is overloaded: it also holds events by
+their owner (`<merchant>#<owner id>`; an id never holds `#`, so the partitions never meet), and
+overloading it rather than adding a third index keeps this change deployable as one stack
+update (DynamoDB adds one index per table update). A filtered page is one Query of `limit + 1`
+items whatever the merchant's total, as the plain list is; the price is one index write per
+attribute each time such a PaymentIntent is written."""
+
+
 RELATED_INDEX = "gsi2"
 """Events by the object whose story they tell: `gsi2pk` = `<merchant>#<owner id>`, where the
 owner is the object's PaymentIntent when it has one (a charge's, a refund's), else the object."""
@@ -86,20 +98,33 @@ class ObjectStore:
         starting_after: str | None = None,
         ending_before: str | None = None,
         filters: dict[str, str] | None = None,
+        indexed: tuple[str, str] | None = None,
     ) -> Page:
-        """A page of objects newest first, Stripe's cursor semantics (ids are time-ordered)."""
+        """A page of objects newest first, Stripe's cursor semantics (ids are time-ordered).
+
+        `filters` match stored attributes exactly after the read (DynamoDB filters what a Query
+        read, so a rare match costs reading past the others); `indexed` = (attribute, value),
+        an attribute of INDEXED_BY, reads only the objects with that value through its index.
+        """
         condition = "gsi1pk = :pk"
         values: dict[str, Any] = {":pk": f"{merchant_id}#{kind}"}
+        index, sort = INDEX, "gsi1sk"
+        if indexed is not None:
+            name, value = indexed
+            index = INDEXED_BY[name]
+            condition = f"{index}pk = :pk"
+            sort = f"{index}sk"
+            values[":pk"] = f"{merchant_id}#{kind}#{value}"
         newest_first = ending_before is None
         if starting_after:
-            condition += " AND gsi1sk < :cursor"
+            condition += f" AND {sort} < :cursor"
             values[":cursor"] = starting_after
         elif ending_before:
-            condition += " AND gsi1sk > :cursor"
+            condition += f" AND {sort} > :cursor"
             values[":cursor"] = ending_before
         params: dict[str, Any] = {
             "TableName": self._table,
-            "IndexName": INDEX,
+            "IndexName": index,
             "KeyConditionExpression": condition,
             "ScanIndexForward": not newest_first,
         }
@@ -161,6 +186,13 @@ class ObjectStore:
         data = obj.model_dump(mode="json", exclude_defaults=True)
         if kind == "event":
             top_level = {**top_level, **related_keys(obj.merchant_id, obj.id, data)}
+        for name, index in INDEXED_BY.items():
+            if top_level.get(name) and kind != "event":
+                top_level = {
+                    **top_level,
+                    f"{index}pk": f"{obj.merchant_id}#{kind}#{top_level[name]}",
+                    f"{index}sk": obj.id,
+                }
         field = PACKED.get(kind)
         if field is not None and data.get(field) is not None:
             top_level = {**top_level, f"{field}_z": pack(data.pop(field))}

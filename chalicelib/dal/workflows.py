@@ -48,6 +48,27 @@ class PaymentWorkflows:
             raise
         return str(response["executionArn"])
 
+    def execution(self, name: str, most_events: int = 500) -> dict[str, Any] | None:
+        """The execution called `name` (DescribeExecution) with its first `most_events` history
+        events (GetExecutionHistory pages), or None when there is no such execution. A payment's
+        history is a few dozen events: retries and failovers, never a loop."""
+        arn = self.execution_arn(name)
+        try:
+            described = self._client.describe_execution(executionArn=arn)
+        except ClientError as error:
+            if error_code(error) == "ExecutionDoesNotExist":
+                return None
+            raise
+        events: list[dict[str, Any]] = []
+        params: dict[str, Any] = {"executionArn": arn, "maxResults": 100}
+        while len(events) < most_events:
+            page = self._client.get_execution_history(**params)
+            events.extend(page.get("events", []))
+            if not page.get("nextToken"):
+                break
+            params["nextToken"] = page["nextToken"]
+        return {"execution": described, "events": events[:most_events]}
+
     def wait_for(self, read: Callable[[], T], settled: Callable[[T], bool], timeout_ms: int) -> T:
         """`read()` again until `settled(value)` or `timeout_ms` passes; the last value read.
 

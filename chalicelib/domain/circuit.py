@@ -67,3 +67,13 @@ def should_open(circuit: Circuit, now: float, policy: CircuitPolicy) -> bool:
         return False
     calls, failures = circuit.window(now, policy)
     return calls >= policy.minimum_calls and failures / calls >= policy.failure_rate_threshold
+
+
+def open_reason(circuit: Circuit, now: float, policy: CircuitPolicy) -> str:
+    """Why `circuit` opens now, in words: the window's failures against the policy."""
+    calls, failures = circuit.window(now, policy)
+    rate = failures / calls if calls else 0.0
+    return (
+        f"{failures} of {calls} calls failed in {policy.window_seconds} s ({rate:.0%}, "
+        f"threshold {policy.failure_rate_threshold:.0%}, at least {policy.minimum_calls} calls)"
+    )

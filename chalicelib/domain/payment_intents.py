@@ -185,6 +185,9 @@ class PaymentIntent(BaseModel):
     """The connector's own id for the current authorization."""
     candidates: list[str] = Field(default_factory=list)
     """The connectors routing chose for the current attempt, in the order to try them."""
+    answered_by: str | None = None
+    """The connector whose answer the latest attempt took (kept after a decline, which clears
+    `connector`)."""
     amount_refunded: int = 0
     """Refunded or being refunded (a failed refund gives its amount back)."""
     customer: str | None = None
@@ -213,7 +216,20 @@ class PaymentIntent(BaseModel):
         attrs = {"status": self.status.value}
         if self.customer:
             attrs["customer"] = self.customer
+        if self.routed_connector:
+            attrs["connector"] = self.routed_connector
+        if self.payment_method_type:
+            attrs["payment_method_type"] = self.payment_method_type
         return attrs
+
+    @property
+    def routed_connector(self) -> str | None:
+        """The connector a payment is listed under: the one holding its authorization, else
+        the one that answered its latest attempt, else (no connector answered) routing's first
+        choice; None before the first confirm."""
+        return (
+            self.connector or self.answered_by or (self.candidates[0] if self.candidates else None)
+        )
 
     @property
     def captures_automatically(self) -> bool:
@@ -228,6 +244,14 @@ class PaymentIntent(BaseModel):
     def payment_method_type(self) -> str | None:
         card = describe(self.psp_payment_method or self.payment_method or "")
         return card.type if card else None
+
+    def search_view(self) -> dict[str, Any]:
+        """What a search matches: the API object and PayFlow's own searchable fields."""
+        return {
+            **self.to_api(),
+            "connector": self.routed_connector,
+            "payment_method_type": self.payment_method_type,
+        }
 
     def to_api(self) -> dict[str, Any]:
         """The Stripe-shaped object."""
@@ -402,6 +426,8 @@ def processing(pi: PaymentIntent, candidates: list[str]) -> PaymentIntent:
         pi,
         status=S.PROCESSING,
         candidates=list(candidates),
+        # A new attempt: the previous one's answer no longer says where the payment is.
+        answered_by=None,
         last_payment_error=None,
         next_action=None,
     )

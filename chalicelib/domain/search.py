@@ -152,6 +152,10 @@ SEARCHABLE: dict[str, Searchable] = {
         field("customer", FieldType.TOKEN),
         field(METADATA, FieldType.TOKEN),
         field("status", FieldType.TOKEN),
+        # PayFlow's own fields (Stripe has no connectors): read from the search view
+        # (PaymentIntent.search_view), and through their index when a query requires a value.
+        field("connector", FieldType.TOKEN),
+        field("payment_method_type", FieldType.TOKEN),
     ),
     "charge": _table(
         "charges",
@@ -204,6 +208,22 @@ class Query:
 
     clauses: tuple[Clause, ...]
     any_of: bool = False
+
+
+def required_value(query: Query, name: str) -> str | None:
+    """The value every match must have in field `name` (an un-negated `name:value` of an AND
+    query), lowercased as tokens compare; None when the query does not pin one."""
+    if query.any_of and len(query.clauses) > 1:
+        return None
+    for clause in query.clauses:
+        if (
+            clause.field.name == name
+            and clause.operator is Operator.EQUALS
+            and not clause.negated
+            and clause.value is not None
+        ):
+            return str(clause.value).lower()
+    return None
 
 
 def _invalid(message: str, position: int | None = None) -> ParameterInvalid:

@@ -6,10 +6,17 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from chalicelib.connectors.base import CircuitOpen
 from chalicelib.dal.connectors import ConnectorStateStore
-from chalicelib.domain.circuit import Circuit, CircuitState, should_open, skips_routing
+from chalicelib.domain.circuit import (
+    Circuit,
+    CircuitState,
+    open_reason,
+    should_open,
+    skips_routing,
+)
 from chalicelib.domain.routing import CircuitPolicy
 from chalicelib.observability import Metric, observability
 
@@ -49,7 +56,8 @@ class CircuitBreakers:
             raise CircuitOpen(f"{connector}: circuit {circuit.state.value}")
         # Cool-down over (for an open circuit, or for a probe that never reported back): one
         # caller wins the move to half-open and becomes the probe.
-        if self._store.move_circuit(circuit, CircuitState.HALF_OPEN):
+        reason = f"cool-down of {policy.cooldown_seconds:g} s over: one probe call let through"
+        if self._store.move_circuit(circuit, CircuitState.HALF_OPEN, reason=reason):
             logger.info("circuit half-open", extra={"connector": connector})
             _moved(connector, CircuitState.HALF_OPEN)
             return True
@@ -58,16 +66,25 @@ class CircuitBreakers:
     def record(self, connector: str, *, failed: bool, probe: bool, policy: CircuitPolicy) -> None:
         """Count the call's outcome, and move the circuit if it calls for it."""
         circuit = self._store.record_call(connector, failed, policy.window_seconds)
+        now = self._clock()
         if probe:
             target = CircuitState.OPEN if failed else CircuitState.CLOSED
-            if self._store.move_circuit(circuit, target, reset_counts=not failed):
+            reason = "the probe call failed" if failed else "the probe call succeeded"
+            if self._store.move_circuit(circuit, target, reason=reason, reset_counts=not failed):
                 logger.info("circuit %s after probe", target.value, extra={"connector": connector})
                 _moved(connector, target)
-        elif should_open(circuit, self._clock(), policy) and self._store.move_circuit(
-            circuit, CircuitState.OPEN
+        elif should_open(circuit, now, policy) and self._store.move_circuit(
+            circuit,
+            CircuitState.OPEN,
+            reason=open_reason(circuit, now, policy),
+            window=circuit.window(now, policy),
         ):
             logger.warning("circuit opened", extra={"connector": connector})
             _moved(connector, CircuitState.OPEN)
+
+    def history(self, connector: str, limit: int) -> list[dict[str, Any]]:
+        """The circuit's latest moves, newest first (from, to, at_ms, reason)."""
+        return self._store.circuit_history(connector, limit)
 
 
 def _moved(connector: str, state: CircuitState) -> None:

@@ -11,7 +11,7 @@ from chalicelib.connectors.registry import ConnectorRegistry
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.domain.circuit import CircuitState
 from chalicelib.domain.routing import ConnectorConfig, ConnectorKind, RoutingConfig
-from chalicelib.errors import ParameterInvalid
+from chalicelib.errors import ParameterInvalid, ResourceMissing
 from chalicelib.services.circuits import CircuitBreakers
 
 
@@ -67,6 +67,17 @@ class ConnectorService:
                 )
             data.append(item)
         return {"object": "list", "data": data, "has_more": False, "url": "/v1/connectors"}
+
+    def circuit_history(self, merchant_id: str, connector_id: str, limit: int) -> dict[str, Any]:
+        """The latest moves of the circuit of a connector the merchant routes to, newest
+        first; another id is a 404 (circuits are shared, but a merchant sees its own)."""
+        routing = self._registry.routing_for(merchant_id)
+        if routing.connector(connector_id) is None:
+            raise ResourceMissing(f"No such connector: '{connector_id}'", param="connector")
+        url = f"/v1/connectors/{connector_id}/circuit_history"
+        moves = self._circuits.history(connector_id, limit + 1)
+        data = [{"object": "circuit_move", **move} for move in moves[:limit]]
+        return {"object": "list", "data": data, "has_more": len(moves) > limit, "url": url}
 
     def update(self, connector_id: str, changes: dict[str, Any]) -> dict[str, Any]:
         """Change a connector's run-time settings (every merchant sees them at once)."""

@@ -104,8 +104,10 @@ def list_body(
     starting_after: str | None,
     ending_before: str | None,
     filters: dict[str, str] | None = None,
+    indexed: tuple[str, str] | None = None,
 ) -> dict[str, Any]:
-    """A Stripe list object of the merchant's objects of `kind`, newest first."""
+    """A Stripe list object of the merchant's objects of `kind`, newest first (see
+    ObjectStore.list for `filters` and `indexed`)."""
     page = objects.list(
         kind,
         merchant_id,
@@ -113,6 +115,7 @@ def list_body(
         starting_after=starting_after,
         ending_before=ending_before,
         filters=filters,
+        indexed=indexed,
     )
     return {
         "object": "list",

@@ -24,6 +24,7 @@ from chalicelib.connectors.base import (
 from chalicelib.connectors.registry import ConnectorRegistry, RoutingState
 from chalicelib.dal.connectors import ConnectorStateStore
 from chalicelib.domain.payment_intents import psp_idempotency_key
+from chalicelib.domain.psp_answers import excerpt
 from chalicelib.observability import Metric, observability
 from chalicelib.services.circuits import CircuitBreakers
 
@@ -107,13 +108,15 @@ class PaymentOrchestrator:
             self._breakers.record(
                 connector_id, failed=transient, probe=probe, policy=routing.circuit_breaker
             )
-            self._record(task, connector_id, type(error).__name__, None, started, log)
+            # No answer to keep: what the connector said of the failure is the call's answer.
+            answer = excerpt({"error": type(error).__name__, "message": str(error)})
+            self._record(task, connector_id, type(error).__name__, None, started, log, answer)
             raise
         self._breakers.record(
             connector_id, failed=False, probe=probe, policy=routing.circuit_breaker
         )
         code = result.decline.decline_code or result.decline.code if result.decline else None
-        self._record(task, connector_id, result.status.value, code, started, log)
+        self._record(task, connector_id, result.status.value, code, started, log, result.answer)
         return carried(result, connector_id)
 
     def find_charged(self, task: dict[str, Any], state: RoutingState) -> dict[str, Any] | None:
@@ -141,7 +144,10 @@ class PaymentOrchestrator:
         started = self._clock()
         with observability().trace("psp.lookup", connector=connector_id):
             found = connector.lookup(key)
-        self._record(task, connector_id, "reconciled" if found else "not_found", None, started)
+        outcome = "reconciled" if found else "not_found"
+        self._record(
+            task, connector_id, outcome, None, started, answer=found.answer if found else None
+        )
         return carried(found, connector_id) if found else {}
 
     def _record(
@@ -152,9 +158,10 @@ class PaymentOrchestrator:
         error_code: str | None,
         started: float,
         log: list[dict[str, Any]] | None = None,
+        answer: dict[str, Any] | None = None,
     ) -> None:
         latency_ms = int((self._clock() - started) * 1000)
-        record = {
+        record: dict[str, Any] = {
             "object": "payment_attempt",
             "attempt": task["attempt"],
             "connector": connector,
@@ -163,6 +170,8 @@ class PaymentOrchestrator:
             "latency_ms": latency_ms,
             "created": int(self._clock()),
         }
+        if answer is not None:
+            record["answer"] = answer
         if log is not None:
             log.append(record)
         else:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import random
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from chalicelib.connectors.base import (
@@ -103,7 +103,25 @@ class PaymentIntentService:
         starting_after: str | None,
         ending_before: str | None,
         customer: str | None = None,
+        connector: str | None = None,
+        payment_method_type: str | None = None,
     ) -> dict[str, Any]:
+        """A page of the merchant's PaymentIntents, newest first. A connector or payment method
+        type is read through its index (one Query per page, whatever the merchant's total);
+        with both, the connector's index is read and filtered by the type; `customer` filters."""
+        filters = {
+            name: value
+            for name, value in (
+                ("customer", customer),
+                ("payment_method_type", payment_method_type if connector else None),
+            )
+            if value
+        }
+        indexed = None
+        if connector:
+            indexed = ("connector", connector)
+        elif payment_method_type:
+            indexed = ("payment_method_type", payment_method_type)
         return list_body(
             self._objects,
             KIND,
@@ -113,7 +131,8 @@ class PaymentIntentService:
             limit=limit,
             starting_after=starting_after,
             ending_before=ending_before,
-            filters={"customer": customer} if customer else None,
+            filters=filters or None,
+            indexed=indexed,
         )
 
     # -- writes --------------------------------------------------------------------------------
@@ -230,6 +249,29 @@ class PaymentIntentService:
             "has_more": False,
             "url": f"/v1/payment_intents/{pi_id}/attempts",
         }
+
+    def executions(self, merchant_id: str, pi_id: str) -> dict[str, Any]:
+        """The Step Functions executions of the PaymentIntent's attempts that the confirm
+        handler handed over (most payments have none), each with its state history."""
+        self.retrieve(merchant_id, pi_id)
+        _, decisions = self._connector_state.attempts(pi_id)
+        return {
+            "object": "list",
+            "data": self.execution_views(decisions),
+            "has_more": False,
+            "url": f"/v1/payment_intents/{pi_id}/executions",
+        }
+
+    def execution_views(self, decisions: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+        """The execution of each routing decision (`attempts()`'s) that names one: a
+        DescribeExecution and a history read each, only for the attempts handed over."""
+        from chalicelib.domain.executions import execution_view
+
+        return [
+            execution_view(name, int(d["attempt"]), self._workflows.execution(name))
+            for d in decisions
+            if (name := d.get("execution"))
+        ]
 
     def finalize_attempt(self, task: dict[str, Any]) -> dict[str, Any]:
         """The payment state machine's last step: write what the attempt decided.
@@ -372,8 +414,13 @@ class PaymentIntentService:
         handed_over, decision = self._route(ready, state)
         calls: list[dict[str, Any]] = []
         answer = self._first_call(ctx, handed_over, state, calls)
+        decided = decision.to_api()
+        if answer is None:
+            # The attempt's page finds its execution by this name (Step Functions cannot be
+            # asked which executions a payment has without listing them all).
+            decided["execution"] = rules.execution_name(handed_over)
         self._connector_state.add_decision(
-            batch, handed_over.id, handed_over.attempt_count, decision.to_api(), calls
+            batch, handed_over.id, handed_over.attempt_count, decided, calls
         )
         if answer is not None:
             return self._save(ctx, before, answer, action=action, batch=batch, new=new)
@@ -447,6 +494,11 @@ class PaymentIntentService:
     def _apply(
         self, pi: PaymentIntent, result: AuthorizationResult, connector: str
     ) -> PaymentIntent:
+        answered = pi.model_copy(update={"answered_by": connector or pi.answered_by})
+        return self._answered(answered, result, connector)
+
+    @staticmethod
+    def _answered(pi: PaymentIntent, result: AuthorizationResult, connector: str) -> PaymentIntent:
         if result.status == AuthorizationStatus.AUTHORIZED:
             return rules.authorized(
                 pi,

@@ -17,8 +17,8 @@ import binascii
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.dal.objects import ObjectStore
-from chalicelib.domain.search import matches, parse
+from chalicelib.dal.objects import INDEXED_BY, ObjectStore
+from chalicelib.domain.search import matches, parse, required_value
 from chalicelib.errors import ParameterInvalid
 
 BATCH = 500
@@ -58,6 +58,15 @@ def search_body(
     first, `limit` at most, continuing after the opaque cursor `page`."""
     parsed = parse(query, kind)
     cursor = decode_page(page, kind)
+    # A query that pins an indexed field's value reads only those objects, through its index.
+    indexed = next(
+        (
+            (name, value)
+            for name in INDEXED_BY
+            if (value := required_value(parsed, name)) is not None
+        ),
+        None,
+    )
     found: list[dict[str, Any]] = []
     scanned = 0
     size = limit + 1
@@ -70,14 +79,17 @@ def search_body(
             merchant_id,
             limit=min(size, BATCH, budget.most - scanned),
             starting_after=cursor,
+            indexed=indexed,
         )
         size *= 2
         more = batch.has_more
         for item in batch.items:
             scanned += 1
             cursor = item["id"]
-            body = model.model_validate(item).to_api()
-            if matches(parsed, body):
+            obj = model.model_validate(item)
+            body = obj.to_api()
+            view = obj.search_view() if hasattr(obj, "search_view") else body
+            if matches(parsed, view):
                 found.append(body)
                 if len(found) > limit:
                     # The extra match only proves there is more; the next page starts after

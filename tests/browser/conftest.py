@@ -1,9 +1,6 @@
-"""Browser tests: Playwright driving Debian's Chromium, headless.
+"""Browser tests: Playwright driving Debian's Chromium, headless (payflow.browser).
 
-`make test` installs Debian's `chromium` (the Makefile's $(CHROMIUM) target); Playwright uses it
-through `executable_path`, so nothing is downloaded by `playwright install`. The flags keep
-Chromium off the network: without the background-networking ones it tries Google's hosts at
-every start, which this machine refuses.
+`make test` installs Debian's `chromium` (the Makefile's $(CHROMIUM) target).
 """
 
 from __future__ import annotations
@@ -14,16 +11,8 @@ from typing import Any
 
 import pytest
 
-CHROMIUM = Path("/usr/lib/chromium/chromium")
-CHROMIUM_FLAGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
+from payflow.browser import CHROMIUM, launch
+
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "build" / "screenshots"
 
 
@@ -35,9 +24,7 @@ def chromium() -> Iterator[Any]:
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=str(CHROMIUM), headless=True, args=CHROMIUM_FLAGS
-        )
+        browser = launch(playwright)
         yield browser
         browser.close()
 
@@ -54,6 +41,19 @@ def page(chromium: Any) -> Iterator[Any]:
     page.console_errors = errors
     yield page
     context.close()
+
+
+@pytest.fixture
+def dashboard(page: Any, api_url: str, merchant: dict) -> Any:
+    """The page, signed in as the test's merchant (with the admin key for fault switches)."""
+    from tests.conftest import ADMIN_KEY
+
+    page.goto(f"{api_url}/dashboard")
+    page.fill("#secret-key", merchant["secret_key"])
+    page.fill("#admin-key", ADMIN_KEY)
+    page.click("#signin button[type=submit]")
+    page.wait_for_selector("#payments-body .notice, #payments tbody tr")
+    return page
 
 
 def screenshot(page: Any, name: str) -> Path:

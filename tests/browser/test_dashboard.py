@@ -15,23 +15,12 @@ from typing import Any
 import pytest
 
 from tests.browser.conftest import screenshot
-from tests.conftest import ADMIN_KEY, Api
+from tests.conftest import Api
 from tests.integration.test_analytics import own_simulators
 from tests.integration.webhook_receiver import Receiver, receiving
 
 # The pages poll every 3 s; a change must show within two polls.
 SEEN_WITHIN_MS = 8000
-
-
-@pytest.fixture
-def dashboard(page: Any, api_url: str, merchant: dict) -> Any:
-    """The page, signed in as the test's merchant (with the admin key for fault switches)."""
-    page.goto(f"{api_url}/dashboard")
-    page.fill("#secret-key", merchant["secret_key"])
-    page.fill("#admin-key", ADMIN_KEY)
-    page.click("#signin button[type=submit]")
-    page.wait_for_selector("#payments-body .notice, #payments tbody tr")
-    return page
 
 
 @pytest.fixture

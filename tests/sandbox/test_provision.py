@@ -51,7 +51,7 @@ def test_the_repository_template_provisions_twice_to_the_same_resources(
     assert payments["TableName"] == f"{stack}-payments"
     assert payments["StreamSpecification"]["StreamViewType"] == "NEW_AND_OLD_IMAGES"
     assert first.attributes[("PaymentsTable", "StreamArn")] == payments["LatestStreamArn"]
-    assert [i["IndexName"] for i in payments["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2"]
+    assert [i["IndexName"] for i in payments["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2", "gsi3"]
     ttl = ddb.describe_time_to_live(TableName=f"{stack}-idempotency")["TimeToLiveDescription"]
     assert ttl == {"TimeToLiveStatus": "ENABLED", "AttributeName": "expires_at"}
     # Queues: the redrive policy points at the DLQ's ARN, resolved through Fn::GetAtt

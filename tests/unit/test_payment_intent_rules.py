@@ -151,3 +151,33 @@ def test_event_types(before, after, event):
     pi = new("pm_card_visa")
     previous = None if before is None else pi.model_copy(update={"status": before})
     assert rules.event_type_for(previous, pi.model_copy(update={"status": after})) == event
+
+
+def test_a_payment_is_listed_under_the_connector_that_holds_answered_or_was_chosen():
+    # Given: a payment confirmed and routed to sim_a then sim_b
+    ready = rules.prepare_confirm(new("pm_card_visa"), payment_method=None, capture_method=None)
+    routed = rules.processing(ready, ["sim_a", "sim_b"])
+    # a payment never confirmed is under no connector
+    assert new("pm_card_visa").attributes() == {
+        "status": "requires_confirmation",
+        "payment_method_type": "card",
+    }
+    # Then: before any answer, under routing's first choice
+    assert routed.attributes()["connector"] == "sim_a"
+    # A decline at sim_b clears `connector`, and the payment stays under the one that answered
+    declined = rules.declined(
+        routed.model_copy(update={"answered_by": "sim_b"}),
+        PaymentError(type="card_error", code="card_declined", message="Declined."),
+    )
+    assert declined.connector is None and declined.attributes()["connector"] == "sim_b"
+    # A new attempt forgets the old answer; an authorization is where the payment is
+    again = rules.processing(
+        rules.prepare_confirm(declined, payment_method=None, capture_method=None), ["sim_b"]
+    )
+    assert again.answered_by is None and again.attributes()["connector"] == "sim_b"
+    held = rules.authorized(again, connector="sim_b", psp_reference="r", charge_id="ch_2")
+    assert held.attributes() == {
+        "status": "succeeded",
+        "connector": "sim_b",
+        "payment_method_type": "card",
+    }

@@ -32,8 +32,9 @@ class FakeObjects:
         starting_after: str | None = None,
         ending_before: str | None = None,
         filters: dict[str, str] | None = None,
+        indexed: tuple[str, str] | None = None,
     ) -> Page:
-        assert (kind, ending_before, filters) == (KIND, None, None)
+        assert (kind, ending_before, filters, indexed) == (KIND, None, None, None)
         mine = [i for i in self._items if i["merchant_id"] == merchant_id]
         if starting_after is not None:
             mine = [i for i in mine if i["id"] < starting_after]

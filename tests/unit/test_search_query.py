@@ -15,6 +15,7 @@ from chalicelib.domain.search import (
     Operator,
     matches,
     parse,
+    required_value,
 )
 from chalicelib.errors import ParameterInvalid
 
@@ -216,7 +217,8 @@ def test_disputed_accepts_only_true_and_false():
 def test_an_unknown_field_names_the_resource_and_the_supported_fields():
     message = refusal('foo:"bar"')
     assert "Field 'foo' is an unsupported search field for payment_intents" in message
-    assert "Supported: amount, created, currency, customer, metadata, status." in message
+    supported = "amount, connector, created, currency, customer, metadata, payment_method_type"
+    assert f"Supported: {supported}, status." in message
 
 
 def test_each_kind_has_its_own_fields():
@@ -356,3 +358,14 @@ def test_any_metadata_value_round_trips_through_quoting(value: str):
 
     # When / Then: the exact value matches, case aside
     assert hits(f'metadata["k"]:"{escaped}"', obj)
+
+
+def test_a_query_pins_a_connector_only_when_every_match_must_have_it():
+    # The search reads a connector's index only when the query requires that connector
+    pinned = parse("connector:'Sim_A' AND status:'succeeded'", "payment_intent")
+    assert required_value(pinned, "connector") == "sim_a"
+    assert required_value(pinned, "payment_method_type") is None
+    alone = parse("payment_method_type:'card'", "payment_intent")
+    assert required_value(alone, "payment_method_type") == "card"
+    for query in ("connector:'a' OR status:'succeeded'", "-connector:'a'", "connector:null"):
+        assert required_value(parse(query, "payment_intent"), "connector") is None

@@ -28,6 +28,17 @@ interface Connector {
   simulator?: Simulator;
 }
 
+/** One move of a connector's circuit (GET /v1/connectors/{id}/circuit_history). */
+interface CircuitMove {
+  connector: string;
+  from: string;
+  to: string;
+  at_ms: number;
+  reason: string;
+  calls?: number;
+  failures?: number;
+}
+
 interface Routing {
   custom: boolean;
   connectors: Record<string, unknown>[];
@@ -41,8 +52,9 @@ export function renderConnectors(main: HTMLElement): () => void {
   const switches = h("section", { id: "switches" });
   const routing = h("section", { id: "routing" });
   const alerts = h("section", { id: "alert-history" });
+  const moves = h("section", { id: "circuit-history" });
   const settings = h("section", { id: "alert-settings" });
-  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Connectors")), health, h("h2", {}, "Failure-spike alerts"), settings, alerts, h("h2", {}, "Simulator fault switches"), switches, h("h2", {}, "Routing rules"), routing);
+  mount(main, h("div", { class: "page-head" }, h("h1", {}, "Connectors")), health, h("h2", {}, "Circuit history"), moves, h("h2", {}, "Failure-spike alerts"), settings, alerts, h("h2", {}, "Simulator fault switches"), switches, h("h2", {}, "Routing rules"), routing);
   let drawnSwitches = false;
 
   async function refresh(): Promise<void> {
@@ -62,6 +74,7 @@ export function renderConnectors(main: HTMLElement): () => void {
       ),
     );
     health.querySelectorAll("tbody tr").forEach((tr, i) => tr.setAttribute("data-connector", list.data[i].id));
+    await renderCircuitHistory(moves, list.data.map((c) => c.id));
     // The switch forms are drawn once: a poll must not undo what someone is typing.
     if (!drawnSwitches) {
       drawnSwitches = true;
@@ -75,6 +88,32 @@ export function renderConnectors(main: HTMLElement): () => void {
     await refresh();
     await renderAlertHistory(alerts);
   }, 3000);
+}
+
+/** Every connector's latest circuit moves, merged newest first: when it opened, half-opened
+ * and closed, and why (one small read per connector). */
+async function renderCircuitHistory(el: HTMLElement, connectors: string[]): Promise<void> {
+  let lists: List<CircuitMove>[];
+  try {
+    lists = await Promise.all(connectors.map((id) => api.get<List<CircuitMove>>(`/v1/connectors/${id}/circuit_history`, { limit: 10 })));
+  } catch (error) {
+    mount(el, notice(error instanceof Error ? error.message : String(error), "error"));
+    return;
+  }
+  const all = lists.flatMap((l) => l.data).sort((a, b) => b.at_ms - a.at_ms).slice(0, 20);
+  if (!all.length) {
+    mount(el, notice("No circuit has moved: every connector's circuit has stayed closed."));
+    return;
+  }
+  mount(
+    el,
+    table(
+      ["When", "Connector", "Move", "Why"],
+      all.map((m) => [time(Math.floor(m.at_ms / 1000)), h("strong", {}, m.connector), h("span", {}, badge(m.from), " → ", badge(m.to)), m.reason]),
+      { id: "circuit-moves", class: "grid" },
+    ),
+  );
+  el.querySelectorAll("tbody tr").forEach((tr, i) => tr.setAttribute("data-move", `${all[i].connector}:${all[i].to}`));
 }
 
 function renderSwitches(el: HTMLElement, simulators: Connector[], refresh: () => Promise<void>): void {

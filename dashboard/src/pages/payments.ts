@@ -1,16 +1,21 @@
 // The payments list: filters become one query of Stripe's search language
-// (GET /v1/payment_intents/search), no filter is the plain list; the first page is polled so
-// new payments appear without a reload.
+// (GET /v1/payment_intents/search), no filter is the plain list; a connector or payment method
+// type alone is the list through its index (GET /v1/payment_intents?connector=...), and with
+// other filters a search clause the search also reads through that index. The first page is
+// polled so new payments appear without a reload.
 
 import { ApiError, List, PaymentIntent, api } from "../api";
 import { badge, h, money, mount, notice, poll, table, time, toMinor } from "../dom";
 
 const POLL_MS = 3000;
 const PAGE = 25;
+const METHODS = ["card", "upi", "wallet"];
 const STATUSES = ["requires_payment_method", "requires_confirmation", "requires_action", "processing", "requires_capture", "canceled", "succeeded"];
 
 interface Filters {
   status: string;
+  connector: string;
+  method: string;
   amountFrom: string;
   amountTo: string;
   createdFrom: string;
@@ -26,7 +31,8 @@ function epoch(date: string, endOfDay: boolean): number {
   return Math.floor(Date.parse(`${date}T${endOfDay ? "23:59:59" : "00:00:00"}Z`) / 1000);
 }
 
-/** The search query for the filters, or "" when none is set (then the list is read). */
+/** The search query for the filters, or "" when none but the indexed ones (connector, method)
+ * is set: then the list is read, through the index when one of those is set. */
 export function searchQuery(f: Filters): string {
   const clauses: string[] = [];
   if (f.status) clauses.push(`status:${quote(f.status)}`);
@@ -39,11 +45,14 @@ export function searchQuery(f: Filters): string {
   const text = f.search.trim();
   const pair = /^([^:=\s]+)\s*[:=]\s*(.+)$/.exec(text);
   if (pair) clauses.push(`metadata[${quote(pair[1])}]:${quote(pair[2].trim())}`);
+  if (!clauses.length) return "";
+  if (f.connector) clauses.push(`connector:${quote(f.connector)}`);
+  if (f.method) clauses.push(`payment_method_type:${quote(f.method)}`);
   return clauses.join(" AND ");
 }
 
 export function renderPayments(main: HTMLElement): () => void {
-  const filters: Filters = { status: "", amountFrom: "", amountTo: "", createdFrom: "", createdTo: "", search: "" };
+  const filters: Filters = { status: "", connector: "", method: "", amountFrom: "", amountTo: "", createdFrom: "", createdTo: "", search: "" };
   const body = h("div", { id: "payments-body" });
   const updated = h("span", { class: "muted", id: "updated" });
   let cursor: { after?: string; page?: string } = {};
@@ -64,6 +73,17 @@ export function renderPayments(main: HTMLElement): () => void {
     cursor = {};
     void load(true);
   });
+  const connector = h("select", { name: "connector" }, h("option", { value: "" }, "any connector"));
+  const method = h("select", { name: "method" }, h("option", { value: "" }, "any method"), METHODS.map((m) => h("option", { value: m }, m)));
+  for (const [select, name] of [[connector, "connector"], [method, "method"]] as const) {
+    select.addEventListener("change", () => {
+      filters[name] = select.value;
+      cursor = {};
+      void load(true);
+    });
+  }
+  // The merchant's own connectors (its routing) are the choices.
+  void api.get<List<{ id: string }>>("/v1/connectors").then((list) => connector.append(...list.data.map((c) => h("option", { value: c.id }, c.id)))).catch(() => undefined);
   const search = h("input", { name: "search", type: "search", placeholder: "pi_... or metadata key:value", size: 30 });
   search.addEventListener("keydown", (event) => {
     if (event.key === "Enter") {
@@ -81,6 +101,8 @@ export function renderPayments(main: HTMLElement): () => void {
       { class: "filters", onsubmit: (e: Event) => e.preventDefault() },
       search,
       status,
+      connector,
+      method,
       h("label", {}, "amount from ", input("amountFrom", { type: "number", min: "0", step: "0.01", size: "6" })),
       h("label", {}, "to ", input("amountTo", { type: "number", min: "0", step: "0.01", size: "6" })),
       h("label", {}, "created from ", input("createdFrom", { type: "date" })),
@@ -104,7 +126,12 @@ export function renderPayments(main: HTMLElement): () => void {
       const page = await api.get<List<PaymentIntent>>("/v1/payment_intents/search", { query, limit: PAGE, page: cursor.page });
       return { rows: page.data, more: page.has_more, next: page.next_page ?? undefined };
     }
-    const page = await api.get<List<PaymentIntent>>("/v1/payment_intents", { limit: PAGE, starting_after: cursor.after });
+    const page = await api.get<List<PaymentIntent>>("/v1/payment_intents", {
+      limit: PAGE,
+      starting_after: cursor.after,
+      connector: filters.connector || undefined,
+      payment_method_type: filters.method || undefined,
+    });
     return { rows: page.data, more: page.has_more, next: page.data.at(-1)?.id };
   }
 

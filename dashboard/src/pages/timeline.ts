@@ -12,17 +12,42 @@ export interface Attempt {
   error_code: string | null;
   latency_ms: number;
   created: number;
+  /** The connector's own answer, as stored: cut to 2 KB, secrets and card data removed. */
+  answer: Record<string, unknown> | null;
 }
 
 export interface RoutingDecision {
   candidates: string[];
   skipped: Record<string, string>;
+  execution?: string;
+}
+
+export interface ExecutionEvent {
+  id: number;
+  type: string;
+  timestamp_ms: number | null;
+  state?: string;
+  connector?: string;
+  error?: string;
+  cause?: string;
+}
+
+/** A Step Functions execution of the payment state machine (only attempts handed over). */
+export interface Execution {
+  name: string;
+  attempt: number;
+  arn?: string;
+  status: string;
+  started_ms?: number | null;
+  stopped_ms?: number | null;
+  events?: ExecutionEvent[];
 }
 
 export interface PaymentStory {
   payment: PaymentIntent;
   attempts: Attempt[];
   routing: RoutingDecision[];
+  executions: Execution[];
   charges: Charge[];
   refunds: Refund[];
   events: (StripeEvent & { deliveries: Delivery[] })[];
@@ -35,8 +60,9 @@ query Story($id: ID!) {
     raw
     charges { raw balance_transactions { id amount fee net currency type status created source } }
     refunds { raw balance_transactions { id amount fee net currency type status created source } }
-    attempts { attempt connector outcome error_code latency_ms created }
+    attempts { attempt connector outcome error_code latency_ms created answer }
     routing
+    executions
     events {
       id type created pending_webhooks object
       deliveries { id event event_type webhook_endpoint status created attempt_count next_attempt_at attempts }
@@ -51,6 +77,7 @@ interface StoryData {
     refunds: { raw: Refund; balance_transactions: BalanceTransaction[] }[];
     attempts: Attempt[];
     routing: RoutingDecision[];
+    executions: Execution[];
     events: (Omit<StripeEvent, "data"> & { object: StripeEvent["data"]["object"]; deliveries: Delivery[] })[];
   } | null;
 }
@@ -64,6 +91,7 @@ export async function loadStory(id: string): Promise<PaymentStory> {
     payment: pi.raw,
     attempts: pi.attempts,
     routing: pi.routing,
+    executions: pi.executions,
     charges: pi.charges.map((c) => c.raw),
     refunds: pi.refunds.map((r) => r.raw),
     events: pi.events.map(({ object, ...event }) => ({ ...event, data: { object } })),
@@ -80,7 +108,7 @@ interface Entry {
   children?: Node | null;
 }
 
-const ORDER = { created: 0, routing: 1, attempt: 2, charge: 3, refund: 4, ledger: 5, event: 6 };
+const ORDER = { created: 0, routing: 1, attempt: 2, execution: 3, charge: 4, refund: 5, ledger: 6, event: 7 };
 // Events written before any PSP call, for ties within one second (attempts carry seconds only).
 const EARLY_EVENTS = new Set(["payment_intent.created", "payment_intent.processing"]);
 
@@ -106,6 +134,17 @@ export function timeline(story: PaymentStory, reload: () => Promise<void>): HTML
       kind: "attempt",
       title: h("span", {}, `PSP call to ${a.connector}: `, badge(a.outcome)),
       detail: `attempt ${a.attempt} · ${a.latency_ms} ms${a.error_code ? ` · ${a.error_code}` : ""}`,
+      children: a.answer ? answerOf(a.answer) : null,
+    });
+  }
+  for (const x of story.executions) {
+    entries.push({
+      at: x.started_ms ? Math.floor(x.started_ms / 1000) : (firstCallOf.get(x.attempt) ?? pi.created),
+      order: ORDER.execution,
+      kind: "execution",
+      title: h("span", {}, "Step Functions execution ", h("code", {}, x.name), " ", badge(x.status)),
+      detail: executionSummary(x),
+      children: x.events?.length ? executionHistory(x.events, x.started_ms ?? null) : null,
     });
   }
   for (const c of story.charges) {
@@ -179,6 +218,47 @@ export function deliveryList(deliveries: Delivery[], reload: () => Promise<void>
           await api.post(`/v1/webhook_deliveries/${d.id}/retry`);
           await reload();
         }, { class: "small resend" }),
+      ),
+    ),
+  );
+}
+
+/** The connector's raw answer, folded away until asked for (it can be a few hundred bytes). */
+function answerOf(answer: Record<string, unknown>): HTMLElement {
+  return h("details", { class: "answer" }, h("summary", {}, "Connector's answer"), h("pre", { class: "excerpt" }, JSON.stringify(answer, null, 2)));
+}
+
+function executionSummary(x: Execution): string {
+  if (x.status === "not_found") return `attempt ${x.attempt} · Step Functions no longer has this execution`;
+  const took = x.started_ms && x.stopped_ms ? ` · ${((x.stopped_ms - x.started_ms) / 1000).toFixed(2)} s` : x.status === "running" ? " · still running" : "";
+  const retries = (x.events ?? []).filter((e) => e.error).length;
+  return `attempt ${x.attempt}${took} · ${x.events?.length ?? 0} history events${retries ? ` · ${retries} failed step(s)` : ""}`;
+}
+
+/** The execution's state history: one row per event, time from the start in ms. */
+function executionHistory(events: ExecutionEvent[], started: number | null): HTMLElement {
+  return h(
+    "details",
+    { class: "execution-history", open: true },
+    h("summary", {}, "State history"),
+    h(
+      "table",
+      { class: "grid compact" },
+      h("thead", {}, h("tr", {}, ["+ms", "Event", "State", "Connector", "Error"].map((t) => h("th", {}, t)))),
+      h(
+        "tbody",
+        {},
+        events.map((e) =>
+          h(
+            "tr",
+            { "data-type": e.type, class: e.error ? "failed" : "" },
+            h("td", { class: "num" }, e.timestamp_ms !== null && started !== null ? String(e.timestamp_ms - started) : ""),
+            h("td", {}, e.type),
+            h("td", {}, e.state ?? ""),
+            h("td", {}, e.connector ?? ""),
+            h("td", { title: e.cause ?? "" }, e.error ?? ""),
+          ),
+        ),
       ),
     ),
   );
