@@ -5,10 +5,11 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated
 
-from pydantic import BeforeValidator, Field
+from pydantic import BeforeValidator, Field, WithJsonSchema
 from pydantic_core import PydanticCustomError
 
 from chalicelib.api.params import Identifier, Integer, ListParams, Params
+from chalicelib.connectors.simulator_settlement import Discrepancy
 from chalicelib.reconciliation.matching import ExceptionKind, ExceptionStatus, Resolution
 
 
@@ -23,7 +24,8 @@ def _date(value: object) -> str:
     )
 
 
-Day = Annotated[str, BeforeValidator(_date)]
+Day = Annotated[str, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})]
+"""A UTC day, YYYY-MM-DD (the reference says `format: date`, which is what the check takes)."""
 
 
 class CreateRun(Params):
@@ -52,5 +54,5 @@ class InjectDiscrepancies(Params):
     connector: Identifier = "simulator"
     seed: Integer = 0
     count: Annotated[Integer, Field(ge=1, le=10_000)] = 5
-    kinds: list[str] | None = None
+    kinds: list[Discrepancy] | None = None
     """Discrepancy kinds to take in turn (default: every kind but bank_short)."""

@@ -68,7 +68,7 @@ from chalicelib.services.context import Outcome, RequestContext, add_event, fetc
 
 if TYPE_CHECKING:
     from chalicelib.connectors.registry import ConnectorRegistry
-    from chalicelib.connectors.simulator_settlement import SimulatorSettlement
+    from chalicelib.connectors.simulator_settlement import Discrepancy, SimulatorSettlement
     from chalicelib.dal.workflows import PaymentWorkflows
     from chalicelib.services.context import Committer
     from chalicelib.services.payment_intents import PaymentIntentService
@@ -286,26 +286,21 @@ class ReconciliationService:
         date: str,
         seed: int,
         count: int,
-        kinds: list[str] | None,
+        kinds: list[Discrepancy] | None,
     ) -> dict[str, Any]:
         """Sandbox only: discrepancies in a simulator's book among the merchant's operations
         of `date`; what was made, for a test or a benchmark to compare with what is found."""
-        from chalicelib.connectors.simulator_settlement import DEFAULT_MIX, Discrepancy
+        from chalicelib.connectors.simulator_settlement import DEFAULT_MIX
 
         if not self._sandbox:
             raise ResourceMissing("Unrecognized request URL (POST: /v1/sandbox/reconciliation).")
         config = self._registry.routing_for(merchant_id).connector(connector)
         if config is None or config.kind != ConnectorKind.SIMULATOR:
-            raise ParameterInvalid(
-                f"{connector} is not one of this merchant's simulators.", param="connector"
+            raise ResourceMissing(
+                f"No such simulator among this merchant's connectors: '{connector}'",
+                param="connector",
             )
-        try:
-            mix = tuple(Discrepancy(kind) for kind in kinds) if kinds else DEFAULT_MIX
-        except ValueError:
-            raise ParameterInvalid(
-                "kinds must be among " + ", ".join(d.value for d in Discrepancy) + ".",
-                param="kinds",
-            ) from None
+        mix = tuple(kinds) if kinds else DEFAULT_MIX
         made = self._settlement.inject(
             connector, merchant_id, date, seed=seed, count=count, kinds=mix
         )
