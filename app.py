@@ -183,6 +183,13 @@ def release_funds(event: object) -> dict:
     return services().ledger.release_all_due()
 
 
+@app.schedule("rate(1 minute)", name="simulator_tick")
+def simulator_tick(event: object) -> dict:
+    """The simulator PSP's own clock on AWS: expire due UPI and wallet customer actions and
+    POST its pending webhooks to this stack's API (the sandbox's poller does it there)."""
+    return services().simulator.tick()
+
+
 @app.lambda_function(name="redrive_webhooks")
 @observed("redrive_webhooks")
 def redrive_webhooks(event: dict, context: object) -> dict:

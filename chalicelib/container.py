@@ -205,8 +205,25 @@ class Services(_Lazily):
         from chalicelib.services.simulator import SimulatorService
 
         return SimulatorService(
-            self.simulator_customer, self.simulator_outbox, self.connectors, self.payment_intents
+            self.simulator_customer,
+            self.simulator_outbox,
+            self.connectors,
+            self.payment_intents,
+            api_url=self.settings.api_url,
+            webhook_secret=self.settings.simulator_webhook_secret,
+            post=self._post_simulator_webhook,
         )
+
+    def _post_simulator_webhook(self, url: str, body: bytes, headers: dict[str, str]) -> int:
+        # The HTTP client is imported on the first webhook sent, not when the API's routes
+        # build this service to decide or sweep.
+        from chalicelib.connectors.simulator_webhooks import post_with
+        from chalicelib.webhooks.sender import PinnedSender
+
+        sender = PinnedSender(
+            self.settings.webhook_timeout_seconds, allow_private=self.settings.sandbox
+        )
+        return post_with(sender)(url, body, headers)
 
     @lazy
     def ledger_store(self) -> LedgerStore:

@@ -100,6 +100,10 @@ class Settings(BaseModel):
     )
     """What the simulator signs its own webhooks to POST /v1/psp_webhooks/simulator with (the
     sandbox sets one; unset: PayFlow refuses them and the simulator keeps them pending)."""
+    api_url: str | None = Field(default=None, alias="PAYFLOW_API_URL")
+    """The stack's own API address (no trailing slash), where the simulator_tick function POSTs
+    the simulator's webhooks. The template sets it on that function only, from the RestAPI (on
+    every function it would be a circular dependency: the API references its handler)."""
     faults: str = Field(default="", alias="PAYFLOW_FAULTS")
     """Fault-injection points to arm, for chaos runs (empty in production)."""
     log_level: str = Field(default="INFO", alias="PAYFLOW_LOG_LEVEL")

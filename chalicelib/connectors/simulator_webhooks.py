@@ -20,11 +20,14 @@ import json
 import random
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.connectors.base import Decline
 from chalicelib.dal.simulator import SimulatorLedger
 from chalicelib.domain.psp_events import InvalidWebhook, PspEvent, PspOutcome
+
+if TYPE_CHECKING:
+    from chalicelib.webhooks.sender import Sender
 
 SIGNATURE_HEADER = "PayFlow-Simulator-Signature"
 TOLERANCE_SECONDS = 300
@@ -39,6 +42,19 @@ OUTCOMES = {
 
 Post = Callable[[str, bytes, dict[str, str]], int]
 """Sends one webhook: (url, body, headers) -> the HTTP status PayFlow answered."""
+
+
+def post_with(sender: Sender) -> Post:
+    """A `Post` over PayFlow's webhook HTTP client (no third-party library, so the Lambda
+    package needs nothing more): the status answered, or OSError when nothing answered."""
+
+    def post(url: str, body: bytes, headers: dict[str, str]) -> int:
+        result = sender.post(url, body, headers)
+        if result.status_code is None:
+            raise OSError(result.error or f"no answer from {url}")
+        return result.status_code
+
+    return post
 
 
 def sign(secret: str, body: bytes, timestamp: int) -> str:

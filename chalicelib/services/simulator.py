@@ -8,6 +8,7 @@ PspEventService like Razorpay's or Adyen's.
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from chalicelib.connectors.registry import ConnectorRegistry
@@ -17,6 +18,11 @@ from chalicelib.connectors.simulator_webhooks import Post, SimulatorOutbox
 from chalicelib.domain.payment_intents import PaymentIntentStatus
 from chalicelib.errors import UnexpectedState
 from chalicelib.services.payment_intents import PaymentIntentService
+
+logger = logging.getLogger("payflow.simulator")
+
+WEBHOOK_PATH = "/v1/psp_webhooks/simulator"
+"""Where, under the API's address, the simulator sends its webhooks."""
 
 
 class SimulatorService:
@@ -28,11 +34,18 @@ class SimulatorService:
         outbox: SimulatorOutbox,
         registry: ConnectorRegistry,
         payment_intents: PaymentIntentService,
+        *,
+        api_url: str | None = None,
+        webhook_secret: str | None = None,
+        post: Post | None = None,
     ) -> None:
         self._customer = customer
         self._outbox = outbox
         self._registry = registry
         self._payment_intents = payment_intents
+        self._api_url = api_url
+        self._webhook_secret = webhook_secret
+        self._post = post
 
     def decide(self, merchant_id: str, pi_id: str, decision: Decision) -> dict[str, Any]:
         """The customer approves or refuses the payment `pi_id` waits for (in their UPI app,
@@ -67,3 +80,39 @@ class SimulatorService:
     def deliver_webhooks(self, post: Post, url: str, secret: str) -> int:
         """POST the simulator's pending webhooks to `url`, signed with `secret`."""
         return self._outbox.deliver(post, url, secret, self._registry.simulator_settings)
+
+    def tick(self) -> dict[str, Any]:
+        """One round of the simulator's own clock where no sandbox poller runs (the scheduled
+        simulator_tick function on AWS): expire what is due, then POST the pending webhooks to
+        the API this service was given. Without an API address, a secret or a way to post, the
+        expiries still happen (each leaves its webhook pending) and the webhooks wait."""
+        expired = self.expire_due()
+        api_url, secret, post = self._api_url, self._webhook_secret, self._post
+        if not api_url or not secret or post is None:
+            missing = [
+                name
+                for name, value in (
+                    ("PAYFLOW_API_URL", api_url),
+                    ("PAYFLOW_SIMULATOR_WEBHOOK_SECRET", secret),
+                    ("a sender", post),
+                )
+                if not value
+            ]
+            logger.warning(
+                "the simulator's webhooks wait: %s not set (%d customer actions expired)",
+                ", ".join(missing),
+                expired,
+            )
+            return {
+                "object": "simulator_tick",
+                "expired": expired,
+                "delivered": 0,
+                "webhooks": "waiting",
+            }
+        delivered = self.deliver_webhooks(post, api_url.rstrip("/") + WEBHOOK_PATH, secret)
+        return {
+            "object": "simulator_tick",
+            "expired": expired,
+            "delivered": delivered,
+            "webhooks": "sent",
+        }

@@ -4,24 +4,25 @@ A real PSP decides on its own clock when a UPI request has expired and when to s
 again) its webhooks. The sandbox plays that with one poller: each round expires the customer
 actions whose time is up (read from the business clock, so `POST /v1/sandbox/clock` moves them)
 and POSTs the simulator's pending webhooks to the sandbox's own `/v1/psp_webhooks/simulator`.
+
+On AWS the scheduled `simulator_tick` function (app.py) does the same once a minute. The
+sandbox runs no schedules (it collects event source mappings only, never EventBridge rules),
+so that function never runs here beside this poller.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
-import requests
+from chalicelib.connectors.simulator_webhooks import Post, post_with
+from chalicelib.webhooks.sender import PinnedSender
 
 SIMULATOR_WEBHOOK_SECRET = "whsec_simulator_sandbox_only"
 """The sandbox's default signing secret for the simulator's webhooks (not a real secret)."""
 
 
 def post_over_http(url: str, body: bytes, headers: dict[str, str]) -> int:
-    """POST a webhook; the status PayFlow answered."""
-    try:
-        return requests.post(url, data=body, headers=headers, timeout=10).status_code
-    except requests.RequestException as error:
-        raise OSError(str(error)) from error
+    """POST a webhook to the sandbox's own API (on loopback, hence `allow_private`): the status
+    PayFlow answered. The same client the deployed simulator_tick function posts with."""
+    return post_with(PinnedSender(allow_private=True))(url, body, headers)
 
 
 class SimulatorPoller:
@@ -36,7 +37,7 @@ class SimulatorPoller:
         secret: str,
         *,
         interval: float = 0.2,
-        post: Callable[[str, bytes, dict[str, str]], int] = post_over_http,
+        post: Post = post_over_http,
     ) -> None:
         self._url = f"{api_url}/v1/psp_webhooks/simulator"
         self._secret = secret

@@ -332,6 +332,28 @@ def test_function_overrides_of_infra_complete_the_functions_chalice_generates(
                 assert merged_event["Properties"][key] == value, f"{logical_id}.{name}.{key}"
 
 
+def test_the_simulator_ticks_every_minute_and_only_it_is_told_the_apis_address(
+    template: dict[str, Any],
+) -> None:
+    # Given the packaged functions
+    functions = of_type(template, *LAMBDA_FUNCTIONS)
+
+    # Then simulator_tick runs on a one-minute schedule
+    tick = functions["SimulatorTick"]["Properties"]
+    (event,) = tick["Events"].values()
+    assert (event["Type"], event["Properties"]["Schedule"]) == ("Schedule", "rate(1 minute)")
+    # And it is given the API's address as Chalice's own output spells it (stage included)
+    url = tick["Environment"]["Variables"]["PAYFLOW_API_URL"]["Fn::Sub"]
+    assert template["Outputs"]["EndpointURL"]["Value"]["Fn::Sub"] == url + "/"
+    # And no other function is: the API's handler referencing the API would be a cycle
+    told = [
+        logical_id
+        for logical_id, function in functions.items()
+        if "PAYFLOW_API_URL" in function["Properties"]["Environment"]["Variables"]
+    ]
+    assert told == ["SimulatorTick"]
+
+
 def test_event_sources_are_template_resources_and_report_batch_item_failures(
     template: dict[str, Any],
 ) -> None:

@@ -107,6 +107,12 @@ FIRST_USES = [
         ["services.payment_intents", "services.setup_intents", "services.orchestration"],
     ),
     ("release_funds", "services().ledger", ["services.refunds", "connectors.", "webhooks."]),
+    # The webhook HTTP client is imported by the first webhook sent, not by building the service.
+    (
+        "simulator_tick",
+        "services().simulator",
+        ["services.refunds", "services.setup_intents", "webhooks."],
+    ),
 ]
 
 
