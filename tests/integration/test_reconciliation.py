@@ -14,7 +14,9 @@ from chalicelib.reconciliation.reports import day_of
 from payflow.cli import main
 from payflow.sandbox.pollers import wait_for
 from tests.conftest import ADMIN_KEY, Api
+from tests.integration.test_disputes import stripe_dispute_webhook
 from tests.integration.test_orchestration import authorizations, set_simulator, simulators
+from tests.integration.test_psp_webhooks import route_to
 
 RUN_TIMEOUT = 60.0
 
@@ -479,3 +481,28 @@ def test_dispute_discrepancies_are_found_and_never_repaired_by_themselves(api: A
     # And a rerun of the day finds nothing new
     reconcile(api, today(), sla_days=0)
     assert len(exceptions(api)) == 2
+
+
+def test_a_dispute_the_providers_report_does_not_carry_is_missing_at_provider(
+    api: Api, fake_stripe
+):
+    # Given a Stripe merchant whose payment Stripe's webhook says is disputed, while Stripe's
+    # own books (the fake's report) carry no such dispute
+    route_to(api, "stripe", payment_method_types=["card"])
+    pi = pay(api, 2000)
+    response, sent = stripe_dispute_webhook(api, pi, 1200)
+    assert response.status_code == 200, response.text
+    (opened,) = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
+
+    # When the day is reconciled within its SLA, the withdrawal is awaited
+    waiting = reconcile(api, today())
+    assert waiting["counts"]["awaiting_settlement"] == 1 and exceptions(api) == []
+
+    # Then past it, PayFlow's withdrawal with no line is missing at the provider, and only that
+    reconcile(api, today(), sla_days=0)
+    found = exceptions(api)
+    assert len(found) == 1, [(e["kind"], e["subject"], e["difference"]) for e in found]
+    (missing,) = found
+    assert missing["kind"] == "missing_at_provider" and missing["status"] == "open"
+    assert missing["object_id"] == opened["id"] and missing["subject"] == f"{sent['id']}:dispute"
+    assert (missing["provider_amount"], missing["payflow_amount"]) == (0, -1200 - 1500)
