@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from chalicelib.clock import SandboxClock
     from chalicelib.connectors.registry import ConnectorRegistry
     from chalicelib.connectors.simulator_customer import SimulatorCustomer
+    from chalicelib.connectors.simulator_settlement import SimulatorSettlement
     from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
     from chalicelib.dal.connectors import ConnectorStateStore
     from chalicelib.dal.events import EventStore
@@ -187,6 +188,12 @@ class Services(_Lazily):
         return SimulatorLedger(self.dynamodb, self.settings.simulator_table)
 
     @lazy
+    def simulator_settlement(self) -> SimulatorSettlement:
+        from chalicelib.connectors.simulator_settlement import SimulatorSettlement
+
+        return SimulatorSettlement(self.simulator_ledger)
+
+    @lazy
     def simulator_outbox(self) -> SimulatorOutbox:
         from chalicelib.connectors.simulator_webhooks import SimulatorOutbox
 
@@ -285,6 +292,7 @@ class Services(_Lazily):
             self.payment_intents,
             self.disputes,
             self.refunds,
+            self.simulator_settlement,
         )
 
     @lazy
@@ -368,7 +376,6 @@ class Services(_Lazily):
 
     @lazy
     def reconciliation(self) -> ReconciliationService:
-        from chalicelib.connectors.simulator_settlement import SimulatorSettlement
         from chalicelib.dal.merchants import MerchantStore
         from chalicelib.dal.reconciliation import ReconciliationStore
         from chalicelib.errors import ResourceMissing
@@ -383,10 +390,11 @@ class Services(_Lazily):
             self.committer,
             self.ledger_store,
             self.connectors,
-            SimulatorSettlement(self.simulator_ledger),
+            self.simulator_settlement,
             self._workflows(arn),
             lambda: self.payment_intents,
             self.dynamodb,
+            disputes=lambda: self.disputes,
             merchant_ids=lambda: MerchantStore(self.dynamodb, self.settings.payments_table).ids(),
             sandbox=self.settings.sandbox,
             clock=self.business_time,

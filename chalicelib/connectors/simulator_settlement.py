@@ -5,8 +5,10 @@ reconciliation has real differences to find.
 A report covers one merchant's operations (the merchant PayFlow named in each authorization,
 as a provider's report covers one merchant account) settled on one UTC day. Charges settle on
 the day they were captured unless the book says they settle late; refunds on the day they were
-paid. Each provider, currency and day is paid out once; the bank statement lists those payouts
-as the merchant's bank received them.
+paid; a dispute's withdrawal and reinstatement on the day the simulator's bank made them
+(`record_dispute`, called as the sandbox's bank reports the dispute to PayFlow). Each provider,
+currency and day is paid out once; the bank statement lists those payouts as the merchant's
+bank received them.
 """
 
 from __future__ import annotations
@@ -17,9 +19,11 @@ from enum import StrEnum
 from typing import Any
 
 from chalicelib.dal.simulator import SimulatorLedger
+from chalicelib.domain import disputes as dispute_rules
 from chalicelib.domain.ids import new_id
 from chalicelib.reconciliation.reports import (
     BankLine,
+    DisputeMovement,
     RowType,
     SettlementRow,
     day_of,
@@ -29,6 +33,8 @@ from chalicelib.reconciliation.reports import (
 FEE_BASIS_POINTS = 290
 FEE_FIXED = 30
 """The simulator's price: 2.9% + 30 minor units per captured charge; refunds cost nothing."""
+DISPUTE_FEE = dispute_rules.DISPUTE_FEE
+"""What the simulator's bank charges for a chargeback (given back when it is won)."""
 LATE_DAYS = 5
 """How late an injected late settlement arrives: past the default SLA of T+3."""
 
@@ -53,6 +59,8 @@ class Discrepancy(StrEnum):
     """A refund is paid out (and settled) a second time."""
     BANK_SHORT = "bank_short"
     """A payout reaches the bank 100 minor units short."""
+    DISPUTE_AMOUNT_DIFFERS = "dispute_amount_differs"
+    """A dispute's withdrawal (or reinstatement) settles for another amount than was disputed."""
 
 
 DEFAULT_MIX = (
@@ -143,27 +151,83 @@ class SimulatorSettlement:
                     settled_at,
                 )
             )
-        for refund in book.refunds():
-            paid = book.authorization(refund["psp_reference"])
-            if paid is None or paid.get("merchant") != merchant_id:
-                continue
-            auth = paid
+        for refund, auth in book.of_merchant(book.refunds(), merchant_id):
             created = int(refund.get("created") or auth.get("created", 0))
-            row = _row(
-                connector,
-                refund["pk"].partition("#")[2],
-                RowType.REFUND,
-                auth,
-                refund["psp_reference"],
-                -int(refund["amount"]),
-                0,
-                created,
-                created,
-            )
             refund_id = refund.get("refund") or refund["pk"].split(":")[1]
-            rows.append(row.model_copy(update={"refund_id": refund_id}))
+            rows.append(
+                _same_day(
+                    connector, refund, RowType.REFUND, auth, -int(refund["amount"]), 0, created
+                ).model_copy(update={"refund_id": refund_id})
+            )
+        for movement, auth in book.of_merchant(book.disputes(), merchant_id):
+            sign = -1 if movement["movement"] == DisputeMovement.WITHDRAWAL.value else 1
+            amount = sign * int(movement.get("settled_amount", movement["amount"]))
+            fee = -sign * int(movement["fee"])
+            line = _same_day(
+                connector, movement, RowType.DISPUTE, auth, amount, fee, int(movement["created"])
+            )
+            rows.append(line.model_copy(update={"dispute_id": movement["dispute"]}))
         rows.sort(key=lambda r: (r.created, r.row_id))
         return rows
+
+    def record_dispute(
+        self,
+        connector: str,
+        charge_id: str,
+        reference: str,
+        status: dispute_rules.DisputeStatus,
+        amount: int | None,
+        *,
+        at: int,
+    ) -> int | None:
+        """The simulator's bank moves the money of dispute `reference` on `charge_id` as
+        `status` says, in the simulator's book (each movement once, only forward: a loss
+        already recorded is never reinstated). Returns the disputed amount as the book has it
+        (at most what was captured), or None when the simulator never captured that charge."""
+        book = _Book(self._ledger.all_records(), connector)
+        captured = next(
+            (
+                (reference_at_psp, entry)
+                for reference_at_psp, entry in book.captures().items()
+                if entry[0].get("charge_id") == charge_id
+            ),
+            None,
+        )
+        if captured is None:
+            return None
+        psp_reference, (_auth, captured_amount, _at, _line) = captured
+        key = f"{connector}:{reference}"
+        fields: dict[str, Any] = {
+            "connector": connector,
+            "psp_reference": psp_reference,
+            "charge_id": charge_id,
+            "dispute": reference,
+            "amount": min(amount, captured_amount) if amount else captured_amount,
+            "fee": DISPUTE_FEE,
+            "created": at,
+        }
+        funds = dispute_rules.funds_for(status)
+        if funds == dispute_rules.Funds.UNTOUCHED:
+            return int(fields["amount"])
+        withdrawn = self._ledger.record_once(
+            "dispute",
+            f"{key}:{DisputeMovement.WITHDRAWAL.value}",
+            {**fields, "movement": DisputeMovement.WITHDRAWAL.value},
+        )
+        # Later reports of a dispute never change its amount: the first movement fixed it.
+        fields.update(amount=int(withdrawn["amount"]), fee=int(withdrawn["fee"]))
+        if funds == dispute_rules.Funds.PAID_OUT:
+            self._ledger.record_once("dispute_lost", key, {"connector": connector})
+        elif (
+            funds == dispute_rules.Funds.REINSTATED
+            and self._ledger.find("dispute_lost", key) is None
+        ):
+            self._ledger.record_once(
+                "dispute",
+                f"{key}:{DisputeMovement.REINSTATEMENT.value}",
+                {**fields, "movement": DisputeMovement.REINSTATEMENT.value},
+            )
+        return int(fields["amount"])
 
     def inject(
         self,
@@ -193,13 +257,18 @@ class SimulatorSettlement:
         ]
         refunds = [
             refund
-            for refund in book.refunds()
-            if (book.authorization(refund["psp_reference"]) or {}).get("merchant") == merchant_id
-            and day_of(int(refund.get("created") or 0)) == day
+            for refund, _auth in book.of_merchant(book.refunds(), merchant_id)
+            if day_of(int(refund.get("created") or 0)) == day
+        ]
+        disputes = [
+            {**movement, "payment_intent": auth.get("payment_intent")}
+            for movement, auth in book.of_merchant(book.disputes(), merchant_id)
+            if day_of(int(movement["created"])) == day
         ]
         rng.shuffle(captured)
         rng.shuffle(uncaptured)
         rng.shuffle(refunds)
+        rng.shuffle(disputes)
         payouts = [
             p.id
             for p in payouts_of(self._all_rows(records, connector, merchant_id))
@@ -208,7 +277,9 @@ class SimulatorSettlement:
         made: list[Injected] = []
         for position in range(count):
             kind = kinds[position % len(kinds)]
-            done = self._inject_one(kind, connector, rng, captured, uncaptured, refunds, payouts)
+            done = self._inject_one(
+                kind, connector, rng, captured, uncaptured, refunds, disputes, payouts
+            )
             if done is not None:
                 made.append(done)
         return made
@@ -221,9 +292,18 @@ class SimulatorSettlement:
         captured: list[tuple[str, tuple[dict[str, Any], int, int, str]]],
         uncaptured: list[dict[str, Any]],
         refunds: list[dict[str, Any]],
+        disputes: list[dict[str, Any]],
         payouts: list[str],
     ) -> Injected | None:
         ledger = self._ledger
+        if kind == Discrepancy.DISPUTE_AMOUNT_DIFFERS:
+            if not disputes:
+                return None
+            movement = disputes.pop()
+            amount = int(movement["amount"])
+            delta = rng.choice((-1, 1)) * rng.randint(1, max(1, min(500, amount - 1)))
+            ledger.annotate(movement["pk"], {"settled_amount": amount + delta})
+            return Injected(kind, connector, movement["dispute"], movement["payment_intent"])
         if kind in (
             Discrepancy.UNKNOWN_CHARGE,
             Discrepancy.AMOUNT_DIFFERS,
@@ -349,6 +429,38 @@ class _Book:
 
     def refunds(self) -> list[dict[str, Any]]:
         return [r for r in self._by_operation.get("refund", []) if r.get("status") == "succeeded"]
+
+    def of_merchant(
+        self, records: list[dict[str, Any]], merchant_id: str
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
+        """The records (refunds, dispute movements) of `merchant_id`'s payments, each with its
+        payment's authorization."""
+        found = []
+        for record in records:
+            auth = self._auth.get(record["psp_reference"])
+            if auth is not None and auth.get("merchant") == merchant_id:
+                found.append((record, auth))
+        return found
+
+    def disputes(self) -> list[dict[str, Any]]:
+        """The disputes' money movements (record_dispute), withdrawals and reinstatements."""
+        return list(self._by_operation.get("dispute", []))
+
+
+def _same_day(
+    connector: str,
+    record: dict[str, Any],
+    kind: RowType,
+    auth: dict[str, Any],
+    amount: int,
+    fee: int,
+    created: int,
+) -> SettlementRow:
+    """The line of a refund or a dispute movement: it settles the day it was made."""
+    line_id = record["pk"].partition("#")[2]
+    return _row(
+        connector, line_id, kind, auth, record["psp_reference"], amount, fee, created, created
+    )
 
 
 def _row(

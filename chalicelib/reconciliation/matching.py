@@ -6,11 +6,18 @@ bank. Plain functions over plain values: the service reads, these decide, the se
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from enum import StrEnum
 
-from chalicelib.reconciliation.reports import BankLine, Payout, RowType, SettlementRow, day_start
+from chalicelib.reconciliation.reports import (
+    BankLine,
+    DisputeMovement,
+    Payout,
+    RowType,
+    SettlementRow,
+    day_start,
+)
 
 DAY = 86_400
 
@@ -36,8 +43,6 @@ class ExceptionKind(StrEnum):
     """A payout of the provider's report never reached the bank statement."""
     PAYOUT_AMOUNT_MISMATCH = "payout_amount_mismatch"
     """The bank received another amount than the provider's payout."""
-    UNMATCHED_DISPUTE = "unmatched_dispute"
-    """A dispute line: disputes are matched by their own module (see DISPUTE_MATCHER)."""
 
 
 class Repair(StrEnum):
@@ -81,24 +86,45 @@ A PaymentIntent still `processing` may yet record it: that case waits for a pers
 
 @dataclass(frozen=True)
 class Booked:
-    """What PayFlow booked for a charge or a refund."""
+    """What PayFlow booked for a charge, a refund or one movement of a dispute."""
 
     kind: str
-    """`charge` or `refund`."""
+    """`charge`, `refund`, or a dispute's movement (DisputeMovement: `dispute` for its
+    withdrawal, `dispute_reversal` for its reinstatement)."""
     id: str
+    """The charge or refund id; for a dispute movement `<provider's dispute id>:<movement>`
+    (dispute_subject), what its settlement line names."""
     payment_intent: str
     amount: int
-    """Captured amount of a charge, amount of a refund (positive)."""
+    """Captured amount of a charge, amount of a refund or of a dispute (positive)."""
     currency: str
     connector: str
     created: int
     captured: bool = True
     status: str = "succeeded"
+    fee: int = 0
+    """A dispute movement's fee as its line carries it (taken: positive, given back:
+    negative); charges' and refunds' fees are the provider's to say, not compared."""
+    object_id: str = ""
+    """The PayFlow object a dispute movement belongs to (its dispute); else `id`."""
 
     @property
     def signed(self) -> int:
         """The amount as a settlement line would carry it."""
-        return -self.amount if self.kind == "refund" else self.amount
+        if self.kind in ("refund", DisputeMovement.WITHDRAWAL):
+            return -self.amount
+        return self.amount
+
+    @property
+    def net(self) -> int:
+        """What the booking moved in the merchant's balance, as a line's net would say."""
+        return self.signed - self.fee
+
+
+def dispute_subject(reference: str, movement: DisputeMovement) -> str:
+    """How a dispute's movement is named in settled markers and exceptions: by the provider's
+    dispute id, which both the line and PayFlow's dispute carry."""
+    return f"{reference}:{movement.value}"
 
 
 @dataclass(frozen=True)
@@ -136,23 +162,42 @@ class Finding:
         return f"rcx_{digest[:24]}"
 
 
-def _dispute_unmatched(row: SettlementRow) -> Finding:
-    return Finding(
-        ExceptionKind.UNMATCHED_DISPUTE,
-        row.provider,
-        row.row_id,
-        row.currency,
-        row.amount,
-        0,
-        row_id=row.row_id,
-        payment_intent=row.payment_intent,
-        psp_reference=row.psp_reference,
-    )
+def match_dispute(row: SettlementRow, booked: Booked | None, *, duplicate: bool) -> Finding:
+    """Decide one dispute line against PayFlow's movement of that dispute the same way
+    (`booked`: None when PayFlow has no such dispute, or has not moved its money that way).
+    Compared by net (amount and fee together: what the merchant's balance moved) and by
+    amount and fee apart. A dispute PayFlow never heard of is for a person: nothing is
+    certain enough to repair."""
+    movement = row.movement
+    assert movement is not None, "match_dispute takes dispute lines"
+    subject = dispute_subject(row.dispute_id or row.row_id, movement)
 
+    def finding(kind: ExceptionKind | None, payflow: int) -> Finding:
+        return Finding(
+            kind,
+            row.provider,
+            row.row_id,
+            row.currency,
+            row.net,
+            payflow,
+            row_id=row.row_id,
+            object_id=booked.object_id if booked else subject,
+            payment_intent=row.payment_intent or (booked.payment_intent if booked else None),
+            psp_reference=row.psp_reference,
+        )
 
-DISPUTE_MATCHER: Callable[[SettlementRow], Finding] = _dispute_unmatched
-"""Where dispute lines are matched: the disputes module replaces this with its own rule (by the
-dispute's id at the provider); until then a dispute line is an exception for a person."""
+    if duplicate:
+        return finding(ExceptionKind.DUPLICATE_SETTLEMENT, 0)
+    if booked is None:
+        return finding(ExceptionKind.MISSING_IN_PAYFLOW, 0)
+    if booked.currency != row.currency:
+        return finding(ExceptionKind.CURRENCY_MISMATCH, booked.net)
+    if row.amount != booked.signed or row.fee != booked.fee:
+        over = abs(row.net) > abs(booked.net)
+        return finding(
+            ExceptionKind.AMOUNT_OVER if over else ExceptionKind.AMOUNT_UNDER, booked.net
+        )
+    return finding(None, booked.net)
 
 
 def match_row(
@@ -162,11 +207,12 @@ def match_row(
     *,
     duplicate: bool,
 ) -> Finding:
-    """Decide one settlement line. `booked` is PayFlow's charge or refund the line names (None
-    when PayFlow has none), `intent_status` the status of the PaymentIntent it references (None
-    when there is none), `duplicate` whether another line already settled the same object."""
+    """Decide one settlement line. `booked` is PayFlow's charge, refund or dispute movement
+    the line names (None when PayFlow has none), `intent_status` the status of the
+    PaymentIntent it references (None when there is none), `duplicate` whether another line
+    already settled the same object."""
     if row.type == RowType.DISPUTE:
-        return DISPUTE_MATCHER(row)
+        return match_dispute(row, booked, duplicate=duplicate)
     subject = row.refund_id if row.type == RowType.REFUND else row.charge_id
     common = {
         "row_id": row.row_id,
@@ -233,8 +279,8 @@ def missing_at_provider(
                 booked.id,
                 booked.currency,
                 0,
-                booked.signed,
-                object_id=booked.id,
+                booked.net,
+                object_id=booked.object_id or booked.id,
                 payment_intent=booked.payment_intent,
             )
         )

@@ -29,8 +29,17 @@ class RowType(StrEnum):
     REFUND = "refund"
     """A refund paid back to the customer."""
     DISPUTE = "dispute"
-    """A dispute's withdrawal or reversal. Read from reports, matched by the disputes module
-    when it exists (matching.DISPUTE_MATCHER); until then such rows are reported unmatched."""
+    """A dispute's withdrawal (gross negative, the fee positive) or reinstatement (gross
+    positive, the fee given back: negative), matched by the provider's dispute id."""
+
+
+class DisputeMovement(StrEnum):
+    """Which way a dispute line moved the money (named as Stripe's reporting categories)."""
+
+    WITHDRAWAL = "dispute"
+    """The disputed amount and the fee taken from the merchant."""
+    REINSTATEMENT = "dispute_reversal"
+    """Both given back: the dispute was won."""
 
 
 class SettlementRow(BaseModel):
@@ -48,6 +57,9 @@ class SettlementRow(BaseModel):
     """The merchant reference PayFlow sent (its PaymentIntent id)."""
     refund_id: str | None = None
     """For a refund line, the refund PayFlow sent (its idempotency key at the provider)."""
+    dispute_id: str | None = None
+    """For a dispute line, the provider's own id of the dispute (what PayFlow keeps as the
+    dispute's provider reference)."""
     amount: int
     """Gross, signed: a charge positive, a refund negative."""
     fee: int = 0
@@ -62,6 +74,14 @@ class SettlementRow(BaseModel):
     @property
     def net(self) -> int:
         return self.amount - self.fee
+
+    @property
+    def movement(self) -> DisputeMovement | None:
+        """For a dispute line, which way it moved the money (a withdrawal takes, a
+        reinstatement gives back); None for other lines."""
+        if self.type != RowType.DISPUTE:
+            return None
+        return DisputeMovement.WITHDRAWAL if self.amount < 0 else DisputeMovement.REINSTATEMENT
 
 
 class Payout(BaseModel):
@@ -117,6 +137,7 @@ SIMULATOR_COLUMNS = (
     "charge_id",
     "merchant_reference",
     "refund_reference",
+    "dispute_reference",
     "gross",
     "fee",
     "net",
@@ -141,6 +162,7 @@ def write_simulator(rows: Iterable[SettlementRow]) -> str:
                 row.charge_id or "",
                 row.payment_intent or "",
                 row.refund_id or "",
+                row.dispute_id or "",
                 row.amount,
                 row.fee,
                 row.net,
@@ -168,6 +190,7 @@ def read_simulator(provider: str, text: str) -> list[SettlementRow]:
                 charge_id=line["charge_id"] or None,
                 payment_intent=line["merchant_reference"] or None,
                 refund_id=line["refund_reference"] or None,
+                dispute_id=line["dispute_reference"] or None,
                 amount=int(line["gross"]),
                 fee=int(line["fee"]),
                 currency=line["currency"],
@@ -227,6 +250,15 @@ def _minor(text: str, currency: str) -> int:
     return sign * (int(whole or "0") * 100 + int(cents.ljust(2, "0") or "0"))
 
 
+def _stripe_source(row: SettlementRow) -> str | None:
+    """Stripe's source_id: the refund of a refund line, the dispute of a dispute line."""
+    if row.type == RowType.REFUND:
+        return row.refund_id
+    if row.type == RowType.DISPUTE:
+        return row.dispute_id
+    return row.charge_id
+
+
 def write_stripe_itemized(rows: Iterable[SettlementRow]) -> str:
     """Stripe's itemized payout reconciliation CSV (amounts in major units, UTC times)."""
     out = io.StringIO()
@@ -244,7 +276,7 @@ def write_stripe_itemized(rows: Iterable[SettlementRow]) -> str:
                 _major(row.fee, row.currency),
                 _major(row.net, row.currency),
                 _STRIPE_CATEGORY[row.type],
-                row.refund_id if row.type == RowType.REFUND else row.charge_id,
+                _stripe_source(row),
                 "",
                 row.payout or "",
                 f"{row.settled_on} 00:00:00",
@@ -282,6 +314,7 @@ def read_stripe_itemized(provider: str, text: str) -> list[tuple[SettlementRow, 
             charge_id=line["charge_id"] or None,
             payment_intent=key.partition(":")[0] or line["payment_intent_id"] or None,
             refund_id=(refund_key or line["source_id"]) if kind == RowType.REFUND else None,
+            dispute_id=(line["source_id"] or None) if kind == RowType.DISPUTE else None,
             amount=amount,
             fee=fee,
             currency=currency,
@@ -329,6 +362,7 @@ def read_razorpay_recon(
                     refund_id=(refund_key or str(item["entity_id"]))
                     if kind == RowType.REFUND
                     else None,
+                    dispute_id=str(item["entity_id"]) if kind == RowType.DISPUTE else None,
                     amount=signed,
                     fee=fee,
                     currency=str(item["currency"]).lower(),

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from chalicelib.connectors import (
     adyen_connector,
@@ -29,6 +29,9 @@ from chalicelib.errors import Conflict, InvalidRequestError, ResourceMissing
 from chalicelib.services.disputes import DisputeService
 from chalicelib.services.payment_intents import PaymentIntentService
 from chalicelib.services.refunds import RefundService
+
+if TYPE_CHECKING:
+    from chalicelib.connectors.simulator_settlement import SimulatorSettlement
 
 logger = logging.getLogger("payflow.psp_events")
 
@@ -76,6 +79,7 @@ class PspEventService:
         payment_intents: PaymentIntentService,
         disputes: DisputeService,
         refunds: RefundService,
+        simulator: SimulatorSettlement,
     ) -> None:
         self._routing = routing
         self._secrets = secrets
@@ -83,6 +87,7 @@ class PspEventService:
         self._payment_intents = payment_intents
         self._disputes = disputes
         self._refunds = refunds
+        self._simulator = simulator
 
     def kind_of(self, connector_id: str) -> ConnectorKind:
         """The provider behind `connector_id`: a configured connector's kind, or the kind of
@@ -125,9 +130,17 @@ class PspEventService:
     ) -> dict[str, Any]:
         """The sandbox's provider opens, moves or closes the dispute of one of the merchant's
         charges: a report applied exactly as a provider's webhook is (stored once under its
-        own id, then applied forward), so both take one road. Returns the dispute."""
-        self._disputes.disputable_charge(merchant_id, charge_id)
+        own id, then applied forward), so both take one road. The simulator's bank moves the
+        money in its own book first, as a provider's does before it reports: that book is what
+        its settlement report says. Returns the dispute."""
+        charge = self._disputes.disputable_charge(merchant_id, charge_id)
         reference = f"dp_sim_{charge_id}"
+        booked = self._simulator.record_dispute(
+            charge.connector, charge_id, reference, status, amount, at=self._disputes.now()
+        )
+        # A charge another provider captured has no line in the simulator's book: the
+        # sandbox's bank still reports what it was asked to.
+        amount = amount if booked is None else booked
         event = PspEvent(
             id=f"{reference}:{status.value}",
             type=f"dispute.{status.value}",

@@ -3,9 +3,11 @@ the workflow (statemachines/reconciliation.asl.json), exceptions and their resol
 
 - `prepare`: read each connector's settlement report of the day and the bank's statement,
   store the lines in chunks; the workflow's Map fans out over them.
-- `match_chunk`: each line against PayFlow's charge or refund by provider reference, fees
-  booked, exceptions recorded (each with its event), repairs made where certain.
-- `finish`: PayFlow's bookings of the day that no line settled (past the SLA), payouts against
+- `match_chunk`: each line against PayFlow's charge or refund by provider reference, or its
+  dispute's withdrawal or reinstatement by the provider's dispute id; fees booked, exceptions
+  recorded (each with its event), repairs made where certain.
+- `finish`: PayFlow's bookings of the day (dispute movements included) that no line settled
+  (past the SLA), payouts against
   the bank (three-way), the run's counts.
 
 Every task is safe to run twice: settled markers, exceptions and ledger entries have ids
@@ -27,6 +29,7 @@ from chalicelib.dal.ledger import LedgerStore
 from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.reconciliation import ReconciliationStore
 from chalicelib.domain import ledger as entries
+from chalicelib.domain.disputes import Dispute
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.routing import ConnectorKind
 from chalicelib.errors import (
@@ -44,6 +47,7 @@ from chalicelib.reconciliation.matching import (
     Finding,
     Repair,
     Resolution,
+    dispute_subject,
     match_payouts,
     match_row,
     missing_at_provider,
@@ -55,6 +59,7 @@ from chalicelib.reconciliation.records import (
 )
 from chalicelib.reconciliation.reports import (
     BankLine,
+    DisputeMovement,
     RowType,
     SettlementRow,
     day_of,
@@ -71,6 +76,7 @@ if TYPE_CHECKING:
     from chalicelib.connectors.simulator_settlement import Discrepancy, SimulatorSettlement
     from chalicelib.dal.workflows import PaymentWorkflows
     from chalicelib.services.context import Committer
+    from chalicelib.services.disputes import DisputeService
     from chalicelib.services.payment_intents import PaymentIntentService
 
 DEFAULT_SLA_DAYS = 3
@@ -97,6 +103,7 @@ class ReconciliationService:
         payment_intents: Callable[[], PaymentIntentService],
         client: Any,
         *,
+        disputes: Callable[[], DisputeService],
         merchant_ids: Callable[[], list[str]] = list,
         sandbox: bool = False,
         chunk_size: int = CHUNK_SIZE,
@@ -111,6 +118,7 @@ class ReconciliationService:
         self._workflows = workflows
         self._payment_intents = payment_intents
         self._client = client
+        self._disputes = disputes
         self._merchant_ids = merchant_ids
         self._sandbox = sandbox
         self._chunk_size = chunk_size
@@ -487,6 +495,7 @@ class ReconciliationService:
         )
         found = {i: _booked_charge(c) for i, c in charges.items()}
         found.update({i: _booked_refund(r) for i, r in refunds.items()})
+        found.update(self._disputes_named(merchant_id, rows))
         for row in rows:
             if row.type == RowType.REFUND and (row.refund_id or "").startswith(REPAIR_PREFIX):
                 # Reconciliation's own refund of a charge found at the PSP: booked as a repair.
@@ -502,6 +511,20 @@ class ReconciliationService:
                         connector=row.provider,
                         created=entry.created,
                     )
+        return found
+
+    def _disputes_named(self, merchant_id: str, rows: list[SettlementRow]) -> dict[str, Booked]:
+        """The money movements of the merchant's disputes the dispute lines name, by subject
+        (the provider's dispute id and the movement's direction)."""
+        routing = self._registry.routing_for(merchant_id)
+        found: dict[str, Booked] = {}
+        for row in rows:
+            config = routing.connector(row.provider)
+            if row.type != RowType.DISPUTE or not row.dispute_id or config is None:
+                continue
+            dispute = self._disputes().by_reference(config.kind.value, row.dispute_id)
+            if dispute is not None and dispute.merchant_id == merchant_id:
+                found.update({b.id: b for b in _booked_dispute(dispute)})
         return found
 
     def _exception(
@@ -690,6 +713,17 @@ class ReconciliationService:
                 and day_of(refund.created) == run.date
             ):
                 found.append(refund)
+        config = self._registry.routing_for(run.merchant_id).connector(provider)
+        for data in self._objects.all_of("dispute", run.merchant_id):
+            dispute = Dispute.model_validate(data)
+            # Only the provider that reported a dispute has a line for it in its report.
+            if config is None or dispute.provider != config.kind.value:
+                continue
+            found.extend(
+                movement
+                for movement in _booked_dispute(dispute)
+                if movement.connector == provider and day_of(movement.created) == run.date
+            )
         return found
 
     def _save_run(self, run: ReconciliationRun, **changes: Any) -> ReconciliationRun:
@@ -728,10 +762,40 @@ REPAIR_PREFIX = "recon_"
 
 
 def _settles(row: SettlementRow) -> str:
-    """The PayFlow object a line settles: its refund, else its charge."""
+    """The PayFlow object a line settles: its refund, its dispute's movement, else its
+    charge."""
     if row.type == RowType.REFUND and row.refund_id:
         return row.refund_id
+    if row.movement is not None:
+        return dispute_subject(row.dispute_id or row.row_id, row.movement)
     return row.charge_id or row.row_id
+
+
+def _booked_dispute(dispute: Dispute) -> list[Booked]:
+    """The withdrawal and reinstatement PayFlow booked for a dispute, from its balance
+    transactions (a loss's payout moves no merchant money and settles no line)."""
+    found: dict[str, Booked] = {}
+    movements = {m.value: m for m in DisputeMovement}
+    for txn in dispute.balance_transactions:
+        movement = movements.get(str(txn.get("reporting_category")))
+        if movement is None:
+            continue
+        subject = dispute_subject(dispute.provider_reference, movement)
+        found.setdefault(
+            subject,
+            Booked(
+                kind=movement.value,
+                id=subject,
+                payment_intent=dispute.payment_intent or "",
+                amount=abs(int(txn["amount"])),
+                currency=dispute.currency,
+                connector=dispute.connector,
+                created=int(txn["created"]),
+                fee=int(txn["fee"]),
+                object_id=dispute.id,
+            ),
+        )
+    return list(found.values())
 
 
 def _booked_charge(data: dict[str, Any]) -> Booked:

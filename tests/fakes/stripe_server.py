@@ -10,6 +10,7 @@ the next requests time out, rate-limit or fail with a 500 (tests/fakes/http.py).
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import time
 import uuid
@@ -225,7 +226,9 @@ def _line(
     created = datetime.fromtimestamp(source["created"], UTC)
     day = created.strftime("%Y-%m-%d")
     line = {
-        "balance_transaction_id": f"txn_fake{uuid.uuid4().hex[:12]}",
+        # Stable across report runs, as Stripe's balance transactions are.
+        "balance_transaction_id": "txn_fake"
+        + hashlib.sha256(f"{category}:{source_id}".encode()).hexdigest()[:12],
         "created_utc": created.strftime("%Y-%m-%d %H:%M:%S"),
         "available_on_utc": f"{day} 00:00:00",
         "currency": pi["currency"],

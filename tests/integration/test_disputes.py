@@ -389,14 +389,15 @@ def test_adyen_chargeback_reversed_then_second_chargeback(api: Api, fake_adyen: 
     assert_ledger_balanced(api)
 
 
-def test_stripes_dispute_webhook_opens_the_dispute(api: Api, fake_stripe):
-    route_to(api, "stripe", payment_method_types=["card"])
-    pi = confirm(api, "pm_card_visa", "usd")
-    assert pi["status"] == "succeeded", pi
+def stripe_dispute_webhook(
+    api: Api, pi: dict[str, Any], amount: int
+) -> tuple[requests.Response, dict[str, Any]]:
+    """Stripe announces a new chargeback of `pi`'s charge (signed as Stripe signs): PayFlow's
+    answer, and the dispute as Stripe sent it."""
     dispute = {
         "id": f"du_{uuid.uuid4().hex[:24]}",
         "object": "dispute",
-        "amount": 1200,
+        "amount": amount,
         "charge": pi["latest_charge"],
         "currency": "usd",
         "payment_intent": psp_reference(api, pi["id"]),
@@ -423,6 +424,14 @@ def test_stripes_dispute_webhook_opens_the_dispute(api: Api, fake_stripe):
         headers={"Content-Type": "application/json", "Stripe-Signature": f"t={timestamp},v1={v1}"},
         timeout=30,
     )
+    return response, dispute
+
+
+def test_stripes_dispute_webhook_opens_the_dispute(api: Api, fake_stripe):
+    route_to(api, "stripe", payment_method_types=["card"])
+    pi = confirm(api, "pm_card_visa", "usd")
+    assert pi["status"] == "succeeded", pi
+    response, dispute = stripe_dispute_webhook(api, pi, 1200)
     assert results(response) == ["applied"]
     [opened] = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
     assert (opened["amount"], opened["reason"]) == (1200, "product_unacceptable")

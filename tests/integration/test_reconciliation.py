@@ -9,11 +9,14 @@ import uuid
 from collections import Counter
 
 from chalicelib.container import services
+from chalicelib.domain.disputes import DisputeStatus
 from chalicelib.reconciliation.reports import day_of
 from payflow.cli import main
 from payflow.sandbox.pollers import wait_for
 from tests.conftest import ADMIN_KEY, Api
+from tests.integration.test_disputes import stripe_dispute_webhook
 from tests.integration.test_orchestration import authorizations, set_simulator, simulators
+from tests.integration.test_psp_webhooks import route_to
 
 RUN_TIMEOUT = 60.0
 
@@ -400,3 +403,106 @@ def test_razorpays_settlement_recon_is_read_and_matched(api: Api, fake_razorpay)
     assert (short["kind"], short["difference"]) == ("amount_under", -1000)
     fee = lambda a: (a * 2 + 50) // 100 + ((a * 2 + 50) // 100 * 18 + 50) // 100  # noqa: E731
     assert run["fees"] == {"inr": fee(5000) + fee(11000)}
+
+
+def dispute(api: Api, charge: str, outcome: str = "needs_response") -> dict:
+    response = api.post(f"/v1/sandbox/charges/{charge}/dispute", {"outcome": outcome})
+    assert response.status_code == 200, response.text
+    return response.json()
+
+
+def test_disputed_payments_reconcile_with_no_exception(api: Api, merchant: dict):
+    # Given two payments on the merchant's simulator, one dispute won and one still open
+    simulators(api, "recon")
+    won, held = pay(api, 2000), pay(api, 3000)
+    dispute(api, won["latest_charge"])
+    dispute(api, won["latest_charge"], "won")
+    opened = dispute(api, held["latest_charge"])
+    before = balance_total(api)
+
+    # When the day is reconciled, past its SLA
+    run = reconcile(api, today(), sla_days=0)
+
+    # Then the charges and the three dispute lines (two withdrawals, one reinstatement) matched
+    # PayFlow's dispute movements: no exception, no fee booked for the disputes (PayFlow took
+    # the dispute fee when the dispute was reported)
+    assert exceptions(api) == []
+    assert run["counts"]["rows"] == 5 and run["counts"]["matched"] == 5, run
+    assert run["counts"]["exceptions"] == 0 and run["counts"]["awaiting_settlement"] == 0
+    fees = sum((a * 290 + 5000) // 10_000 + 30 for a in (2000, 3000))
+    assert run["fees"] == {"usd": fees}
+    assert balance_total(api) == before - fees
+    assert opened["balance_transactions"][0]["net"] == -3000 - 1500
+    assert services().ledger.check(merchant["id"]).ok
+
+
+def test_dispute_discrepancies_are_found_and_never_repaired_by_themselves(api: Api):
+    # Given a dispute whose withdrawal settles for another amount at the simulator
+    (sim,) = simulators(api, "recon")
+    first, second = pay(api, 2000), pay(api, 2500)
+    opened = dispute(api, first["latest_charge"])
+    (made,) = inject(api, today(), sim, seed=7, count=1, kinds=["dispute_amount_differs"])
+    assert made["subject"] == f"dp_sim_{first['latest_charge']}"
+    assert made["payment_intent"] == first["id"]
+    # ... and a dispute the simulator's bank opened whose report never reached PayFlow
+    services().simulator_settlement.record_dispute(
+        sim,
+        second["latest_charge"],
+        "dp_never_reported",
+        DisputeStatus.NEEDS_RESPONSE,
+        None,
+        at=services().disputes.now(),
+    )
+
+    # When the day is reconciled
+    run = reconcile(api, today(), sla_days=0)
+
+    # Then each is one exception waiting for a person, and the rest matched
+    found = {e["kind"]: e for e in exceptions(api)}
+    amount_kind = next(kind for kind in found if kind.startswith("amount_"))
+    assert sorted(found) == sorted([amount_kind, "missing_in_payflow"]), found
+    assert run["counts"]["matched"] == 2 and run["counts"]["repaired"] == 0
+    differs = found[amount_kind]
+    assert differs["object_id"] == opened["id"] and differs["status"] == "open"
+    assert differs["payflow_amount"] == -2000 - 1500 and differs["difference"] != 0
+    unheard = found["missing_in_payflow"]
+    assert unheard["status"] == "open" and unheard["repair"] is None
+    assert unheard["object_id"] == "dp_never_reported:dispute"
+    assert unheard["provider_amount"] == -2500 - 1500
+
+    # When a person accepts the provider's amount, the balance moves by the difference, once
+    before = balance_total(api)
+    resolved = api.post(
+        f"/v1/reconciliation/exceptions/{differs['id']}/resolve", {"resolution": "accept_provider"}
+    )
+    assert resolved.status_code == 200, resolved.text
+    assert balance_total(api) == before + differs["difference"]
+
+    # And a rerun of the day finds nothing new
+    reconcile(api, today(), sla_days=0)
+    assert len(exceptions(api)) == 2
+
+
+def test_a_dispute_the_providers_report_does_not_carry_is_missing_at_provider(
+    api: Api, fake_stripe
+):
+    # Given a Stripe merchant whose payment Stripe's webhook says is disputed, while Stripe's
+    # own books (the fake's report) carry no such dispute
+    route_to(api, "stripe", payment_method_types=["card"])
+    pi = pay(api, 2000)
+    response, sent = stripe_dispute_webhook(api, pi, 1200)
+    assert response.status_code == 200, response.text
+    (opened,) = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
+
+    # When the day is reconciled within its SLA, the withdrawal is awaited
+    waiting = reconcile(api, today())
+    assert waiting["counts"]["awaiting_settlement"] == 1 and exceptions(api) == []
+
+    # Then past it, PayFlow's withdrawal with no line is missing at the provider, and only that
+    reconcile(api, today(), sla_days=0)
+    found = exceptions(api)
+    assert len(found) == 1, [(e["kind"], e["subject"], e["difference"]) for e in found]
+    (missing,) = found
+    assert missing["kind"] == "missing_at_provider" and missing["status"] == "open"
+    assert missing["object_id"] == opened["id"] and missing["subject"] == f"{sent['id']}:dispute"
+    assert (missing["provider_amount"], missing["payflow_amount"]) == (0, -1200 - 1500)

@@ -10,12 +10,14 @@ from chalicelib.reconciliation.matching import (
     Booked,
     ExceptionKind,
     Repair,
+    dispute_subject,
     match_payouts,
     match_row,
     missing_at_provider,
 )
 from chalicelib.reconciliation.reports import (
     BankLine,
+    DisputeMovement,
     Payout,
     RowType,
     SettlementRow,
@@ -65,17 +67,43 @@ def charge(**changes: object) -> Booked:
     return Booked(**values)  # type: ignore[arg-type]
 
 
+def withdrawal(**changes: object) -> SettlementRow:
+    values: dict[str, object] = {
+        "row_id": "sim:dp_1:dispute",
+        "type": RowType.DISPUTE,
+        "dispute_id": "dp_1",
+        "amount": -1000,
+        "fee": 1500,
+    }
+    values.update(changes)
+    return line(**values)
+
+
+def dispute_move(movement: DisputeMovement = DisputeMovement.WITHDRAWAL, **changes: object):
+    taken = movement == DisputeMovement.WITHDRAWAL
+    values: dict[str, object] = {
+        "kind": movement.value,
+        "id": dispute_subject("dp_1", movement),
+        "fee": 1500 if taken else -1500,
+        "object_id": "du_1",
+    }
+    values.update(changes)
+    return charge(**values)
+
+
 def test_each_report_format_reads_back_what_it_wrote():
     rows = [
         line(),
         line(row_id="sim:re_1", type=RowType.REFUND, amount=-250, fee=0, refund_id="re_1"),
         line(row_id="ch_2", charge_id="ch_2", currency="jpy", amount=500, fee=45, payout="po_j"),
+        withdrawal(),
     ]
     assert read_simulator("sim", write_simulator(rows)) == rows
     stripe_rows = read_stripe_itemized("sim", write_stripe_itemized(rows))
     assert [(r.amount, r.fee, r.net, r.currency, r.type, m) for r, m in stripe_rows] == [
         (r.amount, r.fee, r.net, r.currency, r.type, None) for r in rows
     ]
+    assert stripe_rows[-1][0].dispute_id == "dp_1"
     assert "10.00,0.59,9.41" in write_stripe_itemized(rows[:1])
     assert "-2.50" in write_stripe_itemized(rows[1:2])
     bank = [BankLine(booking_date=DAY, reference="po_1", amount=941, currency="usd")]
@@ -154,9 +182,52 @@ def test_a_second_settlement_of_one_refund_is_a_duplicate():
     assert finding.kind == ExceptionKind.DUPLICATE_SETTLEMENT and finding.delta == -300
 
 
-def test_a_dispute_line_waits_for_the_disputes_module():
-    finding = match_row(line(type=RowType.DISPUTE), None, "succeeded", duplicate=False)
-    assert finding.kind == ExceptionKind.UNMATCHED_DISPUTE
+def test_a_dispute_line_matches_payflows_movement_of_that_dispute_by_amount_and_fee():
+    # A withdrawal and a reinstatement, each against PayFlow's movement the same way
+    reinstated = withdrawal(row_id="sim:dp_1:dispute_reversal", amount=1000, fee=-1500)
+    assert reinstated.movement == DisputeMovement.REINSTATEMENT
+    back = dispute_move(DisputeMovement.REINSTATEMENT)
+    for row, booked in ((withdrawal(), dispute_move()), (reinstated, back)):
+        finding = match_row(row, booked, "succeeded", duplicate=False)
+        assert finding.matched and finding.object_id == "du_1", finding
+        assert finding.provider_amount == finding.payflow_amount == row.net
+
+
+@pytest.mark.parametrize(
+    ("changes", "kind", "delta"),
+    [
+        ({"amount": -1200}, ExceptionKind.AMOUNT_OVER, -200),
+        ({"amount": -900}, ExceptionKind.AMOUNT_UNDER, 100),
+        ({"fee": 1000}, ExceptionKind.AMOUNT_UNDER, 500),
+        ({"currency": "eur"}, ExceptionKind.CURRENCY_MISMATCH, 0),
+    ],
+)
+def test_a_dispute_line_that_differs_is_an_exception_for_a_person(changes, kind, delta):
+    finding = match_row(withdrawal(**changes), dispute_move(), "succeeded", duplicate=False)
+    assert finding.kind == kind and finding.repair is None
+    assert finding.delta == delta
+
+
+def test_a_dispute_payflow_never_heard_of_is_missing_in_payflow_and_not_repaired():
+    finding = match_row(withdrawal(), None, "succeeded", duplicate=False)
+    assert finding.kind == ExceptionKind.MISSING_IN_PAYFLOW and finding.repair is None
+    assert finding.object_id == "dp_1:dispute" and finding.delta == -2500
+    # A reinstatement PayFlow has not booked is the same (its withdrawal alone does not match it)
+    back = withdrawal(amount=1000, fee=-1500)
+    assert match_row(back, None, None, duplicate=False).kind == ExceptionKind.MISSING_IN_PAYFLOW
+    assert (
+        match_row(withdrawal(), dispute_move(), None, duplicate=True).kind
+        == ExceptionKind.DUPLICATE_SETTLEMENT
+    )
+
+
+def test_an_unsettled_dispute_movement_is_missing_at_provider_past_the_sla():
+    overdue, _ = missing_at_provider(
+        [dispute_move()], set(), day=DAY, now=day_start(DAY) + 3 * 86_400, sla_days=3
+    )
+    assert [(f.kind, f.object_id, f.delta) for f in overdue] == [
+        (ExceptionKind.MISSING_AT_PROVIDER, "du_1", 2500)
+    ]
 
 
 def test_an_unsettled_booking_is_awaited_until_its_sla_passes():
