@@ -322,8 +322,9 @@ class AdyenConnector(Connector):
         """Adyen's Settlement details report of the batch paid out on `day`, downloaded from
         the merchant account's report URL with the report user's credentials, narrowed to the
         lines whose merchant reference names one of `merchant_id`'s PaymentIntents. The file is
-        the day-named one (`settlement_detail_report_YYYY_MM_DD.csv`, daily payout batches);
-        none for the day means no batch closed then: no lines."""
+        the batch a REPORT_AVAILABLE notification announced that day, else the day-named one
+        (`settlement_detail_report_YYYY_MM_DD.csv`, daily payout batches); none for the day
+        means no batch closed then: no lines."""
         from chalicelib.reconciliation.reports import read_adyen_settlement
 
         account = self._account
@@ -334,9 +335,9 @@ class AdyenConnector(Connector):
             )
         if self._owner is None:
             raise ReportsUnavailable(f"{self.id}: no reader of PaymentIntents' merchants")
-        name = f"settlement_detail_report_{day.replace('-', '_')}.csv"
-        url = f"{account.report_base or REPORT_BASE}/MerchantAccount/{account.merchant_account}"
-        text = self._download(f"{url}/{name}")
+        base = account.report_base or REPORT_BASE
+        name, url = self._batch_of(day, f"{base}/MerchantAccount/{account.merchant_account}/")
+        text = self._download(url)
         owners: dict[str, str | None] = {}
         rows = []
         try:
@@ -352,6 +353,19 @@ class AdyenConnector(Connector):
             if owners[row.payment_intent] == merchant_id:
                 rows.append(row)
         return rows
+
+    def _batch_of(self, day: str, folder: str) -> tuple[str, str]:
+        """The report file of `day`'s batch and its URL: the one a REPORT_AVAILABLE
+        notification announced that day, else the day-named file. An announced URL outside
+        the merchant account's report folder is not fetched (the report user's credentials
+        go only there)."""
+        announced = self._notifications("REPORT_AVAILABLE", ANNOUNCED_ON + day)
+        if announced is not None:
+            name, url = str(announced.get("pspReference", "")), str(announced.get("reason", ""))
+            if url == folder + name:
+                return name, url
+        name = f"{SETTLEMENT_REPORT}{day.replace('-', '_')}.csv"
+        return name, folder + name
 
     def _download(self, url: str) -> str | None:
         """A report file's text; None when Adyen has none by that name (404)."""
@@ -451,8 +465,37 @@ def webhook_events(hmac_key: str, headers: Mapping[str, str], body: bytes) -> li
     ]
 
 
+SETTLEMENT_REPORT = "settlement_detail_report_"
+"""How the names of Adyen's Settlement details report files begin."""
+ANNOUNCED_ON = "settlement_day:"
+"""The reference a REPORT_AVAILABLE of a settlement details report is kept under, then the UTC
+day Adyen announced it: the batch a reconciliation of that day reads."""
+
+
+def _report_event(item: dict[str, Any]) -> PspEvent:
+    """REPORT_AVAILABLE: `pspReference` is the file's name, `reason` its download URL. A
+    settlement details report is also remembered under the day it was announced."""
+    name = str(item.get("pspReference", ""))
+    references: tuple[str, ...] = (name,)
+    announced = _epoch(item.get("eventDate"))
+    if name.startswith(SETTLEMENT_REPORT) and item.get("success") == "true" and announced:
+        from chalicelib.reconciliation.reports import day_of
+
+        references = (name, ANNOUNCED_ON + day_of(announced))
+    return PspEvent(
+        id=f"REPORT_AVAILABLE:{name}",
+        type="REPORT_AVAILABLE",
+        outcome=PspOutcome.OTHER,
+        payment_intent_id=None,
+        references=references,
+        body=item,
+    )
+
+
 def _event(item: dict[str, Any]) -> PspEvent:
     code = str(item.get("eventCode", ""))
+    if code == "REPORT_AVAILABLE":
+        return _report_event(item)
     psp = str(item.get("pspReference", ""))
     reference = str(item.get("merchantReference", ""))
     success = item.get("success") == "true"

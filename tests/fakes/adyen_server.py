@@ -9,8 +9,9 @@ refuses a wrong `X-API-Key` with 401 and answers errors as Adyen does: `{"status
 
 What it settled (captures, refunds) is journalled, and served as Adyen's Settlement details
 report of a day's batch (`GET /reports/download/MerchantAccount/{account}/
-settlement_detail_report_YYYY_MM_DD.csv`, basic auth of the report user): one batch a day,
-closed at midnight UTC, creation dates written in the account's time zone (CET).
+settlement_detail_report_batch_<n>.csv`, or `..._YYYY_MM_DD.csv`, basic auth of the report
+user): one batch a day, closed at midnight UTC, creation dates written in the account's time
+zone (CET). `close_batch(day)` announces a batch with a REPORT_AVAILABLE notification.
 
 Every outcome is also sent as Adyen sends it, a standard notification (AUTHORISATION, CAPTURE,
 CANCELLATION, REFUND) signed with the HMAC key: `notifications` holds them, and when
@@ -44,6 +45,8 @@ COMPANY_ACCOUNT = "PayFlowCompany"
 REPORT_USER = f"report_payflow@Company.{COMPANY_ACCOUNT}"
 REPORT_PASSWORD = "fake-report-password"
 REPORT_PREFIX = "/reports/download/MerchantAccount/"
+FIRST_BATCH = date(2020, 1, 1)
+"""Batch n is the batch of this day plus n days (one batch a day)."""
 CET = timedelta(hours=1)
 """The account's time-zone setting, in which the report writes creation dates."""
 
@@ -293,19 +296,13 @@ class FakeAdyen(FakeProvider):
         self.requests.append(Request(handler, method))
         expected = base64.b64encode(f"{REPORT_USER}:{REPORT_PASSWORD}".encode()).decode()
         account, _, name = path.removeprefix(REPORT_PREFIX).partition("/")
-        day = name.removeprefix("settlement_detail_report_").removesuffix(".csv")
+        day = _day_of_file(name)
         if handler.headers.get("Authorization") != f"Basic {expected}":
             status, data = 401, b"HTTP Status 401 - Unauthorized"
-        elif account != MERCHANT_ACCOUNT or not name.startswith("settlement_detail_report_"):
+        elif account != MERCHANT_ACCOUNT or day is None:
             status, data = 404, b"Not found"
         else:
-            try:
-                status, data = (
-                    200,
-                    self.settlement_report(date.fromisoformat(day.replace("_", "-"))).encode(),
-                )
-            except ValueError:
-                status, data = 404, b"Not found"
+            status, data = 200, self.settlement_report(day).encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "text/csv" if status == 200 else "text/plain")
         handler.send_header("Content-Length", str(len(data)))
@@ -316,7 +313,7 @@ class FakeAdyen(FakeProvider):
         """The Settlement details report of `day`'s batch: each capture and refund settled
         that UTC day (fees: commission 0.12, markup 0.6%, scheme fees 0.2%, interchange 0.3%
         of a capture, nothing on a refund), then the batch's fee and payout lines."""
-        batch = str(day.toordinal() - date(2020, 1, 1).toordinal())
+        batch = str(day.toordinal() - FIRST_BATCH.toordinal())
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(ADYEN_COLUMNS)
@@ -393,6 +390,23 @@ class FakeAdyen(FakeProvider):
                 )
         return out.getvalue()
 
+    def close_batch(self, day: date) -> dict[str, Any]:
+        """Announce `day`'s batch as Adyen does once its report is ready: a REPORT_AVAILABLE
+        notification naming the file (`pspReference`) and its download URL (`reason`)."""
+        name = f"settlement_detail_report_batch_{day.toordinal() - FIRST_BATCH.toordinal()}.csv"
+        item: dict[str, Any] = {
+            "amount": {"value": 0, "currency": "EUR"},
+            "eventCode": "REPORT_AVAILABLE",
+            "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
+            "merchantAccountCode": MERCHANT_ACCOUNT,
+            "merchantReference": "",
+            "pspReference": name,
+            "reason": f"{self.url}{REPORT_PREFIX}{MERCHANT_ACCOUNT}/{name}",
+            "success": "true",
+        }
+        self._send(item)
+        return item
+
     def _notify(
         self,
         event: str,
@@ -418,6 +432,9 @@ class FakeAdyen(FakeProvider):
         }
         if original:
             item["originalReference"] = original
+        self._send(item)
+
+    def _send(self, item: dict[str, Any]) -> None:
         item["additionalData"] = {"hmacSignature": sign(item)}
         self.notifications.append(item)
         if self.webhook_url:
@@ -448,6 +465,20 @@ class FakeAdyen(FakeProvider):
                 item["pspReference"],
             ):
                 return item
+        return None
+
+
+def _day_of_file(name: str) -> date | None:
+    """The day whose batch a report file holds: `..._batch_<n>.csv` or `..._YYYY_MM_DD.csv`."""
+    stem = name.removesuffix(".csv")
+    if not name.endswith(".csv") or not stem.startswith("settlement_detail_report_"):
+        return None
+    stem = stem.removeprefix("settlement_detail_report_")
+    try:
+        if stem.startswith("batch_"):
+            return FIRST_BATCH + timedelta(days=int(stem.removeprefix("batch_")))
+        return date.fromisoformat(stem.replace("_", "-"))
+    except ValueError:
         return None
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from datetime import date
 
 import pytest
 
@@ -444,6 +445,11 @@ def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, ad
     short_psp = paid[1]["latest_charge"].removeprefix("ch_")
     (settled,) = [e for e in adyen.journal if e["psp"] == short_psp]
     settled["value"] = 3900
+    # ... and the day's batch announced by REPORT_AVAILABLE through PayFlow's (HMAC-checked)
+    # webhook
+    announced = adyen.close_batch(date.fromisoformat(today()))
+    event_id = f"REPORT_AVAILABLE:{announced['pspReference']}"
+    wait_for(lambda: services().psp_events.stored("adyen", event_id) is not None, timeout=15)
 
     # When the day is reconciled
     run = reconcile(api, today())
@@ -457,3 +463,6 @@ def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, ad
     (short,) = exceptions(api)
     assert (short["kind"], short["difference"]) == ("amount_under", -100)
     assert short["provider"] == "adyen" and short["psp_reference"] == short_psp
+    # ... read from the announced batch's file
+    downloaded = [r.path for r in adyen.requests if r.path.startswith("/reports/")]
+    assert downloaded[-1].endswith("/" + announced["pspReference"]), downloaded

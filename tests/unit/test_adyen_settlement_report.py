@@ -4,20 +4,28 @@ PayFlow merchant's lines."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import UTC, datetime
 
 import pytest
 
-from chalicelib.connectors.adyen_connector import AdyenAccount, AdyenConnector
+from chalicelib.connectors.adyen_connector import (
+    AdyenAccount,
+    AdyenConnector,
+    Notifications,
+    webhook_events,
+)
 from chalicelib.connectors.base import AuthorizationRequest, ReportsUnavailable
 from chalicelib.reconciliation.reports import RowType, minor_units, read_adyen_settlement
 from tests.fakes.adyen_server import (
     API_KEY,
+    HMAC_KEY,
     MERCHANT_ACCOUNT,
     REPORT_PASSWORD,
     REPORT_USER,
     FakeAdyen,
+    notification_body,
 )
 
 HEADER = (
@@ -109,7 +117,12 @@ def fake() -> Iterator[FakeAdyen]:
         yield server
 
 
-def connector(fake: FakeAdyen, owners: dict[str, str], password: str = REPORT_PASSWORD):
+def connector(
+    fake: FakeAdyen,
+    owners: dict[str, str],
+    password: str = REPORT_PASSWORD,
+    notifications: Notifications | None = None,
+) -> AdyenConnector:
     account = AdyenAccount(
         API_KEY,
         MERCHANT_ACCOUNT,
@@ -118,7 +131,9 @@ def connector(fake: FakeAdyen, owners: dict[str, str], password: str = REPORT_PA
         report_password=password,
         report_base=f"{fake.url}/reports/download",
     )
-    return AdyenConnector(account, fake.find_notification, timeout_ms=2000, owner=owners.get)
+    return AdyenConnector(
+        account, notifications or fake.find_notification, timeout_ms=2000, owner=owners.get
+    )
 
 
 def pay(adyen: AdyenConnector, pi: str, amount: int) -> str:
@@ -163,3 +178,43 @@ def test_a_day_without_a_batch_has_no_lines_and_a_refused_report_user_is_said(fa
     )
     with pytest.raises(ReportsUnavailable, match="ADYEN_REPORT_USER"):
         unconfigured.settlement_report("acct_me", "2020-01-02")
+
+
+def stored_by_payflow(fake: FakeAdyen):
+    """What PayFlow would index of the fake's notifications, read the connector's way."""
+    index: dict[tuple[str, str], dict] = {}
+    for item in fake.notifications:
+        body = json.dumps(notification_body([item])).encode()
+        for event in webhook_events(HMAC_KEY, {}, body):
+            for reference in event.references:
+                index[(event.type, reference)] = event.body
+    return lambda code, reference: index.get((code, reference))
+
+
+def test_the_batch_a_report_available_notification_announced_is_the_one_read(fake: FakeAdyen):
+    # Given a payment settled today and today's batch announced by REPORT_AVAILABLE
+    owners = {"pi_mine": "acct_me"}
+    psp = pay(connector(fake, owners), "pi_mine", 2000)
+    day = fake.journal[0]["at"].date()
+    announced = fake.close_batch(day)
+    adyen = connector(fake, owners, notifications=stored_by_payflow(fake))
+
+    # When the day is read
+    rows = adyen.settlement_report("acct_me", day.isoformat())
+
+    # Then the announced file was downloaded, not the day-named one
+    (sent,) = [r for r in fake.requests if r.path.startswith("/reports/")]
+    assert sent.path.endswith("/" + announced["pspReference"])
+    assert announced["pspReference"].startswith("settlement_detail_report_batch_")
+    assert [(r.psp_reference, r.amount) for r in rows] == [(psp, 2000)]
+
+
+def test_an_announced_url_outside_the_report_folder_is_not_fetched(fake: FakeAdyen):
+    announced = {
+        "pspReference": "settlement_detail_report_batch_9.csv",
+        "reason": "http://127.0.0.1:9/elsewhere/settlement_detail_report_batch_9.csv",
+    }
+    adyen = connector(fake, {}, notifications=lambda code, reference: announced)
+    assert adyen.settlement_report("acct_me", "2020-01-02") == []
+    (sent,) = [r for r in fake.requests if r.path.startswith("/reports/")]
+    assert sent.path.endswith("/settlement_detail_report_2020_01_02.csv")
