@@ -270,8 +270,13 @@ class Services(_Lazily):
                 settings.adyen_api_key,
                 settings.adyen_merchant_account,
                 settings.adyen_checkout_base,
+                report_user=settings.adyen_report_user,
+                report_password=settings.adyen_report_password,
+                report_base=settings.adyen_report_base,
             ),
             psp_events=self.psp_event_store,
+            # Only an Adyen report reads it, by PaymentIntent: the store is built then.
+            owner=lambda pi_id: self.objects.owner("payment_intent", pi_id),
             simulator_customer=self.simulator_customer,
             clock=self.business_time,
         )

@@ -95,6 +95,12 @@ class Settings(BaseModel):
     https://checkout-test.adyen.com/v72 (the default); tests point it at a local fake."""
     adyen_hmac_key: str | None = Field(default=None, alias="ADYEN_HMAC_KEY")
     """The HMAC key (hex) of Adyen's webhook to POST /v1/psp_webhooks/adyen."""
+    adyen_report_user: str | None = Field(default=None, alias="ADYEN_REPORT_USER")
+    adyen_report_password: str | None = Field(default=None, alias="ADYEN_REPORT_PASSWORD")
+    """The report user's credentials: both let reconciliation download Adyen's reports."""
+    adyen_report_base: str | None = Field(default=None, alias="ADYEN_REPORT_BASE")
+    """Where Adyen's reports are downloaded, such as https://ca-test.adyen.com/reports/download
+    (the default); tests point it at a local fake."""
     simulator_webhook_secret: str | None = Field(
         default=None, alias="PAYFLOW_SIMULATOR_WEBHOOK_SECRET"
     )

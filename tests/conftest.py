@@ -98,6 +98,9 @@ def sandbox(
             ("ADYEN_MERCHANT_ACCOUNT", adyen_server.MERCHANT_ACCOUNT),
             ("ADYEN_CHECKOUT_BASE", f"{fake_adyen.url}/v72"),  # type: ignore[attr-defined]
             ("ADYEN_HMAC_KEY", adyen_server.HMAC_KEY),
+            ("ADYEN_REPORT_USER", adyen_server.REPORT_USER),
+            ("ADYEN_REPORT_PASSWORD", adyen_server.REPORT_PASSWORD),
+            ("ADYEN_REPORT_BASE", f"{fake_adyen.url}/reports/download"),  # type: ignore[attr-defined]
             # Three webhook attempts: at once, at once again, one second later (SQS visibility
             # is in whole seconds); the queue's maxReceiveCount follows the schedule's length.
             ("PAYFLOW_WEBHOOK_RETRY_SCHEDULE", WEBHOOK_RETRY_SCHEDULE),

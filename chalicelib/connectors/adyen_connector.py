@@ -29,6 +29,7 @@ from chalicelib.connectors.base import (
     PspRateLimited,
     PspTimeout,
     PspUnavailable,
+    ReportsUnavailable,
     with_answer,
 )
 from chalicelib.domain.disputes import DisputeReport, DisputeStatus, reason_for
@@ -43,6 +44,8 @@ from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, describe
 if TYPE_CHECKING:
     import Adyen
 
+    from chalicelib.reconciliation.reports import SettlementRow
+
 # The SDK (about 0.1 s to import) is imported by the calls that use it, not with this module.
 
 T = TypeVar("T")
@@ -50,6 +53,12 @@ T = TypeVar("T")
 Notifications = Callable[[str, str], "dict[str, Any] | None"]
 """(eventCode, merchantReference or pspReference) -> the last notification item PayFlow
 stored for it, or None."""
+
+Owner = Callable[[str], "str | None"]
+"""A PaymentIntent id -> the merchant it belongs to, or None (one Adyen merchant account
+serves every PayFlow merchant, so a report line is attributed by the PaymentIntent its
+merchant reference names)."""
+REPORT_BASE = "https://ca-test.adyen.com/reports/download"
 
 ERRORS: dict[str, type[ConnectorError] | tuple[str, str | None]] = {
     # What Adyen's answer means to PayFlow, the one table. Keys: `http_<status>` (`http_5xx`),
@@ -165,6 +174,11 @@ class AdyenAccount:
     """Adyen's Checkout API with its version (default: the SDK's test endpoint)."""
     return_url: str = "https://payflow.invalid/adyen/return"
     """Where Adyen sends the shopper back after a redirect (3-D Secure)."""
+    report_user: str | None = None
+    """The report user (`report_...@Company.X`) whose basic credentials download reports."""
+    report_password: str | None = None
+    report_base: str | None = None
+    """Where reports are downloaded (default: Adyen's test Customer Area)."""
 
     @property
     def configured(self) -> bool:
@@ -181,10 +195,12 @@ class AdyenConnector(Connector):
         *,
         connector_id: str = "adyen",
         timeout_ms: int = 10_000,
+        owner: Owner | None = None,
     ) -> None:
         self.id = connector_id
         self._account = account
         self._notifications = notifications
+        self._owner = owner
         self._timeout = timeout_ms / 1000
         self._sdk: Adyen.Adyen | None = None
 
@@ -302,6 +318,78 @@ class AdyenConnector(Connector):
             item and item.get("originalReference") == psp_reference and item["success"] == "true"
         )
 
+    def settlement_report(self, merchant_id: str, day: str) -> list[SettlementRow]:
+        """Adyen's Settlement details report of the batch paid out on `day`, downloaded from
+        the merchant account's report URL with the report user's credentials, narrowed to the
+        lines whose merchant reference names one of `merchant_id`'s PaymentIntents. The file is
+        the batch a REPORT_AVAILABLE notification announced that day, else the day-named one
+        (`settlement_detail_report_YYYY_MM_DD.csv`, daily payout batches); none for the day
+        means no batch closed then: no lines."""
+        from chalicelib.reconciliation.reports import read_adyen_settlement
+
+        account = self._account
+        if not (account.report_user and account.report_password and account.merchant_account):
+            raise ReportsUnavailable(
+                f"{self.id}: reading Adyen's reports needs ADYEN_REPORT_USER and "
+                "ADYEN_REPORT_PASSWORD"
+            )
+        if self._owner is None:
+            raise ReportsUnavailable(f"{self.id}: no reader of PaymentIntents' merchants")
+        base = account.report_base or REPORT_BASE
+        name, url = self._batch_of(day, f"{base}/MerchantAccount/{account.merchant_account}/")
+        text = self._download(url)
+        owners: dict[str, str | None] = {}
+        rows = []
+        try:
+            lines = read_adyen_settlement(self.id, text or "", settled_on=day)
+        except ValueError as error:
+            # The other providers' reports still reconcile; this one is skipped, with why.
+            raise ReportsUnavailable(f"{self.id}: {name} is not readable: {error}") from error
+        for row in lines:
+            if row.payment_intent is None:
+                continue  # not a payment PayFlow made: no merchant to give it to
+            if row.payment_intent not in owners:
+                owners[row.payment_intent] = self._owner(row.payment_intent)
+            if owners[row.payment_intent] == merchant_id:
+                rows.append(row)
+        return rows
+
+    def _batch_of(self, day: str, folder: str) -> tuple[str, str]:
+        """The report file of `day`'s batch and its URL: the one a REPORT_AVAILABLE
+        notification announced that day, else the day-named file. An announced URL outside
+        the merchant account's report folder is not fetched (the report user's credentials
+        go only there)."""
+        announced = self._notifications("REPORT_AVAILABLE", ANNOUNCED_ON + day)
+        if announced is not None:
+            name, url = str(announced.get("pspReference", "")), str(announced.get("reason", ""))
+            if url == folder + name:
+                return name, url
+        name = f"{SETTLEMENT_REPORT}{day.replace('-', '_')}.csv"
+        return name, folder + name
+
+    def _download(self, url: str) -> str | None:
+        """A report file's text; None when Adyen has none by that name (404)."""
+        import requests
+
+        account = self._account
+        try:
+            response = requests.get(
+                url,
+                auth=(account.report_user or "", account.report_password or ""),
+                timeout=self._timeout,
+            )
+        except (requests.Timeout, requests.ConnectionError) as error:
+            raise PspTimeout(f"{self.id}: report file: {error}") from error
+        except requests.RequestException as error:
+            raise PspUnavailable(f"{self.id}: report file: {error}") from error
+        if response.status_code == 404:
+            return None
+        if response.status_code in (401, 403):
+            raise ReportsUnavailable(f"{self.id}: the report user was refused")
+        if response.status_code != 200:
+            raise PspUnavailable(f"{self.id}: report file answered {response.status_code}")
+        return response.text
+
     def _currency(self, psp_reference: str) -> str:
         """The currency of the authorisation, which a modification must repeat."""
         item = self._notifications("AUTHORISATION", psp_reference)
@@ -377,8 +465,37 @@ def webhook_events(hmac_key: str, headers: Mapping[str, str], body: bytes) -> li
     ]
 
 
+SETTLEMENT_REPORT = "settlement_detail_report_"
+"""How the names of Adyen's Settlement details report files begin."""
+ANNOUNCED_ON = "settlement_day:"
+"""The reference a REPORT_AVAILABLE of a settlement details report is kept under, then the UTC
+day Adyen announced it: the batch a reconciliation of that day reads."""
+
+
+def _report_event(item: dict[str, Any]) -> PspEvent:
+    """REPORT_AVAILABLE: `pspReference` is the file's name, `reason` its download URL. A
+    settlement details report is also remembered under the day it was announced."""
+    name = str(item.get("pspReference", ""))
+    references: tuple[str, ...] = (name,)
+    announced = _epoch(item.get("eventDate"))
+    if name.startswith(SETTLEMENT_REPORT) and item.get("success") == "true" and announced:
+        from chalicelib.reconciliation.reports import day_of
+
+        references = (name, ANNOUNCED_ON + day_of(announced))
+    return PspEvent(
+        id=f"REPORT_AVAILABLE:{name}",
+        type="REPORT_AVAILABLE",
+        outcome=PspOutcome.OTHER,
+        payment_intent_id=None,
+        references=references,
+        body=item,
+    )
+
+
 def _event(item: dict[str, Any]) -> PspEvent:
     code = str(item.get("eventCode", ""))
+    if code == "REPORT_AVAILABLE":
+        return _report_event(item)
     psp = str(item.get("pspReference", ""))
     reference = str(item.get("merchantReference", ""))
     success = item.get("success") == "true"

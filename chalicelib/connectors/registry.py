@@ -14,7 +14,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from chalicelib.connectors.adyen_connector import AdyenAccount, AdyenConnector, Notifications
+from chalicelib.connectors.adyen_connector import (
+    AdyenAccount,
+    AdyenConnector,
+    Notifications,
+    Owner,
+)
 from chalicelib.connectors.base import Connector
 from chalicelib.connectors.razorpay_connector import RazorpayAccount, RazorpayConnector
 from chalicelib.connectors.simulator import SimulatorConnector, SimulatorSettings
@@ -58,6 +63,7 @@ class ConnectorRegistry:
         razorpay: RazorpayAccount | None = None,
         adyen: AdyenAccount | None = None,
         psp_events: PspEventStore | None = None,
+        owner: Owner | None = None,
         simulator_customer: SimulatorCustomer | None = None,
         clock: Callable[[], float] = time.time,
         sleep: Callable[[float], None] = time.sleep,
@@ -71,6 +77,7 @@ class ConnectorRegistry:
         self._razorpay = razorpay or RazorpayAccount()
         self._adyen = adyen or AdyenAccount()
         self._psp_events = psp_events
+        self._owner = owner
         self._clock = clock
         self._sleep = sleep
 
@@ -130,6 +137,7 @@ class ConnectorRegistry:
                 self._notifications(config.id),
                 connector_id=config.id,
                 timeout_ms=config.timeout_ms,
+                owner=self._owner,
             )
         return SimulatorConnector(
             self._ledger,

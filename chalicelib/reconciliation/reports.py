@@ -4,7 +4,8 @@ the payouts that reached the merchant's account.
 Every provider writes its own file format; each is read into the same `SettlementRow` (money in
 integer minor units, signed from the merchant's side: a charge positive, a refund negative).
 The simulator writes its own CSV; `stripe_itemized` follows the columns of Stripe's itemized
-payout reconciliation report (amounts in major units, as Stripe writes them).
+payout reconciliation report (amounts in major units, as Stripe writes them);
+`read_adyen_settlement` Adyen's Settlement details report (major units, decimals per currency).
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Iterable
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta, timezone
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel
 
 from chalicelib.domain.money import ZERO_DECIMAL
+from chalicelib.domain.psp_events import payment_intent_of
 
 
 class RowType(StrEnum):
@@ -410,3 +413,124 @@ def read_bank_statement(text: str) -> list[BankLine]:
         )
         for line in csv.DictReader(io.StringIO(text))
     ]
+
+
+# -- Adyen's Settlement details report ---------------------------------------------------------
+
+ADYEN_COLUMNS = (
+    "Company Account",
+    "Merchant Account",
+    "Psp Reference",
+    "Merchant Reference",
+    "Payment Method",
+    "Creation Date",
+    "TimeZone",
+    "Type",
+    "Modification Reference",
+    "Gross Currency",
+    "Gross Debit (GC)",
+    "Gross Credit (GC)",
+    "Exchange Rate",
+    "Net Currency",
+    "Net Debit (NC)",
+    "Net Credit (NC)",
+    "Commission (NC)",
+    "Markup (NC)",
+    "Scheme Fees (NC)",
+    "Interchange (NC)",
+    "Payment Method Variant",
+    "Modification Merchant Reference",
+    "Batch Number",
+)
+"""The standard columns of Adyen's Settlement details report, in Adyen's order (Adyen appends
+reserved columns after them; they are read by name, so extra columns change nothing)."""
+ADYEN_FEE_COLUMNS = ("Commission (NC)", "Markup (NC)", "Scheme Fees (NC)", "Interchange (NC)")
+_ADYEN_TYPES = {
+    "Settled": RowType.CHARGE,
+    "Refunded": RowType.REFUND,
+    "Chargeback": RowType.DISPUTE,
+    "SecondChargeback": RowType.DISPUTE,
+    "ChargebackReversed": RowType.DISPUTE,
+}
+"""Adyen's journal types that are payment lines. The others (Fee, MerchantPayout, MiscCosts,
+DepositCorrection, InvoiceDeduction, RefundedReversed, ...) are batch-level or not matched yet."""
+THREE_DECIMAL = frozenset({"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"})
+ADYEN_TIME_ZONES = {"UTC": 0, "GMT": 0, "WET": 0, "BST": 1, "CET": 1, "WEST": 1, "CEST": 2}
+"""Offsets in hours of the time-zone codes Adyen writes in `TimeZone` (an account's setting)."""
+
+
+def exponent(currency: str) -> int:
+    """Decimals of `currency`'s major unit (ISO 4217), as Adyen writes amounts."""
+    if currency in ZERO_DECIMAL:
+        return 0
+    return 3 if currency in THREE_DECIMAL else 2
+
+
+def minor_units(text: str, currency: str) -> int:
+    """A major-unit decimal ("12.34") as integer minor units; ValueError when it has more
+    decimals than the currency."""
+    if not text.strip():
+        return 0
+    try:
+        scaled = Decimal(text.strip()).scaleb(exponent(currency))
+    except InvalidOperation as error:
+        raise ValueError(f"{text!r} is not an amount") from error
+    if scaled != scaled.to_integral_value():
+        raise ValueError(f"{text}: more decimals than {currency} has")
+    return int(scaled)
+
+
+def read_adyen_settlement(provider: str, text: str, *, settled_on: str) -> list[SettlementRow]:
+    """Payment lines of Adyen's Settlement details report of the batch paid out on
+    `settled_on`. Amounts are major units in the line's currency; a settlement is a credit, a
+    refund or chargeback a debit, and the fee (commission, markup, scheme fees, interchange)
+    is gross minus net. Lines settled in another currency than they were paid in are refused
+    (ValueError), as is a line whose gross, net and fees do not add up."""
+    rows = []
+    for line in csv.DictReader(io.StringIO(text)):
+        kind = _ADYEN_TYPES.get(line.get("Type") or "")
+        if kind is None:
+            continue
+        reference = line["Modification Reference"]
+        currency = line["Gross Currency"].lower()
+        if line["Net Currency"].lower() != currency:
+            raise ValueError(f"line {reference}: settled in another currency than paid")
+        gross = minor_units(line["Gross Credit (GC)"], currency) - minor_units(
+            line["Gross Debit (GC)"], currency
+        )
+        net = minor_units(line["Net Credit (NC)"], currency) - minor_units(
+            line["Net Debit (NC)"], currency
+        )
+        fee = sum(minor_units(line[column] or "", currency) for column in ADYEN_FEE_COLUMNS)
+        if gross - net != fee:
+            raise ValueError(f"line {reference}: gross - net != commission and fees")
+        psp = line["Psp Reference"]
+        batch = line.get("Batch Number") or ""
+        rows.append(
+            SettlementRow(
+                provider=provider,
+                row_id=reference,
+                type=kind,
+                psp_reference=psp,
+                charge_id=f"ch_{psp}",
+                payment_intent=payment_intent_of(line["Merchant Reference"]),
+                refund_id=(line.get("Modification Merchant Reference") or reference)
+                if kind == RowType.REFUND
+                else None,
+                amount=gross,
+                fee=fee,
+                currency=currency,
+                created=_adyen_time(line["Creation Date"], line["TimeZone"]),
+                settled_on=settled_on,
+                payout=f"{line['Merchant Account']}_batch_{batch}" if batch else None,
+            )
+        )
+    return rows
+
+
+def _adyen_time(text: str, zone: str) -> int:
+    offset = ADYEN_TIME_ZONES.get(zone.strip().upper())
+    if offset is None:
+        raise ValueError(f"time zone {zone!r} is not one PayFlow reads")
+    local = datetime.strptime(text.strip(), "%Y-%m-%d %H:%M:%S")
+    return int(local.replace(tzinfo=timezone(timedelta(hours=offset))).timestamp())

@@ -7,6 +7,12 @@ sent later by notification). It keeps Adyen's idempotency (same `Idempotency-Key
 refuses a wrong `X-API-Key` with 401 and answers errors as Adyen does: `{"status", "errorCode",
 "message", "errorType"}`.
 
+What it settled (captures, refunds) is journalled, and served as Adyen's Settlement details
+report of a day's batch (`GET /reports/download/MerchantAccount/{account}/
+settlement_detail_report_batch_<n>.csv`, or `..._YYYY_MM_DD.csv`, basic auth of the report
+user): one batch a day, closed at midnight UTC, creation dates written in the account's time
+zone (CET). `close_batch(day)` announces a batch with a REPORT_AVAILABLE notification.
+
 Every outcome is also sent as Adyen sends it, a standard notification (AUTHORISATION, CAPTURE,
 CANCELLATION, REFUND) signed with the HMAC key: `notifications` holds them, and when
 `webhook_url` is set each is POSTed there too.
@@ -15,22 +21,34 @@ CANCELLATION, REFUND) signed with the HMAC key: `notifications` holds them, and 
 from __future__ import annotations
 
 import base64
+import csv
 import hashlib
 import hmac
+import io
 import itertools
 import json
 import threading
 import time
 import urllib.error
 import urllib.request
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
+from chalicelib.reconciliation.reports import ADYEN_COLUMNS
 from tests.fakes.http import FakeProvider, Request
 
 API_KEY = "AQE_fake_adyen_key"
 MERCHANT_ACCOUNT = "PayFlowECOM"
 HMAC_KEY = "44782DEF547AAA06C910C43932B1EB0C71FC68D9D0C057550C48EC2ACF6BA056"
+COMPANY_ACCOUNT = "PayFlowCompany"
+REPORT_USER = f"report_payflow@Company.{COMPANY_ACCOUNT}"
+REPORT_PASSWORD = "fake-report-password"
+REPORT_PREFIX = "/reports/download/MerchantAccount/"
+FIRST_BATCH = date(2020, 1, 1)
+"""Batch n is the batch of this day plus n days (one batch a day)."""
+CET = timedelta(hours=1)
+"""The account's time-zone setting, in which the report writes creation dates."""
 
 REFUSED_CARDS: dict[str, tuple[str, str]] = {
     "4000000000000002": ("2", "Refused"),
@@ -80,6 +98,9 @@ class FakeAdyen(FakeProvider):
         self.payments: dict[str, dict[str, Any]] = {}
         self.modifications: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
+        self.journal: list[dict[str, Any]] = []
+        """What Adyen settled: {type: Settled|Refunded, psp, merchant_reference,
+        modification, modification_reference, value, currency, at}; a test may edit it."""
         self.webhook_url: str | None = None
         self._by_key: dict[str, tuple[int, dict[str, Any]]] = {}
 
@@ -182,6 +203,7 @@ class FakeAdyen(FakeProvider):
             self._notify("AUTHORISATION", payment, success=True)
             if not payment["manual"]:
                 payment["captured"] = payment["amount"]["value"]
+                self._journal("Settled", payment, _psp_reference(), "", payment["captured"])
         else:
             code, reason = refused
             payment["status"] = "refused"
@@ -214,6 +236,10 @@ class FakeAdyen(FakeProvider):
             answer["amount"] = body.get("amount")
         self.modifications.append({"kind": kind, **answer})
         event, success, reason = self._apply(payment, kind, body)
+        if success and kind != "cancels":
+            settled = "Settled" if kind == "captures" else "Refunded"
+            value = int((body.get("amount") or {}).get("value", 0))
+            self._journal(settled, payment, answer["pspReference"], answer["reference"], value)
         self._notify(
             event,
             {**payment, "amount": body.get("amount") or payment["amount"]},
@@ -244,6 +270,143 @@ class FakeAdyen(FakeProvider):
             payment["refunded"] += value
         return "REFUND", ok, "" if ok else "Insufficient in-process funds on paymentPspReference"
 
+    def _journal(
+        self, kind: str, payment: dict[str, Any], modification: str, reference: str, value: int
+    ) -> None:
+        self.journal.append(
+            {
+                "type": kind,
+                "psp": payment["pspReference"],
+                "merchant_reference": payment["merchantReference"],
+                "modification": modification,
+                "modification_reference": reference,
+                "value": value,
+                "currency": payment["amount"]["currency"],
+                "at": datetime.now(UTC),
+            }
+        )
+
+    # -- the Settlement details report ---------------------------------------------------------
+
+    def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
+        # A report is CSV, not JSON, and is downloaded with the report user's basic auth.
+        path = handler.path.split("?")[0]
+        if method != "GET" or not path.startswith(REPORT_PREFIX):
+            return super()._serve(handler, method)
+        self.requests.append(Request(handler, method))
+        expected = base64.b64encode(f"{REPORT_USER}:{REPORT_PASSWORD}".encode()).decode()
+        account, _, name = path.removeprefix(REPORT_PREFIX).partition("/")
+        day = _day_of_file(name)
+        if handler.headers.get("Authorization") != f"Basic {expected}":
+            status, data = 401, b"HTTP Status 401 - Unauthorized"
+        elif account != MERCHANT_ACCOUNT or day is None:
+            status, data = 404, b"Not found"
+        else:
+            status, data = 200, self.settlement_report(day).encode()
+        handler.send_response(status)
+        handler.send_header("Content-Type", "text/csv" if status == 200 else "text/plain")
+        handler.send_header("Content-Length", str(len(data)))
+        handler.end_headers()
+        handler.wfile.write(data)
+
+    def settlement_report(self, day: date) -> str:
+        """The Settlement details report of `day`'s batch: each capture and refund settled
+        that UTC day (fees: commission 0.12, markup 0.6%, scheme fees 0.2%, interchange 0.3%
+        of a capture, nothing on a refund), then the batch's fee and payout lines."""
+        batch = str(day.toordinal() - FIRST_BATCH.toordinal())
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(ADYEN_COLUMNS)
+        with self.lock:
+            entries = [e for e in self.journal if e["at"].date() == day]
+        net_total: dict[str, int] = {}
+        for entry in entries:
+            value, currency = int(entry["value"]), str(entry["currency"])
+            settled = entry["type"] == "Settled"
+            fees = (
+                (12, value * 6 // 1000, value * 2 // 1000, value * 3 // 1000)
+                if settled
+                else (0, 0, 0, 0)
+            )
+            net = value - sum(fees) if settled else -value
+            net_total[currency] = net_total.get(currency, 0) + net
+            writer.writerow(
+                [
+                    COMPANY_ACCOUNT,
+                    MERCHANT_ACCOUNT,
+                    entry["psp"],
+                    entry["merchant_reference"],
+                    "visa",
+                    (entry["at"] + CET).strftime("%Y-%m-%d %H:%M:%S"),
+                    "CET",
+                    entry["type"],
+                    entry["modification"],
+                    currency,
+                    "" if settled else _major(value),
+                    _major(value) if settled else "",
+                    "1",
+                    currency,
+                    "" if settled else _major(value),
+                    _major(net) if settled else "",
+                    *(_major(f) if settled else "" for f in fees),
+                    "visaclassic",
+                    entry["modification_reference"],
+                    batch,
+                ]
+            )
+        closed = datetime.combine(day, datetime.max.time()).replace(microsecond=0) + CET
+        for currency, total in sorted(net_total.items()):
+            for kind, reference in (
+                ("Fee", "Transaction Fees"),
+                ("MerchantPayout", f"TX{batch}XT"),
+            ):
+                amount = 0 if kind == "Fee" else total
+                writer.writerow(
+                    [
+                        COMPANY_ACCOUNT,
+                        MERCHANT_ACCOUNT,
+                        "",
+                        "",
+                        "",
+                        closed.strftime("%Y-%m-%d %H:%M:%S"),
+                        "CET",
+                        kind,
+                        reference,
+                        "",
+                        "",
+                        "",
+                        "",
+                        currency,
+                        _major(amount),
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        "",
+                        batch,
+                    ]
+                )
+        return out.getvalue()
+
+    def close_batch(self, day: date) -> dict[str, Any]:
+        """Announce `day`'s batch as Adyen does once its report is ready: a REPORT_AVAILABLE
+        notification naming the file (`pspReference`) and its download URL (`reason`)."""
+        name = f"settlement_detail_report_batch_{day.toordinal() - FIRST_BATCH.toordinal()}.csv"
+        item: dict[str, Any] = {
+            "amount": {"value": 0, "currency": "EUR"},
+            "eventCode": "REPORT_AVAILABLE",
+            "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
+            "merchantAccountCode": MERCHANT_ACCOUNT,
+            "merchantReference": "",
+            "pspReference": name,
+            "reason": f"{self.url}{REPORT_PREFIX}{MERCHANT_ACCOUNT}/{name}",
+            "success": "true",
+        }
+        self._send(item)
+        return item
+
     def _notify(
         self,
         event: str,
@@ -269,6 +432,9 @@ class FakeAdyen(FakeProvider):
         }
         if original:
             item["originalReference"] = original
+        self._send(item)
+
+    def _send(self, item: dict[str, Any]) -> None:
         item["additionalData"] = {"hmacSignature": sign(item)}
         self.notifications.append(item)
         if self.webhook_url:
@@ -300,6 +466,27 @@ class FakeAdyen(FakeProvider):
             ):
                 return item
         return None
+
+
+def _day_of_file(name: str) -> date | None:
+    """The day whose batch a report file holds: `..._batch_<n>.csv` or `..._YYYY_MM_DD.csv`."""
+    stem = name.removesuffix(".csv")
+    if not name.endswith(".csv") or not stem.startswith("settlement_detail_report_"):
+        return None
+    stem = stem.removeprefix("settlement_detail_report_")
+    try:
+        if stem.startswith("batch_"):
+            return FIRST_BATCH + timedelta(days=int(stem.removeprefix("batch_")))
+        return date.fromisoformat(stem.replace("_", "-"))
+    except ValueError:
+        return None
+
+
+def _major(minor: int) -> str:
+    """Minor units of a two-decimal currency as Adyen writes them ("12.34")."""
+    sign = "-" if minor < 0 else ""
+    whole, cents = divmod(abs(minor), 100)
+    return f"{sign}{whole}.{cents:02d}"
 
 
 def _validation(code: str, message: str, field: str) -> tuple[int, dict[str, Any]]:

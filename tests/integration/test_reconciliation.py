@@ -7,6 +7,9 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
+from datetime import date
+
+import pytest
 
 from chalicelib.container import services
 from chalicelib.domain.disputes import DisputeStatus
@@ -506,3 +509,66 @@ def test_a_dispute_the_providers_report_does_not_carry_is_missing_at_provider(
     assert missing["kind"] == "missing_at_provider" and missing["status"] == "open"
     assert missing["object_id"] == opened["id"] and missing["subject"] == f"{sent['id']}:dispute"
     assert (missing["provider_amount"], missing["payflow_amount"]) == (0, -1200 - 1500)
+
+
+@pytest.fixture
+def adyen(api: Api, fake_adyen):
+    """The fake Adyen delivers its notifications to the sandbox, as Adyen's webhook would (a
+    refund's currency is the one Adyen's AUTHORISATION notification reported)."""
+    fake_adyen.webhook_url = f"{api.base}/v1/psp_webhooks/adyen"
+    yield fake_adyen
+    fake_adyen.webhook_url = None
+
+
+def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, adyen):
+    # Given a merchant routed to Adyen with two EUR payments and a refund there
+    routing = api.session.post(
+        api.base + "/v1/routing",
+        json={"connectors": [{"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}]},
+        timeout=10,
+    )
+    assert routing.status_code == 200, routing.text
+    paid = []
+    for amount in (2500, 4000):
+        response = api.post(
+            "/v1/payment_intents",
+            {
+                "amount": amount,
+                "currency": "eur",
+                "confirm": "true",
+                "payment_method": "pm_card_visa",
+            },
+        )
+        assert response.json()["status"] == "succeeded", response.text
+        paid.append(response.json())
+    refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 700}).json()
+    wait_for(
+        lambda: api.get(f"/v1/refunds/{refund['id']}").json()["status"] == "succeeded",
+        timeout=RUN_TIMEOUT,
+        interval=0.1,
+    )
+    # ... and Adyen settled the second payment for less than it was captured for
+    short_psp = paid[1]["latest_charge"].removeprefix("ch_")
+    (settled,) = [e for e in adyen.journal if e["psp"] == short_psp]
+    settled["value"] = 3900
+    # ... and the day's batch announced by REPORT_AVAILABLE through PayFlow's (HMAC-checked)
+    # webhook
+    announced = adyen.close_batch(date.fromisoformat(today()))
+    event_id = f"REPORT_AVAILABLE:{announced['pspReference']}"
+    wait_for(lambda: services().psp_events.stored("adyen", event_id) is not None, timeout=15)
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then Adyen's report was read (Adyen is no longer skipped), the clean lines matched with
+    # their fees booked, and the short settlement is the one exception
+    assert run["providers"] == ["adyen"] and run["skipped_providers"] == {}, run
+    assert run["counts"]["rows"] == 3 and run["counts"]["matched"] == 2, run
+    fee = lambda a: 12 + a * 6 // 1000 + a * 2 // 1000 + a * 3 // 1000  # noqa: E731
+    assert run["fees"] == {"eur": fee(2500) + fee(3900)}
+    (short,) = exceptions(api)
+    assert (short["kind"], short["difference"]) == ("amount_under", -100)
+    assert short["provider"] == "adyen" and short["psp_reference"] == short_psp
+    # ... read from the announced batch's file
+    downloaded = [r.path for r in adyen.requests if r.path.startswith("/reports/")]
+    assert downloaded[-1].endswith("/" + announced["pspReference"]), downloaded
