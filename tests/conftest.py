@@ -178,6 +178,14 @@ def business_clock(api_url: str) -> Iterator[Callable[[int], None]]:
     admin({"reset": "true"})
 
 
+@pytest.fixture(autouse=True)
+def _moto_port_restored(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A test that starts an embedded AWS of its own rewrites the process-wide MOTO_PORT; the
+    session sandbox's comes back after it (in parallel runs, test files meet in other orders)."""
+    if "MOTO_PORT" in os.environ:
+        monkeypatch.setenv("MOTO_PORT", os.environ["MOTO_PORT"])
+
+
 # -- conformance: every body the suite receives validates against Stripe's schemas ------------
 
 
