@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
 from typing import Any
 from urllib.parse import parse_qsl
 
@@ -91,8 +92,14 @@ def decode_pairs(pairs: list[tuple[str, str]]) -> dict[str, Any]:
         raise _too_many(len(pairs))
     root: dict[str, Any] = {}
     appended: dict[tuple[str, ...], int] = {}
+    # A plain name sent more than once (`kinds=a&kinds=b`, how OpenAPI's form style sends an
+    # array) is a list, as `kinds[]=a&kinds[]=b` is: never its last value taken silently. A
+    # scalar parameter sent twice then fails its model's type, naming the parameter.
+    repeated = {name for name, n in Counter(name for name, _ in pairs).items() if n > 1}
     for name, value in pairs:
         parts = _path(name)
+        if name in repeated and len(parts) == 1:
+            parts = [name, ""]
         node: dict[str, Any] = root
         for depth, part in enumerate(parts):
             if part == "":

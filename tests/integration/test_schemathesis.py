@@ -54,10 +54,6 @@ FUZZED: Final[dict[Tolerance, str]] = {
         "a metadata key of lone surrogates or control characters: refused so that nothing "
         "unreadable is stored (docs/security.md), which the metadata schema does not spell out"
     ),
-    ("negative_data_rejection", "*", 'became "__not_in_enum__"'): (
-        "a form key sent twice (`enabled_events=bad&enabled_events=good`): the last value wins "
-        "silently, instead of a list or a 400 (forms.py decode_pairs: request parsing)"
-    ),
 }
 
 LIMITS: Final[dict[Tolerance, str]] = {

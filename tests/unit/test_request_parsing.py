@@ -35,6 +35,17 @@ def test_list_indexes_sort_numerically():
     assert decode_pairs(pairs) == {"x": ["1", "2", "10"]}
 
 
+def test_a_plain_name_sent_twice_is_a_list_never_its_last_value():
+    # OpenAPI's form style sends an array as a repeated name
+    pairs = [("enabled_events", "charge.succeeded"), ("enabled_events", "charge.failed")]
+    assert decode_pairs(pairs) == {"enabled_events": ["charge.succeeded", "charge.failed"]}
+    # and a scalar sent twice is refused by its model, naming it
+    raw = decode_pairs([("amount", "100"), ("amount", "200"), ("currency", "usd")])
+    with pytest.raises(InvalidRequestError) as refused:
+        p.validate(p.CreatePaymentIntent, raw)
+    assert refused.value.param == "amount"
+
+
 def test_blank_metadata_then_keys_is_a_hash():
     assert decode_pairs([("metadata", ""), ("metadata[a]", "1")]) == {"metadata": {"a": "1"}}
 
