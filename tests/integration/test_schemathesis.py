@@ -139,6 +139,7 @@ def run_schemathesis(api_url: str, key: str) -> tuple[list[Found], list[str], in
     found: set[Found] = set()
     errors: list[str] = []
     cases = 0
+    phases: list[str] = []
     for event in engine_for(schema).execute():
         if isinstance(event, events.ScenarioFinished):
             cases += len(event.recorder.cases)
@@ -147,6 +148,13 @@ def run_schemathesis(api_url: str, key: str) -> tuple[list[Found], list[str], in
             errors.append(f"{event.label}: {event.info.message}")
         elif isinstance(event, events.FatalError):
             errors.append(f"fatal: {event.exception!r}")
+        elif isinstance(event, events.Interrupted):
+            errors.append("interrupted")
+        elif isinstance(event, events.PhaseFinished):
+            phases.append(f"{event.phase.name}: {event.status}")
+    if cases <= 100:  # what the test's last check reports, should the run have been cut short
+        operations = len(list(schema.get_all_operations()))
+        errors.append(f"{cases} cases over {operations} operations; phases: {phases}")
     return sorted(found, key=str), errors, cases
 
 

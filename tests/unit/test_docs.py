@@ -18,10 +18,16 @@ BASE = "http://payflow.test"
 
 @pytest.fixture(scope="module")
 def client() -> Iterator[Client]:
+    # Registering the blueprint makes this app its `current_app` for the whole process: the
+    # session sandbox's app gets it back after, or its /openapi.json would be this app's.
+    before = docs._current_app
     app = Chalice(app_name="docs-test")
     app.register_blueprint(docs)
-    with Client(app) as test_client:
-        yield test_client
+    try:
+        with Client(app) as test_client:
+            yield test_client
+    finally:
+        docs._current_app = before
 
 
 def _references(html: str) -> list[str]:
