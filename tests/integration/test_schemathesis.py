@@ -77,6 +77,10 @@ LIMITS: Final[dict[Tolerance, str]] = {
         "SetRouting model's schema does not require (a run reaches it only when its generated "
         "body has neither)"
     ),
+    ("positive_data_acceptance", "POST /v1/psp_webhooks/{connector}", "psp_webhook_invalid"): (
+        "a provider's webhook carries that provider's signature over its body "
+        "(psp_webhook_invalid otherwise): a secret, which no schema can state"
+    ),
     ("positive_data_acceptance", "POST /v1/setup_intents", "unless `confirm` is set"): (
         "return_url and use_stripe_sdk go with confirm=true, as in Stripe"
     ),
