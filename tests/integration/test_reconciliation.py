@@ -369,27 +369,33 @@ def test_stripes_itemized_report_is_read_through_its_reporting_api(
     assert [(r["amount"], r["status"]) for r in refunded] == [(1200, "succeeded")]
 
 
-def test_razorpays_settlement_recon_is_read_and_matched(api: Api, fake_razorpay):
-    # Given a merchant routed to Razorpay with two INR payments and a refund there
+def _paid_through(api: Api, connector: dict, currency: str, amounts: tuple[int, ...]) -> list:
+    """The merchant routed to `connector` alone, then a succeeded card payment per amount."""
     routing = api.session.post(
-        api.base + "/v1/routing",
-        json={"connectors": [{"id": "razorpay", "kind": "razorpay", "currencies": ["inr"]}]},
-        timeout=10,
+        api.base + "/v1/routing", json={"connectors": [connector]}, timeout=10
     )
     assert routing.status_code == 200, routing.text
     paid = []
-    for amount in (5000, 12000):
+    for amount in amounts:
         response = api.post(
             "/v1/payment_intents",
             {
                 "amount": amount,
-                "currency": "inr",
+                "currency": currency,
                 "confirm": "true",
                 "payment_method": "pm_card_visa",
             },
         )
         assert response.json()["status"] == "succeeded", response.text
         paid.append(response.json())
+    return paid
+
+
+def test_razorpays_settlement_recon_is_read_and_matched(api: Api, fake_razorpay):
+    # Given a merchant routed to Razorpay with two INR payments and a refund there
+    paid = _paid_through(
+        api, {"id": "razorpay", "kind": "razorpay", "currencies": ["inr"]}, "inr", (5000, 12000)
+    )
     refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 1000}).json()
     assert refund["status"] == "succeeded", refund
     # ... and one of its payments settled for less than it was captured for
@@ -522,25 +528,9 @@ def adyen(api: Api, fake_adyen):
 
 def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, adyen):
     # Given a merchant routed to Adyen with two EUR payments and a refund there
-    routing = api.session.post(
-        api.base + "/v1/routing",
-        json={"connectors": [{"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}]},
-        timeout=10,
+    paid = _paid_through(
+        api, {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}, "eur", (2500, 4000)
     )
-    assert routing.status_code == 200, routing.text
-    paid = []
-    for amount in (2500, 4000):
-        response = api.post(
-            "/v1/payment_intents",
-            {
-                "amount": amount,
-                "currency": "eur",
-                "confirm": "true",
-                "payment_method": "pm_card_visa",
-            },
-        )
-        assert response.json()["status"] == "succeeded", response.text
-        paid.append(response.json())
     refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 700}).json()
     wait_for(
         lambda: api.get(f"/v1/refunds/{refund['id']}").json()["status"] == "succeeded",
