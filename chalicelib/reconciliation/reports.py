@@ -63,6 +63,9 @@ class SettlementRow(BaseModel):
     dispute_id: str | None = None
     """For a dispute line, the provider's own id of the dispute (what PayFlow keeps as the
     dispute's provider reference)."""
+    occurrence: int = 1
+    """For a dispute line, which time the dispute's money moves this way (Adyen's
+    SecondChargeback is its second withdrawal, after a reversal)."""
     amount: int
     """Gross, signed: a charge positive, a refund negative."""
     fee: int = 0
@@ -534,6 +537,7 @@ def read_adyen_settlement(provider: str, text: str) -> list[SettlementRow]:
                 if kind == RowType.REFUND
                 else None,
                 dispute_id=reference if dispute else None,
+                occurrence=2 if line["Type"] == "SecondChargeback" else 1,
                 amount=gross,
                 fee=fee,
                 currency=currency,

@@ -610,3 +610,40 @@ def test_adyens_chargeback_lines_are_matched_to_the_disputes_its_notifications_o
     # And a second run finds nothing new
     again = reconcile(api, today())
     assert again["counts"]["matched"] == 3 and len(exceptions(api)) == 1
+
+
+def test_an_adyen_dispute_won_then_lost_settles_each_of_its_three_lines(api: Api, adyen):
+    # Given an Adyen payment charged back, the chargeback reversed, then charged back again,
+    # each notification applied before the next is sent (PayFlow moves disputes only forward)
+    (pi,) = _paid_through(
+        api, {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}, "eur", (3000,)
+    )
+    psp = pi["latest_charge"].removeprefix("ch_")
+    for code, status, expected in (
+        ("CHARGEBACK", "Undefended", "needs_response"),
+        ("CHARGEBACK_REVERSED", "Won", "won"),
+        ("SECOND_CHARGEBACK", "Lost", "lost"),
+    ):
+        adyen.dispute(psp, code, status=status)
+        wait_for(
+            lambda expected=expected: (
+                [
+                    d["status"]
+                    for d in api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()[
+                        "data"
+                    ]
+                ]
+                == [expected]
+            ),
+            timeout=RUN_TIMEOUT,
+            interval=0.1,
+        )
+    close_batch(adyen)
+
+    # When the day is reconciled past its SLA
+    run = reconcile(api, today(), sla_days=0)
+
+    # Then the capture and the dispute's withdrawal, reinstatement and second withdrawal each
+    # matched the movement PayFlow booked: nothing is an exception, nothing awaited
+    assert run["counts"]["rows"] == 4 and run["counts"]["matched"] == 4, run
+    assert run["counts"]["awaiting_settlement"] == 0 and exceptions(api) == []

@@ -18,6 +18,7 @@ from chalicelib.connectors.adyen_connector import (
     webhook_events,
 )
 from chalicelib.connectors.base import AuthorizationRequest, ReportsUnavailable
+from chalicelib.reconciliation.matching import Booked, ExceptionKind, dispute_subject, match_row
 from chalicelib.reconciliation.reports import (
     DisputeMovement,
     Payout,
@@ -147,6 +148,56 @@ def test_a_batch_spanning_days_is_one_payout_each_line_names():
         ),
         Payout(provider="adyen", id="TX7XT", amount=3627, currency="eur", settled_on="2026-12-01"),
     ]
+
+
+def booked(movement: DisputeMovement, occurrence: int = 1, **changes: object) -> Booked:
+    """PayFlow's movement of the sample's dispute, as its balance transactions say."""
+    values: dict[str, object] = {
+        "kind": movement.value,
+        "id": dispute_subject("2313642467170922", movement, occurrence),
+        "payment_intent": "pi_B",
+        "amount": 34999,
+        "currency": "eur",
+        "connector": "adyen",
+        "created": int(datetime(2026, 11, 30, 20, tzinfo=UTC).timestamp()),
+        "fee": 750 if movement == DisputeMovement.WITHDRAWAL else -750,
+        "object_id": "du_B",
+    }
+    values.update(changes)
+    return Booked(**values)  # type: ignore[arg-type]
+
+
+def test_dispute_lines_match_the_disputes_movements_as_other_providers_do():
+    chargeback, reversed_, second = read_adyen_settlement("adyen", REPORT)[2:5]
+    withdrawn, reinstated = DisputeMovement.WITHDRAWAL, DisputeMovement.REINSTATEMENT
+
+    def kind(row, record, duplicate=False):
+        return match_row(row, record, "succeeded", duplicate=duplicate).kind
+
+    # Each line settles its own movement: the second chargeback the second withdrawal
+    subjects = [
+        dispute_subject(r.dispute_id or "", r.movement or withdrawn, r.occurrence)
+        for r in (chargeback, reversed_, second)
+    ]
+    assert subjects == [booked(withdrawn).id, booked(reinstated).id, booked(withdrawn, 2).id]
+    assert len(set(subjects)) == 3
+    assert kind(chargeback, booked(withdrawn)) is None
+    assert kind(reversed_, booked(reinstated)) is None
+    assert kind(second, booked(withdrawn, 2)) is None
+    # Amount, fee and currency compared; unknown disputes and second lines are exceptions
+    assert kind(chargeback, booked(withdrawn, amount=35099)) == ExceptionKind.AMOUNT_UNDER
+    assert kind(chargeback, booked(withdrawn, amount=34899)) == ExceptionKind.AMOUNT_OVER
+    assert kind(chargeback, booked(withdrawn, fee=1500)) == ExceptionKind.AMOUNT_UNDER
+    assert kind(reversed_, booked(reinstated, fee=-1500)) == ExceptionKind.AMOUNT_UNDER
+    assert kind(chargeback, booked(withdrawn, currency="usd")) == ExceptionKind.CURRENCY_MISMATCH
+    assert kind(chargeback, None) == ExceptionKind.MISSING_IN_PAYFLOW
+    assert kind(chargeback, booked(withdrawn), True) == ExceptionKind.DUPLICATE_SETTLEMENT
+    finding = match_row(chargeback, booked(withdrawn, amount=35099), None, duplicate=False)
+    assert (finding.object_id, finding.provider_amount, finding.payflow_amount) == (
+        "du_B",
+        -35749,
+        -35849,
+    )
 
 
 @pytest.mark.parametrize(
