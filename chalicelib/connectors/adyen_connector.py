@@ -186,6 +186,19 @@ class AdyenAccount:
         return bool(self.api_key and self.merchant_account)
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A batch's Settlement details report, as its REPORT_AVAILABLE announced it."""
+
+    name: str
+    """The file's name (`settlement_detail_report_batch_<n>.csv`)."""
+    url: str
+    """Where Adyen said to download it."""
+    batch: int
+    day: str
+    """The UTC day it was announced (YYYY-MM-DD): the batch closed by then."""
+
+
 class AdyenConnector(Connector):
     """Adyen, reached with the official SDK (enabled when ADYEN_API_KEY is set)."""
 
@@ -204,8 +217,8 @@ class AdyenConnector(Connector):
         self._owner = owner
         self._timeout = timeout_ms / 1000
         self._sdk: Adyen.Adyen | None = None
-        self._files: dict[str, str | None] = {}
-        """Report files downloaded, by URL (None: Adyen has none by that name)."""
+        self._files: dict[str, str] = {}
+        """Report files downloaded, by URL."""
 
     def _adyen(self) -> Adyen.Adyen:
         import Adyen
@@ -369,10 +382,12 @@ class AdyenConnector(Connector):
         downloaded once by this connector (a run asks once per connector)."""
         files = []
         for name, url in self._batches_of(day, self._report_folder()):
-            if url not in self._files:
-                self._files[url] = self._download(url)
-            text = self._files[url]
+            text = self._files.get(url)
+            if text is None:
+                text = self._download(url)
             if text is not None:
+                # A closed batch's report does not change; a file not there yet may come.
+                self._files[url] = text
                 files.append((name, text))
         return files
 
@@ -413,28 +428,26 @@ class AdyenConnector(Connector):
                     for n in (0, 1)
                 )
             ]
-        number = int(first["batch"])
-        found = {number: first}
-        earlier = number - 1
-        while (item := self._announced(f"{ANNOUNCED_BATCH}{earlier}")) and item["day"] >= day:
+        found = {first.batch: first}
+        earlier = first.batch - 1
+        while (item := self._announced(f"{ANNOUNCED_BATCH}{earlier}")) and item.day >= day:
             found[earlier] = item
             earlier -= 1
-        later = number
-        while found[later]["day"] <= day:
+        later = first.batch
+        while found[later].day <= day:
             item = self._announced(f"{ANNOUNCED_BATCH}{later + 1}")
             if item is None:
                 break  # not closed yet: the rest of the day comes with it
             later += 1
             found[later] = item
         return [
-            (found[n]["name"], found[n]["url"])
+            (found[n].name, found[n].url)
             for n in sorted(found)
-            if found[n]["url"] == folder + found[n]["name"]
+            if found[n].url == folder + found[n].name
         ]
 
-    def _announced(self, reference: str) -> dict[str, str] | None:
-        """The settlement details report a REPORT_AVAILABLE kept under `reference` announced:
-        its file `name`, `url`, `batch` number and the UTC `day` it was announced."""
+    def _announced(self, reference: str) -> Announcement | None:
+        """The batch report a REPORT_AVAILABLE kept under `reference` announced, or None."""
         item = self._notifications("REPORT_AVAILABLE", reference)
         if item is None:
             return None
@@ -444,12 +457,7 @@ class AdyenConnector(Connector):
             return None
         from chalicelib.reconciliation.reports import day_of
 
-        return {
-            "name": name,
-            "url": str(item.get("reason", "")),
-            "batch": str(batch),
-            "day": day_of(announced),
-        }
+        return Announcement(name, str(item.get("reason", "")), batch, day_of(announced))
 
     def _download(self, url: str) -> str | None:
         """A report file's text; None when Adyen has none by that name (404)."""

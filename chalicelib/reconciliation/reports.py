@@ -498,7 +498,7 @@ def read_adyen_settlement(provider: str, text: str) -> list[SettlementRow]:
     units in the line's currency; a settlement or a chargeback reversed is a credit, a refund
     or a chargeback a debit, and the fee (commission, markup, scheme fees, interchange) is gross
     minus net. A line settles on the UTC day of its Creation Date (when Adyen booked it into
-    the batch) and is paid out by its batch's payout (`adyen_payout_id`). Lines settled in
+    the batch) and is paid out by its batch's payout (`read_adyen_payouts`). Lines settled in
     another currency than they were paid in are refused (ValueError), as is a line whose gross,
     net and fees do not add up."""
     lines = list(csv.DictReader(io.StringIO(text)))
@@ -563,6 +563,11 @@ def _adyen_batch_key(line: dict[str, str], currency: str) -> tuple[str, str, str
     return (line.get("Merchant Account") or "", line.get("Batch Number") or "", currency)
 
 
+def _adyen_batch_id(key: tuple[str, str, str]) -> str:
+    """A batch's own name, for a payout its lines do not name (no MerchantPayout)."""
+    return f"{key[0]}_batch_{key[1]}"
+
+
 def _adyen_payouts(
     provider: str, lines: list[dict[str, str]]
 ) -> dict[tuple[str, str, str], Payout]:
@@ -582,7 +587,7 @@ def _adyen_payouts(
             reference = (line.get("Modification Reference") or "").split()
             payouts[key] = Payout(
                 provider=provider,
-                id=reference[0] if reference else f"{key[0]}_batch_{key[1]}",
+                id=reference[0] if reference else _adyen_batch_id(key),
                 amount=-net,
                 currency=currency,
                 settled_on=day_of(created),
@@ -594,7 +599,7 @@ def _adyen_payouts(
         if key not in payouts:
             payouts[key] = Payout(
                 provider=provider,
-                id=f"{key[0]}_batch_{key[1]}",
+                id=_adyen_batch_id(key),
                 amount=total,
                 currency=key[2],
                 settled_on=day_of(last),
