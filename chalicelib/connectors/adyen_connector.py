@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import date, timedelta
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from chalicelib.connectors.base import (
@@ -44,7 +45,7 @@ from chalicelib.domain.test_cards import EXP_MONTH, EXP_YEAR, describe
 if TYPE_CHECKING:
     import Adyen
 
-    from chalicelib.reconciliation.reports import SettlementRow
+    from chalicelib.reconciliation.reports import Payout, SettlementRow
 
 # The SDK (about 0.1 s to import) is imported by the calls that use it, not with this module.
 
@@ -185,6 +186,19 @@ class AdyenAccount:
         return bool(self.api_key and self.merchant_account)
 
 
+@dataclass(frozen=True)
+class Announcement:
+    """A batch's Settlement details report, as its REPORT_AVAILABLE announced it."""
+
+    name: str
+    """The file's name (`settlement_detail_report_batch_<n>.csv`)."""
+    url: str
+    """Where Adyen said to download it."""
+    batch: int
+    day: str
+    """The UTC day it was announced (YYYY-MM-DD): the batch closed by then."""
+
+
 class AdyenConnector(Connector):
     """Adyen, reached with the official SDK (enabled when ADYEN_API_KEY is set)."""
 
@@ -203,6 +217,8 @@ class AdyenConnector(Connector):
         self._owner = owner
         self._timeout = timeout_ms / 1000
         self._sdk: Adyen.Adyen | None = None
+        self._files: dict[str, str] = {}
+        """Report files downloaded, by URL."""
 
     def _adyen(self) -> Adyen.Adyen:
         import Adyen
@@ -319,53 +335,129 @@ class AdyenConnector(Connector):
         )
 
     def settlement_report(self, merchant_id: str, day: str) -> list[SettlementRow]:
-        """Adyen's Settlement details report of the batch paid out on `day`, downloaded from
-        the merchant account's report URL with the report user's credentials, narrowed to the
-        lines whose merchant reference names one of `merchant_id`'s PaymentIntents. The file is
-        the batch a REPORT_AVAILABLE notification announced that day, else the day-named one
-        (`settlement_detail_report_YYYY_MM_DD.csv`, daily payout batches); none for the day
-        means no batch closed then: no lines."""
+        """The lines of Adyen's Settlement details reports that Adyen booked on `day` (UTC),
+        from every batch that holds such lines (`_batches_of`), narrowed to the lines whose
+        merchant reference names one of `merchant_id`'s PaymentIntents. Each line's payout is
+        its batch's. No batch closed yet for the day: no lines."""
         from chalicelib.reconciliation.reports import read_adyen_settlement
 
+        self._report_folder()
+        if self._owner is None:
+            raise ReportsUnavailable(f"{self.id}: no reader of PaymentIntents' merchants")
+        owners: dict[str, str | None] = {}
+        rows = []
+        for name, text in self._batch_files(day):
+            try:
+                lines = read_adyen_settlement(self.id, text)
+            except ValueError as error:
+                # The other providers' reports still reconcile; this one is skipped, with why.
+                raise ReportsUnavailable(f"{self.id}: {name} is not readable: {error}") from error
+            for row in lines:
+                if row.settled_on != day or row.payment_intent is None:
+                    continue  # another day's, or not a payment PayFlow made
+                if row.payment_intent not in owners:
+                    owners[row.payment_intent] = self._owner(row.payment_intent)
+                if owners[row.payment_intent] == merchant_id:
+                    rows.append(row)
+        return rows
+
+    def settlement_payouts(self, day: str) -> list[Payout]:
+        """What Adyen paid to the bank on `day` (UTC): the MerchantPayout of each batch read for
+        the day whose payout Adyen booked that day (a batch that paid nothing out: its net),
+        for the whole merchant account. A bank credit for a batch carries the payout's id (the
+        `TX...XT` reference opening the payout description) and its amount."""
+        from chalicelib.reconciliation.reports import read_adyen_payouts
+
+        payouts: list[Payout] = []
+        for name, text in self._batch_files(day):
+            try:
+                found = read_adyen_payouts(self.id, text)
+            except ValueError as error:
+                raise ReportsUnavailable(f"{self.id}: {name} is not readable: {error}") from error
+            payouts.extend(p for p in found if p.settled_on == day)
+        return payouts
+
+    def _batch_files(self, day: str) -> list[tuple[str, str]]:
+        """(name, text) of the report files that may hold lines booked on `day`, each
+        downloaded once by this connector (a run asks once per connector)."""
+        files = []
+        for name, url in self._batches_of(day, self._report_folder()):
+            text = self._files.get(url)
+            if text is None:
+                text = self._download(url)
+            if text is not None:
+                # A closed batch's report does not change; a file not there yet may come.
+                self._files[url] = text
+                files.append((name, text))
+        return files
+
+    def _report_folder(self) -> str:
+        """The merchant account's report folder, which the report user's credentials open."""
         account = self._account
         if not (account.report_user and account.report_password and account.merchant_account):
             raise ReportsUnavailable(
                 f"{self.id}: reading Adyen's reports needs ADYEN_REPORT_USER and "
                 "ADYEN_REPORT_PASSWORD"
             )
-        if self._owner is None:
-            raise ReportsUnavailable(f"{self.id}: no reader of PaymentIntents' merchants")
         base = account.report_base or REPORT_BASE
-        name, url = self._batch_of(day, f"{base}/MerchantAccount/{account.merchant_account}/")
-        text = self._download(url)
-        owners: dict[str, str | None] = {}
-        rows = []
-        try:
-            lines = read_adyen_settlement(self.id, text or "", settled_on=day)
-        except ValueError as error:
-            # The other providers' reports still reconcile; this one is skipped, with why.
-            raise ReportsUnavailable(f"{self.id}: {name} is not readable: {error}") from error
-        for row in lines:
-            if row.payment_intent is None:
-                continue  # not a payment PayFlow made: no merchant to give it to
-            if row.payment_intent not in owners:
-                owners[row.payment_intent] = self._owner(row.payment_intent)
-            if owners[row.payment_intent] == merchant_id:
-                rows.append(row)
-        return rows
+        return f"{base}/MerchantAccount/{account.merchant_account}/"
 
-    def _batch_of(self, day: str, folder: str) -> tuple[str, str]:
-        """The report file of `day`'s batch and its URL: the one a REPORT_AVAILABLE
-        notification announced that day, else the day-named file. An announced URL outside
-        the merchant account's report folder is not fetched (the report user's credentials
-        go only there)."""
-        announced = self._notifications("REPORT_AVAILABLE", ANNOUNCED_ON + day)
-        if announced is not None:
-            name, url = str(announced.get("pspReference", "")), str(announced.get("reason", ""))
-            if url == folder + name:
-                return name, url
-        name = f"{SETTLEMENT_REPORT}{day.replace('-', '_')}.csv"
-        return name, folder + name
+    def _batches_of(self, day: str, folder: str) -> list[tuple[str, str]]:
+        """The report files (name, URL) of the batches that may hold lines booked on `day`.
+
+        Adyen numbers a merchant account's batches in order and announces each with a
+        REPORT_AVAILABLE once it closes. Lines booked on `day` are in the batch that was open
+        when the day began, through the one open when it ended: the batches announced from
+        `day` on, back to the first announced on the earliest such day, and forward while the
+        batch before was announced by the end of `day` (it closed that day: the next holds the
+        rest of it). Announcements are found within MAX_BATCH_DAYS of the day. With none, the
+        day-named files of the day and the next (daily batches named by the account's day,
+        which may end after the UTC day). An announced URL outside the merchant account's
+        report folder is not fetched (the report user's credentials go only there)."""
+        start = date.fromisoformat(day)
+        first = None
+        for offset in range(MAX_BATCH_DAYS + 1):
+            first = self._announced(ANNOUNCED_ON + (start + timedelta(days=offset)).isoformat())
+            if first is not None:
+                break
+        if first is None:
+            return [
+                (name, folder + name)
+                for name in (
+                    f"{SETTLEMENT_REPORT}{(start + timedelta(days=n)).strftime('%Y_%m_%d')}.csv"
+                    for n in (0, 1)
+                )
+            ]
+        found = {first.batch: first}
+        earlier = first.batch - 1
+        while (item := self._announced(f"{ANNOUNCED_BATCH}{earlier}")) and item.day >= day:
+            found[earlier] = item
+            earlier -= 1
+        later = first.batch
+        while found[later].day <= day:
+            item = self._announced(f"{ANNOUNCED_BATCH}{later + 1}")
+            if item is None:
+                break  # not closed yet: the rest of the day comes with it
+            later += 1
+            found[later] = item
+        return [
+            (found[n].name, found[n].url)
+            for n in sorted(found)
+            if found[n].url == folder + found[n].name
+        ]
+
+    def _announced(self, reference: str) -> Announcement | None:
+        """The batch report a REPORT_AVAILABLE kept under `reference` announced, or None."""
+        item = self._notifications("REPORT_AVAILABLE", reference)
+        if item is None:
+            return None
+        name = str(item.get("pspReference", ""))
+        batch, announced = batch_number(name), _epoch(item.get("eventDate"))
+        if batch is None or announced is None:
+            return None
+        from chalicelib.reconciliation.reports import day_of
+
+        return Announcement(name, str(item.get("reason", "")), batch, day_of(announced))
 
     def _download(self, url: str) -> str | None:
         """A report file's text; None when Adyen has none by that name (404)."""
@@ -467,21 +559,38 @@ def webhook_events(hmac_key: str, headers: Mapping[str, str], body: bytes) -> li
 
 SETTLEMENT_REPORT = "settlement_detail_report_"
 """How the names of Adyen's Settlement details report files begin."""
+BATCH_REPORT = SETTLEMENT_REPORT + "batch_"
+"""A batch's file: `settlement_detail_report_batch_<n>.csv`, n Adyen's batch number."""
 ANNOUNCED_ON = "settlement_day:"
-"""The reference a REPORT_AVAILABLE of a settlement details report is kept under, then the UTC
-day Adyen announced it: the batch a reconciliation of that day reads."""
+"""The reference the latest REPORT_AVAILABLE of a batch's settlement details report is kept
+under, then the UTC day Adyen announced it."""
+ANNOUNCED_BATCH = "settlement_batch:"
+"""The reference a batch's REPORT_AVAILABLE is kept under, then the batch's number."""
+MAX_BATCH_DAYS = 31
+"""How many days after a day its lines may still be paid out in a batch (Adyen's longest
+payout frequency is monthly): how far a run looks for the batches that hold them."""
+
+
+def batch_number(name: str) -> int | None:
+    """The batch number of a batch's report file name, None for another file."""
+    number = name.removeprefix(BATCH_REPORT).removesuffix(".csv")
+    if not name.startswith(BATCH_REPORT) or not name.endswith(".csv") or not number.isdigit():
+        return None
+    return int(number)
 
 
 def _report_event(item: dict[str, Any]) -> PspEvent:
     """REPORT_AVAILABLE: `pspReference` is the file's name, `reason` its download URL. A
-    settlement details report is also remembered under the day it was announced."""
+    batch's settlement details report is also remembered under its batch number and the day
+    it was announced (the latest of that day)."""
     name = str(item.get("pspReference", ""))
     references: tuple[str, ...] = (name,)
     announced = _epoch(item.get("eventDate"))
-    if name.startswith(SETTLEMENT_REPORT) and item.get("success") == "true" and announced:
+    number = batch_number(name)
+    if number is not None and item.get("success") == "true" and announced:
         from chalicelib.reconciliation.reports import day_of
 
-        references = (name, ANNOUNCED_ON + day_of(announced))
+        references = (name, f"{ANNOUNCED_BATCH}{number}", ANNOUNCED_ON + day_of(announced))
     return PspEvent(
         id=f"REPORT_AVAILABLE:{name}",
         type="REPORT_AVAILABLE",

@@ -121,10 +121,12 @@ class Booked:
         return self.signed - self.fee
 
 
-def dispute_subject(reference: str, movement: DisputeMovement) -> str:
+def dispute_subject(reference: str, movement: DisputeMovement, occurrence: int = 1) -> str:
     """How a dispute's movement is named in settled markers and exceptions: by the provider's
-    dispute id, which both the line and PayFlow's dispute carry."""
-    return f"{reference}:{movement.value}"
+    dispute id, which both the line and PayFlow's dispute carry, and which time the dispute's
+    money moves that way (a second chargeback is its second withdrawal)."""
+    base = f"{reference}:{movement.value}"
+    return base if occurrence == 1 else f"{base}:{occurrence}"
 
 
 @dataclass(frozen=True)
@@ -170,7 +172,7 @@ def match_dispute(row: SettlementRow, booked: Booked | None, *, duplicate: bool)
     certain enough to repair."""
     movement = row.movement
     assert movement is not None, "match_dispute takes dispute lines"
-    subject = dispute_subject(row.dispute_id or row.row_id, movement)
+    subject = dispute_subject(row.dispute_id or row.row_id, movement, row.occurrence)
 
     def finding(kind: ExceptionKind | None, payflow: int) -> Finding:
         return Finding(

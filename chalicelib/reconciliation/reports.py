@@ -63,6 +63,9 @@ class SettlementRow(BaseModel):
     dispute_id: str | None = None
     """For a dispute line, the provider's own id of the dispute (what PayFlow keeps as the
     dispute's provider reference)."""
+    occurrence: int = 1
+    """For a dispute line, which time the dispute's money moves this way (Adyen's
+    SecondChargeback is its second withdrawal, after a reversal)."""
     amount: int
     """Gross, signed: a charge positive, a refund negative."""
     fee: int = 0
@@ -452,8 +455,12 @@ _ADYEN_TYPES = {
     "SecondChargeback": RowType.DISPUTE,
     "ChargebackReversed": RowType.DISPUTE,
 }
-"""Adyen's journal types that are payment lines. The others (Fee, MerchantPayout, MiscCosts,
-DepositCorrection, InvoiceDeduction, RefundedReversed, ...) are batch-level or not matched yet."""
+"""Adyen's journal types that are payment lines. A dispute's lines (Chargeback, then
+ChargebackReversed if it is won, SecondChargeback if it is lost after all) carry the dispute's
+PSP reference as their Modification Reference, the pspReference of every dispute notification
+(what PayFlow keeps as the dispute's provider reference), and the chargeback fee in their cost
+columns. The others (Fee, MerchantPayout, MiscCosts, DepositCorrection, InvoiceDeduction,
+RefundedReversed, ...) are batch-level or not matched yet."""
 THREE_DECIMAL = frozenset({"bhd", "iqd", "jod", "kwd", "lyd", "omr", "tnd"})
 ADYEN_TIME_ZONES = {"UTC": 0, "GMT": 0, "WET": 0, "BST": 1, "CET": 1, "WEST": 1, "CEST": 2}
 """Offsets in hours of the time-zone codes Adyen writes in `TimeZone` (an account's setting)."""
@@ -480,14 +487,24 @@ def minor_units(text: str, currency: str) -> int:
     return int(scaled)
 
 
-def read_adyen_settlement(provider: str, text: str, *, settled_on: str) -> list[SettlementRow]:
-    """Payment lines of Adyen's Settlement details report of the batch paid out on
-    `settled_on`. Amounts are major units in the line's currency; a settlement is a credit, a
-    refund or chargeback a debit, and the fee (commission, markup, scheme fees, interchange)
-    is gross minus net. Lines settled in another currency than they were paid in are refused
-    (ValueError), as is a line whose gross, net and fees do not add up."""
+ADYEN_PAYOUT = "MerchantPayout"
+"""The journal type of the batch's transfer to the merchant's bank: its Modification Reference
+is the payout description Adyen sends the bank (`TX<n>XT <merchant account>, batch <n>` by
+default), its Net Debit the amount transferred."""
+
+
+def read_adyen_settlement(provider: str, text: str) -> list[SettlementRow]:
+    """Payment lines of one Adyen Settlement details report (one batch). Amounts are major
+    units in the line's currency; a settlement or a chargeback reversed is a credit, a refund
+    or a chargeback a debit, and the fee (commission, markup, scheme fees, interchange) is gross
+    minus net. A line settles on the UTC day of its Creation Date (when Adyen booked it into
+    the batch) and is paid out by its batch's payout (`read_adyen_payouts`). Lines settled in
+    another currency than they were paid in are refused (ValueError), as is a line whose gross,
+    net and fees do not add up."""
+    lines = list(csv.DictReader(io.StringIO(text)))
+    payout_ids = {key: payout.id for key, payout in _adyen_payouts(provider, lines).items()}
     rows = []
-    for line in csv.DictReader(io.StringIO(text)):
+    for line in lines:
         kind = _ADYEN_TYPES.get(line.get("Type") or "")
         if kind is None:
             continue
@@ -505,11 +522,13 @@ def read_adyen_settlement(provider: str, text: str, *, settled_on: str) -> list[
         if gross - net != fee:
             raise ValueError(f"line {reference}: gross - net != commission and fees")
         psp = line["Psp Reference"]
-        batch = line.get("Batch Number") or ""
+        created = _adyen_time(line["Creation Date"], line["TimeZone"])
+        dispute = kind == RowType.DISPUTE
         rows.append(
             SettlementRow(
                 provider=provider,
-                row_id=reference,
+                # One dispute's lines share its reference: the journal type tells them apart.
+                row_id=f"{reference}:{line['Type']}" if dispute else reference,
                 type=kind,
                 psp_reference=psp,
                 charge_id=f"ch_{psp}",
@@ -517,15 +536,75 @@ def read_adyen_settlement(provider: str, text: str, *, settled_on: str) -> list[
                 refund_id=(line.get("Modification Merchant Reference") or reference)
                 if kind == RowType.REFUND
                 else None,
+                dispute_id=reference if dispute else None,
+                occurrence=2 if line["Type"] == "SecondChargeback" else 1,
                 amount=gross,
                 fee=fee,
                 currency=currency,
-                created=_adyen_time(line["Creation Date"], line["TimeZone"]),
-                settled_on=settled_on,
-                payout=f"{line['Merchant Account']}_batch_{batch}" if batch else None,
+                created=created,
+                settled_on=day_of(created),
+                payout=payout_ids.get(_adyen_batch_key(line, currency)),
             )
         )
     return rows
+
+
+def read_adyen_payouts(provider: str, text: str) -> list[Payout]:
+    """What one Adyen Settlement details report paid to the bank: each MerchantPayout line
+    (its id the unique payout reference that opens its Modification Reference, `TX...XT`, the
+    bank statement's reference; its amount the Net Debit; on the UTC day Adyen booked it).
+    A batch with payment lines and no MerchantPayout (its net carried to the next batch) is
+    one payout of its net, named `<merchant account>_batch_<n>`."""
+    lines = list(csv.DictReader(io.StringIO(text)))
+    return sorted(_adyen_payouts(provider, lines).values(), key=lambda p: (p.id, p.currency))
+
+
+def _adyen_batch_key(line: dict[str, str], currency: str) -> tuple[str, str, str]:
+    return (line.get("Merchant Account") or "", line.get("Batch Number") or "", currency)
+
+
+def _adyen_batch_id(key: tuple[str, str, str]) -> str:
+    """A batch's own name, for a payout its lines do not name (no MerchantPayout)."""
+    return f"{key[0]}_batch_{key[1]}"
+
+
+def _adyen_payouts(
+    provider: str, lines: list[dict[str, str]]
+) -> dict[tuple[str, str, str], Payout]:
+    """The payout of each (merchant account, batch, currency) the lines hold."""
+    payouts: dict[tuple[str, str, str], Payout] = {}
+    nets: dict[tuple[str, str, str], tuple[int, int]] = {}
+    for line in lines:
+        currency = (line.get("Net Currency") or "").lower()
+        if not currency or not line.get("Batch Number"):
+            continue
+        key = _adyen_batch_key(line, currency)
+        net = minor_units(line.get("Net Credit (NC)") or "", currency) - minor_units(
+            line.get("Net Debit (NC)") or "", currency
+        )
+        created = _adyen_time(line["Creation Date"], line["TimeZone"])
+        if line.get("Type") == ADYEN_PAYOUT:
+            reference = (line.get("Modification Reference") or "").split()
+            payouts[key] = Payout(
+                provider=provider,
+                id=reference[0] if reference else _adyen_batch_id(key),
+                amount=-net,
+                currency=currency,
+                settled_on=day_of(created),
+            )
+            continue
+        total, last = nets.get(key, (0, created))
+        nets[key] = (total + net, max(last, created))
+    for key, (total, last) in nets.items():
+        if key not in payouts:
+            payouts[key] = Payout(
+                provider=provider,
+                id=_adyen_batch_id(key),
+                amount=total,
+                currency=key[2],
+                settled_on=day_of(last),
+            )
+    return payouts
 
 
 def _adyen_time(text: str, zone: str) -> int:

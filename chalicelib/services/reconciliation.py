@@ -767,7 +767,7 @@ def _settles(row: SettlementRow) -> str:
     if row.type == RowType.REFUND and row.refund_id:
         return row.refund_id
     if row.movement is not None:
-        return dispute_subject(row.dispute_id or row.row_id, row.movement)
+        return dispute_subject(row.dispute_id or row.row_id, row.movement, row.occurrence)
     return row.charge_id or row.row_id
 
 
@@ -776,11 +776,14 @@ def _booked_dispute(dispute: Dispute) -> list[Booked]:
     transactions (a loss's payout moves no merchant money and settles no line)."""
     found: dict[str, Booked] = {}
     movements = {m.value: m for m in DisputeMovement}
+    seen: Counter[DisputeMovement] = Counter()
     for txn in dispute.balance_transactions:
         movement = movements.get(str(txn.get("reporting_category")))
         if movement is None:
             continue
-        subject = dispute_subject(dispute.provider_reference, movement)
+        # A dispute lost after it was won is withdrawn a second time: its own subject.
+        seen[movement] += 1
+        subject = dispute_subject(dispute.provider_reference, movement, seen[movement])
         found.setdefault(
             subject,
             Booked(

@@ -7,11 +7,21 @@ sent later by notification). It keeps Adyen's idempotency (same `Idempotency-Key
 refuses a wrong `X-API-Key` with 401 and answers errors as Adyen does: `{"status", "errorCode",
 "message", "errorType"}`.
 
-What it settled (captures, refunds) is journalled, and served as Adyen's Settlement details
-report of a day's batch (`GET /reports/download/MerchantAccount/{account}/
-settlement_detail_report_batch_<n>.csv`, or `..._YYYY_MM_DD.csv`, basic auth of the report
-user): one batch a day, closed at midnight UTC, creation dates written in the account's time
-zone (CET). `close_batch(day)` announces a batch with a REPORT_AVAILABLE notification.
+What it settled (captures, refunds, chargebacks and their reversals) is journalled, and served
+as Adyen's Settlement details report of a batch (`GET /reports/download/MerchantAccount/
+{account}/settlement_detail_report_batch_<n>.csv`, basic auth of the report user), creation
+dates written in the account's time zone (CET). A batch is closed when a test says so
+(`close_batch(at)`: every entry booked by then that no batch holds yet, so a batch may span
+days or a day hold several batches) and announced with a REPORT_AVAILABLE notification. The
+dated name `..._YYYY_MM_DD.csv` serves a daily batch of that UTC day's entries instead (the
+name Adyen adds on request, for daily payouts).
+
+Disputes: `dispute(psp, code)` sends a dispute notification as Adyen does (the dispute's own
+pspReference on every event, the payment's as originalReference, signed), and journals the
+money it moves: CHARGEBACK a Chargeback line (the amount and a 15.00 chargeback fee debited),
+CHARGEBACK_REVERSED a ChargebackReversed line (both credited back), SECOND_CHARGEBACK a
+SecondChargeback line (debited again), each with the dispute's pspReference as its
+Modification Reference.
 
 Every outcome is also sent as Adyen sends it, a standard notification (AUTHORISATION, CAPTURE,
 CANCELLATION, REFUND) signed with the HMAC key: `notifications` holds them, and when
@@ -46,7 +56,17 @@ REPORT_USER = f"report_payflow@Company.{COMPANY_ACCOUNT}"
 REPORT_PASSWORD = "fake-report-password"
 REPORT_PREFIX = "/reports/download/MerchantAccount/"
 FIRST_BATCH = date(2020, 1, 1)
-"""Batch n is the batch of this day plus n days (one batch a day)."""
+"""A day-named file's batch number is its days since this day (closed batches count from 1)."""
+CHARGEBACK_FEE = 1500
+"""What the fake charges for a chargeback (PayFlow's books take the same), given back when the
+chargeback is reversed."""
+DISPUTE_LINES = {
+    "CHARGEBACK": "Chargeback",
+    "CHARGEBACK_REVERSED": "ChargebackReversed",
+    "SECOND_CHARGEBACK": "SecondChargeback",
+}
+"""The dispute events that move money, and the journal type Adyen books them as."""
+CREDITS = frozenset({"Settled", "ChargebackReversed"})
 CET = timedelta(hours=1)
 """The account's time-zone setting, in which the report writes creation dates."""
 
@@ -99,8 +119,13 @@ class FakeAdyen(FakeProvider):
         self.modifications: list[dict[str, Any]] = []
         self.notifications: list[dict[str, Any]] = []
         self.journal: list[dict[str, Any]] = []
-        """What Adyen settled: {type: Settled|Refunded, psp, merchant_reference,
-        modification, modification_reference, value, currency, at}; a test may edit it."""
+        """What Adyen booked: {type (a journal type), psp, merchant_reference, modification,
+        modification_reference, value, currency, at, batch}; a test may edit it (`batch` is
+        the batch number once a batch holds it)."""
+        self.batches: list[dict[str, Any]] = []
+        """Closed batches: {number, closed (UTC datetime), entries}."""
+        self.disputes: dict[str, str] = {}
+        """A disputed payment's pspReference -> its dispute's pspReference."""
         self.webhook_url: str | None = None
         self._by_key: dict[str, tuple[int, dict[str, Any]]] = {}
 
@@ -271,7 +296,13 @@ class FakeAdyen(FakeProvider):
         return "REFUND", ok, "" if ok else "Insufficient in-process funds on paymentPspReference"
 
     def _journal(
-        self, kind: str, payment: dict[str, Any], modification: str, reference: str, value: int
+        self,
+        kind: str,
+        payment: dict[str, Any],
+        modification: str,
+        reference: str,
+        value: int,
+        at: datetime | None = None,
     ) -> None:
         self.journal.append(
             {
@@ -282,9 +313,44 @@ class FakeAdyen(FakeProvider):
                 "modification_reference": reference,
                 "value": value,
                 "currency": payment["amount"]["currency"],
-                "at": datetime.now(UTC),
+                "at": at or datetime.now(UTC),
+                "batch": None,
             }
         )
+
+    # -- disputes ------------------------------------------------------------------------------
+
+    def dispute(
+        self,
+        psp: str,
+        code: str,
+        *,
+        amount: int | None = None,
+        status: str = "Undefended",
+        reason_code: str = "10.4",
+        at: datetime | None = None,
+    ) -> dict[str, Any]:
+        """Adyen reports an event of the payment `psp`'s dispute (one dispute a payment): the
+        notification item sent (signed), after the money it moves is journalled."""
+        payment = self.payments[psp]
+        dispute_psp = self.disputes.setdefault(psp, _psp_reference())
+        value = int(amount if amount is not None else payment["captured"])
+        when = at or datetime.now(UTC)
+        if code in DISPUTE_LINES:
+            self._journal(DISPUTE_LINES[code], payment, dispute_psp, "", value, when)
+        item: dict[str, Any] = {
+            "amount": {"value": value, "currency": payment["amount"]["currency"]},
+            "eventCode": code,
+            "eventDate": when.isoformat(timespec="seconds"),
+            "merchantAccountCode": MERCHANT_ACCOUNT,
+            "merchantReference": payment["merchantReference"],
+            "originalReference": psp,
+            "pspReference": dispute_psp,
+            "reason": "",
+            "success": "true",
+        }
+        self._send(item, {"chargebackReasonCode": reason_code, "disputeStatus": status})
+        return item
 
     # -- the Settlement details report ---------------------------------------------------------
 
@@ -296,39 +362,60 @@ class FakeAdyen(FakeProvider):
         self.requests.append(Request(handler, method))
         expected = base64.b64encode(f"{REPORT_USER}:{REPORT_PASSWORD}".encode()).decode()
         account, _, name = path.removeprefix(REPORT_PREFIX).partition("/")
-        day = _day_of_file(name)
+        report = self._report_named(name) if account == MERCHANT_ACCOUNT else None
         if handler.headers.get("Authorization") != f"Basic {expected}":
             status, data = 401, b"HTTP Status 401 - Unauthorized"
-        elif account != MERCHANT_ACCOUNT or day is None:
+        elif report is None:
             status, data = 404, b"Not found"
         else:
-            status, data = 200, self.settlement_report(day).encode()
+            status, data = 200, report.encode()
         handler.send_response(status)
         handler.send_header("Content-Type", "text/csv" if status == 200 else "text/plain")
         handler.send_header("Content-Length", str(len(data)))
         handler.end_headers()
         handler.wfile.write(data)
 
-    def settlement_report(self, day: date) -> str:
-        """The Settlement details report of `day`'s batch: each capture and refund settled
-        that UTC day (fees: commission 0.12, markup 0.6%, scheme fees 0.2%, interchange 0.3%
-        of a capture, nothing on a refund), then the batch's fee and payout lines."""
-        batch = str(day.toordinal() - FIRST_BATCH.toordinal())
+    def _report_named(self, name: str) -> str | None:
+        """The report a file name asks for: a closed batch's, or a day-named daily batch."""
+        stem = name.removesuffix(".csv").removeprefix("settlement_detail_report_")
+        if not name.startswith("settlement_detail_report_") or not name.endswith(".csv"):
+            return None
+        with self.lock:
+            if stem.startswith("batch_"):
+                number = stem.removeprefix("batch_")
+                batch = next((b for b in self.batches if str(b["number"]) == number), None)
+                if batch is None:
+                    return None
+                return self._report(str(batch["number"]), batch["entries"], batch["closed"])
+            try:
+                day = date.fromisoformat(stem.replace("_", "-"))
+            except ValueError:
+                return None
+            entries = [e for e in self.journal if e["at"].date() == day]
+        closed = datetime.combine(day, datetime.max.time(), UTC).replace(microsecond=0)
+        return self._report(str(day.toordinal() - FIRST_BATCH.toordinal()), entries, closed)
+
+    @staticmethod
+    def _report(batch: str, entries: list[dict[str, Any]], closed: datetime) -> str:
+        """A batch's Settlement details report: each entry (fees on a capture: commission
+        0.12, markup 0.6%, scheme fees 0.2%, interchange 0.3%; on a chargeback the chargeback
+        fee as commission, given back on its reversal; nothing on a refund), then the batch's
+        fee line and its payout (MerchantPayout, when the batch's net is positive)."""
         out = io.StringIO()
         writer = csv.writer(out, lineterminator="\n")
         writer.writerow(ADYEN_COLUMNS)
-        with self.lock:
-            entries = [e for e in self.journal if e["at"].date() == day]
         net_total: dict[str, int] = {}
         for entry in entries:
-            value, currency = int(entry["value"]), str(entry["currency"])
-            settled = entry["type"] == "Settled"
-            fees = (
-                (12, value * 6 // 1000, value * 2 // 1000, value * 3 // 1000)
-                if settled
-                else (0, 0, 0, 0)
-            )
-            net = value - sum(fees) if settled else -value
+            value, currency, kind = int(entry["value"]), str(entry["currency"]), entry["type"]
+            fees = (0, 0, 0, 0)
+            if kind == "Settled":
+                fees = (12, value * 6 // 1000, value * 2 // 1000, value * 3 // 1000)
+            elif kind in ("Chargeback", "SecondChargeback"):
+                fees = (CHARGEBACK_FEE, 0, 0, 0)
+            elif kind == "ChargebackReversed":
+                fees = (-CHARGEBACK_FEE, 0, 0, 0)
+            credit = kind in CREDITS
+            net = value - sum(fees) if credit else -(value + sum(fees))
             net_total[currency] = net_total.get(currency, 0) + net
             writer.writerow(
                 [
@@ -339,28 +426,29 @@ class FakeAdyen(FakeProvider):
                     "visa",
                     (entry["at"] + CET).strftime("%Y-%m-%d %H:%M:%S"),
                     "CET",
-                    entry["type"],
+                    kind,
                     entry["modification"],
                     currency,
-                    "" if settled else _major(value),
-                    _major(value) if settled else "",
+                    "" if credit else _major(value),
+                    _major(value) if credit else "",
                     "1",
                     currency,
-                    "" if settled else _major(value),
-                    _major(net) if settled else "",
-                    *(_major(f) if settled else "" for f in fees),
+                    "" if credit else _major(-net),
+                    _major(net) if credit else "",
+                    *(_major(f) if f else "" for f in fees),
                     "visaclassic",
                     entry["modification_reference"],
                     batch,
                 ]
             )
-        closed = datetime.combine(day, datetime.max.time()).replace(microsecond=0) + CET
         for currency, total in sorted(net_total.items()):
-            for kind, reference in (
-                ("Fee", "Transaction Fees"),
-                ("MerchantPayout", f"TX{batch}XT"),
-            ):
-                amount = 0 if kind == "Fee" else total
+            lines = [("Fee", "Transaction Fees", 0)]
+            if total > 0:
+                # The payout description Adyen sends the bank (its default form).
+                lines.append(
+                    ("MerchantPayout", f"TX{batch}XT {MERCHANT_ACCOUNT}, batch {batch}", total)
+                )
+            for kind, reference, amount in lines:
                 writer.writerow(
                     [
                         COMPANY_ACCOUNT,
@@ -368,7 +456,7 @@ class FakeAdyen(FakeProvider):
                         "",
                         "",
                         "",
-                        closed.strftime("%Y-%m-%d %H:%M:%S"),
+                        (closed + CET).strftime("%Y-%m-%d %H:%M:%S"),
                         "CET",
                         kind,
                         reference,
@@ -390,14 +478,22 @@ class FakeAdyen(FakeProvider):
                 )
         return out.getvalue()
 
-    def close_batch(self, day: date) -> dict[str, Any]:
-        """Announce `day`'s batch as Adyen does once its report is ready: a REPORT_AVAILABLE
+    def close_batch(self, at: datetime | None = None) -> dict[str, Any]:
+        """Close the open batch at `at` (default now): every entry booked by then that no
+        batch holds yet. Announced as Adyen does once its report is ready: a REPORT_AVAILABLE
         notification naming the file (`pspReference`) and its download URL (`reason`)."""
-        name = f"settlement_detail_report_batch_{day.toordinal() - FIRST_BATCH.toordinal()}.csv"
+        closed = at or datetime.now(UTC)
+        with self.lock:
+            number = len(self.batches) + 1
+            entries = [e for e in self.journal if e["batch"] is None and e["at"] <= closed]
+            for entry in entries:
+                entry["batch"] = number
+            self.batches.append({"number": number, "closed": closed, "entries": entries})
+        name = f"settlement_detail_report_batch_{number}.csv"
         item: dict[str, Any] = {
             "amount": {"value": 0, "currency": "EUR"},
             "eventCode": "REPORT_AVAILABLE",
-            "eventDate": datetime.now(UTC).isoformat(timespec="seconds"),
+            "eventDate": closed.isoformat(timespec="seconds"),
             "merchantAccountCode": MERCHANT_ACCOUNT,
             "merchantReference": "",
             "pspReference": name,
@@ -434,8 +530,8 @@ class FakeAdyen(FakeProvider):
             item["originalReference"] = original
         self._send(item)
 
-    def _send(self, item: dict[str, Any]) -> None:
-        item["additionalData"] = {"hmacSignature": sign(item)}
+    def _send(self, item: dict[str, Any], extra: dict[str, str] | None = None) -> None:
+        item["additionalData"] = {**(extra or {}), "hmacSignature": sign(item)}
         self.notifications.append(item)
         if self.webhook_url:
             threading.Thread(target=self._deliver, args=(item,), daemon=True).start()
@@ -465,20 +561,6 @@ class FakeAdyen(FakeProvider):
                 item["pspReference"],
             ):
                 return item
-        return None
-
-
-def _day_of_file(name: str) -> date | None:
-    """The day whose batch a report file holds: `..._batch_<n>.csv` or `..._YYYY_MM_DD.csv`."""
-    stem = name.removesuffix(".csv")
-    if not name.endswith(".csv") or not stem.startswith("settlement_detail_report_"):
-        return None
-    stem = stem.removeprefix("settlement_detail_report_")
-    try:
-        if stem.startswith("batch_"):
-            return FIRST_BATCH + timedelta(days=int(stem.removeprefix("batch_")))
-        return date.fromisoformat(stem.replace("_", "-"))
-    except ValueError:
         return None
 
 

@@ -7,7 +7,6 @@ from __future__ import annotations
 import time
 import uuid
 from collections import Counter
-from datetime import date
 
 import pytest
 
@@ -526,11 +525,18 @@ def adyen(api: Api, fake_adyen):
     fake_adyen.webhook_url = None
 
 
+ADYEN = {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}
+
+
+def adyen_fee(amount: int) -> int:
+    """What the fake Adyen keeps of a capture: commission 0.12, markup 0.6%, scheme fees 0.2%,
+    interchange 0.3%."""
+    return 12 + amount * 6 // 1000 + amount * 2 // 1000 + amount * 3 // 1000
+
+
 def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, adyen):
     # Given a merchant routed to Adyen with two EUR payments and a refund there
-    paid = _paid_through(
-        api, {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}, "eur", (2500, 4000)
-    )
+    paid = _paid_through(api, ADYEN, "eur", (2500, 4000))
     refund = api.post("/v1/refunds", {"payment_intent": paid[0]["id"], "amount": 700}).json()
     wait_for(
         lambda: api.get(f"/v1/refunds/{refund['id']}").json()["status"] == "succeeded",
@@ -543,9 +549,7 @@ def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, ad
     settled["value"] = 3900
     # ... and the day's batch announced by REPORT_AVAILABLE through PayFlow's (HMAC-checked)
     # webhook
-    announced = adyen.close_batch(date.fromisoformat(today()))
-    event_id = f"REPORT_AVAILABLE:{announced['pspReference']}"
-    wait_for(lambda: services().psp_events.stored("adyen", event_id) is not None, timeout=15)
+    announced = close_batch(adyen)
 
     # When the day is reconciled
     run = reconcile(api, today())
@@ -554,11 +558,93 @@ def test_adyens_settlement_details_report_is_downloaded_and_matched(api: Api, ad
     # their fees booked, and the short settlement is the one exception
     assert run["providers"] == ["adyen"] and run["skipped_providers"] == {}, run
     assert run["counts"]["rows"] == 3 and run["counts"]["matched"] == 2, run
-    fee = lambda a: 12 + a * 6 // 1000 + a * 2 // 1000 + a * 3 // 1000  # noqa: E731
-    assert run["fees"] == {"eur": fee(2500) + fee(3900)}
+    assert run["fees"] == {"eur": adyen_fee(2500) + adyen_fee(3900)}
     (short,) = exceptions(api)
     assert (short["kind"], short["difference"]) == ("amount_under", -100)
     assert short["provider"] == "adyen" and short["psp_reference"] == short_psp
     # ... read from the announced batch's file
     downloaded = [r.path for r in adyen.requests if r.path.startswith("/reports/")]
-    assert downloaded[-1].endswith("/" + announced["pspReference"]), downloaded
+    assert any(path.endswith("/" + announced["pspReference"]) for path in downloaded)
+
+
+def close_batch(adyen) -> dict:
+    """Adyen closes its open batch and announces it; PayFlow has stored the announcement."""
+    announced = adyen.close_batch()
+    event_id = f"REPORT_AVAILABLE:{announced['pspReference']}"
+    wait_for(lambda: services().psp_events.stored("adyen", event_id) is not None, timeout=15)
+    return announced
+
+
+def test_adyens_chargeback_lines_are_matched_to_the_disputes_its_notifications_opened(
+    api: Api, adyen
+):
+    # Given a merchant routed to Adyen with two EUR payments there
+    paid = _paid_through(api, ADYEN, "eur", (2500, 4000))
+    psps = [pi["latest_charge"].removeprefix("ch_") for pi in paid]
+    # ... each disputed by a CHARGEBACK notification Adyen signed, PayFlow's dispute opened
+    sent = [adyen.dispute(psp, "CHARGEBACK") for psp in psps]
+
+    def opened(pi: dict) -> list[dict]:
+        listed = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()
+        return listed["data"]
+
+    wait_for(lambda: all(opened(pi) for pi in paid), timeout=RUN_TIMEOUT, interval=0.1)
+    disputes = [opened(pi)[0] for pi in paid]
+    # ... and Adyen booked the second chargeback for 100 less than it notified
+    (short,) = [e for e in adyen.journal if e["modification"] == sent[1]["pspReference"]]
+    short["value"] = 3900
+    close_batch(adyen)
+
+    # When the day is reconciled
+    run = reconcile(api, today())
+
+    # Then the two captures and the first chargeback matched (a dispute's fee is not booked
+    # again: PayFlow took it when the dispute opened), and the short chargeback is the one
+    # exception, about its dispute
+    assert run["providers"] == ["adyen"] and run["skipped_providers"] == {}, run
+    assert run["counts"]["rows"] == 4 and run["counts"]["matched"] == 3, run
+    assert run["fees"] == {"eur": adyen_fee(2500) + adyen_fee(4000)}
+    (found,) = exceptions(api)
+    assert (found["kind"], found["object_id"]) == ("amount_under", disputes[1]["id"]), found
+    assert found["subject"] == f"{sent[1]['pspReference']}:Chargeback"
+    assert (found["provider_amount"], found["payflow_amount"]) == (-3900 - 1500, -4000 - 1500)
+    assert found["difference"] == 100 and found["psp_reference"] == psps[1]
+
+    # And a second run finds nothing new
+    again = reconcile(api, today())
+    assert again["counts"]["matched"] == 3 and len(exceptions(api)) == 1
+
+
+def test_an_adyen_dispute_won_then_lost_settles_each_of_its_three_lines(api: Api, adyen):
+    # Given an Adyen payment charged back, the chargeback reversed, then charged back again,
+    # each notification applied before the next is sent (PayFlow moves disputes only forward)
+    (pi,) = _paid_through(api, ADYEN, "eur", (3000,))
+    psp = pi["latest_charge"].removeprefix("ch_")
+    for code, status, expected in (
+        ("CHARGEBACK", "Undefended", "needs_response"),
+        ("CHARGEBACK_REVERSED", "Won", "won"),
+        ("SECOND_CHARGEBACK", "Lost", "lost"),
+    ):
+        adyen.dispute(psp, code, status=status)
+        wait_for(
+            lambda expected=expected: (
+                [
+                    d["status"]
+                    for d in api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()[
+                        "data"
+                    ]
+                ]
+                == [expected]
+            ),
+            timeout=RUN_TIMEOUT,
+            interval=0.1,
+        )
+    close_batch(adyen)
+
+    # When the day is reconciled past its SLA
+    run = reconcile(api, today(), sla_days=0)
+
+    # Then the capture and the dispute's withdrawal, reinstatement and second withdrawal each
+    # matched the movement PayFlow booked: nothing is an exception, nothing awaited
+    assert run["counts"]["rows"] == 4 and run["counts"]["matched"] == 4, run
+    assert run["counts"]["awaiting_settlement"] == 0 and exceptions(api) == []
