@@ -44,6 +44,7 @@ class BackgroundServer:
                 threads=threads,
                 ident="PayFlow",
                 channel_timeout=300,
+                connection_limit=connection_limit,
             )
         except OSError as error:
             if error.errno == errno.EADDRINUSE:
