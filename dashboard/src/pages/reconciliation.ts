@@ -10,24 +10,41 @@ const POLL_MS = 3000;
 const PAGE = 25;
 const STATUSES = ["open", "repaired", "resolved"];
 
+interface Kind {
+  title: string;
+  says: string;
+  /** What each of the two amounts is, and what their difference is. */
+  provider: string;
+  payflow: string;
+  difference: string;
+}
+
+const SETTLED = { provider: "Provider settled", payflow: "PayFlow booked", difference: "the provider's amount less PayFlow's" };
+const PAID_OUT = { provider: "Bank received", payflow: "Provider paid out", difference: "what the bank received less the payout" };
+
 /** Each kind in a sentence (docs/reconciliation.md), and what its two amounts are. */
-const KINDS: Record<string, { says: string; provider: string; payflow: string }> = {
-  missing_in_payflow: { says: "The provider settled something PayFlow has no record of.", provider: "Provider settled", payflow: "PayFlow booked" },
-  missing_at_provider: { says: "PayFlow booked something the provider has not settled within the SLA.", provider: "Provider settled", payflow: "PayFlow booked" },
-  amount_over: { says: "The provider settled more than PayFlow booked.", provider: "Provider settled", payflow: "PayFlow booked" },
-  amount_under: { says: "The provider settled less than PayFlow booked.", provider: "Provider settled", payflow: "PayFlow booked" },
-  currency_mismatch: { says: "The provider settled in another currency than PayFlow booked.", provider: "Provider settled", payflow: "PayFlow booked" },
-  duplicate_settlement: { says: "The provider settled the same charge, refund or dispute movement a second time.", provider: "Provider settled again", payflow: "PayFlow booked for it" },
-  missed_capture: { says: "The provider captured a payment PayFlow held as only authorized.", provider: "Provider captured", payflow: "PayFlow captured" },
-  payout_missing_in_bank: { says: "A payout of the provider's report never reached the bank statement.", provider: "Bank received", payflow: "Provider paid out" },
-  payout_amount_mismatch: { says: "The bank received another amount than the provider paid out.", provider: "Bank received", payflow: "Provider paid out" },
+const KINDS: Record<string, Kind> = {
+  missing_in_payflow: { title: "Missing in PayFlow", says: "The provider settled something PayFlow has no record of.", ...SETTLED },
+  missing_at_provider: { title: "Missing at the provider", says: "PayFlow booked something the provider has not settled within the SLA.", ...SETTLED },
+  amount_over: { title: "Amount over", says: "The provider settled more than PayFlow booked.", ...SETTLED },
+  amount_under: { title: "Amount under", says: "The provider settled less than PayFlow booked.", ...SETTLED },
+  currency_mismatch: { title: "Currency mismatch", says: "The provider settled in another currency than PayFlow booked.", ...SETTLED },
+  duplicate_settlement: { title: "Duplicate settlement", says: "The provider settled the same charge, refund or dispute movement a second time.", ...SETTLED, provider: "Provider settled again", payflow: "PayFlow booked for it" },
+  missed_capture: { title: "Missed capture", says: "The provider captured a payment PayFlow held as only authorized.", ...SETTLED, provider: "Provider captured", payflow: "PayFlow captured" },
+  payout_missing_in_bank: { title: "Payout missing in the bank", says: "A payout of the provider's report never reached the bank statement.", ...PAID_OUT },
+  payout_amount_mismatch: { title: "Payout amount mismatch", says: "The bank received another amount than the provider paid out.", ...PAID_OUT },
 };
+
+/** A kind PayFlow adds later still reads, in its own words. */
+function kindOf(kind: string): Kind {
+  return KINDS[kind] ?? { title: label(kind), says: "", ...SETTLED };
+}
 
 /** "amount under 1 · duplicate settlement 2" (or "" when none). */
 function kindCounts(byKind: Record<string, number>): string {
   return Object.entries(byKind)
     .filter(([, n]) => n > 0)
-    .map(([kind, n]) => `${words(kind)} ${n}`)
+    .map(([kind, n]) => `${kindOf(kind).title.toLowerCase()} ${n}`)
     .join(" · ");
 }
 
@@ -55,7 +72,7 @@ function resolutionEffect(x: ReconciliationException, resolution: "accept_provid
   if (x.kind === "currency_mismatch") {
     return `${action} takes PayFlow's ${payflowSide(x)} back and books the provider's ${money(x.provider_amount, x.currency)} in ${where}${then}.`;
   }
-  return `${action} books the difference, ${money(x.difference, x.currency, true)} (the provider's amount less PayFlow's), in ${where}${then}.`;
+  return `${action} books the difference, ${money(x.difference, x.currency, true)} (${kindOf(x.kind).difference}), in ${where}${then}.`;
 }
 
 export function renderReconciliation(main: HTMLElement): () => void {
@@ -100,7 +117,7 @@ function runsTable(runs: ReconciliationRun[]): HTMLTableElement {
   const grid = table(
     ["Day", "Status", "Providers", "Lines", "Matched", "Repaired", "Exceptions", "Awaiting settlement", "Payouts", "Fees", "Started"],
     runs.map((r) => [
-      h("a", { href: `#/reconciliation/runs/${r.id}` }, r.date),
+      h("a", { href: `#/reconciliation/runs/${r.id}`, class: "nowrap" }, r.date),
       badge(r.status),
       r.providers.join(", ") || "—",
       r.counts.rows,
@@ -181,7 +198,7 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
   let after: string | undefined;
   const body = h("div", { id: "exceptions-body" });
   const select = (name: "status" | "kind" | "run", choices: string[], any: string) => {
-    const choice = h("select", { name: `exception-${name}` }, h("option", { value: "" }, any), choices.map((c) => h("option", { value: c }, words(c))));
+    const choice = h("select", { name: `exception-${name}` }, h("option", { value: "" }, any), choices.map((c) => h("option", { value: c }, name === "kind" ? kindOf(c).title : words(c))));
     choice.addEventListener("change", () => {
       filters[name] = choice.value;
       after = undefined;
@@ -214,7 +231,7 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
       ["Exception", "Kind", "Status", "Provider", "About", "Provider settled", "PayFlow has", "Difference", "Found"],
       page.data.map((x) => [
         h("a", { href: `#/reconciliation/exceptions/${x.id}`, class: "mono" }, x.id),
-        words(x.kind),
+        kindOf(x.kind).title,
         badge(x.status),
         x.provider,
         subjectOf(x),
@@ -269,8 +286,8 @@ export function renderException(main: HTMLElement, id: string): () => void {
     }
     back.setAttribute("href", `#/reconciliation/runs/${x.run}`);
     back.textContent = "← Its run";
-    const kind = KINDS[x.kind] ?? { says: x.kind, provider: "Provider", payflow: "PayFlow" };
-    mount(title, label(x.kind), " ", badge(x.status));
+    const kind = kindOf(x.kind);
+    mount(title, kind.title, " ", badge(x.status));
     const comparison = table(
       ["", kind.provider, kind.payflow, "Difference"],
       [
