@@ -3,10 +3,11 @@
 // exception's page, what the provider said against what PayFlow has, and its resolution
 // (accept_provider or write_off, each one balanced ledger entry posted by the API).
 
-import { List, ReconciliationException, ReconciliationRun, api } from "../api";
+import { ApiError, List, ReconciliationException, ReconciliationRun, api } from "../api";
 import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, pager, poll, table, time, words } from "../dom";
 
 const POLL_MS = 3000;
+const RUN_POLL_MS = 1000;
 const PAGE = 25;
 const STATUSES = ["open", "repaired", "resolved"];
 
@@ -142,15 +143,19 @@ export function renderRun(main: HTMLElement, id: string): () => void {
   mount(main, h("div", { class: "page-head" }, h("a", { href: "#/reconciliation", class: "back" }, "← Reconciliation"), title), summary, h("h2", {}, "Its exceptions"), exceptions);
   const list = exceptionList(exceptions, id);
   let lastStamp = "";
-  return poll(async () => {
+  // A run's workflow takes seconds: read it every second until it ends, then no more (an ended
+  // run does not change).
+  const stop = poll(async () => {
     let run: ReconciliationRun;
     try {
       run = await api.get<ReconciliationRun>(`/v1/reconciliation/runs/${id}`);
     } catch (error) {
       mount(summary, errorNotice(error));
       mount(exceptions);
+      if (error instanceof ApiError && error.status === 404) stop();
       return;
     }
+    if (run.status !== "running") stop();
     const stamp = JSON.stringify(run);
     if (stamp === lastStamp) return;
     lastStamp = stamp;
@@ -183,7 +188,8 @@ export function renderRun(main: HTMLElement, id: string): () => void {
       run.status === "running" ? notice("Matching: this page updates when the run ends.") : null,
     );
     await list.reload();
-  }, POLL_MS);
+  }, RUN_POLL_MS);
+  return stop;
 }
 
 interface ExceptionList {
