@@ -81,21 +81,32 @@ export function renderReconciliation(main: HTMLElement): () => void {
   const exceptions = h("section", { id: "exceptions" });
   mount(main, h("div", { class: "page-head" }, h("h1", {}, "Reconciliation")), startForm(), runs, h("h2", {}, "Exceptions"), exceptions);
   const list = exceptionList(exceptions);
+  let after: string | undefined;
   let lastStamp = "";
-  return poll(async () => {
+
+  async function load(): Promise<void> {
     let page: List<ReconciliationRun>;
     try {
-      page = await api.get<List<ReconciliationRun>>("/v1/reconciliation/runs", { limit: PAGE });
+      page = await api.get<List<ReconciliationRun>>("/v1/reconciliation/runs", { limit: PAGE, starting_after: after });
     } catch (error) {
       mount(runs, errorNotice(error));
       return;
     }
-    const stamp = JSON.stringify(page.data);
+    const stamp = JSON.stringify([after, page]);
     if (stamp === lastStamp) return;
     lastStamp = stamp;
-    mount(runs, page.data.length ? runsTable(page.data) : notice("No run yet: start one for a day above."));
+    const go = (next?: string) => {
+      after = next;
+      void load();
+    };
+    mount(runs, page.data.length ? runsTable(page.data) : notice("No run yet: start one for a day above."), pager(after, page.has_more, page.data.at(-1)?.id, go));
     list.setRuns(page.data);
     void list.reload();
+  }
+
+  // Only the first page is live: a later page stays still while someone reads it.
+  return poll(async () => {
+    if (!after || !lastStamp) await load();
   }, POLL_MS);
 }
 
