@@ -7,6 +7,7 @@ messages."""
 from __future__ import annotations
 
 import time
+from datetime import date, timedelta
 from typing import Any
 
 from chalicelib.container import services
@@ -14,10 +15,20 @@ from tests.browser.conftest import screenshot
 from tests.browser.test_dashboard import SEEN_WITHIN_MS, pay
 from tests.conftest import Api
 from tests.integration.test_orchestration import simulators
-from tests.integration.test_reconciliation import balance_total, exceptions, inject, today
+from tests.integration.test_reconciliation import (
+    balance_total,
+    exceptions,
+    inject,
+    reconcile,
+    today,
+)
 
 # A run of a few lines ends within a second or two; the page polls every 3 s.
 RUN_SHOWN_WITHIN_MS = 20_000
+
+
+def yesterday() -> str:
+    return (date.fromisoformat(today()) - timedelta(days=1)).isoformat()
 
 
 def usd(minor: int) -> str:
@@ -116,10 +127,22 @@ def test_a_run_started_from_the_page_finds_the_discrepancies_and_one_is_resolved
     report = services().ledger.check(merchant["id"])
     assert report.ok, (report.unbalanced, report.drift)
 
-    # And the runs list shows the run with its counts, newest first
+    # And the runs list shows the runs with their counts, newest first; the exceptions list
+    # filters by run
+    quiet = reconcile(api, yesterday())
     dashboard.click("a[data-nav=reconciliation]")
-    row = dashboard.wait_for_selector(f"#runs-table tr[data-run='{run['id']}']").text_content()
+    dashboard.wait_for_selector(f"#runs-table tr[data-run='{quiet['id']}']")
+    runs = dashboard.eval_on_selector_all(
+        "#runs-table tbody tr", "trs => trs.map(tr => tr.dataset.run)"
+    )
+    assert runs == [quiet["id"], run["id"]]
+    row = dashboard.text_content(f"#runs-table tr[data-run='{run['id']}']")
     assert today() in row and "amount" in row and usd(run["fees"]["usd"]) in row
+    wait_for_exceptions(dashboard, list(found))
+    dashboard.select_option("select[name=exception-run]", quiet["id"])
+    dashboard.wait_for_selector("#exceptions-body .notice", timeout=SEEN_WITHIN_MS)
+    assert "No exception matches" in dashboard.text_content("#exceptions-body")
+    dashboard.select_option("select[name=exception-run]", run["id"])
     wait_for_exceptions(dashboard, list(found))
     dashboard.mouse.move(0, 400)
     screenshot(dashboard, "dashboard-reconciliation")

@@ -3,7 +3,7 @@
 // merchant saves evidence, submits it (evidence[...] with submit=true) or accepts the dispute
 // (POST /v1/disputes/{id}/close).
 
-import { Dispute, List, api } from "../api";
+import { ApiError, Dispute, List, api } from "../api";
 import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, pager, poll, table, time, words } from "../dom";
 
 const POLL_MS = 3000;
@@ -77,6 +77,8 @@ export function renderDispute(main: HTMLElement, id: string): () => void {
       d = await api.get<Dispute>(`/v1/disputes/${id}`);
     } catch (error) {
       mount(summary, errorNotice(error));
+      // A dispute that does not exist will not appear: stop asking.
+      if (error instanceof ApiError && error.status === 404) stop();
       return;
     }
     // Redraw only on change, so evidence being typed is not reset by the poll.
@@ -119,7 +121,8 @@ export function renderDispute(main: HTMLElement, id: string): () => void {
     });
   }
 
-  return poll(() => refresh(), POLL_MS);
+  const stop = poll(() => refresh(), POLL_MS);
+  return stop;
 }
 
 function renderEvidence(el: HTMLElement, d: Dispute, done: (message: string) => Promise<void>): void {

@@ -230,7 +230,10 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
     body,
   );
 
+  let loads = 0;
   async function reload(): Promise<void> {
+    // A filter changed while an earlier read was on its way: only the latest read is drawn.
+    const mine = ++loads;
     let page: List<ReconciliationException>;
     try {
       page = await api.get<List<ReconciliationException>>("/v1/reconciliation/exceptions", {
@@ -241,9 +244,10 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
         run: filters.run || undefined,
       });
     } catch (error) {
-      mount(body, errorNotice(error));
+      if (mine === loads) mount(body, errorNotice(error));
       return;
     }
+    if (mine !== loads) return;
     const grid = table(
       ["Exception", "Kind", "Status", "Provider", "About", "Provider settled", "PayFlow has", "Difference", "Found"],
       page.data.map((x) => [
@@ -274,8 +278,11 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
     reload,
     setRuns(runs) {
       if (!runChoice) return;
+      // The run chosen stays a choice even when the runs list shows another page.
       const chosen = runChoice.value;
-      mount(runChoice, h("option", { value: "" }, "any run"), runs.map((r) => h("option", { value: r.id, selected: r.id === chosen }, `${r.date} · ${r.id}`)));
+      const offered = runs.map((r) => h("option", { value: r.id, selected: r.id === chosen }, `${r.date}, started ${time(r.created)}`));
+      const kept = chosen && !runs.some((r) => r.id === chosen) ? h("option", { value: chosen, selected: true }, chosen) : null;
+      mount(runChoice, h("option", { value: "" }, "any run"), kept, offered);
     },
   };
 }
