@@ -4,7 +4,8 @@
 // (POST /v1/disputes/{id}/close).
 
 import { ApiError, Dispute, List, api } from "../api";
-import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, pager, poll, table, time, words } from "../dom";
+import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, poll, table, time, words } from "../dom";
+import { pages } from "../lists";
 
 const POLL_MS = 3000;
 const PAGE = 25;
@@ -20,46 +21,28 @@ const FILES = ["receipt", "customer_communication", "customer_signature", "refun
 export function renderDisputes(main: HTMLElement): () => void {
   const body = h("div", { id: "disputes-body" });
   mount(main, h("div", { class: "page-head" }, h("h1", {}, "Disputes")), body);
-  let after: string | undefined;
-  let lastStamp = "";
+  const read = (after?: string) => api.get<List<Dispute>>("/v1/disputes", { limit: PAGE, starting_after: after });
+  return pages(body, read, disputesTable, POLL_MS).stop;
+}
 
-  async function load(): Promise<void> {
-    let page: List<Dispute>;
-    try {
-      page = await api.get<List<Dispute>>("/v1/disputes", { limit: PAGE, starting_after: after });
-    } catch (error) {
-      mount(body, errorNotice(error));
-      return;
-    }
-    const stamp = JSON.stringify([after, page]);
-    if (stamp === lastStamp) return;
-    lastStamp = stamp;
-    const grid = table(
-      ["Dispute", "Amount", "Status", "Reason", "Charge", "Payment", "Evidence due", "Opened"],
-      page.data.map((d) => [
-        h("a", { href: `#/disputes/${d.id}`, class: "mono" }, d.id),
-        h("span", { class: "amount" }, money(d.amount, d.currency)),
-        badge(d.status),
-        words(d.reason),
-        h("code", {}, d.charge),
-        d.payment_intent ? h("a", { href: `#/payments/${d.payment_intent}`, class: "mono" }, d.payment_intent) : "—",
-        RESPONDABLE.has(d.status) ? time(d.evidence_details.due_by) : "—",
-        time(d.created),
-      ]),
-      { id: "disputes", class: "grid" },
-    );
-    grid.querySelectorAll("tbody tr").forEach((tr, i) => tr.setAttribute("data-id", page.data[i].id));
-    const go = (next?: string) => {
-      after = next;
-      void load();
-    };
-    mount(body, page.data.length ? grid : notice("No disputes: none of this merchant's charges has been disputed."), pager(after, page.has_more, page.data.at(-1)?.id, go));
-  }
-
-  // Only the first page is live: a later page stays still while someone reads it.
-  return poll(async () => {
-    if (!after || !lastStamp) await load();
-  }, POLL_MS);
+function disputesTable(page: List<Dispute>): Node {
+  if (!page.data.length) return notice("No disputes: none of this merchant's charges has been disputed.");
+  const grid = table(
+    ["Dispute", "Amount", "Status", "Reason", "Charge", "Payment", "Evidence due", "Opened"],
+    page.data.map((d) => [
+      h("a", { href: `#/disputes/${d.id}`, class: "mono" }, d.id),
+      h("span", { class: "amount" }, money(d.amount, d.currency)),
+      badge(d.status),
+      words(d.reason),
+      h("code", {}, d.charge),
+      d.payment_intent ? h("a", { href: `#/payments/${d.payment_intent}`, class: "mono" }, d.payment_intent) : "—",
+      RESPONDABLE.has(d.status) ? time(d.evidence_details.due_by) : "—",
+      time(d.created),
+    ]),
+    { id: "disputes", class: "grid" },
+  );
+  grid.querySelectorAll("tbody tr").forEach((tr, i) => tr.setAttribute("data-id", page.data[i].id));
+  return grid;
 }
 
 export function renderDispute(main: HTMLElement, id: string): () => void {

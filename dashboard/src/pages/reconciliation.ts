@@ -4,7 +4,8 @@
 // (accept_provider or write_off, each one balanced ledger entry posted by the API).
 
 import { ApiError, List, ReconciliationException, ReconciliationRun, api } from "../api";
-import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, pager, poll, table, time, words } from "../dom";
+import { actionButton, badge, errorNotice, facts, h, label, money, mount, notice, poll, table, time, words } from "../dom";
+import { pages } from "../lists";
 
 const POLL_MS = 3000;
 const RUN_POLL_MS = 1000;
@@ -81,33 +82,18 @@ export function renderReconciliation(main: HTMLElement): () => void {
   const exceptions = h("section", { id: "exceptions" });
   mount(main, h("div", { class: "page-head" }, h("h1", {}, "Reconciliation")), startForm(), runs, h("h2", {}, "Exceptions"), exceptions);
   const list = exceptionList(exceptions);
-  let after: string | undefined;
-  let lastStamp = "";
-
-  async function load(): Promise<void> {
-    let page: List<ReconciliationRun>;
-    try {
-      page = await api.get<List<ReconciliationRun>>("/v1/reconciliation/runs", { limit: PAGE, starting_after: after });
-    } catch (error) {
-      mount(runs, errorNotice(error));
-      return;
-    }
-    const stamp = JSON.stringify([after, page]);
-    if (stamp === lastStamp) return;
-    lastStamp = stamp;
-    const go = (next?: string) => {
-      after = next;
-      void load();
-    };
-    mount(runs, page.data.length ? runsTable(page.data) : notice("No run yet: start one for a day above."), pager(after, page.has_more, page.data.at(-1)?.id, go));
-    list.setRuns(page.data);
-    void list.reload();
-  }
-
-  // Only the first page is live: a later page stays still while someone reads it.
-  return poll(async () => {
-    if (!after || !lastStamp) await load();
-  }, POLL_MS);
+  const read = (after?: string) => api.get<List<ReconciliationRun>>("/v1/reconciliation/runs", { limit: PAGE, starting_after: after });
+  return pages(
+    runs,
+    read,
+    (page) => {
+      // The run filter offers the runs shown; a run that changed may have found more.
+      list.setRuns(page.data);
+      void list.reload();
+      return page.data.length ? runsTable(page.data) : notice("No run yet: start one for a day above.");
+    },
+    POLL_MS,
+  ).stop;
 }
 
 function startForm(): HTMLFormElement {
@@ -198,7 +184,7 @@ export function renderRun(main: HTMLElement, id: string): () => void {
       run.failure ? notice(`The run failed: ${run.failure}. Running the day again is safe.`, "error") : null,
       run.status === "running" ? notice("Matching: this page updates when the run ends.") : null,
     );
-    await list.reload();
+    if (run.status !== "running") await list.reload();
   }, RUN_POLL_MS);
   return stop;
 }
@@ -212,14 +198,12 @@ interface ExceptionList {
 /** The exceptions, newest first, filtered by status, kind and run (fixed on a run's page). */
 function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
   const filters = { status: "", kind: "", run: fixedRun ?? "" };
-  let after: string | undefined;
   const body = h("div", { id: "exceptions-body" });
   const select = (name: "status" | "kind" | "run", choices: string[], any: string) => {
     const choice = h("select", { name: `exception-${name}` }, h("option", { value: "" }, any), choices.map((c) => h("option", { value: c }, name === "kind" ? kindOf(c).title : words(c))));
     choice.addEventListener("change", () => {
       filters[name] = choice.value;
-      after = undefined;
-      void reload();
+      void listed.reload(true);
     });
     return choice;
   };
@@ -230,24 +214,16 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
     body,
   );
 
-  let loads = 0;
-  async function reload(): Promise<void> {
-    // A filter changed while an earlier read was on its way: only the latest read is drawn.
-    const mine = ++loads;
-    let page: List<ReconciliationException>;
-    try {
-      page = await api.get<List<ReconciliationException>>("/v1/reconciliation/exceptions", {
-        limit: PAGE,
-        starting_after: after,
-        status: filters.status || undefined,
-        kind: filters.kind || undefined,
-        run: filters.run || undefined,
-      });
-    } catch (error) {
-      if (mine === loads) mount(body, errorNotice(error));
-      return;
-    }
-    if (mine !== loads) return;
+  const read = (at?: string) =>
+    api.get<List<ReconciliationException>>("/v1/reconciliation/exceptions", {
+      limit: PAGE,
+      starting_after: at,
+      status: filters.status || undefined,
+      kind: filters.kind || undefined,
+      run: filters.run || undefined,
+    });
+  const listed = pages(body, read, (page) => {
+    if (!page.data.length) return notice(filters.status || filters.kind || (filters.run && !fixedRun) ? "No exception matches." : "No exceptions: everything matched.");
     const grid = table(
       ["Exception", "Kind", "Status", "Provider", "About", "Provider settled", "PayFlow has", "Difference", "Found"],
       page.data.map((x) => [
@@ -267,15 +243,11 @@ function exceptionList(el: HTMLElement, fixedRun?: string): ExceptionList {
       tr.setAttribute("data-exception", page.data[i].id);
       tr.setAttribute("data-kind", page.data[i].kind);
     });
-    const go = (next?: string) => {
-      after = next;
-      void reload();
-    };
-    mount(body, page.data.length ? grid : notice(filters.status || filters.kind || (filters.run && !fixedRun) ? "No exception matches." : "No exceptions: everything matched."), pager(after, page.has_more, page.data.at(-1)?.id, go));
-  }
+    return grid;
+  });
 
   return {
-    reload,
+    reload: () => listed.reload(),
     setRuns(runs) {
       if (!runChoice) return;
       // The run chosen stays a choice even when the runs list shows another page.
