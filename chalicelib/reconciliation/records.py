@@ -119,6 +119,8 @@ class ReconciliationException(BaseModel):
             "currency": self.currency,
             "provider_amount": self.provider_amount,
             "payflow_amount": self.payflow_amount,
+            # PayFlow's side in its own currency: another than `currency` for a mismatch only.
+            "payflow_currency": self.payflow_currency or self.currency,
             "difference": self.delta,
             "repair": self.repair.value if self.repair else None,
             "repair_error": self.repair_error,

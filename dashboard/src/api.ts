@@ -170,6 +170,7 @@ export interface Charge {
   failure_code: string | null;
   failure_message: string | null;
   balance_transaction: string | null;
+  disputed?: boolean;
   payment_method_details?: { type?: string; card?: { brand?: string; last4?: string } } | null;
 }
 
@@ -224,4 +225,63 @@ export interface BalanceTransaction {
   status: string;
   created: number;
   source: string;
+}
+
+/** A reconciliation of one day (GET /v1/reconciliation/runs). */
+export interface ReconciliationRun {
+  id: string;
+  created: number;
+  date: string;
+  sla_days: number;
+  status: "running" | "succeeded" | "failed";
+  completed_at: number | null;
+  providers: string[];
+  skipped_providers: Record<string, string>;
+  counts: { rows: number; matched: number; exceptions: number; repaired: number; awaiting_settlement: number; payouts: number };
+  exceptions_by_kind: Record<string, number>;
+  /** Provider fees the run booked, per currency, in minor units. */
+  fees: Record<string, number>;
+  failure: string | null;
+}
+
+/** What did not match (GET /v1/reconciliation/exceptions): amounts signed, in minor units. */
+export interface ReconciliationException {
+  id: string;
+  created: number;
+  run: string;
+  kind: string;
+  status: "open" | "repaired" | "resolved";
+  provider: string;
+  subject: string;
+  settlement_line: string | null;
+  object_id: string | null;
+  payment_intent: string | null;
+  psp_reference: string | null;
+  currency: string;
+  provider_amount: number;
+  payflow_amount: number;
+  payflow_currency: string;
+  difference: number;
+  repair: string | null;
+  repair_error: string | null;
+  resolution: string | null;
+  resolved_at: number | null;
+  ledger_entries: string[];
+}
+
+export interface Dispute {
+  id: string;
+  amount: number;
+  currency: string;
+  status: string;
+  reason: string;
+  charge: string;
+  payment_intent: string | null;
+  created: number;
+  is_charge_refundable: boolean;
+  metadata: Record<string, string>;
+  evidence: Record<string, string | null>;
+  evidence_details: { due_by: number | null; has_evidence: boolean; past_due: boolean; submission_count: number };
+  balance_transactions: BalanceTransaction[];
+  payment_method_details?: { card?: { brand?: string; case_type?: string; network_reason_code?: string | null } };
 }

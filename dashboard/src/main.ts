@@ -1,5 +1,6 @@
 // The dashboard's shell: sign-in, navigation and a hash router (#/payments, #/payments/pi_...,
-// #/webhooks, #/connectors, #/analytics). Each page renders into the main element and returns
+// #/disputes[/du_...], #/reconciliation (runs/rcnrun_..., exceptions/rcx_...), #/webhooks,
+// #/connectors, #/analytics). Each page renders into the main element and returns
 // how to stop (its polling timers), which the router calls before the next page.
 
 import "./style.css";
@@ -11,6 +12,8 @@ import { renderPayment } from "./pages/payment";
 import { renderWebhooks } from "./pages/webhooks";
 import { renderConnectors } from "./pages/connectors";
 import { renderAnalytics } from "./pages/analytics";
+import { renderDispute, renderDisputes } from "./pages/disputes";
+import { renderException, renderReconciliation, renderRun } from "./pages/reconciliation";
 import { startAlerts } from "./pages/alerts";
 
 export type Stop = () => void;
@@ -19,6 +22,11 @@ type Page = (main: HTMLElement, arg: string) => Stop | void;
 const routes: [RegExp, Page, string][] = [
   [/^\/payments\/(pi_[A-Za-z0-9_]+)$/, renderPayment, "payments"],
   [/^\/payments$/, renderPayments, "payments"],
+  [/^\/disputes\/(du_[A-Za-z0-9_]+)$/, renderDispute, "disputes"],
+  [/^\/disputes$/, renderDisputes, "disputes"],
+  [/^\/reconciliation\/runs\/(rcnrun_[A-Za-z0-9_]+)$/, renderRun, "reconciliation"],
+  [/^\/reconciliation\/exceptions\/(rcx_[A-Za-z0-9_]+)$/, renderException, "reconciliation"],
+  [/^\/reconciliation$/, renderReconciliation, "reconciliation"],
   [/^\/webhooks$/, renderWebhooks, "webhooks"],
   [/^\/connectors$/, renderConnectors, "connectors"],
   [/^\/analytics$/, renderAnalytics, "analytics"],
@@ -36,7 +44,7 @@ function nav(current: string): HTMLElement {
     { class: "topbar" },
     h("span", { class: "brand" }, "PayFlow"),
     h("span", { class: "mode" }, "test mode"),
-    h("nav", {}, link("payments", "Payments"), link("webhooks", "Webhooks"), link("connectors", "Connectors"), link("analytics", "Analytics")),
+    h("nav", {}, link("payments", "Payments"), link("disputes", "Disputes"), link("reconciliation", "Reconciliation"), link("webhooks", "Webhooks"), link("connectors", "Connectors"), link("analytics", "Analytics")),
     h("span", { id: "alerts", class: "alerts" }),
     h("button", { type: "button", class: "link", id: "sign-out", onclick: signOut }, "Sign out"),
   );

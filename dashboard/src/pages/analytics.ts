@@ -5,7 +5,7 @@
 import uPlot from "uplot";
 import "uplot/dist/uPlot.min.css";
 import { api } from "../api";
-import { h, money, mount, notice, table } from "../dom";
+import { errorNotice, h, money, mount, table } from "../dom";
 
 interface Summary {
   calls: number;
@@ -54,7 +54,7 @@ export function renderAnalytics(main: HTMLElement): () => void {
     try {
       report = await api.get<Report>("/v1/analytics", { created: { gte: end - Number(range.value), lte: end } });
     } catch (error) {
-      mount(body, notice(error instanceof Error ? error.message : String(error), "error"));
+      mount(body, errorNotice(error));
       return;
     }
     const fetched = performance.now();

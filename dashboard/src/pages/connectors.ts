@@ -4,7 +4,7 @@
 
 import { ApiError, List, api, keys } from "../api";
 import type { ConnectorAlert } from "./alerts";
-import { actionButton, badge, h, mount, notice, poll, table, time } from "../dom";
+import { actionButton, badge, errorNotice, h, mount, notice, poll, table, time } from "../dom";
 
 interface Simulator {
   enabled?: boolean;
@@ -62,7 +62,7 @@ export function renderConnectors(main: HTMLElement): () => void {
     try {
       list = await api.get<List<Connector>>("/v1/connectors");
     } catch (error) {
-      mount(health, notice(error instanceof Error ? error.message : String(error), "error"));
+      mount(health, errorNotice(error));
       return;
     }
     mount(
@@ -97,7 +97,7 @@ async function renderCircuitHistory(el: HTMLElement, connectors: string[]): Prom
   try {
     lists = await Promise.all(connectors.map((id) => api.get<List<CircuitMove>>(`/v1/connectors/${id}/circuit_history`, { limit: 10 })));
   } catch (error) {
-    mount(el, notice(error instanceof Error ? error.message : String(error), "error"));
+    mount(el, errorNotice(error));
     return;
   }
   const all = lists.flatMap((l) => l.data).sort((a, b) => b.at_ms - a.at_ms).slice(0, 20);
@@ -163,7 +163,7 @@ async function renderRouting(el: HTMLElement): Promise<void> {
   try {
     current = await api.get<Routing>("/v1/routing");
   } catch (error) {
-    mount(el, notice(error instanceof Error ? error.message : String(error), "error"));
+    mount(el, errorNotice(error));
     return;
   }
   const text = h("textarea", { id: "routing-json", rows: 18, cols: 90, spellcheck: "false" });

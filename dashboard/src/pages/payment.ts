@@ -1,10 +1,10 @@
 // One payment's page: its whole story in time order (events with their webhook deliveries, PSP
 // attempts with routing decisions, charges, refunds, ledger entries) and the capture, cancel and
 // refund actions its status allows. The story comes from one GraphQL query (timeline.ts);
-// the actions are REST calls.
+// the actions are REST calls, and so is the list of its disputes (when a charge is disputed).
 
-import { api } from "../api";
-import { actionButton, badge, h, money, mount, notice, poll, time, toMinor } from "../dom";
+import { Dispute, List, api } from "../api";
+import { actionButton, badge, errorNotice, facts, h, money, mount, poll, time, toMinor } from "../dom";
 import { PaymentStory, loadStory, timeline } from "./timeline";
 
 const POLL_MS = 3000;
@@ -21,18 +21,21 @@ export function renderPayment(main: HTMLElement, id: string): () => void {
   async function refresh(force = false): Promise<void> {
     const started = performance.now();
     let data: PaymentStory;
+    let disputes: Dispute[] = [];
     try {
       data = await loadStory(id);
+      // Read only when a charge says it is disputed: most payments never are.
+      if (data.charges.some((c) => c.disputed)) disputes = (await api.get<List<Dispute>>("/v1/disputes", { payment_intent: id, limit: 100 })).data;
     } catch (error) {
-      mount(story, notice(error instanceof Error ? error.message : String(error), "error"));
+      mount(story, errorNotice(error));
       return;
     }
     // Redraw only on change, so a form being filled is not reset by the poll.
-    const stamp = JSON.stringify(data);
+    const stamp = JSON.stringify([data, disputes]);
     if (stamp === lastStamp && !force) return;
     lastStamp = stamp;
-    renderSummary(summary, data);
-    renderActions(actions, data, () => refresh(true));
+    renderSummary(summary, data, disputes);
+    renderActions(actions, data, disputes, () => refresh(true));
     mount(story, h("h2", {}, "Timeline"), timeline(data, () => refresh(true)));
     main.setAttribute("data-render-ms", String(Math.round(performance.now() - started)));
   }
@@ -40,10 +43,10 @@ export function renderPayment(main: HTMLElement, id: string): () => void {
   return poll(() => refresh(), POLL_MS);
 }
 
-function renderSummary(el: HTMLElement, { payment: pi, charges, refunds }: PaymentStory): void {
+function renderSummary(el: HTMLElement, { payment: pi, charges, refunds }: PaymentStory, disputes: Dispute[]): void {
   const refunded = refunds.filter((r) => r.status !== "failed" && r.status !== "canceled").reduce((sum, r) => sum + r.amount, 0);
   const card = charges[0]?.payment_method_details?.card;
-  const facts: [string, string | Node][] = [
+  const pairs: [string, string | Node][] = [
     ["Amount", money(pi.amount, pi.currency)],
     ["Status", badge(pi.status)],
     ["Received", money(pi.amount_received, pi.currency)],
@@ -55,11 +58,14 @@ function renderSummary(el: HTMLElement, { payment: pi, charges, refunds }: Payme
     ["Customer", pi.customer ?? "—"],
     ["Metadata", Object.entries(pi.metadata).map(([k, v]) => `${k}=${v}`).join(", ") || "—"],
   ];
-  if (pi.last_payment_error) facts.push(["Last error", `${pi.last_payment_error.code ?? ""} ${pi.last_payment_error.decline_code ?? ""}: ${pi.last_payment_error.message ?? ""}`]);
-  mount(el, h("dl", { class: "facts card" }, facts.flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)])));
+  if (disputes.length) {
+    pairs.push(["Disputes", h("span", { id: "payment-disputes" }, disputes.map((d) => h("a", { href: `#/disputes/${d.id}`, class: "mono", "data-dispute": d.id }, d.id, " ", badge(d.status))))]);
+  }
+  if (pi.last_payment_error) pairs.push(["Last error", `${pi.last_payment_error.code ?? ""} ${pi.last_payment_error.decline_code ?? ""}: ${pi.last_payment_error.message ?? ""}`]);
+  mount(el, facts(pairs));
 }
 
-function renderActions(el: HTMLElement, { payment: pi, refunds }: PaymentStory, reload: () => Promise<void>): void {
+function renderActions(el: HTMLElement, { payment: pi, refunds }: PaymentStory, disputes: Dispute[], reload: () => Promise<void>): void {
   const buttons: Node[] = [];
   if (pi.status === "requires_capture") {
     const amount = h("input", { id: "capture-amount", type: "number", min: "0", step: "0.01", placeholder: `${money(pi.amount_capturable, pi.currency)} (all)`, size: 10 });
@@ -79,7 +85,11 @@ function renderActions(el: HTMLElement, { payment: pi, refunds }: PaymentStory, 
   }
   const refunded = refunds.filter((r) => r.status !== "failed" && r.status !== "canceled").reduce((sum, r) => sum + r.amount, 0);
   const refundable = pi.amount_received - refunded;
-  if (pi.status === "succeeded" && refundable > 0) {
+  // A chargeback already took the money back: the API refuses a refund (charge_disputed).
+  const chargeback = disputes.find((d) => !d.is_charge_refundable);
+  if (pi.status === "succeeded" && refundable > 0 && chargeback) {
+    buttons.push(h("span", { class: "muted", id: "no-refund" }, `No refund: the charge was charged back (${chargeback.id}).`));
+  } else if (pi.status === "succeeded" && refundable > 0) {
     const amount = h("input", { id: "refund-amount", type: "number", min: "0", step: "0.01", placeholder: `${money(refundable, pi.currency)} (all)`, size: 10 });
     buttons.push(
       h("span", { class: "group" }, amount, actionButton("Refund", async () => {

@@ -5,7 +5,7 @@
 // polled so new payments appear without a reload.
 
 import { ApiError, List, PaymentIntent, api } from "../api";
-import { badge, h, money, mount, notice, poll, table, time, toMinor } from "../dom";
+import { badge, errorNotice, h, money, mount, notice, poll, table, time, toMinor } from "../dom";
 
 const POLL_MS = 3000;
 const PAGE = 25;
@@ -141,7 +141,7 @@ export function renderPayments(main: HTMLElement): () => void {
     try {
       result = await fetchPage();
     } catch (error) {
-      mount(body, notice(error instanceof Error ? error.message : String(error), "error"));
+      mount(body, errorNotice(error));
       return;
     }
     const fresh = reset ? new Set<string>() : new Set(result.rows.map((r) => r.id).filter((id) => seen.size > 0 && !seen.has(id)));

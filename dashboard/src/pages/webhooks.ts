@@ -2,7 +2,7 @@
 // deliveries with their attempts and a resend button, and "retry every failed one since".
 
 import { List, Delivery, api, keys } from "../api";
-import { actionButton, badge, h, mount, notice } from "../dom";
+import { actionButton, badge, errorNotice, h, mount, notice } from "../dom";
 import { deliveryList } from "./timeline";
 
 interface Endpoint {
@@ -45,7 +45,7 @@ export function renderWebhooks(main: HTMLElement): () => void {
     try {
       page = await api.get<List<Endpoint>>("/v1/webhook_endpoints", { limit: 100 });
     } catch (error) {
-      mount(list, notice(error instanceof Error ? error.message : String(error), "error"));
+      mount(list, errorNotice(error));
       return;
     }
     mount(list, page.data.length ? page.data.map((e) => endpointCard(e, draw, secretNote)) : notice("No endpoints yet."));
