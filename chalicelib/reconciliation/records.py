@@ -7,7 +7,9 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.reconciliation.bank import StatementFormat
 from chalicelib.reconciliation.matching import ExceptionKind, ExceptionStatus, Repair, Resolution
+from chalicelib.reconciliation.reports import BankLine
 
 
 class RunStatus(StrEnum):
@@ -40,6 +42,16 @@ class ReconciliationRun(BaseModel):
     repaired: int = 0
     awaiting_settlement: int = 0
     payouts: int = 0
+    payouts_matched: int = 0
+    """Payouts the bank received as promised."""
+    awaiting_bank: int = 0
+    """Payouts not in the bank yet whose window is still open (or not covered to its end)."""
+    bank_covers: list[str] = Field(default_factory=list)
+    """Connectors whose payouts this run matched with the bank."""
+    bank_not_covered: dict[str, str] = Field(default_factory=dict)
+    """Connectors whose payouts it could not (no statement covers their window), and why."""
+    bank_statements: list[str] = Field(default_factory=list)
+    """The uploaded statements it read."""
     exceptions_by_kind: dict[str, int] = Field(default_factory=dict)
     fees: dict[str, int] = Field(default_factory=dict)
     """Provider fees booked by this run, per currency."""
@@ -64,7 +76,12 @@ class ReconciliationRun(BaseModel):
                 "repaired": self.repaired,
                 "awaiting_settlement": self.awaiting_settlement,
                 "payouts": self.payouts,
+                "payouts_matched": self.payouts_matched,
+                "awaiting_bank": self.awaiting_bank,
             },
+            "bank_covers": list(self.bank_covers),
+            "bank_not_covered": dict(self.bank_not_covered),
+            "bank_statements": list(self.bank_statements),
             "exceptions_by_kind": dict(self.exceptions_by_kind),
             "fees": dict(self.fees),
             "failure": self.failure,
@@ -125,5 +142,70 @@ class ReconciliationException(BaseModel):
             "resolution": self.resolution.value if self.resolution else None,
             "resolved_at": self.resolved_at,
             "ledger_entries": list(self.ledger_entries),
+            "livemode": False,
+        }
+
+
+class BankStatement(BaseModel):
+    """A bank statement the merchant uploaded: its entries, credits and debits alike (only
+    credits are matched with payouts)."""
+
+    id: str
+    merchant_id: str
+    created: int
+    format: StatementFormat
+    statement_ids: list[str] = Field(default_factory=list)
+    account: str | None = None
+    period_start: str
+    period_end: str
+    sha256: str
+    skipped: int = 0
+    lines: list[BankLine] = Field(default_factory=list)
+    version: int = 0
+
+    def days(self) -> list[str]:
+        """Every day the statement covers."""
+        from datetime import date, timedelta
+
+        start, end = date.fromisoformat(self.period_start), date.fromisoformat(self.period_end)
+        return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+    def to_api(self) -> dict[str, Any]:
+        totals: dict[str, dict[str, int]] = {}
+        for line in self.lines:
+            side = "credits" if line.credit else "debits"
+            totals.setdefault(line.currency, {"credits": 0, "debits": 0})[side] += abs(line.amount)
+        return {
+            "id": self.id,
+            "object": "reconciliation.bank_statement",
+            "created": self.created,
+            "format": self.format.value,
+            "statement_ids": list(self.statement_ids),
+            "account": self.account,
+            "period": {"start": self.period_start, "end": self.period_end},
+            "counts": {
+                "entries": len(self.lines),
+                "credits": sum(1 for line in self.lines if line.credit),
+                "debits": sum(1 for line in self.lines if not line.credit),
+                "skipped": self.skipped,
+            },
+            "totals": totals,
+            "sha256": self.sha256,
+            "entries": [
+                {
+                    "id": line.entry_id,
+                    "direction": "credit" if line.credit else "debit",
+                    "amount": abs(line.amount),
+                    "currency": line.currency,
+                    "booking_date": line.booking_date,
+                    "value_date": line.value_date,
+                    "reference": line.reference,
+                    "bank_reference": line.bank_reference,
+                    "end_to_end_id": line.end_to_end_id,
+                    "description": line.description,
+                    "counterparty": line.counterparty,
+                }
+                for line in self.lines
+            ],
             "livemode": False,
         }

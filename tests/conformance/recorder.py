@@ -34,6 +34,7 @@ PAYFLOW_EXTENSIONS: Final = frozenset(
         "merchant",
         "metrics",
         "payment_attempt",
+        "reconciliation.bank_statement",
         "reconciliation.discrepancy",
         "reconciliation.exception",
         "reconciliation.run",
