@@ -324,8 +324,9 @@ def window_passed(day: str, now: int, window_days: int = BANK_WINDOW_DAYS) -> bo
 class BankView:
     """What the bank side of a run knows, for `match_bank`."""
 
-    credits: list[BankLine]
-    """The credits that may carry the run's payouts (the simulator's bank, the uploads)."""
+    lines: list[BankLine]
+    """The entries that may carry the run's payouts (the simulator's bank, the uploads):
+    credits, and debits, which only a negative payout naming itself in them can match."""
     claimed: dict[str, str]
     """Credit entry id -> the payout that an earlier run matched with it."""
     kinds: dict[str, str]
@@ -362,27 +363,34 @@ def match_bank(payouts: Iterable[Payout], bank: BankView, *, now: int) -> BankMa
     references carry the payout id), else by amount, currency and a booking date within the
     payout's window when exactly one credit naming no payout fits it (and fits no other
     payout). Two candidates are an exception, never a guess. A payout found nowhere is
-    missing once its window has passed and the uploads cover it, else awaited."""
-    payouts = list(payouts)
+    missing once its window has passed and the uploads cover it, else awaited. A negative
+    payout (the provider took money back: refunds and disputes over charges) is a debit, and
+    is matched by reference only; a payout of nothing moves no money and is not looked for."""
+    payouts = [p for p in payouts if p.amount != 0]
     kinds = set(bank.kinds.values())
-    named = {line.entry_id: names_payout(line, kinds) for line in bank.credits}
+    named = {line.entry_id: names_payout(line, kinds) for line in bank.lines}
+    credits = [line for line in bank.lines if line.credit]
 
     def available(line: BankLine, payout: Payout) -> bool:
         holder = bank.claimed.get(line.entry_id)
         return holder is None or holder == payout.id
 
     by_reference = {
-        p.id: [c for c in bank.credits if p.id in named[c.entry_id] and available(c, p)]
+        p.id: [
+            c
+            for c in bank.lines
+            if p.id in named[c.entry_id] and available(c, p) and c.credit == (p.amount > 0)
+        ]
         for p in payouts
     }
     by_amount: dict[str, list[BankLine]] = {}
     for payout in payouts:
-        if by_reference[payout.id]:
+        if by_reference[payout.id] or payout.amount < 0:
             continue
         days = set(window_of(payout.settled_on))
         by_amount[payout.id] = [
             c
-            for c in bank.credits
+            for c in credits
             if not named[c.entry_id]
             and available(c, payout)
             and c.currency == payout.currency
@@ -452,8 +460,13 @@ def unmatched_credits(
     if not window_passed(day, now):
         return []
     found = []
-    for line in bank.credits:
-        if line.booking_date != day or line.entry_id in claims or line.entry_id in bank.claimed:
+    for line in bank.lines:
+        if (
+            not line.credit
+            or line.booking_date != day
+            or line.entry_id in claims
+            or line.entry_id in bank.claimed
+        ):
             continue
         provider = _payer(line, bank, providers)
         if provider is None:

@@ -798,10 +798,9 @@ class ReconciliationService:
             if window.intersection(s.days())
         ]
         covered_days = frozenset(day for s in statements for day in s.days())
-        credits: dict[str, BankLine] = {}
+        lines: dict[str, BankLine] = {}
         for line in [*own, *(line for s in statements for line in s.lines)]:
-            if line.credit:
-                credits.setdefault(line.entry_id, line)
+            lines.setdefault(line.entry_id, line)  # one entry in two overlapping statements
         routing = self._registry.routing_for(run.merchant_id)
         kinds = {c.id: c.kind.value for c in routing.connectors}
         covers, not_covered = [], {}
@@ -814,8 +813,8 @@ class ReconciliationService:
                     f"no bank statement uploaded for {run_window[0]}..{run_window[-1]}"
                 )
         view = BankView(
-            credits=list(credits.values()),
-            claimed=self._store.settled_by(run.merchant_id, BANK, list(credits)),
+            lines=list(lines.values()),
+            claimed=self._store.settled_by(run.merchant_id, BANK, list(lines)),
             kinds=kinds,
             covered_days=covered_days,
             own_bank=frozenset(own_bank),

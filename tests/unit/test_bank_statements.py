@@ -174,7 +174,7 @@ def payout(pid: str, amount: int, provider: str = "stripe") -> Payout:
 
 def view(*credits: BankLine, claimed: dict[str, str] | None = None, days=None) -> BankView:
     return BankView(
-        credits=list(credits),
+        lines=list(credits),
         claimed=claimed or {},
         kinds={"stripe": "stripe", "razorpay": "razorpay"},
         covered_days=frozenset(days if days is not None else window_of(DAY)),
@@ -245,3 +245,15 @@ def test_a_providers_credit_that_no_payout_matched_is_an_exception_after_the_win
     (found,) = unmatched_credits(bank, claims, day=DAY, now=AFTER_WINDOW, providers=["stripe"])
     assert found.kind == ExceptionKind.BANK_CREDIT_UNMATCHED and found.provider == "stripe"
     assert (found.provider_amount, found.subject) == (300, "bnk_po_Unknown_" + DAY)
+
+
+def test_a_negative_payout_is_a_debit_found_by_its_reference_only():
+    took_back = Payout(provider="stripe", id="po_Neg", amount=-250, currency="usd", settled_on=DAY)
+    debit = credit(-250, "po_Neg")
+    assert match_bank([took_back], view(debit), now=DURING_WINDOW).findings[0].matched
+    # A debit of the same amount naming nothing is not it, nor a credit naming it
+    unnamed = match_bank([took_back], view(credit(-250), credit(250, "po_Neg")), now=AFTER_WINDOW)
+    assert [f.kind for f in unnamed.findings] == [ExceptionKind.PAYOUT_MISSING_IN_BANK]
+    # And a payout of nothing is not looked for
+    empty = Payout(provider="stripe", id="po_Zero", amount=0, currency="usd", settled_on=DAY)
+    assert match_bank([empty], view(), now=AFTER_WINDOW).findings == []
