@@ -84,8 +84,26 @@ def list_bank_statements(call: ApiCall) -> dict:
 )
 @endpoint(bp, params="Params")
 def retrieve_bank_statement(call: ApiCall, statement: str) -> dict:
-    """One uploaded bank statement, with its entries (credits and debits)."""
+    """One uploaded bank statement, with its first 100 entries (credits and debits)."""
     return services().reconciliation.retrieve_statement(call.merchant_id, statement).to_api()
+
+
+@bp.route(
+    "/v1/reconciliation/bank_statements/{statement}/entries",
+    methods=["GET"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params="recon_params.ListBankStatements")
+def list_bank_statement_entries(call: ApiCall, statement: str) -> dict:
+    """A statement's entries in its order, credits and debits (cursors are entry ids)."""
+    params: r.ListBankStatements = call.params
+    return services().reconciliation.list_statement_entries(
+        call.merchant_id,
+        statement,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
 
 
 @bp.route("/v1/reconciliation/exceptions", methods=["GET"], content_types=ANY_CONTENT_TYPE)

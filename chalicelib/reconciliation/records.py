@@ -7,6 +7,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.errors import ResourceMissing
 from chalicelib.reconciliation.bank import StatementFormat
 from chalicelib.reconciliation.matching import ExceptionKind, ExceptionStatus, Repair, Resolution
 from chalicelib.reconciliation.reports import BankLine
@@ -146,6 +147,10 @@ class ReconciliationException(BaseModel):
         }
 
 
+ENTRIES_SHOWN = 100
+"""Entries a statement shows inline (its `entries` list pages through the rest)."""
+
+
 class BankStatement(BaseModel):
     """A bank statement the merchant uploaded: its entries, credits and debits alike (only
     credits are matched with payouts)."""
@@ -191,21 +196,49 @@ class BankStatement(BaseModel):
             },
             "totals": totals,
             "sha256": self.sha256,
-            "entries": [
-                {
-                    "id": line.entry_id,
-                    "direction": "credit" if line.credit else "debit",
-                    "amount": abs(line.amount),
-                    "currency": line.currency,
-                    "booking_date": line.booking_date,
-                    "value_date": line.value_date,
-                    "reference": line.reference,
-                    "bank_reference": line.bank_reference,
-                    "end_to_end_id": line.end_to_end_id,
-                    "description": line.description,
-                    "counterparty": line.counterparty,
-                }
-                for line in self.lines
-            ],
+            "entries": self.entries_page(limit=ENTRIES_SHOWN),
             "livemode": False,
         }
+
+    def entries_page(
+        self, *, limit: int, starting_after: str | None = None, ending_before: str | None = None
+    ) -> dict[str, Any]:
+        """A Stripe list of the statement's entries, in the statement's order (cursors are
+        entry ids, as Stripe pages an invoice's lines); an unknown cursor is a 404."""
+        ids = [line.entry_id for line in self.lines]
+        start, end = 0, len(ids)
+        for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+            if cursor is not None and cursor not in ids:
+                raise ResourceMissing(f"No such entry: '{cursor}'", param=param)
+        if starting_after is not None:
+            start = ids.index(starting_after) + 1
+            end = min(len(ids), start + limit)
+        elif ending_before is not None:
+            end = ids.index(ending_before)
+            start = max(0, end - limit)
+        else:
+            end = min(len(ids), limit)
+        more = end < len(ids) if ending_before is None else start > 0
+        return {
+            "object": "list",
+            "data": [_entry(line) for line in self.lines[start:end]],
+            "has_more": more,
+            "url": f"/v1/reconciliation/bank_statements/{self.id}/entries",
+        }
+
+
+def _entry(line: BankLine) -> dict[str, Any]:
+    return {
+        "id": line.entry_id,
+        "object": "reconciliation.bank_statement_entry",
+        "direction": "credit" if line.credit else "debit",
+        "amount": abs(line.amount),
+        "currency": line.currency,
+        "booking_date": line.booking_date,
+        "value_date": line.value_date,
+        "reference": line.reference,
+        "bank_reference": line.bank_reference,
+        "end_to_end_id": line.end_to_end_id,
+        "description": line.description,
+        "counterparty": line.counterparty,
+    }

@@ -244,6 +244,12 @@ class ReconciliationService:
             self._objects, STATEMENT, BankStatement, merchant_id, statement_id, param="statement"
         )
 
+    def list_statement_entries(
+        self, merchant_id: str, statement_id: str, **page: Any
+    ) -> dict[str, Any]:
+        """A page of one statement's entries, in the statement's order."""
+        return self.retrieve_statement(merchant_id, statement_id).entries_page(**page)
+
     def list_statements(self, merchant_id: str, **page: Any) -> dict[str, Any]:
         return list_body(
             self._objects,

@@ -35,6 +35,7 @@ PAYFLOW_EXTENSIONS: Final = frozenset(
         "metrics",
         "payment_attempt",
         "reconciliation.bank_statement",
+        "reconciliation.bank_statement_entry",
         "reconciliation.discrepancy",
         "reconciliation.exception",
         "reconciliation.run",

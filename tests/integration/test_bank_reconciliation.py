@@ -11,7 +11,13 @@ import pytest
 
 from payflow.cli import main
 from tests.conftest import Api
-from tests.integration.test_reconciliation import _paid_through, exceptions, reconcile, today
+from tests.integration.test_reconciliation import (  # noqa: F401 (adyen: a fixture)
+    _paid_through,
+    adyen,
+    exceptions,
+    reconcile,
+    today,
+)
 from tests.unit.test_bank_statements import NS, camt, entry
 
 STRIPE = {"id": "stripe", "kind": "stripe", "priority": 1}
@@ -75,7 +81,17 @@ def test_a_stripe_payout_is_matched_three_way_from_an_uploaded_camt053(api: Api,
     assert upload(api, text)["id"] == statement["id"]
     assert [s["id"] for s in statements(api)] == [statement["id"]]
     got = api.get(f"/v1/reconciliation/bank_statements/{statement['id']}").json()
-    assert [e["direction"] for e in got["entries"]] == ["credit", "debit"]
+    assert [e["direction"] for e in got["entries"]["data"]] == ["credit", "debit"]
+    assert got["entries"]["has_more"] is False
+    url = got["entries"]["url"]
+    page = api.get(url, params={"limit": 1}).json()
+    assert [e["direction"] for e in page["data"]] == ["credit"] and page["has_more"]
+    rest = api.get(url, params={"starting_after": page["data"][0]["id"]}).json()
+    assert [e["amount"] for e in rest["data"]] == [5000] and not rest["has_more"]
+    back = api.get(url, params={"ending_before": rest["data"][0]["id"]}).json()
+    assert back["data"] == page["data"] and not back["has_more"]
+    unknown = api.get(url, params={"starting_after": "bnk_nope"})
+    assert unknown.status_code == 404 and unknown.json()["error"]["param"] == "starting_after"
 
     # When the day is reconciled again
     run = reconcile(api, day)
@@ -174,6 +190,36 @@ def test_razorpay_payouts_match_by_amount_and_two_fitting_credits_are_ambiguous(
     assert exceptions(api) == []
 
 
+@pytest.mark.usefixtures("adyen")
+def test_an_adyen_batch_payout_matches_its_credit_by_amount(api: Api):
+    # Given a merchant routed to Adyen with two EUR payments in the day's batch, and the bank
+    # credit of the batch's payout, whose reference is Adyen's transfer reference
+    _paid_through(
+        api, {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}, "eur", (2500, 4000)
+    )
+    day = today()
+    fee = lambda a: 12 + a * 6 // 1000 + a * 2 // 1000 + a * 3 // 1000  # noqa: E731
+    batch = date.fromisoformat(day).toordinal() - date(2020, 1, 1).toordinal()
+    net = 2500 - fee(2500) + 4000 - fee(4000)
+    upload(
+        api,
+        camt(
+            entry(major(net), "EUR", remittance=f"ADYEN TX{batch}XT", booked=later(day, 2)),
+            start=day,
+            end=later(day, 2),
+        ),
+    )
+
+    # When the day is reconciled
+    run = reconcile(api, day)
+
+    # Then the batch's lines carried a payout (PayFlow names it by the merchant account and
+    # batch number) and the one credit of its amount in the window is it
+    assert run["bank_covers"] == ["adyen"] and run["counts"]["payouts"] == 1, run
+    assert run["counts"]["payouts_matched"] == 1
+    assert exceptions(api) == []
+
+
 def test_two_credits_that_could_each_be_the_payout_are_an_exception(api: Api, fake_stripe):
     _paid_through(api, STRIPE, "usd", (4200,))
     day, net = today(), stripe_net(4200)
@@ -226,13 +272,13 @@ def test_bad_requests_to_the_statement_routes_are_refused_stripe_style(api: Api)
     absent = api.get("/v1/reconciliation/bank_statements/bstmt_nope")
     assert absent.status_code == 404 and absent.json()["error"]["code"] == "resource_missing"
     # Another content under a statement id already uploaded is refused, the first kept
-    first = upload(api, camt(entry("1.00"), statement="S-9"))
+    kept = upload(api, camt(entry("1.00"), statement="S-9"))
     other = api.post(
         "/v1/reconciliation/bank_statements", {"file": camt(entry("2.00"), statement="S-9")}
     )
     assert other.status_code == 400
     assert other.json()["error"]["code"] == "resource_already_exists"
-    assert [s["id"] for s in statements(api)] == [first["id"]]
+    assert [s["id"] for s in statements(api)] == [kept["id"]]
 
 
 def test_payflow_recon_bank_statement_uploads_a_file(api: Api, api_url: str, tmp_path, capsys):
