@@ -704,7 +704,11 @@ class ReconciliationService:
         missing = Finding(
             ExceptionKind.MISSING_AT_PROVIDER, record.connector, record.id, record.currency, 0, 0
         )
-        data = self._objects.get(EXCEPTION, run.merchant_id, missing.exception_id)
+        self._close_settled_late(batch, run.merchant_id, missing.exception_id)
+
+    def _close_settled_late(self, batch: WriteBatch, merchant_id: str, exception_id: str) -> None:
+        """Add to `batch`: the exception, if it is open, closed by what came late."""
+        data = self._objects.get(EXCEPTION, merchant_id, exception_id)
         if data is None:
             return
         found = ReconciliationException.model_validate(data)
@@ -850,21 +854,7 @@ class ReconciliationService:
         unmatched = Finding(
             ExceptionKind.BANK_CREDIT_UNMATCHED, payout.provider, entry_id, payout.currency, 0, 0
         )
-        data = self._objects.get(EXCEPTION, run.merchant_id, unmatched.exception_id)
-        if data is not None:
-            found = ReconciliationException.model_validate(data)
-            if found.status == ExceptionStatus.OPEN:
-                closed = found.model_copy(
-                    update={
-                        "status": ExceptionStatus.RESOLVED,
-                        "resolution": Resolution.SETTLED_LATE,
-                        "resolved_at": int(self._clock()),
-                        "version": found.version + 1,
-                    }
-                )
-                self._objects.put_version(
-                    batch, EXCEPTION, closed, found.version, **_attributes(closed)
-                )
+        self._close_settled_late(batch, run.merchant_id, unmatched.exception_id)
         with contextlib.suppress(ConditionFailed):
             commit(self._client, batch)  # claimed by an earlier run: what it wrote stands
 

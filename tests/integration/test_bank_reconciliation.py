@@ -165,6 +165,38 @@ def test_a_payout_that_never_arrives_is_awaited_then_missing_once_its_window_is_
     assert closed.status_code == 200 and closed.json()["ledger_entries"] == []
 
 
+def test_a_credit_judged_unmatched_is_closed_when_its_payouts_day_runs_later(
+    api: Api, fake_stripe, business_clock
+):
+    # Given a Stripe payout of D that the bank booked on D+1, and the clock past both windows
+    _paid_through(api, STRIPE, "usd", (3100,))
+    day, net = today(), stripe_net(3100)
+    next_day = later(day, 1)
+    upload(
+        api,
+        camt(
+            entry(major(net), "USD", end_to_end=stripe_payout(day), booked=next_day),
+            start=day,
+            end=later(day, 4),
+        ),
+    )
+    business_clock(6 * 86_400)
+
+    # When D+1 is reconciled first: its Stripe credit is no payout of that day
+    reconcile(api, next_day)
+    (stray,) = exceptions(api)
+    assert (stray["kind"], stray["status"]) == ("bank_credit_unmatched", "open")
+
+    # When D is reconciled: its payout takes the credit
+    run = reconcile(api, day)
+
+    # Then the payout is matched, and the credit's exception closed by itself
+    assert run["counts"]["payouts_matched"] == 1
+    (closed,) = exceptions(api)
+    assert closed["id"] == stray["id"]
+    assert (closed["status"], closed["resolution"]) == ("resolved", "settled_late")
+
+
 def test_razorpay_payouts_match_by_amount_and_two_fitting_credits_are_ambiguous(
     api: Api, fake_razorpay
 ):
