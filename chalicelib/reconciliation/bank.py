@@ -28,6 +28,8 @@ from chalicelib.reconciliation.reports import BANK_COLUMNS, BankLine, exponent, 
 
 MAX_ENTRIES = 5_000
 """Entries one upload may hold (a day's statement of a busy account is far fewer)."""
+MAX_PERIOD_DAYS = 366
+"""The longest period a statement may cover (a yearly statement; runs read it day by day)."""
 MAX_XML_DEPTH = 32
 """camt.053 nests about ten levels deep; a deeper document is refused before it is read."""
 CAMT_053 = "urn:iso:std:iso:20022:tech:xsd:camt.053."
@@ -77,11 +79,8 @@ class ParsedStatement:
 
 def detect(text: str) -> StatementFormat:
     """camt.053 when the file is XML, else CSV."""
-    return (
-        StatementFormat.CAMT_053
-        if text.lstrip("\ufeff \t\r\n").startswith("<")
-        else (StatementFormat.CSV)
-    )
+    xml = text.lstrip("\ufeff \t\r\n").startswith("<")
+    return StatementFormat.CAMT_053 if xml else StatementFormat.CSV
 
 
 def parse_statement(text: str, fmt: StatementFormat | None = None) -> ParsedStatement:
@@ -96,10 +95,11 @@ def parse_statement(text: str, fmt: StatementFormat | None = None) -> ParsedStat
         parsed = _read_csv(text, digest)
     if len(parsed.lines) > MAX_ENTRIES:
         raise StatementInvalid(f"The file has {len(parsed.lines)} entries; at most {MAX_ENTRIES}.")
-    if parsed.period_start > parsed.period_end:
+    length = date.fromisoformat(parsed.period_end) - date.fromisoformat(parsed.period_start)
+    if length.days >= MAX_PERIOD_DAYS:
         raise StatementInvalid(
-            f"The statement's period ends ({parsed.period_end}) before it starts "
-            f"({parsed.period_start})."
+            f"The statement covers {length.days + 1} days ({parsed.period_start}.."
+            f"{parsed.period_end}); at most {MAX_PERIOD_DAYS}."
         )
     return parsed
 
@@ -259,10 +259,16 @@ def _read_camt053(text: str, digest: str) -> ParsedStatement:
         account = _text(stmt, "Acct", "Id", "IBAN") or _text(stmt, "Acct", "Id", "Othr", "Id")
         if account:
             accounts.add(account)
-        for bound in ("FrDtTm", "ToDtTm"):
-            value = _text(stmt, "FrToDt", bound)
-            if value:
-                days.append(_day(value, f"Stmt {statement_id} FrToDt/{bound}"))
+        bounds = [
+            _day(value, f"Stmt {statement_id} FrToDt/{bound}")
+            for bound in ("FrDtTm", "ToDtTm")
+            if (value := _text(stmt, "FrToDt", bound))
+        ]
+        if bounds != sorted(bounds):
+            raise StatementInvalid(
+                f"Stmt {statement_id}: FrToDt ends ({bounds[1]}) before it starts ({bounds[0]})."
+            )
+        days.extend(bounds)
         for position, entry in enumerate(_children(stmt, "Ntry"), 1):
             where = f"Stmt {statement_id} Ntry {position}"
             line = _camt_entry(entry, where)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
@@ -170,8 +171,6 @@ class BankStatement(BaseModel):
 
     def days(self) -> list[str]:
         """Every day the statement covers."""
-        from datetime import date, timedelta
-
         start, end = date.fromisoformat(self.period_start), date.fromisoformat(self.period_end)
         return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
 

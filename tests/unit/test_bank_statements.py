@@ -151,6 +151,8 @@ def test_payflows_bank_csv_reads_back_what_it_wrote():
         ),
         ("booking_date,value_date,reference,description,amount,currency\n", "no entries"),
         ("   ", "empty"),
+        (camt(entry("1.00"), start="2026-12-01", end="2026-11-01"), "ends"),
+        (camt(entry("1.00"), start="0001-01-01", end="9999-12-31"), "at most 366"),
     ],
 )
 def test_a_file_that_is_not_a_statement_is_refused_saying_why(text: str, says: str):
