@@ -7,8 +7,8 @@ the workflow (statemachines/reconciliation.asl.json), exceptions and their resol
   dispute's withdrawal or reinstatement by the provider's dispute id; fees booked, exceptions
   recorded (each with its event), repairs made where certain.
 - `finish`: PayFlow's bookings of the day (dispute movements included) that no line settled
-  (past the SLA), payouts against
-  the bank (three-way), the run's counts.
+  (past the SLA), every provider's payouts against the bank (three-way: the simulators' own
+  bank and the statements the merchant uploaded, `upload_statement`), the run's counts.
 
 Every task is safe to run twice: settled markers, exceptions and ledger entries have ids
 derived from what caused them and are written on condition they are new.
