@@ -197,9 +197,7 @@ def test_a_credit_judged_unmatched_is_closed_when_its_payouts_day_runs_later(
     assert (closed["status"], closed["resolution"]) == ("resolved", "settled_late")
 
 
-def test_razorpay_payouts_match_by_amount_and_two_fitting_credits_are_ambiguous(
-    api: Api, fake_razorpay
-):
+def test_a_razorpay_settlement_matches_its_one_credit_by_amount(api: Api, fake_razorpay):
     # Given a merchant routed to Razorpay, whose settlement reached the bank with no reference
     _paid_through(
         api, {"id": "razorpay", "kind": "razorpay", "currencies": ["inr"]}, "inr", (5000,)
