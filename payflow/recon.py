@@ -1,11 +1,15 @@
 """`payflow recon run --date YYYY-MM-DD`: reconcile a merchant's day on the running sandbox
-and print what the run found (exit code 1 when it left open exceptions)."""
+and print what the run found (exit code 1 when it left open exceptions).
+`payflow recon bank-statement FILE`: upload the merchant's bank statement (camt.053 or
+PayFlow's bank CSV) for three-way matching, and print what PayFlow read of it."""
 
 from __future__ import annotations
 
 import argparse
 import sys
 import time
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any, TextIO
 
 from payflow.api_client import ApiClient
@@ -13,7 +17,46 @@ from payflow.api_client import ApiClient
 POLL_SECONDS = 0.2
 
 
+BANK_WINDOW_DAYS = 3
+"""chalicelib.reconciliation.matching.BANK_WINDOW_DAYS: how late a payout may reach the bank."""
+
+
 def run(args: argparse.Namespace, api_base: str, out: TextIO | None = None) -> int:
+    """The `recon` action the command line names."""
+    if args.recon_command == "bank-statement":
+        return bank_statement(args, api_base, out)
+    return reconcile(args, api_base, out)
+
+
+def bank_statement(args: argparse.Namespace, api_base: str, out: TextIO | None = None) -> int:
+    """Upload FILE as the merchant's bank statement; print its period, entries and the days
+    whose runs now see it."""
+    out = out or sys.stdout
+    text = Path(args.file).read_text(encoding="utf-8-sig")
+    data = {"file": text, **({"format": args.format} if args.format else {})}
+    statement = ApiClient(api_base, args.api_key).post("/v1/reconciliation/bank_statements", data)
+    period, counts = statement["period"], statement["counts"]
+    totals = ", ".join(
+        f"{t['credits']} in / {t['debits']} out {currency}"
+        for currency, t in sorted(statement["totals"].items())
+    )
+    skipped = f", {counts['skipped']} not booked, not kept" if counts["skipped"] else ""
+    print(
+        f"{statement['id']} {statement['format']} {period['start']}..{period['end']}: "
+        f"{counts['entries']} entries ({counts['credits']} credits, {counts['debits']} "
+        f"debits{skipped}); {totals or 'no money'}",
+        file=out,
+    )
+    first = date.fromisoformat(period["start"]) - timedelta(days=BANK_WINDOW_DAYS)
+    print(
+        f"payouts of {first.isoformat()}..{period['end']} may be in it: "
+        "`payflow recon run --date DAY` for those days matches them",
+        file=out,
+    )
+    return 0
+
+
+def reconcile(args: argparse.Namespace, api_base: str, out: TextIO | None = None) -> int:
     """Start the run, wait for its end (up to --timeout), print its counts and exceptions."""
     out = out or sys.stdout
     client = ApiClient(api_base, args.api_key)
@@ -48,7 +91,13 @@ def _summary(run: dict[str, Any]) -> str:
         f"{run['id']} {run['date']} {run['status']}: {counts['rows']} lines, "
         f"{counts['matched']} matched, {counts['exceptions']} exceptions "
         f"({counts['repaired']} repaired), {counts['awaiting_settlement']} awaiting settlement, "
-        f"{counts['payouts']} payouts; fees booked: {fees}"
+        f"{counts['payouts']} payouts ({counts['payouts_matched']} in the bank, "
+        f"{counts['awaiting_bank']} awaited); fees booked: {fees}"
+        + (
+            f"; bank not covered: {', '.join(run['bank_not_covered'])}"
+            if run["bank_not_covered"]
+            else ""
+        )
         + (f"; failure: {run['failure']}" if run.get("failure") else "")
     )
 
@@ -57,8 +106,9 @@ def add_parser(commands: Any, api_options: Any) -> None:
     """`payflow recon run` and its options."""
     recon_cmd = commands.add_parser(
         "recon",
-        help="reconcile a day of settlements (the simulator's report, the bank's payouts)",
-        description="Reconciliation runs: `payflow recon run --date YYYY-MM-DD`.",
+        help="reconcile a day of settlements, upload the merchant's bank statement",
+        description="Reconciliation runs: `payflow recon run --date YYYY-MM-DD`; bank "
+        "statements: `payflow recon bank-statement FILE`.",
     )
     actions = recon_cmd.add_subparsers(dest="recon_command", required=True, metavar="ACTION")
     run_cmd = actions.add_parser(
@@ -73,3 +123,15 @@ def add_parser(commands: Any, api_options: Any) -> None:
         "--sla-days", type=int, default=3, help="days a booking may await settlement (3)"
     )
     run_cmd.add_argument("--timeout", type=float, default=300.0, help="seconds to wait (300)")
+    statement_cmd = actions.add_parser(
+        "bank-statement",
+        help="upload the merchant's bank statement (camt.053 or PayFlow's bank CSV)",
+        description="Uploads FILE as the merchant's bank statement; runs of the days whose "
+        "payouts may arrive in its period match them with its credits. Uploading the same "
+        "statement again changes nothing.",
+    )
+    api_options(statement_cmd)
+    statement_cmd.add_argument("file", metavar="FILE", help="camt.053 XML or bank CSV")
+    statement_cmd.add_argument(
+        "--format", choices=("camt.053", "csv"), default=None, help="default: from the content"
+    )

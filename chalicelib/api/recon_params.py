@@ -10,6 +10,7 @@ from pydantic_core import PydanticCustomError
 
 from chalicelib.api.params import Identifier, Integer, ListParams, Params
 from chalicelib.connectors.simulator_settlement import Discrepancy
+from chalicelib.reconciliation.bank import StatementFormat
 from chalicelib.reconciliation.matching import ExceptionKind, ExceptionStatus, Resolution
 
 
@@ -56,3 +57,14 @@ class InjectDiscrepancies(Params):
     count: Annotated[Integer, Field(ge=1, le=10_000)] = 5
     kinds: list[Discrepancy] | None = None
     """Discrepancy kinds to take in turn (default: every kind but bank_short)."""
+
+
+class UploadBankStatement(Params):
+    file: Annotated[str, Field(min_length=1, max_length=1_000_000)]
+    """The statement file's text: ISO 20022 camt.053 XML, or PayFlow's bank CSV."""
+    format: StatementFormat | None = None
+    """`camt.053` or `csv`; when absent, XML is read as camt.053 and anything else as CSV."""
+
+
+class ListBankStatements(ListParams):
+    pass

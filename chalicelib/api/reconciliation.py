@@ -1,5 +1,6 @@
-"""/v1/reconciliation/...: runs, their exceptions and how a person resolves one; and the
-sandbox's discrepancy injector for the simulator's book."""
+"""/v1/reconciliation/...: runs, their exceptions and how a person resolves one, the bank
+statements the merchant uploads; and the sandbox's discrepancy injector for the simulator's
+book."""
 
 from __future__ import annotations
 
@@ -45,6 +46,64 @@ def list_runs(call: ApiCall) -> dict:
 @endpoint(bp, params="Params")
 def retrieve_run(call: ApiCall, run: str) -> dict:
     return services().reconciliation.retrieve_run(call.merchant_id, run).to_api()
+
+
+@bp.route("/v1/reconciliation/bank_statements", methods=["POST"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="recon_params.UploadBankStatement", creates="bstmt")
+def upload_bank_statement(call: ApiCall) -> Outcome:
+    """Upload the merchant's bank statement (camt.053 or PayFlow's CSV) for three-way matching.
+
+    `file` is the file's text. The same statement uploaded again answers the one kept; a file
+    PayFlow cannot read is a 400 naming `file`, and nothing of it is kept. Runs of the days
+    whose payouts may arrive in the statement's period (its first day less 3 to its last)
+    match their payouts with its credits.
+    """
+    params: r.UploadBankStatement = call.params
+    return services().reconciliation.upload_statement(
+        call.merchant_id, call.context, file=params.file, fmt=params.format
+    )
+
+
+@bp.route("/v1/reconciliation/bank_statements", methods=["GET"], content_types=ANY_CONTENT_TYPE)
+@endpoint(bp, params="recon_params.ListBankStatements")
+def list_bank_statements(call: ApiCall) -> dict:
+    """The merchant's uploaded bank statements, newest first."""
+    params: r.ListBankStatements = call.params
+    return services().reconciliation.list_statements(
+        call.merchant_id,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
+
+
+@bp.route(
+    "/v1/reconciliation/bank_statements/{statement}",
+    methods=["GET"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params="Params")
+def retrieve_bank_statement(call: ApiCall, statement: str) -> dict:
+    """One uploaded bank statement, with its first 100 entries (credits and debits)."""
+    return services().reconciliation.retrieve_statement(call.merchant_id, statement).to_api()
+
+
+@bp.route(
+    "/v1/reconciliation/bank_statements/{statement}/entries",
+    methods=["GET"],
+    content_types=ANY_CONTENT_TYPE,
+)
+@endpoint(bp, params="recon_params.ListBankStatements")
+def list_bank_statement_entries(call: ApiCall, statement: str) -> dict:
+    """A statement's entries in its order, credits and debits (cursors are entry ids)."""
+    params: r.ListBankStatements = call.params
+    return services().reconciliation.list_statement_entries(
+        call.merchant_id,
+        statement,
+        limit=params.limit,
+        starting_after=params.starting_after,
+        ending_before=params.ending_before,
+    )
 
 
 @bp.route("/v1/reconciliation/exceptions", methods=["GET"], content_types=ANY_CONTENT_TYPE)

@@ -4,8 +4,12 @@ objects of the ObjectStore; these are their working parts).
 - `<run>#chunk#<n>` / `reconciliation_chunk`: a share of a run's settlement lines, packed; what
   one Map iteration of the workflow matches.
 - `reconciled#<merchant>#<provider>#<object>` / `reconciliation_settled`: which line settled a
-  charge or a refund. Written once (conditionally), so a second line settling the same object
-  is a duplicate however many runs apart they come, and a rerun of the same line is not.
+  charge or a refund (provider `bank`: which payout a bank credit carried). Written once
+  (conditionally), so a second line settling the same object is a duplicate however many
+  runs apart they come, and a rerun of the same line is not.
+- `bankstatement#<merchant>#<digest>` / `reconciliation_statement_name`: which upload holds a
+  statement (by its bank's statement id, or its content), so that a second upload is the
+  first.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ from chalicelib.dal.dynamo import WriteBatch, batch_get, pack, to_attrs, unpack
 
 CHUNK = "reconciliation_chunk"
 SETTLED = "reconciliation_settled"
+STATEMENT_NAME = "reconciliation_statement_name"
 
 
 class ReconciliationStore:
@@ -67,6 +72,34 @@ class ReconciliationStore:
                     "TableName": self._table,
                     "Item": to_attrs(
                         {**self._settled_key(merchant_id, provider, object_id), "row_id": row_id}
+                    ),
+                    "ConditionExpression": "attribute_not_exists(pk)",
+                }
+            },
+        )
+
+    @staticmethod
+    def _name_key(merchant_id: str, name: str) -> dict[str, str]:
+        return {"pk": f"bankstatement#{merchant_id}#{name}", "sk": STATEMENT_NAME}
+
+    def statement_named(self, merchant_id: str, name: str) -> str | None:
+        """The uploaded statement that `name` (what identifies its content) belongs to."""
+        key = self._name_key(merchant_id, name)
+        found = batch_get(self._client, self._table, [key])
+        item = found.get((key["pk"], STATEMENT_NAME))
+        return str(item["statement"]) if item else None
+
+    def name_statement(
+        self, batch: WriteBatch, merchant_id: str, name: str, statement_id: str
+    ) -> None:
+        """Add to `batch`: `name` is `statement_id`'s (fails if another upload has it)."""
+        batch.add(
+            "statement_name",
+            {
+                "Put": {
+                    "TableName": self._table,
+                    "Item": to_attrs(
+                        {**self._name_key(merchant_id, name), "statement": statement_id}
                     ),
                     "ConditionExpression": "attribute_not_exists(pk)",
                 }

@@ -6,8 +6,10 @@ bank. Plain functions over plain values: the service reads, these decide, the se
 from __future__ import annotations
 
 import hashlib
+import re
+from collections import Counter
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from chalicelib.reconciliation.reports import (
@@ -16,6 +18,7 @@ from chalicelib.reconciliation.reports import (
     Payout,
     RowType,
     SettlementRow,
+    day_of,
     day_start,
 )
 
@@ -42,7 +45,11 @@ class ExceptionKind(StrEnum):
     PAYOUT_MISSING_IN_BANK = "payout_missing_in_bank"
     """A payout of the provider's report never reached the bank statement."""
     PAYOUT_AMOUNT_MISMATCH = "payout_amount_mismatch"
-    """The bank received another amount than the provider's payout."""
+    """The bank received another amount (or currency) than the provider's payout."""
+    PAYOUT_MATCH_AMBIGUOUS = "payout_match_ambiguous"
+    """More than one bank credit could be the payout: a person picks, PayFlow never guesses."""
+    BANK_CREDIT_UNMATCHED = "bank_credit_unmatched"
+    """A credit from a provider (its payout reference or its name) that no payout matched."""
 
 
 class Repair(StrEnum):
@@ -289,20 +296,206 @@ def missing_at_provider(
     return found, awaited
 
 
-def match_payouts(payouts: Iterable[Payout], bank: Iterable[BankLine]) -> list[Finding]:
-    """Three-way: each provider payout against the bank's credit with its reference."""
-    credits: dict[str, BankLine] = {line.reference: line for line in bank}
-    found = []
+BANK_WINDOW_DAYS = 3
+"""A payout may reach the bank from its payout date to this many days later (T+0..T+3)."""
+PAYOUT_FORMS = {
+    "simulator": re.compile(r"^po_[A-Za-z0-9_]+$"),
+    "stripe": re.compile(r"^po_[A-Za-z0-9]+$"),
+    "razorpay": re.compile(r"^setl_[A-Za-z0-9]+$"),
+    "adyen": re.compile(r"^[A-Za-z0-9]+_batch_[0-9]+$"),
+}
+"""What each provider kind's payout ids look like (Stripe's `po_...`, Razorpay's settlement
+`setl_...`, PayFlow's name of an Adyen batch `<merchant account>_batch_<n>`): a bank credit
+carrying one names a payout, so it is matched by that reference or not at all."""
+PROVIDER_NAMES = {"stripe": "stripe", "razorpay": "razorpay", "adyen": "adyen"}
+"""Provider kind -> the word its name carries as the payer of a credit (camt.053 Dbtr/Nm)."""
+
+
+def window_of(day: str, window_days: int = BANK_WINDOW_DAYS) -> list[str]:
+    """The days a payout of `day` may be booked by the bank on."""
+    start = day_start(day)
+    return [day_of(start + n * DAY) for n in range(window_days + 1)]
+
+
+def window_passed(day: str, now: int, window_days: int = BANK_WINDOW_DAYS) -> bool:
+    """Whether the last day a payout of `day` could arrive on is over."""
+    return now >= day_start(day) + (window_days + 1) * DAY
+
+
+@dataclass(frozen=True)
+class BankView:
+    """What the bank side of a run knows, for `match_bank`."""
+
+    lines: list[BankLine]
+    """The entries that may carry the run's payouts (the simulator's bank, the uploads):
+    credits, and debits, which only a negative payout naming itself in them can match."""
+    claimed: dict[str, str]
+    """Credit entry id -> the payout that an earlier run matched with it."""
+    kinds: dict[str, str]
+    """Connector id -> its kind (`simulator`, `stripe`, ...), for the payout id forms."""
+    covered_days: frozenset[str]
+    """The days the merchant's uploaded statements cover."""
+    own_bank: frozenset[str] = frozenset()
+    """Connectors whose bank is the sandbox's own (the simulators): it books each payout the
+    day it is made, so the window does not apply."""
+
+
+@dataclass
+class BankMatch:
+    """What `match_bank` decided."""
+
+    findings: list[Finding] = field(default_factory=list)
+    """Matched payouts (kind None) and exceptions."""
+    claims: dict[str, str] = field(default_factory=dict)
+    """Credit entry id -> payout id, for the credits this run matched."""
+    awaiting: int = 0
+    """Payouts not in the bank yet whose window is still open (or not yet covered)."""
+
+
+def names_payout(line: BankLine, kinds: Iterable[str]) -> set[str]:
+    """The payout ids (of any of `kinds`' forms) a bank line's references carry."""
+    from chalicelib.reconciliation.bank import payout_tokens
+
+    forms = [PAYOUT_FORMS[k] for k in set(kinds) if k in PAYOUT_FORMS]
+    return {t for t in payout_tokens(line) if any(f.match(t) for f in forms)}
+
+
+def match_bank(payouts: Iterable[Payout], bank: BankView, *, now: int) -> BankMatch:
+    """Three-way: each payout against the bank's credits. By reference first (a credit whose
+    references carry the payout id), else by amount, currency and a booking date within the
+    payout's window when exactly one credit naming no payout fits it (and fits no other
+    payout). Two candidates are an exception, never a guess. A payout found nowhere is
+    missing once its window has passed and the uploads cover it, else awaited. A negative
+    payout (the provider took money back: refunds and disputes over charges) is a debit, and
+    is matched by reference only; a payout of nothing moves no money and is not looked for."""
+    payouts = [p for p in payouts if p.amount != 0]
+    kinds = set(bank.kinds.values())
+    named = {line.entry_id: names_payout(line, kinds) for line in bank.lines}
+    credits = [line for line in bank.lines if line.credit]
+
+    def available(line: BankLine, payout: Payout) -> bool:
+        holder = bank.claimed.get(line.entry_id)
+        return holder is None or holder == payout.id
+
+    by_reference = {
+        p.id: [
+            c
+            for c in bank.lines
+            if p.id in named[c.entry_id] and available(c, p) and c.credit == (p.amount > 0)
+        ]
+        for p in payouts
+    }
+    by_amount: dict[str, list[BankLine]] = {}
     for payout in payouts:
-        line = credits.get(payout.id)
-        kind: ExceptionKind | None = None
-        received = line.amount if line else 0
-        if line is None:
-            kind = ExceptionKind.PAYOUT_MISSING_IN_BANK
-        elif line.amount != payout.amount or line.currency != payout.currency:
-            kind = ExceptionKind.PAYOUT_AMOUNT_MISMATCH
-        # What arrived against what the payout promised: the difference the PSP still owes.
+        if by_reference[payout.id] or payout.amount < 0:
+            continue
+        days = set(window_of(payout.settled_on))
+        by_amount[payout.id] = [
+            c
+            for c in credits
+            if not named[c.entry_id]
+            and available(c, payout)
+            and c.currency == payout.currency
+            and c.amount == payout.amount
+            and c.booking_date in days
+            and _may_be_from(c, bank.kinds.get(payout.provider, ""))
+        ]
+    wanted = Counter(c.entry_id for found in by_amount.values() for c in found)
+    result = BankMatch()
+    for payout in payouts:
+        candidates = by_reference[payout.id] or by_amount.get(payout.id, [])
+        shared = any(wanted[c.entry_id] > 1 for c in by_amount.get(payout.id, []))
+        if len(candidates) > 1 or shared:
+            result.findings.append(_payout_finding(payout, None, ambiguous=True))
+            continue
+        if candidates:
+            (line,) = candidates
+            result.claims[line.entry_id] = payout.id
+            result.findings.append(_payout_finding(payout, line))
+            continue
+        own = payout.provider in bank.own_bank
+        window = window_of(payout.settled_on)
+        if own or (window_passed(payout.settled_on, now) and bank.covered_days.issuperset(window)):
+            result.findings.append(_payout_finding(payout, None))
+        else:
+            result.awaiting += 1
+    return result
+
+
+def _may_be_from(line: BankLine, kind: str) -> bool:
+    """A credit whose payer names another provider is not this provider's payout."""
+    payer = (line.counterparty or "").lower()
+    others = [word for k, word in PROVIDER_NAMES.items() if k != kind]
+    return not any(word in payer for word in others)
+
+
+def _payout_finding(payout: Payout, line: BankLine | None, *, ambiguous: bool = False) -> Finding:
+    kind: ExceptionKind | None = None
+    received = line.amount if line else 0
+    if ambiguous:
+        kind = ExceptionKind.PAYOUT_MATCH_AMBIGUOUS
+    elif line is None:
+        kind = ExceptionKind.PAYOUT_MISSING_IN_BANK
+    elif line.amount != payout.amount or line.currency != payout.currency:
+        kind = ExceptionKind.PAYOUT_AMOUNT_MISMATCH
+    # What arrived against what the payout promised: the difference the PSP still owes.
+    return Finding(
+        kind,
+        payout.provider,
+        payout.id,
+        payout.currency,
+        received,
+        payout.amount,
+        row_id=line.entry_id if line else None,
+        object_id=payout.id,
+    )
+
+
+def unmatched_credits(
+    bank: BankView, claims: dict[str, str], *, day: str, now: int, providers: Iterable[str]
+) -> list[Finding]:
+    """Credits booked on `day` that come from one of `providers` (their reference has its
+    payout id form, or their payer its name) and that no payout matched, in this run or an
+    earlier one. Judged by the run of the credit's booking day once that day's window has
+    passed, when the runs of the payouts that could have arrived then have had their
+    statements; a later match closes the exception."""
+    if not window_passed(day, now):
+        return []
+    found = []
+    for line in bank.lines:
+        if (
+            not line.credit
+            or line.booking_date != day
+            or line.entry_id in claims
+            or line.entry_id in bank.claimed
+        ):
+            continue
+        provider = _payer(line, bank, providers)
+        if provider is None:
+            continue
         found.append(
-            Finding(kind, payout.provider, payout.id, payout.currency, received, payout.amount)
+            Finding(
+                ExceptionKind.BANK_CREDIT_UNMATCHED,
+                provider,
+                line.entry_id,
+                line.currency,
+                line.amount,
+                0,
+                row_id=line.entry_id,
+                object_id=line.entry_id,
+                psp_reference=line.end_to_end_id or line.reference or None,
+            )
         )
     return found
+
+
+def _payer(line: BankLine, bank: BankView, providers: Iterable[str]) -> str | None:
+    """Which of `providers` (not a simulator: its bank is its own) a credit comes from."""
+    payer = (line.counterparty or "").lower()
+    for provider in sorted(providers):
+        kind = bank.kinds.get(provider, "")
+        if provider in bank.own_bank or kind not in PROVIDER_NAMES:
+            continue
+        if names_payout(line, [kind]) or PROVIDER_NAMES[kind] in payer:
+            return provider
+    return None

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from chalicelib.errors import ResourceMissing
+from chalicelib.reconciliation.bank import StatementFormat
 from chalicelib.reconciliation.matching import ExceptionKind, ExceptionStatus, Repair, Resolution
+from chalicelib.reconciliation.reports import BankLine
 
 
 class RunStatus(StrEnum):
@@ -40,6 +44,16 @@ class ReconciliationRun(BaseModel):
     repaired: int = 0
     awaiting_settlement: int = 0
     payouts: int = 0
+    payouts_matched: int = 0
+    """Payouts the bank received as promised."""
+    awaiting_bank: int = 0
+    """Payouts not in the bank yet whose window is still open (or not covered to its end)."""
+    bank_covers: list[str] = Field(default_factory=list)
+    """Connectors whose payouts this run matched with the bank."""
+    bank_not_covered: dict[str, str] = Field(default_factory=dict)
+    """Connectors whose payouts it could not (no statement covers their window), and why."""
+    bank_statements: list[str] = Field(default_factory=list)
+    """The uploaded statements it read."""
     exceptions_by_kind: dict[str, int] = Field(default_factory=dict)
     fees: dict[str, int] = Field(default_factory=dict)
     """Provider fees booked by this run, per currency."""
@@ -64,7 +78,12 @@ class ReconciliationRun(BaseModel):
                 "repaired": self.repaired,
                 "awaiting_settlement": self.awaiting_settlement,
                 "payouts": self.payouts,
+                "payouts_matched": self.payouts_matched,
+                "awaiting_bank": self.awaiting_bank,
             },
+            "bank_covers": list(self.bank_covers),
+            "bank_not_covered": dict(self.bank_not_covered),
+            "bank_statements": list(self.bank_statements),
             "exceptions_by_kind": dict(self.exceptions_by_kind),
             "fees": dict(self.fees),
             "failure": self.failure,
@@ -129,3 +148,98 @@ class ReconciliationException(BaseModel):
             "ledger_entries": list(self.ledger_entries),
             "livemode": False,
         }
+
+
+ENTRIES_SHOWN = 100
+"""Entries a statement shows inline (its `entries` list pages through the rest)."""
+
+
+class BankStatement(BaseModel):
+    """A bank statement the merchant uploaded: its entries, credits and debits alike (only
+    credits are matched with payouts)."""
+
+    id: str
+    merchant_id: str
+    created: int
+    format: StatementFormat
+    statement_ids: list[str] = Field(default_factory=list)
+    account: str | None = None
+    period_start: str
+    period_end: str
+    sha256: str
+    skipped: int = 0
+    lines: list[BankLine] = Field(default_factory=list)
+    version: int = 0
+
+    def days(self) -> list[str]:
+        """Every day the statement covers."""
+        start, end = date.fromisoformat(self.period_start), date.fromisoformat(self.period_end)
+        return [(start + timedelta(days=n)).isoformat() for n in range((end - start).days + 1)]
+
+    def to_api(self) -> dict[str, Any]:
+        totals: dict[str, dict[str, int]] = {}
+        for line in self.lines:
+            side = "credits" if line.credit else "debits"
+            totals.setdefault(line.currency, {"credits": 0, "debits": 0})[side] += abs(line.amount)
+        return {
+            "id": self.id,
+            "object": "reconciliation.bank_statement",
+            "created": self.created,
+            "format": self.format.value,
+            "statement_ids": list(self.statement_ids),
+            "account": self.account,
+            "period": {"start": self.period_start, "end": self.period_end},
+            "counts": {
+                "entries": len(self.lines),
+                "credits": sum(1 for line in self.lines if line.credit),
+                "debits": sum(1 for line in self.lines if not line.credit),
+                "skipped": self.skipped,
+            },
+            "totals": totals,
+            "sha256": self.sha256,
+            "entries": self.entries_page(limit=ENTRIES_SHOWN),
+            "livemode": False,
+        }
+
+    def entries_page(
+        self, *, limit: int, starting_after: str | None = None, ending_before: str | None = None
+    ) -> dict[str, Any]:
+        """A Stripe list of the statement's entries, in the statement's order (cursors are
+        entry ids, as Stripe pages an invoice's lines); an unknown cursor is a 404."""
+        ids = [line.entry_id for line in self.lines]
+        start, end = 0, len(ids)
+        for cursor, param in ((starting_after, "starting_after"), (ending_before, "ending_before")):
+            if cursor is not None and cursor not in ids:
+                raise ResourceMissing(f"No such entry: '{cursor}'", param=param)
+        if starting_after is not None:
+            start = ids.index(starting_after) + 1
+            end = min(len(ids), start + limit)
+        elif ending_before is not None:
+            end = ids.index(ending_before)
+            start = max(0, end - limit)
+        else:
+            end = min(len(ids), limit)
+        more = end < len(ids) if ending_before is None else start > 0
+        return {
+            "object": "list",
+            "data": [_entry(line) for line in self.lines[start:end]],
+            "has_more": more,
+            "url": f"/v1/reconciliation/bank_statements/{self.id}/entries",
+        }
+
+
+def _entry(line: BankLine) -> dict[str, Any]:
+    return {
+        "id": line.entry_id,
+        "object": "reconciliation.bank_statement_entry",
+        "direction": "credit" if line.credit else "debit",
+        "amount": abs(line.amount),
+        "currency": line.currency,
+        "booking_date": line.booking_date,
+        "value_date": line.value_date,
+        "reference": line.reference,
+        "bank_reference": line.bank_reference,
+        "end_to_end_id": line.end_to_end_id,
+        "description": line.description,
+        "counterparty": line.counterparty,
+    }

@@ -101,13 +101,30 @@ class Payout(BaseModel):
 
 
 class BankLine(BaseModel):
-    """One credit on the merchant's bank statement."""
+    """One entry of the merchant's bank statement (the simulator's bank, or a statement the
+    merchant uploaded): a credit when `amount` is positive, a debit when negative."""
 
     booking_date: str
     reference: str
-    """The payout id the provider put in the transfer's reference."""
+    """The entry's reference (camt.053 NtryRef; the simulator's bank: the payout id)."""
     amount: int
+    """Signed minor units: a credit positive, a debit negative."""
     currency: str
+    entry_id: str = ""
+    """The same in every upload of the entry (bank.py `_entry_ids`)."""
+    value_date: str | None = None
+    bank_reference: str | None = None
+    """The bank's own id of the entry (camt.053 AcctSvcrRef)."""
+    end_to_end_id: str | None = None
+    """The payer's end-to-end reference (camt.053 TxDtls/Refs/EndToEndId)."""
+    description: str = ""
+    """Remittance information (camt.053 RmtInf/Ustrd, the CSV's description)."""
+    counterparty: str | None = None
+    """Who paid (camt.053 RltdPties/Dbtr/Nm), when the bank says."""
+
+    @property
+    def credit(self) -> bool:
+        return self.amount > 0
 
 
 def day_of(epoch: int) -> str:

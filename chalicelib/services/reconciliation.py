@@ -7,8 +7,8 @@ the workflow (statemachines/reconciliation.asl.json), exceptions and their resol
   dispute's withdrawal or reinstatement by the provider's dispute id; fees booked, exceptions
   recorded (each with its event), repairs made where certain.
 - `finish`: PayFlow's bookings of the day (dispute movements included) that no line settled
-  (past the SLA), payouts against
-  the bank (three-way), the run's counts.
+  (past the SLA), every provider's payouts against the bank (three-way: the simulators' own
+  bank and the statements the merchant uploaded, `upload_statement`), the run's counts.
 
 Every task is safe to run twice: settled markers, exceptions and ledger entries have ids
 derived from what caused them and are written on condition they are new.
@@ -17,6 +17,7 @@ derived from what caused them and are written on condition they are new.
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import time
 from collections import Counter
 from collections.abc import Callable
@@ -33,6 +34,7 @@ from chalicelib.domain.disputes import Dispute
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.routing import ConnectorKind
 from chalicelib.errors import (
+    InvalidRequestError,
     ParameterInvalid,
     PayFlowError,
     ResourceMissing,
@@ -40,7 +42,9 @@ from chalicelib.errors import (
     UnexpectedState,
 )
 from chalicelib.reconciliation import EXCEPTION_EVENT
+from chalicelib.reconciliation.bank import StatementFormat, StatementInvalid, parse_statement
 from chalicelib.reconciliation.matching import (
+    BankView,
     Booked,
     ExceptionKind,
     ExceptionStatus,
@@ -48,11 +52,14 @@ from chalicelib.reconciliation.matching import (
     Repair,
     Resolution,
     dispute_subject,
-    match_payouts,
+    match_bank,
     match_row,
     missing_at_provider,
+    unmatched_credits,
+    window_of,
 )
 from chalicelib.reconciliation.records import (
+    BankStatement,
     ReconciliationException,
     ReconciliationRun,
     RunStatus,
@@ -60,11 +67,11 @@ from chalicelib.reconciliation.records import (
 from chalicelib.reconciliation.reports import (
     BankLine,
     DisputeMovement,
+    Payout,
     RowType,
     SettlementRow,
     day_of,
     payouts_of,
-    read_bank_statement,
     read_simulator,
     write_bank_statement,
     write_simulator,
@@ -84,6 +91,14 @@ DEFAULT_SLA_DAYS = 3
 UNEXPECTED_STATE = "reconciliation_exception_unexpected_state"
 RUN = "reconciliation_run"
 EXCEPTION = "reconciliation_exception"
+STATEMENT = "bank_statement"
+BANK = "bank"
+"""The `provider` of the settled markers that say which payout a bank credit carried."""
+NO_LEDGER_MOVE = frozenset(
+    {ExceptionKind.PAYOUT_MATCH_AMBIGUOUS, ExceptionKind.BANK_CREDIT_UNMATCHED}
+)
+"""Bank exceptions a person closes without a ledger entry: the money is at the bank, and
+PayFlow booked nothing wrong (which credit is which payout is what the person decides)."""
 CHUNK_SIZE = 250
 """Lines per Map iteration: one task matches them with one batch read of PayFlow's records."""
 
@@ -174,6 +189,77 @@ class ReconciliationService:
             **page,
         )
 
+    def upload_statement(
+        self,
+        merchant_id: str,
+        ctx: RequestContext,
+        *,
+        file: str,
+        fmt: StatementFormat | None,
+    ) -> Outcome:
+        """Keep an uploaded bank statement. The same statement again (its bank's statement id
+        and account, or for a CSV its content) answers the one kept, never a second copy;
+        other content under a statement id already uploaded is refused."""
+        try:
+            parsed = parse_statement(file, fmt)
+        except StatementInvalid as error:
+            raise ParameterInvalid(str(error), param="file") from None
+        name = hashlib.sha256(parsed.key.encode()).hexdigest()
+        existing = self._store.statement_named(merchant_id, name)
+        if existing is None:
+            statement = BankStatement(
+                id=ctx.claim.object_id if ctx.claim else new_id("bstmt"),
+                merchant_id=merchant_id,
+                created=int(self._clock()),
+                format=parsed.format,
+                statement_ids=parsed.statement_ids,
+                account=parsed.account,
+                period_start=parsed.period_start,
+                period_end=parsed.period_end,
+                sha256=parsed.sha256,
+                skipped=parsed.skipped,
+                lines=parsed.lines,
+            )
+            batch = WriteBatch()
+            self._objects.put_new(batch, STATEMENT, statement)
+            self._store.name_statement(batch, merchant_id, name, statement.id)
+            try:
+                return self._committer.commit(ctx, batch, Outcome(200, statement.to_api()))
+            except StaleWrite:
+                existing = self._store.statement_named(merchant_id, name)
+                if existing is None:
+                    raise
+        kept = self.retrieve_statement(merchant_id, existing)
+        if kept.sha256 != parsed.sha256:
+            raise InvalidRequestError(
+                f"Statement {', '.join(parsed.statement_ids)} was uploaded before with other "
+                f"content ({kept.id}); PayFlow keeps the first.",
+                param="file",
+                code="resource_already_exists",
+            )
+        return Outcome(200, kept.to_api())
+
+    def retrieve_statement(self, merchant_id: str, statement_id: str) -> BankStatement:
+        return fetch(
+            self._objects, STATEMENT, BankStatement, merchant_id, statement_id, param="statement"
+        )
+
+    def list_statement_entries(
+        self, merchant_id: str, statement_id: str, **page: Any
+    ) -> dict[str, Any]:
+        """A page of one statement's entries, in the statement's order."""
+        return self.retrieve_statement(merchant_id, statement_id).entries_page(**page)
+
+    def list_statements(self, merchant_id: str, **page: Any) -> dict[str, Any]:
+        return list_body(
+            self._objects,
+            STATEMENT,
+            BankStatement,
+            merchant_id,
+            "/v1/reconciliation/bank_statements",
+            **page,
+        )
+
     def list_exceptions(
         self,
         merchant_id: str,
@@ -249,6 +335,8 @@ class ReconciliationService:
     def _resolution_entries(
         self, found: ReconciliationException, resolution: Resolution, now: int
     ) -> list[entries.JournalEntry]:
+        if found.kind in NO_LEDGER_MOVE:
+            return []
         merchant_bears = resolution == Resolution.ACCEPT_PROVIDER
         common = {
             "merchant_id": found.merchant_id,
@@ -341,7 +429,10 @@ class ReconciliationService:
             for i in range(0, len(rows), self._chunk_size)
         ]
         self._store.put_chunks(run.id, chunks)
-        statement = read_bank_statement(write_bank_statement(bank))
+        # Through the file, as the merchant's upload of the same CSV would arrive.
+        statement = (
+            parse_statement(write_bank_statement(bank), StatementFormat.CSV).lines if bank else []
+        )
         self._save_run(
             run,
             providers=sorted(per_provider),
@@ -354,7 +445,7 @@ class ReconciliationService:
                 for number in range(len(chunks))
             ],
             "bank": [line.model_dump(mode="json") for line in statement],
-            # The sandbox's bank statement covers the simulators' payouts only.
+            # The simulators' own bank; finish adds the statements the merchant uploaded.
             "bank_covers": simulators,
         }
 
@@ -613,7 +704,11 @@ class ReconciliationService:
         missing = Finding(
             ExceptionKind.MISSING_AT_PROVIDER, record.connector, record.id, record.currency, 0, 0
         )
-        data = self._objects.get(EXCEPTION, run.merchant_id, missing.exception_id)
+        self._close_settled_late(batch, run.merchant_id, missing.exception_id)
+
+    def _close_settled_late(self, batch: WriteBatch, merchant_id: str, exception_id: str) -> None:
+        """Add to `batch`: the exception, if it is open, closed by what came late."""
+        data = self._objects.get(EXCEPTION, merchant_id, exception_id)
         if data is None:
             return
         found = ReconciliationException.model_validate(data)
@@ -642,10 +737,9 @@ class ReconciliationService:
             for item in task["prepared"]["chunks"]
             for r in self._store.chunk(run.id, item["chunk"])
         ]
-        bank = [BankLine.model_validate(line) for line in task["prepared"]["bank"]]
-        covered = set(task["prepared"].get("bank_covers", []))
-        payouts = [p for p in payouts_of(rows) if p.provider in covered]
-        findings = [f for f in match_payouts(payouts, bank) if not f.matched]
+        own = [BankLine.model_validate(line) for line in task["prepared"]["bank"]]
+        bank = self._bank_side(run, rows, own, set(task["prepared"].get("bank_covers", [])))
+        findings = list(bank.findings)
         awaited = 0
         for provider in run.providers:
             bookings = self._bookings_of_day(run, provider)
@@ -682,9 +776,87 @@ class ReconciliationService:
             exceptions_by_kind=by_kind,
             awaiting_settlement=awaited,
             payouts=len(payouts_of(rows)),
+            payouts_matched=bank.matched,
+            awaiting_bank=bank.awaiting,
+            bank_covers=bank.covers,
+            bank_not_covered=bank.not_covered,
+            bank_statements=bank.statements,
             fees=dict(fees),
         )
         return {"status": done.status.value}
+
+    def _bank_side(
+        self,
+        run: ReconciliationRun,
+        rows: list[SettlementRow],
+        own: list[BankLine],
+        own_bank: set[str],
+    ) -> _BankResult:
+        """The run's payouts against the bank: the simulators' own bank, and the statements
+        the merchant uploaded covering the days the payouts may arrive on. Credits matched
+        are marked (a credit carries one payout, whichever run matches it first)."""
+        payouts = payouts_of(rows)
+        window = set(window_of(run.date))
+        for payout in payouts:
+            window.update(window_of(payout.settled_on))
+        statements = [
+            s
+            for s in (
+                BankStatement.model_validate(data)
+                for data in self._objects.all_of(STATEMENT, run.merchant_id)
+            )
+            if window.intersection(s.days())
+        ]
+        covered_days = frozenset(day for s in statements for day in s.days())
+        lines: dict[str, BankLine] = {}
+        for line in [*own, *(line for s in statements for line in s.lines)]:
+            lines.setdefault(line.entry_id, line)  # one entry in two overlapping statements
+        routing = self._registry.routing_for(run.merchant_id)
+        kinds = {c.id: c.kind.value for c in routing.connectors}
+        covers, not_covered = [], {}
+        run_window = window_of(run.date)
+        for provider in run.providers:
+            if provider in own_bank or covered_days.intersection(run_window):
+                covers.append(provider)
+            else:
+                not_covered[provider] = (
+                    f"no bank statement uploaded for {run_window[0]}..{run_window[-1]}"
+                )
+        view = BankView(
+            lines=list(lines.values()),
+            claimed=self._store.settled_by(run.merchant_id, BANK, list(lines)),
+            kinds=kinds,
+            covered_days=covered_days,
+            own_bank=frozenset(own_bank),
+        )
+        now = int(self._clock())
+        decided = match_bank([p for p in payouts if p.provider in covers], view, now=now)
+        providers = [p for p in covers if p not in own_bank]
+        found = [f for f in decided.findings if not f.matched]
+        found += unmatched_credits(view, decided.claims, day=run.date, now=now, providers=providers)
+        by_id = {p.id: p for p in payouts}
+        for entry_id, payout_id in decided.claims.items():
+            self._claim_credit(run, entry_id, by_id[payout_id])
+        return _BankResult(
+            findings=found,
+            matched=sum(1 for f in decided.findings if f.matched),
+            awaiting=decided.awaiting,
+            covers=covers,
+            not_covered=not_covered,
+            statements=[s.id for s in statements],
+        )
+
+    def _claim_credit(self, run: ReconciliationRun, entry_id: str, payout: Payout) -> None:
+        """Mark the credit as this payout's; an exception it was as an unmatched credit is
+        closed (its payout's run came later)."""
+        batch = WriteBatch()
+        self._store.mark_settled(batch, run.merchant_id, BANK, entry_id, payout.id)
+        unmatched = Finding(
+            ExceptionKind.BANK_CREDIT_UNMATCHED, payout.provider, entry_id, payout.currency, 0, 0
+        )
+        self._close_settled_late(batch, run.merchant_id, unmatched.exception_id)
+        with contextlib.suppress(ConditionFailed):
+            commit(self._client, batch)  # claimed by an earlier run: what it wrote stands
 
     def fail(self, task: dict[str, Any]) -> dict[str, Any]:
         """The workflow failed: say so on the run (running it again is safe)."""
@@ -732,6 +904,18 @@ class ReconciliationService:
         self._objects.put_version(batch, RUN, after, run.version, status=after.status.value)
         commit(self._client, batch)
         return after
+
+
+@dataclass(frozen=True)
+class _BankResult:
+    """What the bank side of a run found, for finish to record."""
+
+    findings: list[Finding]
+    matched: int
+    awaiting: int
+    covers: list[str]
+    not_covered: dict[str, str]
+    statements: list[str]
 
 
 GROUPED_LINES = 30

@@ -34,6 +34,8 @@ PAYFLOW_EXTENSIONS: Final = frozenset(
         "merchant",
         "metrics",
         "payment_attempt",
+        "reconciliation.bank_statement",
+        "reconciliation.bank_statement_entry",
         "reconciliation.discrepancy",
         "reconciliation.exception",
         "reconciliation.run",

@@ -100,7 +100,10 @@ def test_a_clean_day_matches_every_line_and_books_the_fees(api: Api):
         "repaired": 0,
         "awaiting_settlement": 0,
         "payouts": 1,
+        "payouts_matched": 1,
+        "awaiting_bank": 0,
     }, run
+    assert run["bank_covers"] == [sim] and run["bank_not_covered"] == {}
     assert run["providers"] == [sim]
     fees = sum((a * 290 + 5000) // 10_000 + 30 for a in (1000, 2500, 4000))
     assert run["fees"] == {"usd": fees}

@@ -84,6 +84,10 @@ LIMITS: Final[dict[Tolerance, str]] = {
     ("positive_data_acceptance", "POST /v1/setup_intents", "unless `confirm` is set"): (
         "return_url and use_stripe_sdk go with confirm=true, as in Stripe"
     ),
+    ("positive_data_acceptance", "POST /v1/reconciliation/bank_statements", '"param":"file"'): (
+        "a bank statement's `file` is a camt.053 document or PayFlow's bank CSV (docs/"
+        "reconciliation.md): a file format, which a string's JSON Schema cannot state"
+    ),
     ("positive_data_acceptance", "GET /v1/analytics", "must not be before"): (
         "a report's created range must not end before it starts"
     ),

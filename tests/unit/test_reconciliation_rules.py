@@ -11,22 +11,18 @@ from chalicelib.reconciliation.matching import (
     ExceptionKind,
     Repair,
     dispute_subject,
-    match_payouts,
     match_row,
     missing_at_provider,
 )
 from chalicelib.reconciliation.reports import (
-    BankLine,
     DisputeMovement,
     Payout,
     RowType,
     SettlementRow,
     day_start,
     payouts_of,
-    read_bank_statement,
     read_simulator,
     read_stripe_itemized,
-    write_bank_statement,
     write_simulator,
     write_stripe_itemized,
 )
@@ -106,8 +102,6 @@ def test_each_report_format_reads_back_what_it_wrote():
     assert stripe_rows[-1][0].dispute_id == "dp_1"
     assert "10.00,0.59,9.41" in write_stripe_itemized(rows[:1])
     assert "-2.50" in write_stripe_itemized(rows[1:2])
-    bank = [BankLine(booking_date=DAY, reference="po_1", amount=941, currency="usd")]
-    assert read_bank_statement(write_bank_statement(bank)) == bank
 
 
 def test_a_report_whose_net_is_not_gross_less_fee_is_refused():
@@ -240,26 +234,6 @@ def test_an_unsettled_booking_is_awaited_until_its_sla_passes():
     )
     assert awaited == 0 and [f.object_id for f in overdue] == ["ch_2"]
     assert overdue[0].kind == ExceptionKind.MISSING_AT_PROVIDER and overdue[0].delta == -1000
-
-
-def test_payouts_are_matched_with_the_bank_three_way():
-    payouts = [
-        Payout(provider="sim", id="po_1", amount=900, currency="usd", settled_on=DAY),
-        Payout(provider="sim", id="po_2", amount=500, currency="usd", settled_on=DAY),
-        Payout(provider="sim", id="po_3", amount=700, currency="usd", settled_on=DAY),
-    ]
-    bank = [
-        BankLine(booking_date=DAY, reference="po_1", amount=900, currency="usd"),
-        BankLine(booking_date=DAY, reference="po_2", amount=400, currency="usd"),
-    ]
-    found = {f.subject: f for f in match_payouts(payouts, bank)}
-    assert found["po_1"].matched
-    assert (
-        found["po_2"].kind == ExceptionKind.PAYOUT_AMOUNT_MISMATCH and found["po_2"].delta == -100
-    )
-    assert (
-        found["po_3"].kind == ExceptionKind.PAYOUT_MISSING_IN_BANK and found["po_3"].delta == -700
-    )
 
 
 def test_the_same_finding_is_the_same_exception():
