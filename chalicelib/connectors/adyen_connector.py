@@ -361,11 +361,12 @@ class AdyenConnector(Connector):
                     rows.append(row)
         return rows
 
-    def settlement_payouts(self, day: str) -> list[Payout]:
+    def settlement_payouts(self, merchant_id: str, day: str) -> list[Payout]:
         """What Adyen paid to the bank on `day` (UTC): the MerchantPayout of each batch read for
         the day whose payout Adyen booked that day (a batch that paid nothing out: its net),
-        for the whole merchant account. A bank credit for a batch carries the payout's id (the
-        `TX...XT` reference opening the payout description) and its amount."""
+        for the whole merchant account, which serves `merchant_id` alone as three-way
+        assumes. A bank credit for a batch carries the payout's id (the `TX...XT` reference
+        opening the payout description) and its amount."""
         from chalicelib.reconciliation.reports import read_adyen_payouts
 
         payouts: list[Payout] = []

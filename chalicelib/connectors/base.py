@@ -14,7 +14,7 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from chalicelib.reconciliation.reports import SettlementRow
+    from chalicelib.reconciliation.reports import Payout, SettlementRow
 
 
 class ConnectorError(Exception):
@@ -178,3 +178,9 @@ class Connector(ABC):
         """The lines this PSP settled for `merchant_id` on the UTC `day` (YYYY-MM-DD), read
         from its own report; ReportsUnavailable where PayFlow does not read them yet."""
         raise ReportsUnavailable(f"PayFlow does not read {self.id}'s settlement reports yet")
+
+    def settlement_payouts(self, merchant_id: str, day: str) -> list[Payout] | None:
+        """The payouts this PSP says it made to the bank on `day`, where its report states
+        them (with its own costs in their amounts); None where PayFlow adds them up from the
+        day's lines (`reports.payouts_of`)."""
+        return None

@@ -302,11 +302,12 @@ PAYOUT_FORMS = {
     "simulator": re.compile(r"^po_[A-Za-z0-9_]+$"),
     "stripe": re.compile(r"^po_[A-Za-z0-9]+$"),
     "razorpay": re.compile(r"^setl_[A-Za-z0-9]+$"),
-    "adyen": re.compile(r"^[A-Za-z0-9]+_batch_[0-9]+$"),
+    "adyen": re.compile(r"^(TX[0-9A-Za-z]+XT|[A-Za-z0-9]+_batch_[0-9]+)$"),
 }
 """What each provider kind's payout ids look like (Stripe's `po_...`, Razorpay's settlement
-`setl_...`, PayFlow's name of an Adyen batch `<merchant account>_batch_<n>`): a bank credit
-carrying one names a payout, so it is matched by that reference or not at all."""
+`setl_...`, Adyen's transfer reference `TX...XT` opening its payout description, or PayFlow's
+name `<merchant account>_batch_<n>` of a batch that paid nothing out): a bank credit carrying
+one names a payout, so it is matched by that reference or not at all."""
 PROVIDER_NAMES = {"stripe": "stripe", "razorpay": "razorpay", "adyen": "adyen"}
 """Provider kind -> the word its name carries as the payer of a credit (camt.053 Dbtr/Nm)."""
 

@@ -415,12 +415,16 @@ class ReconciliationService:
             # Through the file, as a report downloaded from the PSP would arrive.
             rows.extend(read_simulator(provider, write_simulator(lines)))
         skipped: dict[str, str] = {}
+        stated: dict[str, list[Payout]] = {}
         for config in routing.connectors:
             if config.kind == ConnectorKind.SIMULATOR:
                 continue
             try:
                 connector = self._registry.connector(config)
                 rows.extend(connector.settlement_report(run.merchant_id, run.date))
+                payouts = connector.settlement_payouts(run.merchant_id, run.date)
+                if payouts is not None:
+                    stated[config.id] = payouts
                 per_provider[config.id] = []
             except ConnectorError as error:
                 skipped[config.id] = str(error)
@@ -447,6 +451,11 @@ class ReconciliationService:
             "bank": [line.model_dump(mode="json") for line in statement],
             # The simulators' own bank; finish adds the statements the merchant uploaded.
             "bank_covers": simulators,
+            # The payouts a provider's report states, by provider (the others' are added up).
+            "payouts": {
+                provider: [p.model_dump(mode="json") for p in payouts]
+                for provider, payouts in stated.items()
+            },
         }
 
     def match_chunk(self, task: dict[str, Any]) -> dict[str, Any]:
@@ -738,7 +747,8 @@ class ReconciliationService:
             for r in self._store.chunk(run.id, item["chunk"])
         ]
         own = [BankLine.model_validate(line) for line in task["prepared"]["bank"]]
-        bank = self._bank_side(run, rows, own, set(task["prepared"].get("bank_covers", [])))
+        payouts = _payouts(rows, task["prepared"].get("payouts") or {})
+        bank = self._bank_side(run, payouts, own, set(task["prepared"].get("bank_covers", [])))
         findings = list(bank.findings)
         awaited = 0
         for provider in run.providers:
@@ -775,7 +785,7 @@ class ReconciliationService:
             exceptions=sum(by_kind.values()) + counts["repaired"],
             exceptions_by_kind=by_kind,
             awaiting_settlement=awaited,
-            payouts=len(payouts_of(rows)),
+            payouts=len(payouts),
             payouts_matched=bank.matched,
             awaiting_bank=bank.awaiting,
             bank_covers=bank.covers,
@@ -788,14 +798,13 @@ class ReconciliationService:
     def _bank_side(
         self,
         run: ReconciliationRun,
-        rows: list[SettlementRow],
+        payouts: list[Payout],
         own: list[BankLine],
         own_bank: set[str],
     ) -> _BankResult:
         """The run's payouts against the bank: the simulators' own bank, and the statements
         the merchant uploaded covering the days the payouts may arrive on. Credits matched
         are marked (a credit carries one payout, whichever run matches it first)."""
-        payouts = payouts_of(rows)
         window = set(window_of(run.date))
         for payout in payouts:
             window.update(window_of(payout.settled_on))
@@ -931,6 +940,15 @@ class _Plain:
     subject: str
     row_id: str
     fee: entries.JournalEntry | None
+
+
+def _payouts(rows: list[SettlementRow], stated: dict[str, list[dict[str, Any]]]) -> list[Payout]:
+    """The run's payouts: those a provider's report states as it states them, the others added
+    up from their lines."""
+    return [
+        *(p for p in payouts_of(rows) if p.provider not in stated),
+        *(Payout.model_validate(p) for payouts in stated.values() for p in payouts),
+    ]
 
 
 def _fees_of(lines: list[_Plain]) -> Counter[str]:

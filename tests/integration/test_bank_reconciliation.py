@@ -220,10 +220,9 @@ def test_a_razorpay_settlement_matches_its_one_credit_by_amount(api: Api, fake_r
     assert exceptions(api) == []
 
 
-@pytest.mark.usefixtures("adyen")
-def test_an_adyen_batch_payout_matches_its_credit_by_amount(api: Api):
-    # Given a merchant routed to Adyen with two EUR payments in the day's batch, and the bank
-    # credit of the batch's payout, whose reference is Adyen's transfer reference
+def _adyen_batch_credited(api: Api, short_by: int) -> tuple[str, dict]:
+    """Two EUR payments through Adyen in the day's batch, its payout credited `short_by`
+    short under Adyen's transfer reference; the batch's payout id and the day's run."""
     _paid_through(
         api, {"id": "adyen", "kind": "adyen", "payment_method_types": ["card"]}, "eur", (2500, 4000)
     )
@@ -234,20 +233,37 @@ def test_an_adyen_batch_payout_matches_its_credit_by_amount(api: Api):
     upload(
         api,
         camt(
-            entry(major(net), "EUR", remittance=f"ADYEN TX{batch}XT", booked=later(day, 2)),
+            entry(
+                major(net - short_by), "EUR", remittance=f"ADYEN TX{batch}XT", booked=later(day, 2)
+            ),
             start=day,
             end=later(day, 2),
         ),
     )
+    return f"TX{batch}XT", reconcile(api, day)
 
+
+@pytest.mark.usefixtures("adyen")
+def test_an_adyen_batch_payout_matches_its_credit_by_its_transfer_reference(api: Api):
+    # Given the bank credit of the day's Adyen batch, under Adyen's transfer reference
     # When the day is reconciled
-    run = reconcile(api, day)
+    _, run = _adyen_batch_credited(api, short_by=0)
 
-    # Then the batch's lines carried a payout (PayFlow names it by the merchant account and
-    # batch number) and the one credit of its amount in the window is it
+    # Then the batch's payout is the one its MerchantPayout line states, and it is matched
     assert run["bank_covers"] == ["adyen"] and run["counts"]["payouts"] == 1, run
     assert run["counts"]["payouts_matched"] == 1
     assert exceptions(api) == []
+
+
+@pytest.mark.usefixtures("adyen")
+def test_an_adyen_batch_credited_short_is_its_payouts_amount_mismatch(api: Api):
+    # Given the batch's credit 1.00 short: only its reference can tie it to the payout
+    payout, run = _adyen_batch_credited(api, short_by=100)
+
+    # Then the mismatch names the payout Adyen stated
+    found = exceptions(api)
+    assert [(e["kind"], e["object_id"]) for e in found] == [("payout_amount_mismatch", payout)]
+    assert run["counts"]["payouts_matched"] == 0
 
 
 def test_two_credits_that_could_each_be_the_payout_are_an_exception(api: Api, fake_stripe):

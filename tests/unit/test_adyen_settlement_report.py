@@ -355,7 +355,7 @@ def test_two_batches_over_three_days_give_each_day_its_lines_and_each_batch_its_
         fake.requests.clear()
         run = connector(fake, owners, notifications=stored)
         rows = run.settlement_report("acct_me", f"2026-03-0{n}")
-        payouts = run.settlement_payouts(f"2026-03-0{n}")
+        payouts = run.settlement_payouts("acct_me", f"2026-03-0{n}")
         return [(r.psp_reference, r.payout) for r in rows], downloads(fake), payouts
 
     # When each day is read, then each gets the lines booked on it from every batch holding
