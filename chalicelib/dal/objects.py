@@ -236,18 +236,25 @@ class ObjectStore:
             )
             if part
         )
-        attribute_values = {f":s{i}": value for i, value in enumerate(changed.values())}
+        attribute_values: dict[str, Any] = {
+            f":s{i}": value for i, value in enumerate(changed.values())
+        }
+        # An item gone since the read is never created again by this update.
+        condition = "attribute_exists(pk) AND attribute_not_exists(#version)"
+        if values.get("version") is not None:
+            condition = "attribute_exists(pk) AND #version = :version"
+            attribute_values[":version"] = values["version"]
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": to_attrs({"pk": values["pk"], "sk": kind}),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if attribute_values:
+            params["ExpressionAttributeValues"] = to_attrs(attribute_values)
         try:
-            self._client.update_item(
-                TableName=self._table,
-                Key=to_attrs({"pk": values["pk"], "sk": kind}),
-                UpdateExpression=expression,
-                ConditionExpression="#version = :version",
-                ExpressionAttributeNames=names,
-                ExpressionAttributeValues=to_attrs(
-                    {**attribute_values, ":version": values["version"]}
-                ),
-            )
+            self._client.update_item(**params)
         except self._client.exceptions.ConditionalCheckFailedException:
             return False
         return True

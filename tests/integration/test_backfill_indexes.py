@@ -213,3 +213,22 @@ def test_a_write_during_the_backfill_wins(api: Api, merchant: dict):
         1,
         0,
     )
+
+
+def test_an_item_deleted_during_the_backfill_is_not_created_again(api: Api, merchant: dict):
+    # Given: a payment stored the old way, whose item goes before the backfill updates it
+    _, (pi_id,) = old_payments(api, 1)
+    table = services().settings.payments_table
+    key = to_attrs({"pk": pi_id, "sk": "payment_intent"})
+
+    def delete() -> None:
+        services().dynamodb.delete_item(TableName=table, Key=key)
+
+    objects = ObjectStore(WritesFirst(services().dynamodb, delete), table)
+
+    # When
+    outcome = backfill(objects, [merchant["id"]], ["payment_intent"], scope=merchant["id"])
+
+    # Then: counted as a concurrent write, and no half item (index keys, no data) appeared
+    assert outcome.tallies["payment_intent"].concurrent == 1
+    assert "Item" not in services().dynamodb.get_item(TableName=table, Key=key)
