@@ -130,7 +130,8 @@ def index_change(family: Family, values: dict[str, Any]) -> tuple[dict[str, Any]
 class _Position:
     merchant: str
     kind: str
-    after: dict[str, str] | None
+    after: str | None
+    """The id of the last object read, or None: from the kind's first."""
 
 
 def backfill(
@@ -161,7 +162,7 @@ def backfill(
                 cursor = _Position(position.merchant, position.kind, last)
                 return Outcome(tallies, _encode(cursor, scope, kinds), dry_run)
             _one(objects, family, values, tally, dry_run=dry_run)
-            last = objects.resume_key(values)
+            last = str(values["pk"])
             if budget is not None:
                 budget -= 1
         if budget == 0:
@@ -234,7 +235,10 @@ def _decode(cursor: str, scope: str, kinds: Sequence[str]) -> _Position:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
         body = json.loads(text)
-        position = _Position(str(body["merchant"]), str(body["kind"]), body["after"])
+        after = body["after"]
+        if after is not None and not isinstance(after, str):
+            raise TypeError(after)
+        position = _Position(str(body["merchant"]), str(body["kind"]), after)
         made_for = (body["scope"], list(body["kinds"]))
     except (binascii.Error, UnicodeDecodeError, ValueError, KeyError, TypeError):
         raise BackfillError(
@@ -323,13 +327,26 @@ def run(args: argparse.Namespace, dynamodb: Any, out: TextIO | None = None) -> i
 
 
 def _print(outcome: Outcome, out: TextIO) -> None:
-    verb = "to update (dry run: nothing written)" if outcome.dry_run else "updated"
+    verb = "to update" if outcome.dry_run else "updated"
+    empty = []
     for tally in outcome.tallies.values():
+        if not tally.scanned:
+            empty.append(tally.kind)
+            continue
         line = (
             f"{tally.kind}: {tally.scanned} scanned, {tally.updated} {verb}, "
-            f"{tally.current} already current, {tally.concurrent} skipped (written "
-            "concurrently; current after that write, checked again next run)"
+            f"{tally.current} already current, {tally.concurrent} skipped"
         )
         if tally.unreadable:
             line += f", {len(tally.unreadable)} unreadable: {', '.join(tally.unreadable[:10])}"
         print(line, file=out)
+    if empty:
+        print(f"none stored: {', '.join(empty)}", file=out)
+    if any(tally.concurrent for tally in outcome.tallies.values()):
+        print(
+            "skipped: written by a request meanwhile, which stored its index attributes "
+            "itself; the next run checks them again",
+            file=out,
+        )
+    if outcome.dry_run:
+        print("dry run: nothing written", file=out)

@@ -191,11 +191,11 @@ class ObjectStore:
         return to_attrs({**attributes, "data": data})
 
     def items_of(
-        self, kind: str, merchant_id: str, *, after: dict[str, str] | None, page_size: int
+        self, kind: str, merchant_id: str, *, after: str | None, page_size: int
     ) -> Iterator[dict[str, Any]]:
         """The merchant's stored items of `kind` as plain values, whole, oldest first, from
-        after the item whose `resume_key` is `after`. For walks over stored items (index
-        backfills), not for requests."""
+        after the object `after` (an id). For walks over stored items (index backfills), not
+        for requests."""
         params: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": INDEX,
@@ -204,13 +204,10 @@ class ObjectStore:
             "Limit": page_size,
         }
         if after is not None:
-            params["ExclusiveStartKey"] = to_attrs(after)
+            params["ExclusiveStartKey"] = to_attrs(
+                {"pk": after, "sk": kind, "gsi1pk": f"{merchant_id}#{kind}", "gsi1sk": after}
+            )
         yield from paged(self._client.query, params)
-
-    @staticmethod
-    def resume_key(values: dict[str, Any]) -> dict[str, str]:
-        """Where `items_of` goes on after the item `values`: its table and `gsi1` keys."""
-        return {name: str(values[name]) for name in ("pk", "sk", "gsi1pk", "gsi1sk")}
 
     def set_index_attributes(
         self, kind: str, values: dict[str, Any], changed: dict[str, Any], removed: Iterable[str]
