@@ -3,8 +3,8 @@ write stores today, without writing the objects again.
 
 Index keys are computed when an object is written (`chalicelib.dal.objects.index_attributes`),
 so an index added later (`gsi2`/`gsi3` for PaymentIntents by connector and payment method, an
-event's `gsi2` key and `object_id` for a payment's timeline, a PaymentIntent's `customer`
-filter) misses every object stored before it. This walks a merchant's (or every merchant's)
+event's `gsi2` key and `object_id` for a payment's timeline) misses every object stored before
+it (docs/persistence.md, "Upgrading"). This walks a merchant's (or every merchant's)
 objects of each family through `gsi1`, computes each item's attributes with that same function
 from the stored object, and for an item whose attributes are missing or stale writes those
 attributes alone, on condition that the item's version is unchanged: a real write in between
