@@ -159,21 +159,14 @@ def backfill(
             position.kind, position.merchant, after=position.after, page_size=PAGE_SIZE
         ):
             if budget == 0:
+                # Stopped where there is more: the cursor is the last object read (None when
+                # that more is the first of a kind, which a resume starts from).
                 cursor = _Position(position.merchant, position.kind, last)
                 return Outcome(tallies, _encode(cursor, scope, kinds), dry_run)
             _one(objects, family, values, tally, dry_run=dry_run)
             last = str(values["pk"])
             if budget is not None:
                 budget -= 1
-        if budget == 0:
-            # The next item, of this merchant's next kind or the next merchant, is unknown
-            # until read: the cursor starts from after this kind's last item.
-            cursor = _Position(position.merchant, position.kind, last)
-            following = _positions(merchants, kinds, cursor)
-            next(following)
-            if any(_has_items(objects, p) for p in following):
-                return Outcome(tallies, _encode(cursor, scope, kinds), dry_run)
-            return Outcome(tallies, None, dry_run)
     return Outcome(tallies, None, dry_run)
 
 
@@ -192,11 +185,6 @@ def _one(
         tally.updated += 1
     else:
         tally.concurrent += 1
-
-
-def _has_items(objects: ObjectStore, position: _Position) -> bool:
-    found = objects.items_of(position.kind, position.merchant, after=position.after, page_size=1)
-    return next(iter(found), None) is not None
 
 
 def _positions(
