@@ -191,18 +191,24 @@ class ObjectStore:
         return to_attrs({**attributes, "data": data})
 
     def items_of(
-        self, kind: str, merchant_id: str, *, after: str | None, page_size: int
+        self,
+        kind: str,
+        merchant_id: str,
+        *,
+        after: str | None = None,
+        page_size: int | None = None,
     ) -> Iterator[dict[str, Any]]:
         """The merchant's stored items of `kind` as plain values, whole, oldest first, from
-        after the object `after` (an id). For walks over stored items (index backfills), not
-        for requests."""
+        after the object `after` (an id), read `page_size` a Query (DynamoDB's 1 MB pages when
+        None). For walks over stored items (reconciliation, index backfills), not requests."""
         params: dict[str, Any] = {
             "TableName": self._table,
             "IndexName": INDEX,
             "KeyConditionExpression": "gsi1pk = :pk",
             "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{kind}"}),
-            "Limit": page_size,
         }
+        if page_size is not None:
+            params["Limit"] = page_size
         if after is not None:
             params["ExclusiveStartKey"] = to_attrs(
                 {"pk": after, "sk": kind, "gsi1pk": f"{merchant_id}#{kind}", "gsi1sk": after}
@@ -270,13 +276,7 @@ class ObjectStore:
 
     def all_of(self, kind: str, merchant_id: str) -> Iterator[dict[str, Any]]:
         """Every object of `kind` the merchant has (a reconciliation-sized read, oldest first)."""
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{kind}"}),
-        }
-        for item in paged(self._client.query, params):
+        for item in self.items_of(kind, merchant_id):
             yield object_data(item)
 
     def owner(self, kind: str, object_id: str) -> str | None:
