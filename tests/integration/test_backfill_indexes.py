@@ -12,7 +12,7 @@ from chalicelib.dal.dynamo import from_attrs, to_attrs
 from chalicelib.dal.objects import ObjectStore
 from payflow.backfill import backfill
 from payflow.cli import main
-from tests.conftest import Api
+from tests.conftest import Api, new_merchant
 from tests.integration.conftest import Hooks
 from tests.integration.table_writes import TableWrites
 from tests.integration.test_orchestration import pay, simulators
@@ -233,3 +233,52 @@ def test_an_item_deleted_during_the_backfill_is_not_created_again(api: Api, merc
     # Then: counted as a concurrent write, and no half item (index keys, no data) appeared
     assert outcome.tallies["payment_intent"].concurrent == 1
     assert "Item" not in services().dynamodb.get_item(TableName=table, Key=key)
+
+
+def test_every_merchants_walk_resumes_in_the_next_merchant(api: Api, api_url: str, merchant: dict):
+    # Given: two merchants, each with a payment stored the old way
+    other = new_merchant(api_url)
+    _, (first,) = old_payments(api, 1)
+    _, (second,) = old_payments(Api(api_url, other["secret_key"]), 1)
+    objects = ObjectStore(services().dynamodb, services().settings.payments_table)
+    walk = {
+        "merchants": [merchant["id"], other["id"]],
+        "kinds": ["payment_intent"],
+        "scope": "both",
+    }
+
+    # When: a run bounded to one item, then its resumption
+    stopped = backfill(objects, **walk, limit=1)  # type: ignore[arg-type]
+    assert stopped.cursor is not None and "gsi2pk" not in item("payment_intent", second)
+    rest = backfill(objects, **walk, resume=stopped.cursor)  # type: ignore[arg-type]
+
+    # Then: each run updated one payment, the second in the other merchant, and ended
+    assert stopped.tallies["payment_intent"].updated == rest.tallies["payment_intent"].updated == 1
+    assert rest.cursor is None
+    assert {"gsi2pk", "gsi3pk"} <= set(item("payment_intent", first)) & set(
+        item("payment_intent", second)
+    )
+
+
+def test_index_attributes_a_write_would_no_longer_store_are_removed(api: Api, merchant: dict):
+    # Given: a payment never confirmed (in no connector's index) whose item holds a connector
+    # key an older rule gave it
+    pi_id = api.post("/v1/payment_intents", {"amount": 500, "currency": "usd"}).json()["id"]
+    services().dynamodb.update_item(
+        TableName=services().settings.payments_table,
+        Key=to_attrs({"pk": pi_id, "sk": "payment_intent"}),
+        UpdateExpression="SET gsi2pk = :pk, gsi2sk = :id, connector = :c",
+        ExpressionAttributeValues=to_attrs(
+            {":pk": f"{merchant['id']}#payment_intent#sim_old", ":id": pi_id, ":c": "sim_old"}
+        ),
+    )
+    assert ids(api, "/v1/payment_intents", connector="sim_old") == [pi_id]
+    objects = ObjectStore(services().dynamodb, services().settings.payments_table)
+
+    # When
+    outcome = backfill(objects, [merchant["id"]], ["payment_intent"], scope=merchant["id"])
+
+    # Then: the stray key is gone (a REMOVE alone), nothing else changed
+    assert outcome.tallies["payment_intent"].updated == 1
+    assert ids(api, "/v1/payment_intents", connector="sim_old") == []
+    assert not {"gsi2pk", "gsi2sk", "connector"} & set(item("payment_intent", pi_id))
