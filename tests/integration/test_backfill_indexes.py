@@ -241,16 +241,12 @@ def test_every_merchants_walk_resumes_in_the_next_merchant(api: Api, api_url: st
     _, (first,) = old_payments(api, 1)
     _, (second,) = old_payments(Api(api_url, other["secret_key"]), 1)
     objects = ObjectStore(services().dynamodb, services().settings.payments_table)
-    walk = {
-        "merchants": [merchant["id"], other["id"]],
-        "kinds": ["payment_intent"],
-        "scope": "both",
-    }
+    merchants = [merchant["id"], other["id"]]
 
     # When: a run bounded to one item, then its resumption
-    stopped = backfill(objects, **walk, limit=1)  # type: ignore[arg-type]
+    stopped = backfill(objects, merchants, ["payment_intent"], scope="both", limit=1)
     assert stopped.cursor is not None and "gsi2pk" not in item("payment_intent", second)
-    rest = backfill(objects, **walk, resume=stopped.cursor)  # type: ignore[arg-type]
+    rest = backfill(objects, merchants, ["payment_intent"], scope="both", resume=stopped.cursor)
 
     # Then: each run updated one payment, the second in the other merchant, and ended
     assert stopped.tallies["payment_intent"].updated == rest.tallies["payment_intent"].updated == 1
