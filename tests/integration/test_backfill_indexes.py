@@ -52,6 +52,15 @@ def ids(api: Api, path: str, **params: object) -> list[str]:
     return [obj["id"] for obj in response.json()["data"]]
 
 
+def graphql_ids(api: Api, connector: str) -> list[str]:
+    query = "query($c: String) { payment_intents(connector: $c, limit: 100) { id } }"
+    response = api.session.post(
+        f"{api.base}/graphql", json={"query": query, "variables": {"c": connector}}, timeout=30
+    )
+    assert response.status_code == 200, response.text
+    return [pi["id"] for pi in response.json()["data"]["payment_intents"]]
+
+
 def backfill_command(sandbox: Any, capsys: Any, *options: str) -> str:
     """`payflow backfill-indexes OPTIONS` against the sandbox; its output."""
     argv = ["backfill-indexes", "--aws-endpoint", sandbox.aws_url, *options]
@@ -85,6 +94,7 @@ def test_old_payments_are_found_by_the_filters_once_backfilled_and_nothing_is_an
 
     # Then: the filters and the payment's timeline miss them
     assert ids(api, "/v1/payment_intents", connector=connector) == []
+    assert graphql_ids(api, connector) == []
     assert not set(paid) & set(ids(api, "/v1/payment_intents", payment_method_type="card"))
     assert ids(api, "/v1/events", related_object=paid[0]) == []
     writes = TableWrites(sandbox)
@@ -111,6 +121,7 @@ def test_old_payments_are_found_by_the_filters_once_backfilled_and_nothing_is_an
         newest_first
     )
     assert ids(api, "/v1/payment_intents", payment_method_type="card")[:2] == newest_first
+    assert graphql_ids(api, connector) == newest_first
     found = api.get(
         "/v1/payment_intents/search", params={"query": f"connector:'{connector}'"}
     ).json()
