@@ -14,7 +14,7 @@ The object's data and version are never written, so the stream carries a MODIFY 
 object is unchanged: the outbox relay reads INSERTs of events only, the analytics rollup
 INSERTs of attempts and a refund's move to `succeeded`, so no event, webhook or count comes of
 it; `resume_payments` sees a PaymentIntent in `processing` and starts its execution under its
-deterministic name, which joins the one already there (docs/persistence.md).
+deterministic name, which joins the one already there, as for any write of such a payment.
 """
 
 from __future__ import annotations
