@@ -27,19 +27,17 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from chalicelib.dal.objects import (
-    INDEX_KEYS,
-    KEY_ATTRIBUTES,
-    ObjectStore,
-    index_attributes,
-    object_data,
-)
 from payflow.locate import CliError
 
+if TYPE_CHECKING:
+    from chalicelib.dal.objects import ObjectStore
+# The data layer (and boto3 with it) is imported by the functions that use it: every `payflow`
+# command builds this command's parser.
+
 PAGE_SIZE = 100
-"""Items read per Query: small enough that a `--limit` stops close to where it was asked."""
+"""Items read per Query: a `--limit` run reads at most one page past the item it stops at."""
 
 
 @dataclass(frozen=True)
@@ -54,8 +52,8 @@ class Family:
 
 @cache
 def families() -> dict[str, Family]:
-    """Every family written through ObjectStore with index or filter attributes, by kind, in
-    the order a run walks them (PaymentIntents first: their filters are what users miss)."""
+    """The families a run walks, by kind, in its order: PaymentIntents first (their filters are
+    what users miss), events, then every family kept through `services.resources.Resource`."""
     from chalicelib.domain.events import Event
     from chalicelib.domain.payment_intents import PaymentIntent
     from chalicelib.services.charges import CHARGES
@@ -115,6 +113,8 @@ class Outcome:
 def index_change(family: Family, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """What a stored item (`values`, plain) lacks of the attributes a write of its object
     stores today: (attributes to set, index attributes to remove); both empty when current."""
+    from chalicelib.dal.objects import INDEX_KEYS, KEY_ATTRIBUTES, index_attributes, object_data
+
     obj = family.model.model_validate(object_data(values))
     wanted = index_attributes(family.kind, obj, **family.top_level(obj))
     changed = {
@@ -264,11 +264,13 @@ def add_command(commands: Any, aws_options: Callable[[argparse.ArgumentParser], 
         "(AWS_PROFILE, AWS_REGION), not the sandbox",
     )
     command.add_argument("--merchant", help="only this merchant (default: every merchant)")
+    # Kinds are checked when the command runs: listing them here would import every service
+    # module for each `payflow` command.
     command.add_argument(
         "--kind",
         action="append",
-        choices=sorted(families()),
-        help="only this kind (repeatable; default: every kind, PaymentIntents first)",
+        help="only this kind, e.g. payment_intent or event (repeatable; default: every kind "
+        "kept with index attributes, PaymentIntents first)",
     )
     command.add_argument(
         "--dry-run", action="store_true", help="count what would be updated, write nothing"
@@ -282,11 +284,15 @@ def add_command(commands: Any, aws_options: Callable[[argparse.ArgumentParser], 
 def run(args: argparse.Namespace, dynamodb: Any, out: TextIO | None = None) -> int:
     """Run the command on the stack's payments table; 1 when an item could not be read."""
     from chalicelib.dal.merchants import MerchantStore
+    from chalicelib.dal.objects import ObjectStore
 
     out = out or sys.stdout
     if args.limit is not None and args.limit < 1:
         raise CliError("--limit must be at least 1")
     table = f"{args.stack}-payments"
+    unknown = sorted(set(args.kind or ()) - set(families()))
+    if unknown:
+        raise CliError(f"unknown --kind {', '.join(unknown)}: one of {', '.join(families())}")
     kinds = [kind for kind in families() if kind in set(args.kind or families())]
     if args.merchant:
         merchants, scope = [args.merchant], args.merchant

@@ -174,6 +174,8 @@ def test_a_run_stopped_by_its_limit_goes_on_from_its_cursor(
     # And: a cursor is refused by a run over other kinds, in one line
     assert main(["backfill-indexes", "--aws-endpoint", sandbox.aws_url, "--resume", cursor[1]]) == 1
     assert "same --merchant and --kind" in capsys.readouterr().err
+    assert main(["backfill-indexes", "--aws-endpoint", sandbox.aws_url, "--kind", "pi"]) == 1
+    assert "unknown --kind pi: one of payment_intent, event," in capsys.readouterr().err
 
 
 class WritesFirst:
