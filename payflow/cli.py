@@ -331,10 +331,11 @@ def build_parser() -> argparse.ArgumentParser:
         help="the directory to wipe (default: $PAYFLOW_DATA_DIR, else .payflow/ in the checkout)",
     )
 
-    from payflow import seed, trigger
+    from payflow import backfill, seed, trigger
 
     trigger.add_command(commands, _api_options)
     seed.add_command(commands, _api_options)
+    backfill.add_command(commands, _aws_options)
     return parser
 
 
@@ -376,6 +377,15 @@ def run(args: argparse.Namespace) -> int:
         from payflow import recon
 
         return recon.run(args, locate.require_api(found))
+    if args.command == "backfill-indexes":
+        from payflow import backfill
+
+        if args.aws:
+            import boto3
+
+            # The shell's own account and region (AWS_PROFILE, AWS_REGION...): a deployed stack.
+            return backfill.run(args, boto3.client("dynamodb"))
+        return backfill.run(args, locate.aws_client("dynamodb", locate.require_aws(found)))
     if args.command == "ledger-check":
         return ledger_check(locate.require_aws(found), args.stack, args.merchant)
     if args.command == "redrive-dlq":

@@ -186,31 +186,83 @@ class ObjectStore:
         # them): a new PaymentIntent is 0.3 KB stored instead of 1.05 KB, and its writes,
         # billed per KB and doubled in a transaction, half as dear.
         data = obj.model_dump(mode="json", exclude_defaults=True)
-        if kind == "event":
-            top_level = {**top_level, **related_keys(obj.merchant_id, obj.id, data)}
-        for name, index in INDEXED_BY.items():
-            if top_level.get(name) and kind != "event":
-                top_level = {
-                    **top_level,
-                    f"{index}pk": f"{obj.merchant_id}#{kind}#{top_level[name]}",
-                    f"{index}sk": obj.id,
-                }
+        attributes = _index_attributes(kind, obj, data, top_level)
         field = PACKED.get(kind)
         if field is not None and data.get(field) is not None:
-            top_level = {**top_level, f"{field}_z": pack(data.pop(field))}
-        return to_attrs(
-            {
-                "pk": obj.id,
-                "sk": kind,
-                "gsi1pk": f"{obj.merchant_id}#{kind}",
-                "gsi1sk": obj.id,
-                "kind": kind,
-                "merchant_id": obj.merchant_id,
-                "version": getattr(obj, "version", 0),
-                **top_level,
-                "data": data,
-            }
+            attributes[f"{field}_z"] = pack(data.pop(field))
+        return to_attrs({**attributes, "data": data})
+
+    def items_of(
+        self,
+        kind: str,
+        merchant_id: str,
+        *,
+        after: str | None = None,
+        page_size: int | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """The merchant's stored items of `kind` as plain values, whole, oldest first, from
+        after the object `after` (an id), read `page_size` a Query (DynamoDB's 1 MB pages when
+        None). For walks over stored items (reconciliation, index backfills), not requests."""
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": "gsi1pk = :pk",
+            "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{kind}"}),
+        }
+        if page_size is not None:
+            params["Limit"] = page_size
+        if after is not None:
+            params["ExclusiveStartKey"] = to_attrs(
+                {"pk": after, "sk": kind, "gsi1pk": f"{merchant_id}#{kind}", "gsi1sk": after}
+            )
+        yield from paged(self._client.query, params)
+
+    def set_index_attributes(
+        self, kind: str, values: dict[str, Any], changed: dict[str, Any], removed: Iterable[str]
+    ) -> bool:
+        """Write only an item's index attributes (`changed` set, `removed` removed), on
+        condition that its version is still the one `values` holds: the object itself, its
+        version and its data are untouched. False when another write came first (that write
+        stored fresh index attributes of its own)."""
+        names: dict[str, str] = {"#version": "version"}
+        sets = []
+        for i, name in enumerate(changed):
+            names[f"#s{i}"] = name
+            sets.append(f"#s{i} = :s{i}")
+        removes = []
+        for i, name in enumerate(removed):
+            names[f"#r{i}"] = name
+            removes.append(f"#r{i}")
+        expression = " ".join(
+            part
+            for part in (
+                "SET " + ", ".join(sets) if sets else "",
+                "REMOVE " + ", ".join(removes) if removes else "",
+            )
+            if part
         )
+        attribute_values: dict[str, Any] = {
+            f":s{i}": value for i, value in enumerate(changed.values())
+        }
+        # An item gone since the read is never created again by this update.
+        condition = "attribute_exists(pk) AND attribute_not_exists(#version)"
+        if values.get("version") is not None:
+            condition = "attribute_exists(pk) AND #version = :version"
+            attribute_values[":version"] = values["version"]
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": to_attrs({"pk": values["pk"], "sk": kind}),
+            "UpdateExpression": expression,
+            "ConditionExpression": condition,
+            "ExpressionAttributeNames": names,
+        }
+        if attribute_values:
+            params["ExpressionAttributeValues"] = to_attrs(attribute_values)
+        try:
+            self._client.update_item(**params)
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
 
     def get_many(
         self, kind: str, merchant_id: str, object_ids: Iterable[str]
@@ -226,13 +278,7 @@ class ObjectStore:
 
     def all_of(self, kind: str, merchant_id: str) -> Iterator[dict[str, Any]]:
         """Every object of `kind` the merchant has (a reconciliation-sized read, oldest first)."""
-        params: dict[str, Any] = {
-            "TableName": self._table,
-            "IndexName": INDEX,
-            "KeyConditionExpression": "gsi1pk = :pk",
-            "ExpressionAttributeValues": to_attrs({":pk": f"{merchant_id}#{kind}"}),
-        }
-        for item in paged(self._client.query, params):
+        for item in self.items_of(kind, merchant_id):
             yield object_data(item)
 
     def owner(self, kind: str, object_id: str) -> str | None:
@@ -246,6 +292,53 @@ class ObjectStore:
         )
         item = response.get("Item")
         return str(from_attrs(item)["merchant_id"]) if item else None
+
+
+def index_attributes(kind: str, obj: Stored, **top_level: Any) -> dict[str, Any]:
+    """Every attribute a write of `obj` stores beside its data, as `put_new`/`put_version`
+    store it: its keys, kind, merchant and version, `top_level` (the family's filter and
+    condition attributes), the keys of INDEXED_BY's indexes and, for an event, of
+    RELATED_INDEX. The one rule for both a write and a backfill of items stored before an
+    index existed."""
+    return _index_attributes(
+        kind, obj, obj.model_dump(mode="json", exclude_defaults=True), top_level
+    )
+
+
+INDEX_KEYS = frozenset(
+    {*INDEXED_BY, "object_id"}
+    | {f"{index}{part}" for index in (*INDEXED_BY.values(), RELATED_INDEX) for part in ("pk", "sk")}
+)
+"""The attributes an item holds only for an index (or a filter that stands in for one): a
+backfill removes those a fresh write would no longer store."""
+
+KEY_ATTRIBUTES = frozenset({"pk", "sk", "version"})
+"""What a backfill never writes: the item's key, and the version its condition reads."""
+
+
+def _index_attributes(
+    kind: str, obj: Stored, data: dict[str, Any], top_level: dict[str, Any]
+) -> dict[str, Any]:
+    if kind == "event":
+        top_level = {**top_level, **related_keys(obj.merchant_id, obj.id, data)}
+    else:
+        for name, index in INDEXED_BY.items():
+            if top_level.get(name):
+                top_level = {
+                    **top_level,
+                    f"{index}pk": f"{obj.merchant_id}#{kind}#{top_level[name]}",
+                    f"{index}sk": obj.id,
+                }
+    return {
+        "pk": obj.id,
+        "sk": kind,
+        "gsi1pk": f"{obj.merchant_id}#{kind}",
+        "gsi1sk": obj.id,
+        "kind": kind,
+        "merchant_id": obj.merchant_id,
+        "version": getattr(obj, "version", 0),
+        **{name: value for name, value in top_level.items() if value is not None},
+    }
 
 
 def related_keys(merchant_id: str, event_id: str, data: dict[str, Any]) -> dict[str, str]:

@@ -198,6 +198,8 @@ def _provision_table(
         description = dynamodb.create_table(**_create_table_request(name, props))[
             "TableDescription"
         ]
+    else:
+        description = _add_missing_indexes(dynamodb, name, props, description)
     if stream and not description.get("LatestStreamArn"):
         description = dynamodb.update_table(
             TableName=name,
@@ -222,6 +224,37 @@ def _provision_table(
     result.attributes[(logical_id, "Arn")] = description["TableArn"]
     if description.get("LatestStreamArn"):
         result.attributes[(logical_id, "StreamArn")] = description["LatestStreamArn"]
+
+
+def _add_missing_indexes(
+    dynamodb: Any, name: str, props: Mapping[str, Any], description: dict[str, Any]
+) -> dict[str, Any]:
+    """A table kept by a sandbox's data directory from before an index was added to the
+    template gets that index, as a stack update would give it (one per UpdateTable, as
+    DynamoDB takes them). Items stored before hold no keys for it: the log line says how to
+    give them theirs."""
+    present = {index["IndexName"] for index in description.get("GlobalSecondaryIndexes", [])}
+    defined = {a["AttributeName"]: a for a in props["AttributeDefinitions"]}
+    for index in props.get("GlobalSecondaryIndexes", []):
+        if index["IndexName"] in present:
+            continue
+        create = {k: v for k, v in index.items() if k != "ProvisionedThroughput"}
+        if description.get("BillingModeSummary", {}).get("BillingMode") != "PAY_PER_REQUEST":
+            create["ProvisionedThroughput"] = index.get(
+                "ProvisionedThroughput", {"ReadCapacityUnits": 5, "WriteCapacityUnits": 5}
+            )
+        description = dynamodb.update_table(
+            TableName=name,
+            AttributeDefinitions=[defined[key["AttributeName"]] for key in index["KeySchema"]],
+            GlobalSecondaryIndexUpdates=[{"Create": create}],
+        )["TableDescription"]
+        logger.warning(
+            "index %s added to %s, which was kept from an older PayFlow: run "
+            "`payflow backfill-indexes` so the objects stored before appear in it",
+            index["IndexName"],
+            name,
+        )
+    return description
 
 
 def _create_table_request(name: str, props: Mapping[str, Any]) -> dict[str, Any]:

@@ -249,3 +249,46 @@ def test_a_reference_cycle_is_reported(clients: AwsClients) -> None:
 
     with pytest.raises(TemplateError, match="circular"):
         provision(template, "cycle", clients)
+
+
+def test_a_kept_table_from_before_an_index_gets_it_and_its_items_are_found_by_their_keys(
+    clients: AwsClients, unique: Callable[[str], str], caplog: pytest.LogCaptureFixture
+) -> None:
+    # Given: the payments table as a sandbox provisioned it before gsi3 existed, holding an
+    # item that carries gsi3 keys (one the backfill gave them)
+    template = load_template(RESOURCES)
+    stack = unique("payflow")
+    older = json.loads(json.dumps(template))
+    table = older["Resources"]["PaymentsTable"]["Properties"]
+    table["GlobalSecondaryIndexes"] = [
+        index for index in table["GlobalSecondaryIndexes"] if index["IndexName"] != "gsi3"
+    ]
+    table["AttributeDefinitions"] = [
+        a for a in table["AttributeDefinitions"] if not a["AttributeName"].startswith("gsi3")
+    ]
+    provision(older, stack, clients)
+    ddb = clients.dynamodb
+    item = {"pk": "pi_1", "sk": "payment_intent", "gsi3pk": "acct#payment_intent#card"}
+    ddb.put_item(
+        TableName=f"{stack}-payments",
+        Item={**{k: {"S": v} for k, v in item.items()}, "gsi3sk": {"S": "pi_1"}},
+    )
+
+    # When: today's template is provisioned over it (the next start of that sandbox)
+    provision(template, stack, clients)
+
+    # Then: the index is there, reads the item, and the log says to backfill the rest
+    payments = ddb.describe_table(TableName=f"{stack}-payments")["Table"]
+    assert [i["IndexName"] for i in payments["GlobalSecondaryIndexes"]] == ["gsi1", "gsi2", "gsi3"]
+    found = ddb.query(
+        TableName=f"{stack}-payments",
+        IndexName="gsi3",
+        KeyConditionExpression="gsi3pk = :pk",
+        ExpressionAttributeValues={":pk": {"S": "acct#payment_intent#card"}},
+    )["Items"]
+    assert [i["pk"]["S"] for i in found] == ["pi_1"]
+    assert "payflow backfill-indexes" in caplog.text
+    # And: a third start adds nothing
+    caplog.clear()
+    provision(template, stack, clients)
+    assert "backfill" not in caplog.text
