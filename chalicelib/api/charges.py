@@ -24,9 +24,7 @@ def list_charges(call: ApiCall) -> dict:
     params: p.ListCharges = call.params
     return services().charges.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         payment_intent=params.payment_intent,
         customer=params.customer,
     )

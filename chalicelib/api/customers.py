@@ -31,9 +31,7 @@ def list_customers(call: ApiCall) -> dict:
     params: p.ListCustomers = call.params
     return services().customers.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         email=params.email,
     )
 
@@ -76,9 +74,7 @@ def list_customer_payment_methods(call: ApiCall, customer: str) -> dict:
     services().customers.retrieve(call.merchant_id, customer)
     return services().payment_methods.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         customer=customer,
         type=params.type,
         url=f"/v1/customers/{customer}/payment_methods",
@@ -126,9 +122,7 @@ def list_payment_methods(call: ApiCall) -> dict:
     params: p.ListPaymentMethods = call.params
     return services().payment_methods.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         customer=params.customer,
         type=params.type,
     )

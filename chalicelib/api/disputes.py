@@ -24,9 +24,7 @@ def list_disputes(call: ApiCall) -> dict:
     params: p.ListDisputes = call.params
     return services().disputes.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         charge=params.charge,
         payment_intent=params.payment_intent,
     )

@@ -33,9 +33,7 @@ def list_events(call: ApiCall) -> dict:
             created_lte=high,
             related_object=params.related_object,
         ),
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 

@@ -420,6 +420,14 @@ class ListParams(Params):
     starting_after: Identifier | None = None
     ending_before: Identifier | None = None
 
+    def page(self) -> dict[str, Any]:
+        """The page asked for, as the keyword arguments every list of the services takes."""
+        return {
+            "limit": self.limit,
+            "starting_after": self.starting_after,
+            "ending_before": self.ending_before,
+        }
+
 
 Rate = Annotated[float, Field(ge=0, le=1)]
 

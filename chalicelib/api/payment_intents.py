@@ -45,9 +45,7 @@ def list_payment_intents(call: ApiCall) -> dict:
     params: p.ListPaymentIntents = call.params
     return services().payment_intents.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         customer=params.customer,
         connector=params.connector,
         payment_method_type=(

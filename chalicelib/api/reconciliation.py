@@ -36,9 +36,7 @@ def list_runs(call: ApiCall) -> dict:
     params: r.ListRuns = call.params
     return services().reconciliation.list_runs(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 
@@ -71,9 +69,7 @@ def list_bank_statements(call: ApiCall) -> dict:
     params: r.ListBankStatements = call.params
     return services().reconciliation.list_statements(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 
@@ -100,9 +96,7 @@ def list_bank_statement_entries(call: ApiCall, statement: str) -> dict:
     return services().reconciliation.list_statement_entries(
         call.merchant_id,
         statement,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 
@@ -115,9 +109,7 @@ def list_exceptions(call: ApiCall) -> dict:
         status=params.status,
         kind=params.kind,
         run=params.run,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 

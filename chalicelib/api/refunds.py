@@ -40,9 +40,7 @@ def list_refunds(call: ApiCall) -> dict:
     params: p.ListRefunds = call.params
     return services().refunds.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         payment_intent=params.payment_intent,
         charge=params.charge,
     )
@@ -78,9 +76,7 @@ def list_balance_transactions(call: ApiCall) -> dict:
     params: p.ListBalanceTransactions = call.params
     return services().ledger.transactions(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         type=params.type,
         source=params.source,
     )

@@ -56,9 +56,7 @@ def list_setup_intents(call: ApiCall) -> dict:
     params: sp.ListSetupIntents = call.params
     return services().setup_intents.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         customer=params.customer,
         payment_method=params.payment_method,
     )
@@ -120,9 +118,7 @@ def list_setup_attempts(call: ApiCall) -> dict:
     return services().setup_intents.list_attempts(
         call.merchant_id,
         params.setup_intent,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 

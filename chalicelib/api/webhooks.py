@@ -38,9 +38,7 @@ def list_webhook_endpoints(call: ApiCall) -> dict:
     params: p.ListParams = call.params
     return webhooks().endpoints.list_page(
         call.merchant_id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
     )
 
 
@@ -86,9 +84,7 @@ def list_webhook_endpoint_deliveries(call: ApiCall, id: str) -> dict:
     return webhooks().endpoints.deliveries_of_endpoint(
         call.merchant_id,
         id,
-        limit=params.limit,
-        starting_after=params.starting_after,
-        ending_before=params.ending_before,
+        **params.page(),
         status=DeliveryStatus(params.status) if params.status else None,
     )
 
