@@ -1,0 +1,127 @@
+"""A Stripe dispute won and then lost, reconciled through the HTTP API on the embedded sandbox:
+Stripe's report names the dispute on each of its lines but not which withdrawal a line is, so
+each withdrawal line takes the next withdrawal PayFlow booked that no other line settled."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from chalicelib.container import services
+from chalicelib.dal.reconciliation import ReconciliationStore
+from chalicelib.reconciliation.reports import day_of
+from tests.conftest import Api
+from tests.integration.test_disputes import send_stripe_dispute
+from tests.integration.test_psp_webhooks import psp_reference, route_to
+from tests.integration.test_reconciliation import balance_total, exceptions, pay, reconcile
+
+AMOUNT, DISPUTE_FEE = 1200, 1500
+
+
+def settled_by(merchant: dict, subjects: list[str]) -> dict[str, str]:
+    """Which Stripe line settled each of `subjects` (the run's settled markers)."""
+    store = ReconciliationStore(services().dynamodb, services().settings.payments_table)
+    return store.settled_by(merchant["id"], "stripe", subjects)
+
+
+def found(api: Api) -> list[tuple[str, str, int, int]]:
+    """The exceptions of the merchant, told apart by what they say."""
+    return [
+        (e["kind"], e["subject"], e["provider_amount"], e["payflow_amount"])
+        for e in exceptions(api)
+    ]
+
+
+def won_then_lost(api: Api) -> tuple[dict[str, Any], str, str]:
+    """A Stripe payment disputed, won, then lost (Stripe's webhooks, each applied in turn):
+    the PaymentIntent, Stripe's PaymentIntent and the dispute's id."""
+    route_to(api, "stripe", payment_method_types=["card"])
+    pi = pay(api, 2000)
+    stripe_pi = psp_reference(api, pi["id"])
+    dispute = {
+        "id": f"du_occ{int(time.time() * 1000)}{pi['id'][-6:]}",
+        "object": "dispute",
+        "amount": AMOUNT,
+        "charge": pi["latest_charge"],
+        "currency": "usd",
+        "payment_intent": stripe_pi,
+        "reason": "product_unacceptable",
+        "status": "needs_response",
+        "evidence_details": {"due_by": int(time.time()) + 86400},
+        "balance_transactions": [],
+    }
+    for status, event in (
+        ("needs_response", "charge.dispute.created"),
+        ("won", "charge.dispute.closed"),
+        ("lost", "charge.dispute.updated"),
+    ):
+        response = send_stripe_dispute(api, {**dispute, "status": status}, event)
+        assert response.status_code == 200, response.text
+    (booked,) = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
+    categories = [t["reporting_category"] for t in booked["balance_transactions"]]
+    assert categories == ["dispute", "dispute_reversal", "dispute"], booked
+    return pi, stripe_pi, dispute["id"]
+
+
+def test_a_stripe_dispute_won_then_lost_reconciles_across_two_days(
+    api: Api, merchant: dict, fake_stripe
+):
+    # Given a dispute withdrawn, reinstated and withdrawn again, whose first withdrawal Stripe
+    # itemized yesterday and the reinstatement and second withdrawal today
+    _, stripe_pi, dispute_id = won_then_lost(api)
+    now = int(time.time())
+    yesterday = day_of(now - 86_400)
+    fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now - 86_400)
+    fake_stripe.dispute_moved(dispute_id, stripe_pi, AMOUNT, at=now)
+    second = fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now)
+
+    # When yesterday and then today are reconciled, past their SLA
+    before = reconcile(api, yesterday, sla_days=0)
+    run = reconcile(api, day_of(now), sla_days=0)
+
+    # Then every line matched a movement: the second withdrawal line settled the second
+    # withdrawal (not a duplicate of the first), which is not missing at Stripe
+    assert found(api) == []
+    assert (before["counts"]["rows"], before["counts"]["matched"]) == (1, 1), before
+    assert (run["counts"]["rows"], run["counts"]["matched"]) == (3, 3), run
+    assert run["counts"]["awaiting_settlement"] == 0
+    subject = f"{dispute_id}:dispute:2"
+    assert settled_by(merchant, [subject]) == {subject: second}
+
+    # When today is reconciled again, nothing changes
+    balance = balance_total(api)
+    again = reconcile(api, day_of(now), sla_days=0)
+    assert (again["counts"]["matched"], again["counts"]["exceptions"]) == (3, 0), again
+    assert found(api) == [] and balance_total(api) == balance
+
+    # When Stripe itemizes one withdrawal more than PayFlow made
+    extra = fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now)
+    reconcile(api, day_of(now), sla_days=0)
+
+    # Then that line alone is a duplicate settlement
+    (duplicate,) = exceptions(api)
+    assert (duplicate["kind"], duplicate["subject"]) == ("duplicate_settlement", extra)
+    assert duplicate["provider_amount"] == -AMOUNT - DISPUTE_FEE
+    assert balance_total(api) == balance
+    assert services().ledger.check(merchant["id"]).ok
+
+
+def test_both_withdrawals_of_a_dispute_in_one_report_settle_one_each(
+    api: Api, merchant: dict, fake_stripe
+):
+    # Given a dispute won then lost whose three lines Stripe itemized on one day, the second
+    # withdrawal's line listed first
+    _, stripe_pi, dispute_id = won_then_lost(api)
+    now = int(time.time())
+    second = fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now)
+    fake_stripe.dispute_moved(dispute_id, stripe_pi, AMOUNT, at=now - 2)
+    first = fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now - 4)
+
+    # When the day is reconciled, past its SLA
+    run = reconcile(api, day_of(now), sla_days=0)
+
+    # Then the older line settled the first withdrawal and the newer the second
+    assert found(api) == []
+    assert (run["counts"]["rows"], run["counts"]["matched"]) == (4, 4), run
+    subjects = [f"{dispute_id}:dispute", f"{dispute_id}:dispute:2"]
+    assert settled_by(merchant, subjects) == {subjects[0]: first, subjects[1]: second}
