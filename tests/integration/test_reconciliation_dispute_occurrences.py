@@ -11,8 +11,8 @@ from chalicelib.container import services
 from chalicelib.dal.reconciliation import ReconciliationStore
 from chalicelib.reconciliation.reports import day_of
 from tests.conftest import Api
-from tests.integration.test_disputes import send_stripe_dispute
-from tests.integration.test_psp_webhooks import psp_reference, route_to
+from tests.integration.test_disputes import send_stripe_dispute, stripe_dispute_webhook
+from tests.integration.test_psp_webhooks import route_to
 from tests.integration.test_reconciliation import balance_total, exceptions, pay, reconcile
 
 AMOUNT, DISPUTE_FEE = 1200, 1500
@@ -37,30 +37,15 @@ def won_then_lost(api: Api) -> tuple[dict[str, Any], str, str]:
     the PaymentIntent, Stripe's PaymentIntent and the dispute's id."""
     route_to(api, "stripe", payment_method_types=["card"])
     pi = pay(api, 2000)
-    stripe_pi = psp_reference(api, pi["id"])
-    dispute = {
-        "id": f"du_occ{int(time.time() * 1000)}{pi['id'][-6:]}",
-        "object": "dispute",
-        "amount": AMOUNT,
-        "charge": pi["latest_charge"],
-        "currency": "usd",
-        "payment_intent": stripe_pi,
-        "reason": "product_unacceptable",
-        "status": "needs_response",
-        "evidence_details": {"due_by": int(time.time()) + 86400},
-        "balance_transactions": [],
-    }
-    for status, event in (
-        ("needs_response", "charge.dispute.created"),
-        ("won", "charge.dispute.closed"),
-        ("lost", "charge.dispute.updated"),
-    ):
+    opened, dispute = stripe_dispute_webhook(api, pi, AMOUNT)
+    assert opened.status_code == 200, opened.text
+    for status, event in (("won", "charge.dispute.closed"), ("lost", "charge.dispute.updated")):
         response = send_stripe_dispute(api, {**dispute, "status": status}, event)
         assert response.status_code == 200, response.text
     (booked,) = api.get("/v1/disputes", params={"charge": pi["latest_charge"]}).json()["data"]
     categories = [t["reporting_category"] for t in booked["balance_transactions"]]
     assert categories == ["dispute", "dispute_reversal", "dispute"], booked
-    return pi, stripe_pi, dispute["id"]
+    return pi, dispute["payment_intent"], dispute["id"]
 
 
 def test_a_stripe_dispute_won_then_lost_reconciles_across_two_days(
