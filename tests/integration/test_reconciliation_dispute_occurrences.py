@@ -8,8 +8,11 @@ import time
 from typing import Any
 
 from chalicelib.container import services
+from chalicelib.dal.dynamo import WriteBatch, commit
 from chalicelib.dal.reconciliation import ReconciliationStore
 from chalicelib.reconciliation.reports import day_of
+from chalicelib.services.context import RequestContext
+from chalicelib.services.reconciliation import ReconciliationService
 from tests.conftest import Api
 from tests.integration.test_disputes import send_stripe_dispute, stripe_dispute_webhook
 from tests.integration.test_psp_webhooks import route_to
@@ -110,3 +113,75 @@ def test_both_withdrawals_of_a_dispute_in_one_report_settle_one_each(
     assert (run["counts"]["rows"], run["counts"]["matched"]) == (4, 4), run
     subjects = [f"{dispute_id}:dispute", f"{dispute_id}:dispute:2"]
     assert settled_by(merchant, subjects) == {subjects[0]: first, subjects[1]: second}
+
+
+class RacingStore(ReconciliationStore):
+    """The settled markers as a match task reads them, with a parallel task (a run of another
+    day) settling `subject` by its own line just after this task first read it: the race the
+    task's line loses."""
+
+    def __init__(self, client: Any, table: str, subject: str, winner: str) -> None:
+        super().__init__(client, table)
+        self.subject, self.winner, self.raced = subject, winner, False
+
+    def settled_by(self, merchant_id: str, provider: str, object_ids: list[str]) -> dict[str, str]:
+        found = super().settled_by(merchant_id, provider, object_ids)
+        if self.subject in object_ids and not self.raced:
+            self.raced = True
+            batch = WriteBatch()
+            self.mark_settled(batch, merchant_id, provider, self.subject, self.winner)
+            commit(self._client, batch)
+        return found
+
+
+class Started:
+    """Workflows that start nothing: the test runs the run's tasks itself, in its order."""
+
+    def start(self, name: str, payload: dict[str, Any]) -> str:
+        return name
+
+
+def test_a_line_that_loses_its_withdrawal_to_a_parallel_run_takes_the_next(
+    api: Api, merchant: dict, fake_stripe
+):
+    # Given a dispute won then lost, whose second withdrawal's line is in today's report,
+    # and a run of another day settling the first withdrawal at the same moment
+    _, stripe_pi, dispute_id = won_then_lost(api)
+    now = int(time.time())
+    fake_stripe.dispute_moved(dispute_id, stripe_pi, AMOUNT, at=now - 2)
+    second = fake_stripe.dispute_moved(dispute_id, stripe_pi, -AMOUNT, at=now)
+    first = f"{dispute_id}:dispute"
+    svc = services()
+    store = RacingStore(svc.dynamodb, svc.settings.payments_table, first, "txn_parallel")
+    racing = ReconciliationService(
+        svc.objects,
+        store,
+        svc.committer,
+        svc.ledger_store,
+        svc.connectors,
+        svc.simulator_settlement,
+        Started(),  # type: ignore[arg-type]
+        lambda: svc.payment_intents,
+        svc.dynamodb,
+        disputes=lambda: svc.disputes,
+        sandbox=True,
+        clock=svc.business_time,
+    )
+
+    # When today's run matches its lines (the tasks the workflow runs, in its order)
+    started = racing.start(
+        merchant["id"], RequestContext(request_id=None), date=day_of(now), sla_days=0
+    )
+    task = {"run_id": started.body["id"], "merchant_id": merchant["id"]}
+    prepared = racing.prepare(task)
+    matched = [racing.match_chunk(chunk) for chunk in prepared["chunks"]]
+    racing.finish({**task, "prepared": prepared, "matched": matched})
+
+    # Then the line lost the first withdrawal to the parallel run and settled the second:
+    # no duplicate, nothing missing
+    assert store.raced
+    subjects = [first, f"{dispute_id}:dispute:2"]
+    assert settled_by(merchant, subjects) == {subjects[0]: "txn_parallel", subjects[1]: second}
+    assert found(api) == []
+    run = racing.retrieve_run(merchant["id"], task["run_id"])
+    assert (run.matched, run.exceptions) == (3, 0), run
