@@ -8,7 +8,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -136,6 +136,45 @@ def dispute_subject(reference: str, movement: DisputeMovement, occurrence: int =
     return base if occurrence == 1 else f"{base}:{occurrence}"
 
 
+def dispute_subjects(row: SettlementRow, booked: Collection[str]) -> list[str]:
+    """The subjects a dispute line may settle, in order: each time PayFlow moved the line's
+    dispute's money the line's way (`booked`: the subjects PayFlow booked), at least the
+    first (a dispute PayFlow never moved that way is still named by its first)."""
+    movement = row.movement
+    assert movement is not None, "dispute_subjects takes dispute lines"
+    reference = row.dispute_id or row.row_id
+    if row.occurrence is not None:
+        return [dispute_subject(reference, movement, row.occurrence)]
+    subjects = [dispute_subject(reference, movement)]
+    while (following := dispute_subject(reference, movement, len(subjects) + 1)) in booked:
+        subjects.append(following)
+    return subjects
+
+
+def dispute_occurrence(
+    row: SettlementRow, booked: Collection[str], settled: Mapping[str, str]
+) -> SettlementRow:
+    """The dispute line with the occurrence it settles, when its report does not say which
+    (Stripe's and Razorpay's lines name the dispute, not which withdrawal it is). The one it
+    settled before (a rerun: the same line is the same movement, never a duplicate), else the
+    first PayFlow booked that no other line settled (`settled`: subject -> the line that
+    settled it); when every one is settled by another line, the last: a duplicate. Lines of
+    one dispute are taken oldest first (`in_occurrence_order`), so a second withdrawal is the
+    later line."""
+    if row.occurrence is not None:
+        return row
+    subjects = dispute_subjects(row, booked)
+    mine = [n for n, s in enumerate(subjects, 1) if settled.get(s) == row.row_id]
+    free = [n for n, s in enumerate(subjects, 1) if s not in settled]
+    return row.model_copy(update={"occurrence": (mine or free or [len(subjects)])[0]})
+
+
+def in_occurrence_order(rows: Iterable[SettlementRow]) -> list[SettlementRow]:
+    """Lines in the order occurrences are given to them: by the time the provider created
+    them, then by id, so that every run (and every retry) gives them the same ones."""
+    return sorted(rows, key=lambda r: (r.created, r.row_id))
+
+
 @dataclass(frozen=True)
 class Finding:
     """One exception found (or a line that matched, with kind None)."""
@@ -179,7 +218,7 @@ def match_dispute(row: SettlementRow, booked: Booked | None, *, duplicate: bool)
     certain enough to repair."""
     movement = row.movement
     assert movement is not None, "match_dispute takes dispute lines"
-    subject = dispute_subject(row.dispute_id or row.row_id, movement, row.occurrence)
+    subject = dispute_subject(row.dispute_id or row.row_id, movement, row.occurrence or 1)
 
     def finding(kind: ExceptionKind | None, payflow: int) -> Finding:
         return Finding(

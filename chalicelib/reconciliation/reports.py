@@ -63,9 +63,11 @@ class SettlementRow(BaseModel):
     dispute_id: str | None = None
     """For a dispute line, the provider's own id of the dispute (what PayFlow keeps as the
     dispute's provider reference)."""
-    occurrence: int = 1
-    """For a dispute line, which time the dispute's money moves this way (Adyen's
-    SecondChargeback is its second withdrawal, after a reversal)."""
+    occurrence: int | None = None
+    """For a dispute line, which time the dispute's money moves this way when the report says
+    (Adyen's SecondChargeback is its second withdrawal, after a reversal); None when it does
+    not (Stripe, Razorpay, the simulator): matching gives the line the next occurrence no
+    other line settled (`matching.dispute_occurrence`)."""
     amount: int
     """Gross, signed: a charge positive, a refund negative."""
     fee: int = 0
@@ -253,6 +255,12 @@ STRIPE_METADATA_COLUMNS = (
 """The columns PayFlow asks Stripe's report run for: Stripe's, and the metadata PayFlow sent
 (the attempt's key names PayFlow's PaymentIntent; the refund's key is PayFlow's refund id)."""
 _STRIPE_CATEGORY = {RowType.CHARGE: "charge", RowType.REFUND: "refund", RowType.DISPUTE: "dispute"}
+_STRIPE_KINDS = {
+    **{category: kind for kind, category in _STRIPE_CATEGORY.items()},
+    DisputeMovement.REINSTATEMENT.value: RowType.DISPUTE,
+}
+"""Stripe's reporting categories PayFlow reads: a dispute's withdrawal is `dispute`, its
+reinstatement `dispute_reversal` (both the dispute as source_id)."""
 
 
 def _major(amount: int, currency: str) -> str:
@@ -298,7 +306,7 @@ def write_stripe_itemized(rows: Iterable[SettlementRow]) -> str:
                 _major(row.amount, row.currency),
                 _major(row.fee, row.currency),
                 _major(row.net, row.currency),
-                _STRIPE_CATEGORY[row.type],
+                row.movement.value if row.movement else _STRIPE_CATEGORY[row.type],
                 _stripe_source(row),
                 "",
                 row.payout or "",
@@ -314,10 +322,9 @@ def read_stripe_itemized(provider: str, text: str) -> list[tuple[SettlementRow, 
     """Lines of Stripe's itemized payout reconciliation CSV, each with the merchant PayFlow
     named in the payment's metadata (None without that column). Categories other than charges,
     refunds and disputes (transfers, adjustments, payouts) are not payment lines: skipped."""
-    by_category = {value: key for key, value in _STRIPE_CATEGORY.items()}
     rows = []
     for line in csv.DictReader(io.StringIO(text)):
-        kind = by_category.get(line["reporting_category"])
+        kind = _STRIPE_KINDS.get(line["reporting_category"])
         if kind is None:
             continue
         currency = line["currency"].lower()

@@ -51,7 +51,10 @@ from chalicelib.reconciliation.matching import (
     Finding,
     Repair,
     Resolution,
+    dispute_occurrence,
     dispute_subject,
+    dispute_subjects,
+    in_occurrence_order,
     match_bank,
     match_row,
     missing_at_provider,
@@ -429,8 +432,8 @@ class ReconciliationService:
             except ConnectorError as error:
                 skipped[config.id] = str(error)
         chunks = [
-            [row.model_dump(mode="json") for row in rows[i : i + self._chunk_size]]
-            for i in range(0, len(rows), self._chunk_size)
+            [row.model_dump(mode="json") for row in chunk]
+            for chunk in _chunks_of(rows, self._chunk_size)
         ]
         self._store.put_chunks(run.id, chunks)
         # Through the file, as the merchant's upload of the same CSV would arrive.
@@ -478,15 +481,17 @@ class ReconciliationService:
             by_provider.setdefault(row.provider, []).append(row)
         for provider, lines in sorted(by_provider.items()):
             settled = self._store.settled_by(
-                run.merchant_id, provider, [_settles(r) for r in lines]
+                run.merchant_id, provider, [s for r in lines for s in _may_settle(r, booked)]
             )
             grouped: list[_Plain] = []
             for row in lines:
-                outcome, fee = self._match_one(run, row, booked, intents, settled, grouped)
+                outcome, fee, subject = self._match_line(
+                    run, row, booked, intents, settled, grouped
+                )
                 counts[outcome] += 1
                 if fee:
                     fees[row.currency] += fee
-                settled.setdefault(_settles(row), row.row_id)
+                settled.setdefault(subject, row.row_id)
                 if len(grouped) >= GROUPED_LINES:
                     fees.update(self._commit_plain(run.merchant_id, grouped))
                     grouped = []
@@ -522,7 +527,7 @@ class ReconciliationService:
             self._ledger.add(batch, *fees)
         commit(self._client, batch)
 
-    def _match_one(
+    def _match_line(
         self,
         run: ReconciliationRun,
         row: SettlementRow,
@@ -530,10 +535,41 @@ class ReconciliationService:
         intents: dict[str, str],
         settled: dict[str, str],
         grouped: list[_Plain],
+    ) -> tuple[str, int, str]:
+        """What one line became, the fee it booked and the subject it settled. A dispute line
+        whose report does not say which occurrence it is takes the next one no other line
+        settled, committed on its own: the conditional marker decides between two lines (in
+        parallel chunks or runs) taking the same one, and the loser takes the next (or is
+        the duplicate)."""
+        if row.movement is None or row.occurrence is not None:
+            label, fee = self._match_one(run, row, booked, intents, settled, grouped)
+            return label, fee, _settles(row)
+        while True:
+            placed = dispute_occurrence(row, booked, settled)
+            try:
+                label, fee = self._match_one(run, placed, booked, intents, settled, None)
+            except _OccurrenceTaken:
+                settled.update(
+                    self._store.settled_by(
+                        run.merchant_id, row.provider, dispute_subjects(row, booked)
+                    )
+                )
+                continue
+            return label, fee, _settles(placed)
+
+    def _match_one(
+        self,
+        run: ReconciliationRun,
+        row: SettlementRow,
+        booked: dict[str, Booked],
+        intents: dict[str, str],
+        settled: dict[str, str],
+        grouped: list[_Plain] | None,
     ) -> tuple[str, int]:
         """What one line became (`matched`, `repaired` or `kind:<exception kind>`) and the fee
         it booked. A line that simply matched joins `grouped`, committed by the caller (its
-        fee is counted there)."""
+        fee is counted there); with no `grouped`, it is committed here, and another line
+        having settled its subject meanwhile raises _OccurrenceTaken."""
         subject = _settles(row)
         earlier = settled.get(subject)
         record = booked.get(subject)
@@ -559,7 +595,7 @@ class ReconciliationService:
                 created=int(self._clock()),
             )
         late = record is not None and row.settled_on > day_of(record.created)
-        if finding.matched and not late:
+        if finding.matched and not late and grouped is not None:
             grouped.append(_Plain(row.provider, subject, row.row_id, fee_entry))
             return label, 0
         batch = WriteBatch()
@@ -578,6 +614,10 @@ class ReconciliationService:
         try:
             commit(self._client, batch)
         except ConditionFailed:
+            if grouped is None and not duplicate:
+                holder = self._store.settled_by(run.merchant_id, row.provider, [subject])
+                if holder.get(subject, row.row_id) != row.row_id:
+                    raise _OccurrenceTaken(subject) from None
             # Another run of this line wrote first: what it wrote stands.
             return label, 0
         return label, fee
@@ -963,14 +1003,44 @@ REPAIR_PREFIX = "recon_"
 """Idempotency key prefix of reconciliation's own refunds at a PSP (then the line's id)."""
 
 
+class _OccurrenceTaken(Exception):
+    """Another line settled the dispute movement a line was given meanwhile (a parallel
+    chunk or run): the line takes the next one."""
+
+
 def _settles(row: SettlementRow) -> str:
-    """The PayFlow object a line settles: its refund, its dispute's movement, else its
-    charge."""
+    """The PayFlow object a line settles: its refund, its dispute's movement (a line whose
+    occurrence is not given yet: its first), else its charge."""
     if row.type == RowType.REFUND and row.refund_id:
         return row.refund_id
     if row.movement is not None:
-        return dispute_subject(row.dispute_id or row.row_id, row.movement, row.occurrence)
+        return dispute_subject(row.dispute_id or row.row_id, row.movement, row.occurrence or 1)
     return row.charge_id or row.row_id
+
+
+def _may_settle(row: SettlementRow, booked: dict[str, Booked]) -> list[str]:
+    """The subjects whose settled markers decide a line: its own, or for a dispute line
+    every occurrence of its movement PayFlow booked."""
+    return dispute_subjects(row, booked) if row.movement is not None else [_settles(row)]
+
+
+def _chunks_of(rows: list[SettlementRow], size: int) -> list[list[SettlementRow]]:
+    """The lines in chunks of about `size`, the lines of one dispute (of one provider)
+    together in one chunk, oldest first: which line is which occurrence is then decided by
+    one task in one order, the same in every run."""
+    units: dict[tuple[str, ...], list[SettlementRow]] = {}
+    for number, row in enumerate(rows):
+        if row.movement is not None and row.dispute_id:
+            key: tuple[str, ...] = ("dispute", row.provider, row.dispute_id)
+        else:
+            key = ("line", str(number))
+        units.setdefault(key, []).append(row)
+    chunks: list[list[SettlementRow]] = [[]]
+    for key, unit in units.items():
+        if chunks[-1] and len(chunks[-1]) + len(unit) > size:
+            chunks.append([])
+        chunks[-1].extend(in_occurrence_order(unit) if key[0] == "dispute" else unit)
+    return [chunk for chunk in chunks if chunk]
 
 
 def _booked_dispute(dispute: Dispute) -> list[Booked]:

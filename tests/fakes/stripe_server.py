@@ -1,7 +1,8 @@
 """A fake Stripe API on 127.0.0.1 for the Stripe connector's tests.
 
 It answers the calls the connector makes (create+confirm, search, retrieve, capture, cancel,
-and the Reporting API's report run of the itemized payout reconciliation report, with its file)
+and the Reporting API's report run of the itemized payout reconciliation report, with its file,
+dispute lines included when told Stripe moved a dispute's money: `dispute_moved`)
 with Stripe-shaped bodies, keeps Stripe's idempotency (same key, same response), and misbehaves
 on demand: a payment method decides the answer, like Stripe's test cards, and `misbehave` makes
 the next requests time out, rate-limit or fail with a 500 (tests/fakes/http.py).
@@ -58,6 +59,7 @@ class FakeStripe(FakeProvider):
         self.refunds: dict[str, dict[str, Any]] = {}
         self.by_key: dict[str, tuple[int, dict[str, Any]]] = {}
         self.files: dict[str, str] = {}
+        self.dispute_lines: list[dict[str, Any]] = []
 
     def error_body(self, status: int) -> dict[str, Any]:
         if status == 429:
@@ -108,6 +110,27 @@ class FakeStripe(FakeProvider):
             return 200, pi
         return 404, _error("resource_missing", f"No such route: {path}", "invalid_request_error")
 
+    def dispute_moved(
+        self, dispute_id: str, payment_intent: str, amount: int, *, at: int, fee: int = 1500
+    ) -> str:
+        """Stripe moved a disputed payment's money at `at`: a withdrawal (`amount` negative,
+        the dispute fee taken: category `dispute`) or a reinstatement (positive, the fee given
+        back: `dispute_reversal`), each its own balance transaction with the dispute as
+        source_id, as Stripe itemizes them. The balance transaction's id."""
+        withdrawal = amount < 0
+        self.dispute_lines.append(
+            {
+                "id": f"txn_fakedp{uuid.uuid4().hex[:12]}",
+                "dispute": dispute_id,
+                "payment_intent": payment_intent,
+                "category": "dispute" if withdrawal else "dispute_reversal",
+                "gross": amount,
+                "fee": fee if withdrawal else -fee,
+                "created": at,
+            }
+        )
+        return str(self.dispute_lines[-1]["id"])
+
     def _serve(self, handler: BaseHTTPRequestHandler, method: str) -> None:
         # A report's file is CSV, not JSON (files.stripe.com/v1/files/{id}/contents).
         parts = handler.path.split("?")[0].strip("/").split("/")
@@ -147,6 +170,19 @@ class FakeStripe(FakeProvider):
                 )
                 line.update({f"refund_metadata[{k}]": v for k, v in refund["metadata"].items()})
                 writer.writerow(line)
+        for moved in self.dispute_lines:
+            if start <= moved["created"] < end:
+                pi = self.intents[moved["payment_intent"]]
+                line = _line(
+                    pi,
+                    moved,
+                    moved["category"],
+                    moved["dispute"],
+                    moved["gross"],
+                    moved["fee"],
+                    "payment_metadata",
+                )
+                writer.writerow({**line, "balance_transaction_id": moved["id"]})
         file_id = f"file_fake{uuid.uuid4().hex[:12]}"
         self.files[file_id] = out.getvalue()
         return 200, {

@@ -406,11 +406,16 @@ def stripe_dispute_webhook(
         "evidence_details": {"due_by": int(time.time()) + 86400},
         "balance_transactions": [],
     }
+    return send_stripe_dispute(api, dispute, "charge.dispute.created"), dispute
+
+
+def send_stripe_dispute(api: Api, dispute: dict[str, Any], event_type: str) -> requests.Response:
+    """Stripe's `event_type` event about `dispute` as it now stands, signed as Stripe signs."""
     payload = json.dumps(
         {
             "id": f"evt_{uuid.uuid4().hex[:16]}",
             "object": "event",
-            "type": "charge.dispute.created",
+            "type": event_type,
             "data": {"object": dispute},
         }
     )
@@ -418,13 +423,12 @@ def stripe_dispute_webhook(
     v1 = hmac.new(
         STRIPE_WEBHOOK_SECRET.encode(), f"{timestamp}.{payload}".encode(), hashlib.sha256
     ).hexdigest()
-    response = requests.post(
+    return requests.post(
         f"{api.base}/v1/psp_webhooks/stripe",
         data=payload,
         headers={"Content-Type": "application/json", "Stripe-Signature": f"t={timestamp},v1={v1}"},
         timeout=30,
     )
-    return response, dispute
 
 
 def test_stripes_dispute_webhook_opens_the_dispute(api: Api, fake_stripe):
