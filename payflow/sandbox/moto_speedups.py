@@ -6,7 +6,12 @@ Measured with a CPU profiler in the moto process of a chaos run (30 payments):
   table, for every Query, even one on the table's own partition key. Queries got slower as the
   table grew, and a long chaos run slowed down quadratically. A Query on the table's key now
   reads its partition's bucket; a Query on an index filters the items unsorted (moto sorts the
-  matches by the index's key and the table's key afterwards, which fully orders them).
+  matches by the index's key and the table's key afterwards, which fully orders them), keeping
+  those of the index partition asked for. moto's sort of the matches compared tuples of
+  DynamoTypes, converting both sides' values on every comparison: each item's key is now
+  converted once. Paging through an endpoint's 2,000 deliveries among 16,000 items (20 pages
+  of a status filter) took 3.1 s before these two and 1.5 s after; a 1,000-payment chaos run's
+  check of pending deliveries had timed out at 30 s.
 - Step Functions: every execution parsed its state machine's definition again with ANTLR
   (about 12 % of the process's CPU). Parsed programs are now kept per definition text: the
   interpreter keeps an execution's state in its Environment, not in the program's components.
@@ -44,6 +49,7 @@ def apply() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     Table.query = _query_from_candidates(Table.query)  # type: ignore[method-assign]
+    Table.sorted_items = _sorted_by_values(Table.sorted_items)  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = _remembered_parse(AmazonStateLanguageParser.parse)  # type: ignore[method-assign]
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend(  # type: ignore[method-assign]
         DomainDispatcherApplication.get_backend_for_host
@@ -57,16 +63,60 @@ def apply() -> None:
 
 
 def query_candidates(table: Any, hash_key: Any, index_name: str | None) -> list[Any]:
-    """The items a Query can match: the partition's bucket on the table's key, every item
-    (unsorted) on an index."""
+    """The items a Query can match: the partition's bucket on the table's key; on an index,
+    the items (unsorted) whose index partition key is `hash_key`, the test moto makes of each
+    item itself (every item when the index's partition key is not one attribute)."""
     if index_name:
-        if not table.range_key_attr:
-            return list(table.items.values())
-        return [item for bucket in table.items.values() for item in bucket.values()]
+        items = (
+            list(table.items.values())
+            if not table.range_key_attr
+            else [item for bucket in table.items.values() for item in bucket.values()]
+        )
+        attribute = _index_hash_attribute(table, index_name)
+        if attribute is None or hash_key is None:
+            return items
+        if hash_key.type in ("S", "B"):
+            # Equal strings or bytes are equal values: no conversion of either side needed.
+            kind, wanted = hash_key.type, hash_key.value
+            return [
+                item
+                for item in items
+                if (value := item.attrs.get(attribute)) is not None
+                and value.type == kind
+                and value.value == wanted
+            ]
+        return [
+            item
+            for item in items
+            if (value := item.attrs.get(attribute)) is not None and value == hash_key
+        ]
     bucket = table.items.get(hash_key) if hash_key is not None else None
     if bucket is None:
         return []
     return list(bucket.values()) if table.range_key_attr else [bucket]
+
+
+def _index_hash_attribute(table: Any, index_name: str) -> str | None:
+    """The index's partition key attribute, when it is a single one (None otherwise, or for
+    an index moto does not know, which its own query then refuses)."""
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    return hashes[0] if len(hashes) == 1 else None
+
+
+def _sorted_by_values(sorted_items: Callable[..., Any]) -> Callable[..., Any]:
+    def sorted_by_values(
+        self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]
+    ) -> list[Any]:
+        # moto sorts by tuples of DynamoTypes, whose comparisons convert both sides again on
+        # every call (`cast_value`); converting each item's key once orders them the same way.
+        attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+        items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
+        return items
+
+    return sorted_by_values
 
 
 def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
