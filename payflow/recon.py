@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -56,11 +56,22 @@ def bank_statement(args: argparse.Namespace, api_base: str, out: TextIO | None =
     return 0
 
 
+def utc_day(given: str, now: datetime | None = None) -> str:
+    """`today` and `yesterday` as the UTC dates they are (the days runs are named by); any
+    other text as given, for the API to judge."""
+    offsets = {"today": 0, "yesterday": 1}
+    if given.lower() not in offsets:
+        return given
+    current = (now or datetime.now(UTC)).date()
+    return (current - timedelta(days=offsets[given.lower()])).isoformat()
+
+
 def reconcile(args: argparse.Namespace, api_base: str, out: TextIO | None = None) -> int:
     """Start the run, wait for its end (up to --timeout), print its counts and exceptions."""
     out = out or sys.stdout
     client = ApiClient(api_base, args.api_key)
-    started = client.post("/v1/reconciliation/runs", {"date": args.date, "sla_days": args.sla_days})
+    day = utc_day(args.date)
+    started = client.post("/v1/reconciliation/runs", {"date": day, "sla_days": args.sla_days})
     deadline = time.monotonic() + args.timeout
     current = started
     while current["status"] == "running" and time.monotonic() < deadline:
@@ -118,7 +129,9 @@ def add_parser(commands: Any, api_options: Any) -> None:
         "and exceptions; exit code 1 when exceptions are left open.",
     )
     api_options(run_cmd)
-    run_cmd.add_argument("--date", required=True, help="the UTC day, YYYY-MM-DD")
+    run_cmd.add_argument(
+        "--date", required=True, help="the UTC day: YYYY-MM-DD, today or yesterday"
+    )
     run_cmd.add_argument(
         "--sla-days", type=int, default=3, help="days a booking may await settlement (3)"
     )

@@ -297,9 +297,9 @@ def test_payflow_recon_run_reconciles_a_day_from_the_command_line(api: Api, api_
     pay(api, 2000)
     (made,) = inject(api, today(), sim, seed=3, count=1, kinds=["amount_differs"])
 
-    # When `payflow recon run` reconciles it
+    # When `payflow recon run` reconciles it, the day named as a person would
     code = main(
-        ["recon", "run", "--date", today(), "--api-base", api_url, "--api-key", api.session.auth[0]]
+        ["recon", "run", "--date", "today", "--api-base", api_url, "--api-key", api.session.auth[0]]
     )
 
     # Then it prints the run and its one open exception, and says so in its exit code
