@@ -23,9 +23,8 @@ PACKED = {"event": "data_object", "bank_statement": "lines"}
 """Kind -> the field of its data stored compressed, as `<field>_z` (dynamo.pack). An event's
 snapshot of its object is most of the event (1.1-1.8 KB as JSON, about 0.1 KB packed with
 the preset dictionary), its item is written in a transaction at 2 write units per KB, and
-nothing filters on it."""
-# A bank statement's entries are its size (up to 5,000: about 1 MB as JSON, far over an
-# item's 400 KB, and about a tenth of that packed).
+nothing filters on it. A bank statement's entries are its size (up to 5,000: about 1 MB as
+JSON, far over an item's 400 KB, and about a tenth of that packed)."""
 
 
 def object_data(values: dict[str, Any]) -> dict[str, Any]:
