@@ -49,7 +49,7 @@ def apply() -> None:
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     Table.query = _query_from_candidates(Table.query)  # type: ignore[method-assign]
-    Table.sorted_items = _sorted_by_values(Table.sorted_items)  # type: ignore[method-assign]
+    Table.sorted_items = _sorted_by_values  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = _remembered_parse(AmazonStateLanguageParser.parse)  # type: ignore[method-assign]
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend(  # type: ignore[method-assign]
         DomainDispatcherApplication.get_backend_for_host
@@ -106,17 +106,15 @@ def _index_hash_attribute(table: Any, index_name: str) -> str | None:
     return hashes[0] if len(hashes) == 1 else None
 
 
-def _sorted_by_values(sorted_items: Callable[..., Any]) -> Callable[..., Any]:
-    def sorted_by_values(
-        self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]
-    ) -> list[Any]:
-        # moto sorts by tuples of DynamoTypes, whose comparisons convert both sides again on
-        # every call (`cast_value`); converting each item's key once orders them the same way.
-        attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
-        items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
-        return items
-
-    return sorted_by_values
+def _sorted_by_values(
+    self: Any, hash_key_attrs: list[str], range_key_attrs: list[str | None], items: list[Any]
+) -> list[Any]:
+    """moto's `Table.sorted_items`, ordering the same way: moto sorts by tuples of
+    DynamoTypes, whose comparisons convert both sides again on every call (`cast_value`);
+    converting each item's key once is enough."""
+    attrs = self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs)
+    items.sort(key=lambda item: tuple(item.attrs[a].cast_value for a in attrs))
+    return items
 
 
 def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
