@@ -23,6 +23,12 @@ Measured with a CPU profiler in the moto process of a chaos run (30 payments):
   client's set-up and a new connection each time; idle connections piled up in the server's
   event loop, which walks all of them on every turn (about a quarter of the process's CPU in a
   200-payment run). Clients are now shared per region and service, as boto3 allows.
+- SQS ReceiveMessage: for every message it hands out, moto checks the retention period by
+  asking `get_queue_attributes` for it, which builds every attribute of the queue three times,
+  each build counting the queue's visible, delayed and in-flight messages: one receive of 10
+  cost about 90 walks of the whole queue. With webhook retries waiting in the queue (a chaos
+  run keeps thousands in flight), receives grew with the square of the queue. The retention
+  period is now read from the queue itself, and GetQueueAttributes builds the attributes once.
 """
 
 from __future__ import annotations
@@ -34,8 +40,11 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+from payflow.sandbox import moto_index
+
 _APPLIED = False
 PROGRAM_CACHE_SIZE = 64
+PARTITIONS = moto_index.IndexPartitions()
 
 
 def apply() -> None:
@@ -44,11 +53,14 @@ def apply() -> None:
     if _APPLIED:
         return
     import moto.core.responses as responses
+    from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+    from moto.sqs.models import SQSBackend
     from moto.stepfunctions.parser.asl.parse.asl_parser import AmazonStateLanguageParser
 
     Table.query = _query_from_candidates(Table.query)  # type: ignore[method-assign]
+    moto_index.install(DynamoDBBackend, PARTITIONS)
     Table.sorted_items = _sorted_by_values  # type: ignore[method-assign]
     AmazonStateLanguageParser.parse = _remembered_parse(AmazonStateLanguageParser.parse)  # type: ignore[method-assign]
     DomainDispatcherApplication.get_backend_for_host = _remembered_backend(  # type: ignore[method-assign]
@@ -58,52 +70,25 @@ def apply() -> None:
     responses.camelcase_to_underscores = functools.lru_cache(maxsize=4096)(
         responses.camelcase_to_underscores
     )
+    SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
+    SQSBackend.get_queue_attributes = _attributes_built_once(SQSBackend.get_queue_attributes)  # type: ignore[method-assign]
     _share_step_functions_clients()
     _APPLIED = True
 
 
 def query_candidates(table: Any, hash_key: Any, index_name: str | None) -> list[Any]:
     """The items a Query can match: the partition's bucket on the table's key; on an index,
-    the items (unsorted) whose index partition key is `hash_key`, the test moto makes of each
-    item itself (every item when the index's partition key is not one attribute)."""
+    the items (unsorted) kept under `hash_key` in the index's partition (`moto_index`), or every
+    item when the index's partition key is not one attribute (moto tests each itself)."""
     if index_name:
-        items = (
-            list(table.items.values())
-            if not table.range_key_attr
-            else [item for bucket in table.items.values() for item in bucket.values()]
-        )
-        attribute = _index_hash_attribute(table, index_name)
+        attribute = moto_index.index_hash_attribute(table, index_name)
         if attribute is None or hash_key is None:
-            return items
-        if hash_key.type in ("S", "B"):
-            # Equal strings or bytes are equal values: no conversion of either side needed.
-            kind, wanted = hash_key.type, hash_key.value
-            return [
-                item
-                for item in items
-                if (value := item.attrs.get(attribute)) is not None
-                and value.type == kind
-                and value.value == wanted
-            ]
-        return [
-            item
-            for item in items
-            if (value := item.attrs.get(attribute)) is not None and value == hash_key
-        ]
+            return moto_index.all_items(table)
+        return PARTITIONS.candidates(table, index_name, attribute, hash_key)
     bucket = table.items.get(hash_key) if hash_key is not None else None
     if bucket is None:
         return []
     return list(bucket.values()) if table.range_key_attr else [bucket]
-
-
-def _index_hash_attribute(table: Any, index_name: str) -> str | None:
-    """The index's partition key attribute, when it is a single one (None otherwise, or for
-    an index moto does not know, which its own query then refuses)."""
-    index = next((i for i in table.all_indexes() if i.name == index_name), None)
-    if index is None:
-        return None
-    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
-    return hashes[0] if len(hashes) == 1 else None
 
 
 def _sorted_by_values(
@@ -132,6 +117,33 @@ def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
             del self.all_items
 
     return fast_query
+
+
+def _within_retention(self: Any, queue_name: str, message: Any) -> bool:
+    """moto's retention check, reading the period from the queue instead of from every
+    attribute of the queue (`Queue._set_attributes` keeps it as an int)."""
+    from moto.sqs import models
+
+    period = self.get_queue(queue_name).message_retention_period
+    return bool(period + message.sent_timestamp / 1000 > models.unix_time())
+
+
+def _attributes_built_once(get_queue_attributes: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's GetQueueAttributes, with the queue's attributes built once: moto builds them
+    twice or three times for each name asked for, and each build walks every message."""
+
+    def built_once(self: Any, queue_name: str, attribute_names: list[str]) -> dict[str, Any]:
+        if "All" in attribute_names or not attribute_names:
+            return get_queue_attributes(self, queue_name, attribute_names)  # type: ignore[no-any-return]
+        queue = self.get_queue(queue_name)
+        valid = ["All", *queue.BASE_ATTRIBUTES, *queue.FIFO_ATTRIBUTES, *queue.KMS_ATTRIBUTES]
+        if any(name not in valid for name in attribute_names):
+            # moto's own answer: the InvalidAttributeName error.
+            return get_queue_attributes(self, queue_name, attribute_names)  # type: ignore[no-any-return]
+        built = queue.attributes
+        return {n: built[n] for n in attribute_names if built.get(n) is not None}
+
+    return built_once
 
 
 def _remembered_parse(parse: Callable[..., Any]) -> Callable[..., Any]:

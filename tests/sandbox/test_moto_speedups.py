@@ -19,6 +19,13 @@ from payflow.sandbox import moto_speedups
 REGION = "us-east-1"
 
 
+@pytest.fixture(autouse=True)
+def in_process(monkeypatch: pytest.MonkeyPatch) -> None:
+    """moto in this process: the session's sandbox points AWS_ENDPOINT_URL at its server,
+    where the speed-ups patched here would not be the code answering."""
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+
+
 @pytest.fixture
 def dynamodb() -> Iterator[Any]:
     with mock_aws():
@@ -154,3 +161,232 @@ def test_a_definition_is_parsed_once_and_its_program_reused() -> None:
 
     assert first is second
     assert parse(definition.replace('"A"', '"B"')) is not first
+
+
+@pytest.fixture
+def sqs() -> Iterator[tuple[Any, Any]]:
+    from moto.sqs.models import sqs_backends
+
+    with mock_aws():
+        client = boto3.client(
+            "sqs", region_name=REGION, aws_access_key_id="testing", aws_secret_access_key="testing"
+        )
+        url = client.create_queue(QueueName="work", Attributes={"MessageRetentionPeriod": "120"})[
+            "QueueUrl"
+        ]
+        for i in range(30):
+            client.send_message(QueueUrl=url, MessageBody=f"m{i}", DelaySeconds=600 if i % 3 else 0)
+        client.receive_message(QueueUrl=url, MaxNumberOfMessages=4, VisibilityTimeout=300)
+        account = url.split("/")[-2]  # the account moto runs as here
+        yield client, sqs_backends[account][REGION]
+
+
+ATTRIBUTE_ASKS = [
+    ["ApproximateNumberOfMessages"],
+    [
+        "ApproximateNumberOfMessages",
+        "ApproximateNumberOfMessagesNotVisible",
+        "ApproximateNumberOfMessagesDelayed",
+        "ApproximateNumberOfMessages",
+    ],
+    ["QueueArn", "MessageRetentionPeriod", "FifoQueue", "KmsMasterKeyId", "Policy"],
+    ["All"],
+    [],
+]
+
+
+def test_queue_attributes_answer_exactly_as_moto_does(sqs: tuple[Any, Any]) -> None:
+    _, backend = sqs
+    original = type(backend).get_queue_attributes
+    fast = moto_speedups._attributes_built_once(original)
+
+    for names in ATTRIBUTE_ASKS:
+        assert fast(backend, "work", list(names)) == original(backend, "work", list(names)), names
+    assert fast(backend, "work", ATTRIBUTE_ASKS[1])["ApproximateNumberOfMessagesDelayed"] == 20
+
+
+def test_a_queue_attribute_moto_does_not_know_is_refused_as_moto_refuses_it(
+    sqs: tuple[Any, Any],
+) -> None:
+    from moto.sqs.exceptions import InvalidAttributeName
+
+    _, backend = sqs
+    fast = moto_speedups._attributes_built_once(type(backend).get_queue_attributes)
+
+    with pytest.raises(InvalidAttributeName):
+        fast(backend, "work", ["ApproximateNumberOfMessages", "NoSuchAttribute"])
+
+
+def test_the_retention_check_agrees_with_moto_on_both_sides_of_the_period(
+    sqs: tuple[Any, Any],
+) -> None:
+    _, backend = sqs
+    original = type(backend).is_message_valid_based_on_retention_period
+    fresh, stale = backend.get_queue("work")._messages[:2]
+    stale.sent_timestamp -= 121_000  # the queue keeps messages for 120 s
+
+    for message, kept in ((fresh, True), (stale, False)):
+        assert original(backend, "work", message) is kept
+        assert moto_speedups._within_retention(backend, "work", message) is kept
+
+
+def test_receives_hand_out_the_same_messages_with_the_speed_ups(
+    sqs: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import SQSBackend
+
+    client, _ = sqs
+    url = client.get_queue_url(QueueName="work")["QueueUrl"]
+    monkeypatch.setattr(
+        SQSBackend, "is_message_valid_based_on_retention_period", moto_speedups._within_retention
+    )
+    monkeypatch.setattr(
+        SQSBackend,
+        "get_queue_attributes",
+        moto_speedups._attributes_built_once(SQSBackend.get_queue_attributes),
+    )
+
+    bodies = []
+    while batch := client.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get("Messages"):
+        bodies += [m["Body"] for m in batch]
+
+    # The 10 sent without a delay, less the 4 the fixture's receive holds in flight.
+    assert bodies == [f"m{i}" for i in range(12, 30, 3)]
+
+
+def test_index_queries_stay_exact_through_every_kind_of_write(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from moto.dynamodb.models import DynamoDBBackend
+    from moto.dynamodb.models.table import Table
+
+    from payflow.sandbox import moto_index
+
+    partitions = moto_index.IndexPartitions()
+    for name in moto_index.ITEM_WRITES + moto_index.WHOLESALE:
+        monkeypatch.setattr(DynamoDBBackend, name, getattr(DynamoDBBackend, name))
+    moto_index.install(DynamoDBBackend, partitions)
+    monkeypatch.setattr(moto_speedups, "PARTITIONS", partitions)
+    original = Table.query
+    fast = moto_speedups._query_from_candidates(original)
+    monkeypatch.setattr(Table, "query", fast)
+    rng = random.Random(7)
+
+    def index_answers() -> str:
+        queries = [
+            {
+                "IndexName": "gsi1",
+                "KeyConditionExpression": "g = :g",
+                "ExpressionAttributeValues": {":g": {"S": f"g{g}"}},
+                "Limit": 9,
+            }
+            for g in range(5)
+        ]
+        return json.dumps([every_page(dynamodb, "objects", q) for q in queries], sort_keys=True)
+
+    def key(i: int) -> dict[str, Any]:
+        return {"pk": {"S": f"p{i % 12}"}, "sk": {"S": f"s#{i:04d}"}}
+
+    for step in range(120):
+        i = rng.randrange(300)
+        kind = rng.choice(["put", "update", "remove", "delete", "transact", "batch"])
+        if kind == "put":
+            item = key(i) | {"g": {"S": f"g{rng.randrange(5)}"}, "gs": {"S": f"t{step:03d}"}}
+            dynamodb.put_item(TableName="objects", Item=item)
+        elif kind == "update":  # moves the item to another index partition, or into the index
+            dynamodb.update_item(
+                TableName="objects",
+                Key=key(i),
+                UpdateExpression="SET g = :g, gs = :t",
+                ExpressionAttributeValues={
+                    ":g": {"S": f"g{rng.randrange(5)}"},
+                    ":t": {"S": f"u{step:03d}"},
+                },
+            )
+        elif kind == "remove":  # leaves the index, stays in the table
+            dynamodb.update_item(TableName="objects", Key=key(i), UpdateExpression="REMOVE g")
+        elif kind == "delete":
+            dynamodb.delete_item(TableName="objects", Key=key(i))
+        elif kind == "transact":
+            dynamodb.transact_write_items(
+                TransactItems=[
+                    {"Delete": {"TableName": "objects", "Key": key(i)}},
+                    {
+                        "Put": {
+                            "TableName": "objects",
+                            "Item": key(i + 1) | {"g": {"S": "g0"}, "gs": {"S": f"x{step:03d}"}},
+                        }
+                    },
+                ]
+            )
+        else:
+            dynamodb.batch_write_item(
+                RequestItems={
+                    "objects": [
+                        {"PutRequest": {"Item": key(i) | {"g": {"S": "g4"}, "gs": {"S": "b"}}}},
+                        {"DeleteRequest": {"Key": key(i + 2)}},
+                    ]
+                }
+            )
+        if step % 10 == 9:
+            fast_answers = index_answers()
+            Table.query = original  # type: ignore[method-assign]
+            expected = index_answers()
+            Table.query = fast  # type: ignore[method-assign]
+            assert fast_answers == expected, f"after step {step} ({kind})"
+    assert partitions.candidates(dynamodb_table("objects"), "gsi1", "g", _string("g0")), (
+        "the index was built and used"
+    )
+
+
+def dynamodb_table(name: str) -> Any:
+    from moto.dynamodb.models import dynamodb_backends
+
+    for account in dynamodb_backends.values():
+        for backend in account.values():
+            if name in backend.tables:
+                return backend.tables[name]
+    raise LookupError(name)
+
+
+def _string(value: str) -> Any:
+    from moto.dynamodb.models.dynamo_type import DynamoType
+
+    return DynamoType({"S": value})
+
+
+def test_items_replaced_wholesale_are_read_afresh() -> None:
+    from payflow.sandbox import moto_index
+
+    with mock_aws():
+        client = boto3.client(
+            "dynamodb", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
+        )
+        client.create_table(
+            TableName="swap",
+            KeySchema=[{"AttributeName": "pk", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": n, "AttributeType": "S"} for n in ("pk", "g")],
+            GlobalSecondaryIndexes=[
+                {
+                    "IndexName": "by_g",
+                    "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+                    "Projection": {"ProjectionType": "ALL"},
+                }
+            ],
+            BillingMode="PAY_PER_REQUEST",
+        )
+        client.put_item(TableName="swap", Item={"pk": {"S": "a"}, "g": {"S": "x"}})
+        table = dynamodb_table("swap")
+        partitions = moto_index.IndexPartitions()
+        assert [
+            i.hash_key.value for i in partitions.candidates(table, "by_g", "g", _string("x"))
+        ] == ["a"]
+
+        # When the table's items are swapped out (as a snapshot does) for others
+        kept = table.items
+        table.items = type(kept)()
+
+        # Then the index reads the new items, not what it kept
+        assert partitions.candidates(table, "by_g", "g", _string("x")) == []

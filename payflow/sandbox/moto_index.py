@@ -1,0 +1,192 @@
+"""The items of each global or local secondary index partition, kept as moto writes them.
+
+moto keeps a table's items by primary key only: a Query on an index tests every item of the
+table. With a chaos run's tens of thousands of items, listing one endpoint's deliveries took
+a Query per 100 deliveries, each testing every item, and the listing outlasted its 30 s
+timeout. `IndexPartitions` maps each index's partition key value to its items, built the first
+time an index is queried and then kept current by the backend's item writes:
+
+- PutItem, UpdateItem and DeleteItem (which TransactWriteItems, BatchWriteItem and the
+  persistence journal's replay go through) refresh the item they name, after the write;
+- anything that writes around them (PartiQL, a table or index created, changed or deleted)
+  drops what was kept for the table, rebuilt at the next Query; so does a table whose items
+  were replaced wholesale (a snapshot being written swaps them out and back).
+
+The map only narrows moto's candidates: moto's own Query still tests each one, so an item kept
+in a partition it has left is never answered. The backend's requests are serialized
+(`aws_server.OneAtATime`); the lock here covers in-process use.
+"""
+
+from __future__ import annotations
+
+import functools
+import threading
+from collections.abc import Callable
+from typing import Any
+
+Key = tuple[Any, Any]
+"""A primary key: (hash DynamoType, range DynamoType or None)."""
+
+ITEM_WRITES = ("put_item", "update_item", "delete_item")
+WHOLESALE = (
+    "create_table",
+    "delete_table",
+    "update_table",
+    "update_table_global_indexes",
+    "execute_statement",
+    "execute_transaction",
+    "batch_execute_statement",
+    "import_table",
+    "restore_table_from_backup",
+    "restore_table_to_point_in_time",
+)
+
+
+class _TableIndexes:
+    def __init__(self, table: Any) -> None:
+        self.items = table.items
+        self.partitions: dict[str, dict[Any, dict[Key, Any]]] = {}
+        """index name -> index partition key value -> primary key -> item"""
+        self.placed: dict[str, dict[Key, Any]] = {}
+        """index name -> primary key -> the partition key value it is kept under"""
+        self.attributes: dict[str, str] = {}
+        """index name -> its partition key attribute"""
+
+
+class IndexPartitions:
+    """Index partition -> items, per table (see the module's docstring)."""
+
+    def __init__(self) -> None:
+        self._tables: dict[int, tuple[Any, _TableIndexes]] = {}
+        self._lock = threading.Lock()
+
+    def candidates(self, table: Any, index_name: str, attribute: str, value: Any) -> list[Any]:
+        """The items whose `attribute` (the index's partition key) equals `value`."""
+        with self._lock:
+            indexes = self._indexes(table)
+            partitions = indexes.partitions.get(index_name)
+            if partitions is None:
+                partitions = self._build(table, indexes, index_name, attribute)
+            return list(partitions.get(value, {}).values())
+
+    def refresh(self, table: Any, key: dict[str, Any]) -> None:
+        """Put the item at `key` (DynamoDB JSON, the table's key attributes) where its index
+        keys now place it, or nowhere when it is gone."""
+        from moto.dynamodb.models.dynamo_type import DynamoType
+
+        with self._lock:
+            kept = self._tables.get(id(table))
+            if kept is None or kept[0] is not table or not kept[1].partitions:
+                return
+            indexes = kept[1]
+            if indexes.items is not table.items:
+                del self._tables[id(table)]
+                return
+            hash_value = DynamoType(key[table.hash_key_attr])
+            range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+            bucket = table.items.get(hash_value)
+            if table.range_key_attr:
+                item = bucket.get(range_value) if bucket is not None else None
+            else:
+                item = bucket
+            primary = (hash_value, range_value)
+            for index_name, partitions in indexes.partitions.items():
+                placed = indexes.placed[index_name]
+                before = placed.pop(primary, None)
+                if before is not None:
+                    partitions[before].pop(primary, None)
+                    if not partitions[before]:
+                        del partitions[before]
+                attribute = indexes.attributes[index_name]
+                value = None if item is None else item.attrs.get(attribute)
+                if value is not None:
+                    partitions.setdefault(value, {})[primary] = item
+                    placed[primary] = value
+
+    def forget(self, table: Any | None = None) -> None:
+        """Drop what is kept for `table` (every table when None)."""
+        with self._lock:
+            if table is None:
+                self._tables.clear()
+            else:
+                self._tables.pop(id(table), None)
+
+    def _indexes(self, table: Any) -> _TableIndexes:
+        kept = self._tables.get(id(table))
+        if kept is None or kept[0] is not table or kept[1].items is not table.items:
+            kept = self._tables[id(table)] = (table, _TableIndexes(table))
+        return kept[1]
+
+    @staticmethod
+    def _build(
+        table: Any, indexes: _TableIndexes, index_name: str, attribute: str
+    ) -> dict[Any, dict[Key, Any]]:
+        partitions: dict[Any, dict[Key, Any]] = {}
+        placed: dict[Key, Any] = {}
+        for item in all_items(table):
+            value = item.attrs.get(attribute)
+            if value is not None:
+                primary = (item.hash_key, item.range_key)
+                partitions.setdefault(value, {})[primary] = item
+                placed[primary] = value
+        indexes.partitions[index_name] = partitions
+        indexes.placed[index_name] = placed
+        indexes.attributes[index_name] = attribute
+        return partitions
+
+
+def all_items(table: Any) -> list[Any]:
+    """Every item of a moto table, unsorted."""
+    if not table.range_key_attr:
+        return list(table.items.values())
+    return [item for bucket in table.items.values() for item in bucket.values()]
+
+
+def index_hash_attribute(table: Any, index_name: str) -> str | None:
+    """The index's partition key attribute, when it is a single one (None otherwise, or for
+    an index moto does not know, which its own query then refuses)."""
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    if index is None:
+        return None
+    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    return hashes[0] if len(hashes) == 1 else None
+
+
+def install(backend_class: Any, partitions: IndexPartitions) -> None:
+    """Keep `partitions` current through `backend_class`'s (moto's DynamoDBBackend) writes."""
+    for name in ITEM_WRITES:
+        setattr(backend_class, name, _refreshing(getattr(backend_class, name), partitions))
+    for name in WHOLESALE:
+        setattr(backend_class, name, _forgetting(getattr(backend_class, name), partitions))
+
+
+def _refreshing(write: Callable[..., Any], partitions: IndexPartitions) -> Callable[..., Any]:
+    @functools.wraps(write)
+    def written(
+        self: Any, table_name: str, key_or_item: dict[str, Any], *args: Any, **kw: Any
+    ) -> Any:
+        try:
+            return write(self, table_name, key_or_item, *args, **kw)
+        finally:
+            table = self.tables.get(table_name)
+            if table is not None and _names_key(table, key_or_item):
+                partitions.refresh(table, key_or_item)
+
+    return written
+
+
+def _names_key(table: Any, attributes: dict[str, Any]) -> bool:
+    return table.hash_key_attr in attributes and (
+        not table.range_key_attr or table.range_key_attr in attributes
+    )
+
+
+def _forgetting(change: Callable[..., Any], partitions: IndexPartitions) -> Callable[..., Any]:
+    @functools.wraps(change)
+    def changed(self: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return change(self, *args, **kwargs)
+        finally:
+            partitions.forget()
+
+    return changed
