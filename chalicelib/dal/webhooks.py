@@ -43,6 +43,8 @@ logger = logging.getLogger(__name__)
 ENDPOINT = "webhook_endpoint"
 DELIVERY = "webhook_delivery"
 EVENT = "event"
+FILTERED_READ_MAX = 1000
+"""The most deliveries one Query of a status-filtered listing reads."""
 
 
 class WebhookStore:
@@ -196,8 +198,13 @@ class WebhookStore:
             values[":status"] = status.value
         params["ExpressionAttributeValues"] = to_attrs(values)
         found: list[Delivery] = []
+        # A status filter is applied after each read: a rare status would take a Query per
+        # page-worth of deliveries. The read grows instead, doubling up to FILTERED_READ_MAX:
+        # a few Queries for a long history, no more read than needed when most match.
+        read = max(limit + 1, 25)
         while len(found) <= limit:
-            params["Limit"] = max(limit + 1, 25) if status else limit + 1 - len(found)
+            params["Limit"] = read if status else limit + 1 - len(found)
+            read = min(read * 2, FILTERED_READ_MAX)
             response = self._client.query(**params)
             for item in response.get("Items", []):
                 delivery = _delivery(item)
