@@ -13,6 +13,7 @@ from typing import Any
 from chalice.app import Chalice, EventSourceHandler
 from chalice.utils import to_cfn_resource_name
 
+from payflow.sandbox.event_filters import record_filter
 from payflow.sandbox.lambda_invoke import REGION, Handler, Resolver
 from payflow.sandbox.pollers import Poller, SqsPoller, StreamPoller
 from payflow.sandbox.provision import EventSourceMapping, Provisioned
@@ -87,6 +88,7 @@ def _poller(
         "report_batch_item_failures": mapping.report_batch_item_failures,
         "name": mapping.function,
         "region": region,
+        "record_filter": record_filter(mapping.filter_patterns),
     }
     if mapping.kind == "sqs":
         queue_options = {k: v for k, v in options.items() if k in _SQS_OPTIONS}

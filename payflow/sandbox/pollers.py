@@ -19,6 +19,7 @@ Delivery semantics follow AWS:
 from __future__ import annotations
 
 import base64
+import json
 import logging
 import random
 import threading
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
+from payflow.sandbox.event_filters import Matcher
 from payflow.sandbox.lambda_invoke import REGION, Handler, LambdaContext
 
 logger = logging.getLogger(__name__)
@@ -195,8 +197,11 @@ class SqsPoller:
         duplicate_rate: float = 0.0,
         rng: random.Random | None = None,
         concurrency: int = SQS_CONCURRENCY,
+        record_filter: Matcher | None = None,
     ) -> None:
         self.sqs = sqs
+        self.record_filter = record_filter
+        """The mapping's FilterCriteria (`event_filters.record_filter`); None passes all."""
         self.concurrency = concurrency
         self.queue_url = queue_url
         self.queue_arn = queue_arn
@@ -225,8 +230,17 @@ class SqsPoller:
         self._quiet_polls = 0 if messages else self._quiet_polls + 1
         if not messages:
             return False
+        records = [sqs_record(m, self.queue_arn, self.region) for m in messages]
+        if self.record_filter is not None:
+            # As Lambda does: a message no pattern matches is deleted, never handed over.
+            matched = {r["messageId"] for r in records if self.record_filter(r)}
+            self._delete([m for m in messages if m["MessageId"] not in matched])
+            messages = [m for m in messages if m["MessageId"] in matched]
+            records = [r for r in records if r["messageId"] in matched]
+            if not messages:
+                return True
         ids = [message["MessageId"] for message in messages]
-        event = {"Records": [sqs_record(m, self.queue_arn, self.region) for m in messages]}
+        event = {"Records": records}
         try:
             response = self.handler(event, LambdaContext(self.name))
         except Exception:
@@ -290,25 +304,29 @@ class SqsPoller:
 # --- DynamoDB Streams ---------------------------------------------------------------------------
 
 
-def stream_record(record: Mapping[str, Any], stream_arn: str, region: str) -> dict[str, Any]:
+def stream_record(
+    record: Mapping[str, Any], stream_arn: str, region: str, *, encoded: bool = False
+) -> dict[str, Any]:
     """One record of a Lambda DynamoDB Streams event, from a GetRecords record.
 
     Adds what moto leaves out or shapes differently: eventSourceARN, eventVersion 1.1,
     ApproximateCreationDateTime as epoch seconds (Chalice's wrapper needs a number) and binary
-    attribute values base64-encoded as in the Lambda event JSON.
+    attribute values base64-encoded as in the Lambda event JSON. `encoded` says the record is
+    GetRecords' JSON as it came (`WireStreams`), whose binary values are base64 already.
     """
     source = record["dynamodb"]
     created = source.get("ApproximateCreationDateTime")
+    attributes = _as_given if encoded else _json_attributes
     dynamodb: dict[str, Any] = {
         "ApproximateCreationDateTime": _epoch_seconds(created),
-        "Keys": _json_attributes(source.get("Keys") or {}),
+        "Keys": attributes(source.get("Keys") or {}),
         "SequenceNumber": source["SequenceNumber"],
         "SizeBytes": source.get("SizeBytes", 0),
         "StreamViewType": source.get("StreamViewType"),
     }
     for image in ("NewImage", "OldImage"):
         if image in source:
-            dynamodb[image] = _json_attributes(source[image])
+            dynamodb[image] = attributes(source[image])
     shaped: dict[str, Any] = {
         "eventID": record["eventID"],
         "eventName": record["eventName"],
@@ -331,6 +349,10 @@ def _epoch_seconds(value: Any) -> int:
     return int(value)
 
 
+def _as_given(item: Mapping[str, Any]) -> dict[str, Any]:
+    return dict(item)
+
+
 def _json_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
     return {name: _json_attribute(value) for name, value in item.items()}
 
@@ -347,6 +369,60 @@ def _json_attribute(value: Mapping[str, Any]) -> dict[str, Any]:
     if kind == "L":
         return {"L": [_json_attribute(item) for item in data]}
     return {kind: data}
+
+
+class WireStreams:
+    """A DynamoDB Streams client whose GetRecords returns the response's JSON as it came.
+
+    The stream pollers read every record three times (one poller per function), and botocore's
+    parsing of GetRecords was about a quarter of the handler process's CPU in a chaos run: the
+    wire JSON is already the Lambda event's shape but for a few fields (`stream_record` with
+    `encoded`). Every other call, and the errors, are the boto3 client's.
+    """
+
+    encoded = True
+    TARGET = "DynamoDBStreams_20120810.GetRecords"
+
+    def __init__(self, client: Any, endpoint_url: str) -> None:
+        import urllib3
+
+        self._client = client
+        self.exceptions = client.exceptions
+        self._url = endpoint_url.rstrip("/") + "/"
+        self._http = urllib3.PoolManager(maxsize=4, retries=False, timeout=30.0)
+        region = client.meta.region_name
+        self._headers = {
+            "Content-Type": "application/x-amz-json-1.0",
+            "X-Amz-Target": self.TARGET,
+            # moto picks the service from the credential scope, as boto3 would sign it.
+            "Authorization": (
+                f"AWS4-HMAC-SHA256 Credential=sandbox/20260101/{region}/dynamodb/aws4_request,"
+                " SignedHeaders=host, Signature=0"
+            ),
+        }
+
+    def get_records(self, *, ShardIterator: str, Limit: int = 1000) -> dict[str, Any]:
+        """GetRecords; raises the client's modeled exceptions (ExpiredIteratorException...)."""
+        body = json.dumps({"ShardIterator": ShardIterator, "Limit": Limit})
+        response = self._http.request("POST", self._url, body=body, headers=self._headers)
+        try:
+            answer = json.loads(response.data or b"{}")
+        except ValueError:  # moto's 500 page for an error it did not model
+            answer = {}
+        if response.status >= 400:
+            code = str(answer.get("__type", "")).rpartition("#")[2] or "InternalFailure"
+            error = {
+                "Error": {
+                    "Code": code,
+                    "Message": answer.get("message", answer.get("Message", "")),
+                },
+                "ResponseMetadata": {"HTTPStatusCode": response.status},
+            }
+            raise self.exceptions.from_code(code)(error, "GetRecords")
+        return answer  # type: ignore[no-any-return]
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 class CheckpointStore(Protocol):
@@ -410,12 +486,15 @@ class StreamPoller:
         duplicate_rate: float = 0.0,
         rng: random.Random | None = None,
         checkpoints: CheckpointStore | None = None,
+        record_filter: Matcher | None = None,
     ) -> None:
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"unsupported starting position {starting_position!r}")
         self.streams = streams
         self.stream_arn = stream_arn
         self.handler = handler
+        self.record_filter = record_filter
+        """The mapping's FilterCriteria (`event_filters.record_filter`); None passes all."""
         self.batch_size = batch_size
         self.starting_position = starting_position
         self.report_batch_item_failures = report_batch_item_failures
@@ -500,8 +579,16 @@ class StreamPoller:
             shard.iterator = response.get("NextShardIterator")
             shard.finished = shard.iterator is None
             return False
-        event = {"Records": [stream_record(r, self.stream_arn, self.region) for r in records]}
+        encoded = getattr(self.streams, "encoded", False)
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
+        shaped = [stream_record(r, self.stream_arn, self.region, encoded=encoded) for r in records]
+        if self.record_filter is not None:
+            # As Lambda does: records no pattern matches count as handled; none, no invocation.
+            shaped = [r for r in shaped if self.record_filter(r)]
+            if not shaped:
+                self._handled(shard, sequence_numbers[-1], response)
+                return True
+        event = {"Records": shaped}
         try:
             response_body = self.handler(event, LambdaContext(self.name))
         except Exception:
@@ -516,7 +603,8 @@ class StreamPoller:
             return True
         # At least once: the same batch again, as a retried or replayed shard would (chaos).
         self.duplicates.maybe_again(self.handler, event)
-        failed = failed_item_ids(response_body, sequence_numbers, self.report_batch_item_failures)
+        handed = [r["dynamodb"]["SequenceNumber"] for r in shaped]
+        failed = failed_item_ids(response_body, handed, self.report_batch_item_failures)
         if failed:
             first = next(i for i, seq in enumerate(sequence_numbers) if seq in failed)
             if first > 0:
@@ -529,14 +617,18 @@ class StreamPoller:
             )
             self._retry_from(shard, sequence_numbers[first])
             return True
+        self._handled(shard, sequence_numbers[-1], response)
+        return True
+
+    def _handled(self, shard: _Shard, last: str, response: Mapping[str, Any]) -> None:
+        """Move past a batch handled up to `last`, the GetRecords `response` it came in."""
         # Saved first: if saving fails, the batch comes again (at least once), never skipped.
-        self._save(shard, sequence_numbers[-1])
-        shard.checkpoint = sequence_numbers[-1]
+        self._save(shard, last)
+        shard.checkpoint = last
         shard.attempts = 0
         shard.retry_at = 0.0
         shard.iterator = response.get("NextShardIterator")
         shard.finished = shard.iterator is None
-        return True
 
     def _save(self, shard: _Shard, sequence_number: str) -> None:
         if self.checkpoints is not None:

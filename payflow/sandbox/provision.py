@@ -86,6 +86,8 @@ class EventSourceMapping:
     starting_position: str | None = None
     """``TRIM_HORIZON`` or ``LATEST`` for streams; None for queues."""
     report_batch_item_failures: bool = False
+    filter_patterns: tuple[str, ...] = ()
+    """FilterCriteria's patterns (JSON text): a record matching none is not handed over."""
 
 
 @dataclass
@@ -430,6 +432,9 @@ def _mapping(
         starting_position=None if is_queue else properties.get("StartingPosition", "LATEST"),
         report_batch_item_failures="ReportBatchItemFailures"
         in (properties.get("FunctionResponseTypes") or []),
+        filter_patterns=tuple(
+            str(f["Pattern"]) for f in (properties.get("FilterCriteria") or {}).get("Filters", [])
+        ),
     )
 
 

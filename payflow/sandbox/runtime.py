@@ -20,7 +20,7 @@ from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.chalice_bridge import handler_resolver, pollers_for
 from payflow.sandbox.http_api import ApiServer, port_is_free
 from payflow.sandbox.persistence import DEFAULT_DATA_DIR, RUNNING_FILE
-from payflow.sandbox.pollers import PollerGroup
+from payflow.sandbox.pollers import PollerGroup, WireStreams
 from payflow.sandbox.provision import (
     AwsClients,
     Provisioned,
@@ -180,7 +180,7 @@ class Sandbox:
                 app,
                 self.provisioned,
                 self.aws.client("sqs"),
-                self.aws.client("dynamodbstreams"),
+                WireStreams(self.aws.client("dynamodbstreams"), self.aws.endpoint_url),
                 duplicate_rate=config.duplicate_delivery_rate,
                 rng=random.Random(config.duplicate_seed),
                 **durable_options,

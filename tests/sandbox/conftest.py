@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from payflow.sandbox.aws import EmbeddedAws
+from payflow.sandbox.pollers import WireStreams
 from payflow.sandbox.provision import AwsClients
 
 
@@ -29,7 +30,8 @@ def clients(aws: EmbeddedAws) -> AwsClients:
 
 @pytest.fixture(scope="session")
 def streams(aws: EmbeddedAws) -> Any:
-    return aws.client("dynamodbstreams")
+    """The client the sandbox's stream pollers read with (GetRecords' JSON as it came)."""
+    return WireStreams(aws.client("dynamodbstreams"), aws.endpoint_url)
 
 
 @pytest.fixture

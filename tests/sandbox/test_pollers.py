@@ -10,7 +10,15 @@ from typing import Any
 
 import pytest
 
-from payflow.sandbox.pollers import PollerGroup, SqsPoller, StreamPoller, drain, wait_for
+from payflow.sandbox.event_filters import record_filter
+from payflow.sandbox.pollers import (
+    PollerGroup,
+    SqsPoller,
+    StreamPoller,
+    drain,
+    stream_record,
+    wait_for,
+)
 from payflow.sandbox.provision import AwsClients
 
 
@@ -179,6 +187,120 @@ def test_stream_records_reach_the_handler_in_lambda_shape(
     assert modify["dynamodb"]["NewImage"]["raw"] == {"B": "AA=="}
     assert int(modify["dynamodb"]["SequenceNumber"]) > int(insert["dynamodb"]["SequenceNumber"])
     json.dumps(events)  # exactly what a Lambda would receive: plain JSON
+
+
+def test_records_read_as_they_came_are_the_events_boto3_parsing_gives(
+    aws: Any, clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    parsed = aws.client("dynamodbstreams")
+    shard = parsed.describe_stream(StreamArn=table["stream_arn"])["StreamDescription"]["Shards"][0]
+    iterator = {"StreamArn": table["stream_arn"], "ShardId": shard["ShardId"]}
+    iterator["ShardIteratorType"] = "TRIM_HORIZON"
+    item = {
+        "pk": {"S": "pi_2"},
+        "amount": {"N": "1099"},
+        "blob": {"B": b"\x00\xffpacked"},
+        "blobs": {"BS": [b"\x01", b"\x02"]},
+        "tags": {"SS": ["a", "b"]},
+        "nested": {"M": {"raw": {"B": b"\x07"}, "list": {"L": [{"B": b"\x08"}, {"NULL": True}]}}},
+        "live": {"BOOL": False},
+    }
+    clients.dynamodb.put_item(TableName=table["name"], Item=item)
+    clients.dynamodb.put_item(TableName=table["name"], Item={**item, "amount": {"N": "5"}})
+
+    def events(client: Any, encoded: bool) -> list[dict[str, Any]]:
+        start = client.get_shard_iterator(**iterator)["ShardIterator"]
+        records = client.get_records(ShardIterator=start, Limit=10)["Records"]
+        return [
+            stream_record(r, table["stream_arn"], "us-east-1", encoded=encoded) for r in records
+        ]
+
+    # Both ways give the same two Lambda records, binary values base64-encoded in both
+    wire, boto = events(streams, encoded=True), events(parsed, encoded=False)
+    assert wire == boto
+    assert [r["eventName"] for r in wire] == ["INSERT", "MODIFY"]
+    assert wire[1]["dynamodb"]["OldImage"]["nested"]["M"]["raw"] == {"B": "Bw=="}
+
+
+def test_a_failed_read_as_it_came_raises_a_client_error_as_boto3_would(
+    streams: Any, table: dict[str, str]
+) -> None:
+    from botocore.exceptions import ClientError
+
+    # moto answers an iterator it never issued with a bare 500
+    with pytest.raises(ClientError) as failed:
+        streams.get_records(ShardIterator="not-an-iterator-moto-issued", Limit=10)
+
+    assert failed.value.response["Error"]["Code"] == "InternalFailure"
+    assert failed.value.response["ResponseMetadata"]["HTTPStatusCode"] == 500
+
+
+def test_a_stream_filter_hands_over_only_matching_records_and_moves_past_the_rest(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    events: list[dict[str, Any]] = []
+    saved: dict[str, str] = {}
+
+    class Checkpoints:
+        def load(self, consumer: str, stream_arn: str) -> dict[str, str]:
+            return dict(saved)
+
+        def save(self, consumer: str, stream_arn: str, shard_id: str, sequence: str) -> None:
+            saved[shard_id] = sequence
+
+    pattern = {"eventName": ["INSERT"], "dynamodb": {"NewImage": {"kind": {"S": ["event"]}}}}
+    poller = StreamPoller(
+        streams,
+        table["stream_arn"],
+        lambda e, c: events.append(e),
+        checkpoints=Checkpoints(),
+        record_filter=record_filter([json.dumps(pattern)]),
+    )
+    poller.prepare()
+    put = clients.dynamodb.put_item
+    put(TableName=table["name"], Item={"pk": {"S": "pi_1"}, "kind": {"S": "payment_intent"}})
+    put(TableName=table["name"], Item={"pk": {"S": "evt_1"}, "kind": {"S": "event"}})
+    put(
+        TableName=table["name"],
+        Item={"pk": {"S": "evt_1"}, "kind": {"S": "event"}, "n": {"N": "1"}},
+    )
+    drain(poller)
+    handed = [r["dynamodb"]["Keys"]["pk"]["S"] for e in events for r in e["Records"]]
+
+    # Then only the inserted event reached the handler (not the intent, not the update)
+    assert handed == ["evt_1"]
+    assert [r["eventName"] for e in events for r in e["Records"]] == ["INSERT"]
+
+    # And a batch that matches nothing invokes nothing, yet the shard moves past it
+    before = dict(saved)
+    put(TableName=table["name"], Item={"pk": {"S": "pi_2"}, "kind": {"S": "payment_intent"}})
+    drain(poller)
+    assert len(events) == 1
+    assert saved != before and int(next(iter(saved.values()))) > int(next(iter(before.values())))
+
+
+def test_an_sqs_filter_deletes_the_messages_it_does_not_hand_over(
+    clients: AwsClients, queue: dict[str, str]
+) -> None:
+    sqs = clients.sqs
+    for kind in ("charge.succeeded", "charge.failed", "not json"):
+        body = json.dumps({"type": kind}) if kind != "not json" else kind
+        sqs.send_message(QueueUrl=queue["url"], MessageBody=body)
+    events: list[dict[str, Any]] = []
+    poller = SqsPoller(
+        sqs,
+        queue["url"],
+        queue["arn"],
+        lambda e, c: events.append(e),
+        record_filter=record_filter([json.dumps({"body": {"type": ["charge.succeeded"]}})]),
+    )
+
+    drain(poller)
+
+    assert [json.loads(r["body"]) for e in events for r in e["Records"]] == [
+        {"type": "charge.succeeded"}
+    ]
+    assert queue_depth(sqs, queue["url"]) == 0
 
 
 def test_a_failing_stream_batch_is_retried_in_order_not_lost(
