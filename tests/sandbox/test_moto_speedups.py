@@ -390,3 +390,55 @@ def test_items_replaced_wholesale_are_read_afresh() -> None:
 
         # Then the index reads the new items, not what it kept
         assert partitions.candidates(table, "by_g", "g", _string("x")) == []
+
+
+UPDATES: list[dict[str, Any]] = [
+    {
+        "UpdateExpression": "SET n = if_not_exists(n, :zero) + :one, tags = list_append(:l, :l)",
+        "ExpressionAttributeValues": {":zero": {"N": "0"}, ":one": {"N": "1"}, ":l": {"L": []}},
+    },
+    {
+        "UpdateExpression": "SET #m.#k = :v, extra = :v REMOVE gone ADD tally :one",
+        "ExpressionAttributeNames": {"#m": "m", "#k": "k"},
+        "ExpressionAttributeValues": {":v": {"S": "x"}, ":one": {"N": "1"}},
+    },
+    {"UpdateExpression": "DELETE letters :a", "ExpressionAttributeValues": {":a": {"SS": ["a"]}}},
+    # Refused alike: a key attribute, a missing value, overlapping paths, a type mismatch
+    {"UpdateExpression": "SET sk = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
+    {"UpdateExpression": "SET n = :missing", "ExpressionAttributeValues": {":v": {"S": "x"}}},
+    {"UpdateExpression": "SET m = :v, m.k = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
+    {"UpdateExpression": "SET n = extra + :one", "ExpressionAttributeValues": {":one": {"N": "1"}}},
+]
+
+
+def update_outcomes(client: Any) -> str:
+    key = {"pk": {"S": "u"}, "sk": {"S": "1"}}
+    client.put_item(
+        TableName="objects",
+        Item=key | {"m": {"M": {}}, "gone": {"S": "g"}, "letters": {"SS": ["a", "b"]}},
+    )
+    outcomes = []
+    for update in UPDATES:
+        try:
+            client.update_item(TableName="objects", Key=key, **update)
+            outcomes.append(client.get_item(TableName="objects", Key=key)["Item"])
+        except client.exceptions.ClientError as error:
+            outcomes.append(error.response["Error"])
+    return json.dumps(outcomes, sort_keys=True)
+
+
+def test_update_expressions_are_applied_and_refused_exactly_as_moto_does(
+    dynamodb: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.dynamodb.parsing.ast_nodes import DepthFirstTraverser  # type: ignore[attr-defined]
+
+    expected = update_outcomes(dynamodb)
+
+    monkeypatch.setattr(
+        DepthFirstTraverser, "nodes_to_be_processed", moto_speedups._node_types_once
+    )
+    monkeypatch.setattr(DepthFirstTraverser, "process", moto_speedups._process_with_map_once)
+    fast = update_outcomes(dynamodb)
+
+    assert fast == expected
+    assert fast.count('"Code": "ValidationException"') == 4
