@@ -24,6 +24,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
+SORTED_PARTITIONS_KEPT = 256
 Key = tuple[Any, Any]
 """A primary key: (hash DynamoType, range DynamoType or None)."""
 
@@ -58,7 +59,30 @@ class IndexPartitions:
 
     def __init__(self) -> None:
         self._tables: dict[int, tuple[Any, _TableIndexes]] = {}
+        self._writes: dict[int, int] = {}
+        """id(table) -> how many item writes it has had (what sorted pages are kept against)"""
+        self._sorted: dict[tuple[Any, ...], tuple[int, Any, list[Any], list[tuple[Any, ...]]]] = {}
         self._lock = threading.Lock()
+
+    def sorted_partition(
+        self, table: Any, index_name: str, value: Any, attrs: tuple[str, ...], items: list[Any]
+    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
+        """`items` (one index partition's) sorted by `attrs`, with each one's sort key: kept
+        until the table is written again, so that paging through a partition sorts it once."""
+        key = (id(table), index_name, value, attrs)
+        with self._lock:
+            writes = self._writes.get(id(table), 0)
+            kept = self._sorted.get(key)
+            if kept is not None and kept[0] == writes and kept[1] is table.items:
+                return kept[2], kept[3]
+        ordered = sorted(((sort_key(item, attrs), item) for item in items), key=_first)
+        keys = [k for k, _ in ordered]
+        found = [item for _, item in ordered]
+        with self._lock:
+            if len(self._sorted) >= SORTED_PARTITIONS_KEPT:
+                self._sorted.clear()
+            self._sorted[key] = (writes, table.items, found, keys)
+        return found, keys
 
     def candidates(self, table: Any, index_name: str, attribute: str, value: Any) -> list[Any]:
         """The items whose `attribute` (the index's partition key) equals `value`."""
@@ -75,6 +99,7 @@ class IndexPartitions:
         from moto.dynamodb.models.dynamo_type import DynamoType
 
         with self._lock:
+            self._writes[id(table)] = self._writes.get(id(table), 0) + 1
             kept = self._tables.get(id(table))
             if kept is None or kept[0] is not table or not kept[1].partitions:
                 return
@@ -106,6 +131,7 @@ class IndexPartitions:
     def forget(self, table: Any | None = None) -> None:
         """Drop what is kept for `table` (every table when None)."""
         with self._lock:
+            self._sorted.clear()
             if table is None:
                 self._tables.clear()
             else:
@@ -133,6 +159,15 @@ class IndexPartitions:
         indexes.placed[index_name] = placed
         indexes.attributes[index_name] = attribute
         return partitions
+
+
+def sort_key(item: Any, attrs: tuple[str, ...]) -> tuple[Any, ...]:
+    """An item's place in moto's index order: its values of `attrs`, each converted once."""
+    return tuple(item.attrs[a].cast_value for a in attrs)
+
+
+def _first(pair: tuple[Any, Any]) -> Any:
+    return pair[0]
 
 
 def all_items(table: Any) -> list[Any]:

@@ -14,7 +14,7 @@ import boto3
 import pytest
 from moto import mock_aws
 
-from payflow.sandbox import moto_speedups
+from payflow.sandbox import moto_index, moto_speedups
 
 REGION = "us-east-1"
 
@@ -107,6 +107,14 @@ QUERIES: list[dict[str, Any]] = [
         "ScanIndexForward": False,
         "Limit": 5,
     },
+    {
+        "IndexName": "gsi1",
+        "KeyConditionExpression": "g = :g",
+        "FilterExpression": "n > :n",
+        "ExpressionAttributeValues": {":g": {"S": "g2"}, ":n": {"N": "120"}},
+        "ScanIndexForward": False,
+        "Limit": 4,
+    },
 ]
 
 
@@ -142,12 +150,14 @@ def test_queries_answer_exactly_as_moto_does(
     expected = answers(dynamodb)
 
     # When the same queries read their candidates the fast way
+    monkeypatch.setattr(moto_speedups, "PARTITIONS", moto_index.IndexPartitions())
     monkeypatch.setattr(Table, "query", moto_speedups._query_from_candidates(Table.query))
     monkeypatch.setattr(Table, "sorted_items", moto_speedups._sorted_by_values)
     fast = answers(dynamodb)
+    again = answers(dynamodb)  # the second time from the kept order
 
     # Then nothing differs: items, order, counts and pagination keys
-    assert fast == expected
+    assert fast == expected == again
     assert '"Count": 0' in fast and '"LastEvaluatedKey"' in fast
 
 
@@ -262,8 +272,6 @@ def test_index_queries_stay_exact_through_every_kind_of_write(
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.table import Table
 
-    from payflow.sandbox import moto_index
-
     partitions = moto_index.IndexPartitions()
     for name in moto_index.ITEM_WRITES + moto_index.WHOLESALE:
         monkeypatch.setattr(DynamoDBBackend, name, getattr(DynamoDBBackend, name))
@@ -272,6 +280,7 @@ def test_index_queries_stay_exact_through_every_kind_of_write(
     original = Table.query
     fast = moto_speedups._query_from_candidates(original)
     monkeypatch.setattr(Table, "query", fast)
+    monkeypatch.setattr(Table, "sorted_items", moto_speedups._sorted_by_values)
     rng = random.Random(7)
 
     def index_answers() -> str:
@@ -281,8 +290,10 @@ def test_index_queries_stay_exact_through_every_kind_of_write(
                 "KeyConditionExpression": "g = :g",
                 "ExpressionAttributeValues": {":g": {"S": f"g{g}"}},
                 "Limit": 9,
+                "ScanIndexForward": forward,
             }
             for g in range(5)
+            for forward in (True, False)
         ]
         return json.dumps([every_page(dynamodb, "objects", q) for q in queries], sort_keys=True)
 
@@ -358,8 +369,6 @@ def _string(value: str) -> Any:
 
 
 def test_items_replaced_wholesale_are_read_afresh() -> None:
-    from payflow.sandbox import moto_index
-
     with mock_aws():
         client = boto3.client(
             "dynamodb", region_name=REGION, aws_access_key_id="t", aws_secret_access_key="t"
