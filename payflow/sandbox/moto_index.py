@@ -75,9 +75,7 @@ class IndexPartitions:
             kept = self._sorted.get(key)
             if kept is not None and kept[0] == writes and kept[1] is table.items:
                 return kept[2], kept[3]
-        ordered = sorted(((sort_key(item, attrs), item) for item in items), key=_first)
-        keys = [k for k, _ in ordered]
-        found = [item for _, item in ordered]
+        found, keys = sorted_with_keys(items, attrs)
         with self._lock:
             if len(self._sorted) >= SORTED_PARTITIONS_KEPT:
                 self._sorted.clear()
@@ -128,14 +126,11 @@ class IndexPartitions:
                     partitions.setdefault(value, {})[primary] = item
                     placed[primary] = value
 
-    def forget(self, table: Any | None = None) -> None:
-        """Drop what is kept for `table` (every table when None)."""
+    def forget(self) -> None:
+        """Drop everything kept: rebuilt at the next Query of each index."""
         with self._lock:
             self._sorted.clear()
-            if table is None:
-                self._tables.clear()
-            else:
-                self._tables.pop(id(table), None)
+            self._tables.clear()
 
     def _indexes(self, table: Any) -> _TableIndexes:
         kept = self._tables.get(id(table))
@@ -164,6 +159,14 @@ class IndexPartitions:
 def sort_key(item: Any, attrs: tuple[str, ...]) -> tuple[Any, ...]:
     """An item's place in moto's index order: its values of `attrs`, each converted once."""
     return tuple(item.attrs[a].cast_value for a in attrs)
+
+
+def sorted_with_keys(
+    items: list[Any], attrs: tuple[str, ...]
+) -> tuple[list[Any], list[tuple[Any, ...]]]:
+    """`items` in moto's index order by `attrs`, and each one's `sort_key`, computed once."""
+    ordered = sorted(((sort_key(item, attrs), item) for item in items), key=_first)
+    return [item for _, item in ordered], [key for key, _ in ordered]
 
 
 def _first(pair: tuple[Any, Any]) -> Any:

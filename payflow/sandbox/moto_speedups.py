@@ -117,8 +117,7 @@ def _sorted_by_values(
         return items
     found, keys = PARTITIONS.sorted_partition(self, page.index_name, page.value, attrs, items)
     if len(found) != len(items):  # moto kept other candidates than the cache holds
-        found = sorted(items, key=lambda item: moto_index.sort_key(item, attrs))
-        keys = [moto_index.sort_key(item, attrs) for item in found]
+        found, keys = moto_index.sorted_with_keys(items, attrs)
     return page.part(found, keys, attrs)
 
 

@@ -316,7 +316,7 @@ def stream_record(
     """
     source = record["dynamodb"]
     created = source.get("ApproximateCreationDateTime")
-    attributes = _as_given if encoded else _json_attributes
+    attributes = dict if encoded else _json_attributes
     dynamodb: dict[str, Any] = {
         "ApproximateCreationDateTime": _epoch_seconds(created),
         "Keys": attributes(source.get("Keys") or {}),
@@ -347,10 +347,6 @@ def _epoch_seconds(value: Any) -> int:
     if value is None:
         return int(time.time())
     return int(value)
-
-
-def _as_given(item: Mapping[str, Any]) -> dict[str, Any]:
-    return dict(item)
 
 
 def _json_attributes(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -491,6 +487,8 @@ class StreamPoller:
         if starting_position not in ("TRIM_HORIZON", "LATEST"):
             raise ValueError(f"unsupported starting position {starting_position!r}")
         self.streams = streams
+        self._encoded = bool(getattr(streams, "encoded", False))
+        """GetRecords answers as they came (`WireStreams`), binary values base64 already."""
         self.stream_arn = stream_arn
         self.handler = handler
         self.record_filter = record_filter
@@ -579,9 +577,10 @@ class StreamPoller:
             shard.iterator = response.get("NextShardIterator")
             shard.finished = shard.iterator is None
             return False
-        encoded = getattr(self.streams, "encoded", False)
         sequence_numbers = [r["dynamodb"]["SequenceNumber"] for r in records]
-        shaped = [stream_record(r, self.stream_arn, self.region, encoded=encoded) for r in records]
+        shaped = [
+            stream_record(r, self.stream_arn, self.region, encoded=self._encoded) for r in records
+        ]
         if self.record_filter is not None:
             # As Lambda does: records no pattern matches count as handled; none, no invocation.
             shaped = [r for r in shaped if self.record_filter(r)]
