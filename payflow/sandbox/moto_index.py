@@ -12,6 +12,12 @@ time an index is queried and then kept current by the backend's item writes:
   drops what was kept for the table, rebuilt at the next Query; so does a table whose items
   were replaced wholesale (a snapshot being written swaps them out and back).
 
+A partition a Query pages through is also kept in moto's order (`SortedPartition`), and the
+same writes move an item within it, so that a page starts by bisection and reads only its own
+items, however often the table is written between pages. A chaos run's final check pages
+through 140,000 deliveries while webhook retries still write: each page had sorted its whole
+partition again.
+
 The map only narrows moto's candidates: moto's own Query still tests each one, so an item kept
 in a partition it has left is never answered. The backend's requests are serialized
 (`aws_server.OneAtATime`); the lock here covers in-process use.
@@ -19,12 +25,12 @@ in a partition it has left is never answered. The backend's requests are seriali
 
 from __future__ import annotations
 
+import bisect
 import functools
 import threading
 from collections.abc import Callable
 from typing import Any
 
-SORTED_PARTITIONS_KEPT = 256
 Key = tuple[Any, Any]
 """A primary key: (hash DynamoType, range DynamoType or None)."""
 
@@ -43,6 +49,39 @@ WHOLESALE = (
 )
 
 
+class SortedPartition:
+    """One index partition's items in moto's order by `attrs` (the index's keys, then the
+    table's: unique per item), with each one's sort key, kept in order as items come and go."""
+
+    def __init__(self, attrs: tuple[str, ...], items: list[Any]) -> None:
+        self.attrs = attrs
+        self.items, self.keys = sorted_with_keys([i for i in items if self.holds(i)], attrs)
+        self._key_of = {primary_key(i): k for i, k in zip(self.items, self.keys, strict=True)}
+        """primary key -> its sort key when added: moto's UpdateItem changes items in place"""
+
+    def holds(self, item: Any) -> bool:
+        """Whether moto's Query of this partition matches `item`: it has every key."""
+        return all(item.attrs.get(a) for a in self.attrs)
+
+    def remove(self, primary: Key) -> None:
+        """Take out the item with this primary key, if it is here."""
+        key = self._key_of.pop(primary, None)
+        if key is None:
+            return
+        at = bisect.bisect_left(self.keys, key)
+        del self.keys[at], self.items[at]
+
+    def add(self, primary: Key, item: Any) -> None:
+        """Put `item` in its place, if moto's Query would match it."""
+        if not self.holds(item):
+            return
+        key = sort_key(item, self.attrs)
+        at = bisect.bisect_left(self.keys, key)
+        self.keys.insert(at, key)
+        self.items.insert(at, item)
+        self._key_of[primary] = key
+
+
 class _TableIndexes:
     def __init__(self, table: Any) -> None:
         self.items = table.items
@@ -52,6 +91,10 @@ class _TableIndexes:
         """index name -> primary key -> the partition key value it is kept under"""
         self.attributes: dict[str, str] = {}
         """index name -> its partition key attribute"""
+        self.orders: dict[str, tuple[str, ...]] = {}
+        """index name -> what moto sorts its Query's items by (learnt from moto's first sort)"""
+        self.sorted: dict[tuple[str, Any], SortedPartition] = {}
+        """(index name, partition key value) -> the partition in moto's order"""
 
 
 class IndexPartitions:
@@ -59,28 +102,32 @@ class IndexPartitions:
 
     def __init__(self) -> None:
         self._tables: dict[int, tuple[Any, _TableIndexes]] = {}
-        self._writes: dict[int, int] = {}
-        """id(table) -> how many item writes it has had (what sorted pages are kept against)"""
-        self._sorted: dict[tuple[Any, ...], tuple[int, Any, list[Any], list[tuple[Any, ...]]]] = {}
         self._lock = threading.Lock()
 
+    def learn_order(self, table: Any, index_name: str, attrs: tuple[str, ...]) -> None:
+        """Remember that moto orders `index_name`'s items by `attrs` (which only a change of
+        the table's or the index's keys, a WHOLESALE operation, can change)."""
+        with self._lock:
+            self._indexes(table).orders[index_name] = attrs
+
     def sorted_partition(
-        self, table: Any, index_name: str, value: Any, attrs: tuple[str, ...], items: list[Any]
-    ) -> tuple[list[Any], list[tuple[Any, ...]]]:
-        """`items` (one index partition's) sorted by `attrs`, with each one's sort key: kept
-        until the table is written again, so that paging through a partition sorts it once."""
-        key = (id(table), index_name, value, attrs)
+        self, table: Any, index_name: str, attribute: str, value: Any
+    ) -> SortedPartition | None:
+        """The partition of `index_name` under `value`, in moto's order; None until the order
+        is learnt."""
         with self._lock:
-            writes = self._writes.get(id(table), 0)
-            kept = self._sorted.get(key)
-            if kept is not None and kept[0] == writes and kept[1] is table.items:
-                return kept[2], kept[3]
-        found, keys = sorted_with_keys(items, attrs)
-        with self._lock:
-            if len(self._sorted) >= SORTED_PARTITIONS_KEPT:
-                self._sorted.clear()
-            self._sorted[key] = (writes, table.items, found, keys)
-        return found, keys
+            indexes = self._indexes(table)
+            attrs = indexes.orders.get(index_name)
+            if attrs is None:
+                return None
+            kept = indexes.sorted.get((index_name, value))
+            if kept is None or kept.attrs != attrs:
+                partitions = indexes.partitions.get(index_name)
+                if partitions is None:
+                    partitions = self._build(table, indexes, index_name, attribute)
+                kept = SortedPartition(attrs, list(partitions.get(value, {}).values()))
+                indexes.sorted[(index_name, value)] = kept
+            return kept
 
     def candidates(self, table: Any, index_name: str, attribute: str, value: Any) -> list[Any]:
         """The items whose `attribute` (the index's partition key) equals `value`."""
@@ -97,7 +144,6 @@ class IndexPartitions:
         from moto.dynamodb.models.dynamo_type import DynamoType
 
         with self._lock:
-            self._writes[id(table)] = self._writes.get(id(table), 0) + 1
             kept = self._tables.get(id(table))
             if kept is None or kept[0] is not table or not kept[1].partitions:
                 return
@@ -120,16 +166,21 @@ class IndexPartitions:
                     partitions[before].pop(primary, None)
                     if not partitions[before]:
                         del partitions[before]
+                    ordered = indexes.sorted.get((index_name, before))
+                    if ordered is not None:
+                        ordered.remove(primary)
                 attribute = indexes.attributes[index_name]
                 value = None if item is None else item.attrs.get(attribute)
                 if value is not None:
                     partitions.setdefault(value, {})[primary] = item
                     placed[primary] = value
+                    ordered = indexes.sorted.get((index_name, value))
+                    if ordered is not None:
+                        ordered.add(primary, item)
 
     def forget(self) -> None:
         """Drop everything kept: rebuilt at the next Query of each index."""
         with self._lock:
-            self._sorted.clear()
             self._tables.clear()
 
     def _indexes(self, table: Any) -> _TableIndexes:
@@ -147,13 +198,18 @@ class IndexPartitions:
         for item in all_items(table):
             value = item.attrs.get(attribute)
             if value is not None:
-                primary = (item.hash_key, item.range_key)
+                primary = primary_key(item)
                 partitions.setdefault(value, {})[primary] = item
                 placed[primary] = value
         indexes.partitions[index_name] = partitions
         indexes.placed[index_name] = placed
         indexes.attributes[index_name] = attribute
         return partitions
+
+
+def primary_key(item: Any) -> Key:
+    """A moto item's primary key, as `IndexPartitions` keeps it."""
+    return (item.hash_key, item.range_key)
 
 
 def sort_key(item: Any, attrs: tuple[str, ...]) -> tuple[Any, ...]:

@@ -43,7 +43,7 @@ import inspect
 import sys
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from payflow.sandbox import moto_index
@@ -107,18 +107,17 @@ def _sorted_by_values(
     DynamoTypes, whose comparisons convert both sides again on every call (`cast_value`);
     converting each item's key once is enough.
 
-    Within a Query on an index (`_Page`, set by the Query), the order is kept per partition
-    until the table is written again, and only the page's part is handed back: moto would
-    walk every item up to the ExclusiveStartKey, then stop after Limit items."""
+    Within a Query on an index (`_Page`, set by the Query), the order moto sorts by is learnt
+    for the index, and a page whose candidates were its own part of the kept partition (see
+    `fast_query`) is handed back as it is."""
     attrs = tuple(self._generate_attr_to_sort_by(hash_key_attrs, range_key_attrs))
     page: _Page | None = self.__dict__.get("_payflow_page")
-    if page is None:
-        items.sort(key=lambda item: moto_index.sort_key(item, attrs))
-        return items
-    found, keys = PARTITIONS.sorted_partition(self, page.index_name, page.value, attrs, items)
-    if len(found) != len(items):  # moto kept other candidates than the cache holds
-        found, keys = moto_index.sorted_with_keys(items, attrs)
-    return page.part(found, keys, attrs)
+    if page is not None:
+        if page.attrs == attrs:
+            return items
+        PARTITIONS.learn_order(self, page.index_name, attrs)
+    items.sort(key=lambda item: moto_index.sort_key(item, attrs))
+    return items
 
 
 @dataclass(frozen=True)
@@ -131,6 +130,8 @@ class _Page:
     forward: bool
     cut: int | None
     """Limit + 1 when only Limit ends the page (no sort key condition or legacy filter)."""
+    attrs: tuple[str, ...] | None = None
+    """What the candidates are sorted by, when they are the page's part of a kept partition."""
 
     def part(
         self, found: list[Any], keys: list[tuple[Any, ...]], attrs: tuple[str, ...]
@@ -159,21 +160,34 @@ def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
 
     def fast_query(self: Any, *args: Any, **kwargs: Any) -> Any:
         call = signature.bind(self, *args, **kwargs).arguments
-        index_name = call.get("index_name")
-        candidates = query_candidates(self, call["hash_key"], index_name)
-        # moto's query reads its candidates from self.all_items(); DynamoDB requests are
-        # serialized (aws_server.OneAtATime), so shadowing it for this call is safe.
-        self.all_items = lambda: candidates
+        index_name, hash_key = call.get("index_name"), call["hash_key"]
+        candidates: list[Any] | None = None
         if index_name and _single_key_conditions(call):
             limit = call.get("limit")
             plain = not call.get("range_comparison") and not call.get("filter_kwargs")
-            self._payflow_page = _Page(
+            page = _Page(
                 index_name,
-                call["hash_key"],
+                hash_key,
                 call.get("exclusive_start_key") or None,
                 call.get("scan_index_forward", True) is not False,
                 limit + 1 if plain and isinstance(limit, int) and limit > 0 else None,
             )
+            attribute = moto_index.index_hash_attribute(self, index_name)
+            ordered = (
+                PARTITIONS.sorted_partition(self, index_name, attribute, hash_key)
+                if attribute is not None
+                else None
+            )
+            if ordered is not None:
+                # moto tests, sorts and walks only what it would read of the partition.
+                candidates = page.part(ordered.items, ordered.keys, ordered.attrs)
+                page = replace(page, attrs=ordered.attrs)
+            self._payflow_page = page
+        if candidates is None:
+            candidates = query_candidates(self, hash_key, index_name)
+        # moto's query reads its candidates from self.all_items(); DynamoDB requests are
+        # serialized (aws_server.OneAtATime), so shadowing it for this call is safe.
+        self.all_items = lambda: candidates
         try:
             return query(self, *args, **kwargs)
         finally:
