@@ -424,6 +424,23 @@ UPDATES: list[dict[str, Any]] = [
     {"UpdateExpression": "SET n = :missing", "ExpressionAttributeValues": {":v": {"S": "x"}}},
     {"UpdateExpression": "SET m = :v, m.k = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
     {"UpdateExpression": "SET n = extra + :one", "ExpressionAttributeValues": {":one": {"N": "1"}}},
+    # One expression whose structure passes with some names and not with others
+    {
+        "UpdateExpression": "SET #a = :v, #b = :v",
+        "ExpressionAttributeNames": {"#a": "p", "#b": "q"},
+        "ExpressionAttributeValues": {":v": {"S": "x"}},
+    },
+    {
+        "UpdateExpression": "SET #a = :v, #b = :v",
+        "ExpressionAttributeNames": {"#a": "p", "#b": "p"},
+        "ExpressionAttributeValues": {":v": {"S": "x"}},
+    },
+    {
+        "UpdateExpression": "SET #a = :v, #b = :v",
+        "ExpressionAttributeNames": {"#a": "sk", "#b": "q"},
+        "ExpressionAttributeValues": {":v": {"S": "x"}},
+    },
+    {"UpdateExpression": "SET m = :v, m.k = :v", "ExpressionAttributeValues": {":v": {"S": "x"}}},
 ]
 
 
@@ -454,7 +471,9 @@ def test_update_expressions_are_applied_and_refused_exactly_as_moto_does(
         DepthFirstTraverser, "nodes_to_be_processed", moto_speedups._node_types_once
     )
     monkeypatch.setattr(DepthFirstTraverser, "process", moto_speedups._process_with_map_once)
+    moto_speedups._parse_update_expressions_once(monkeypatch.setattr)
     fast = update_outcomes(dynamodb)
+    again = update_outcomes(dynamodb)  # parsed and structure-checked before
 
-    assert fast == expected
-    assert fast.count('"Code": "ValidationException"') == 4
+    assert fast == expected == again
+    assert fast.count('"Code": "ValidationException"') == 7
