@@ -18,7 +18,10 @@ signature), so `JsonProtocolDispatch` does what Flask's route would do, without 
   recorder included; a `ClientError` is a 400 with its message);
 - it builds the response as that view does (Flask's `Response`: the status line, moto's
   headers, Content-Type defaulting to ``text/html; charset=utf-8``, Content-Length) and adds
-  what flask-cors would add, from the options flask-cors computes for the app;
+  what flask-cors would add, from the options flask-cors computes for the app. What moto's
+  handlers return (an int status, str headers, a str body) is written out directly, and the
+  CORS headers are remembered per Origin: 9 microseconds instead of 36 for building a
+  `Response`, running flask-cors and werkzeug's WSGI step;
 - an exception from the handler goes to the app's own Flask error handling, in a request
   context made only then: a `werkzeug.exceptions.HTTPException` becomes Flask's answer, any
   other exception propagates as it does from Flask (moto's apps run in debug mode).
@@ -30,6 +33,8 @@ so a moto upgrade that adds one falls back to Flask rather than answering differ
 
 from __future__ import annotations
 
+import functools
+import re
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -40,6 +45,7 @@ from botocore.exceptions import ClientError
 from flask import Flask, Response
 from flask_cors.core import (
     ACL_ORIGIN,
+    ACL_REQUEST_HEADER_PRIVATE_NETWORK,
     get_cors_headers,
     get_cors_options,
     merge_options,
@@ -50,6 +56,10 @@ from moto.core.request import Request
 from moto.core.utils import convert_to_flask_response
 from moto.moto_api import recorder
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication
+from werkzeug.datastructures import Headers
+from werkzeug.http import HTTP_STATUS_CODES
+from werkzeug.sansio.utils import get_current_url, get_host
+from werkzeug.utils import cached_property, get_content_type
 
 if TYPE_CHECKING:
     from moto.backends import SERVICE_NAMES
@@ -68,8 +78,20 @@ class ServerRequest(Request):
 
     from_wsgi_server = True
 
+    @cached_property
+    def root_url(self) -> str:
+        """werkzeug's, remembered across requests: it is a function of these four values
+        (`trusted_hosts` is None). moto reads it for every request's `raw_url`, and building
+        it (IRI conversions) took 12 of the 23 microseconds `raw_url` cost."""
+        return _root_url(self.scheme, self.headers.get("host"), self.server, self.root_path)
 
-@dataclass(frozen=True)
+
+@functools.lru_cache(maxsize=64)
+def _root_url(scheme: str, host: str | None, server: Any, root_path: str) -> str:
+    return get_current_url(scheme, get_host(scheme, host, server, None), root_path)
+
+
+@dataclass(frozen=True, eq=False)
 class _Route:
     """What answers one backend's requests: its Flask app (for errors), the view's handler,
     and the app's flask-cors resources (None: the app has no CORS)."""
@@ -77,6 +99,71 @@ class _Route:
     app: Flask
     handler: Any
     cors: list[tuple[Any, Any]] | None
+
+    def cors_headers(self, headers: Any) -> list[tuple[str, str]]:
+        """What flask-cors adds to a POST to ``/`` with these request headers."""
+        return list(
+            _cors_for_root(
+                self, headers.get("Origin"), headers.get(ACL_REQUEST_HEADER_PRIVATE_NETWORK)
+            )
+        )
+
+
+@functools.lru_cache(maxsize=256)
+def _cors_for_root(
+    route: _Route, origin: str | None, private_network: str | None
+) -> tuple[tuple[str, str], ...]:
+    # flask-cors reads only these two headers of a request that is not a preflight.
+    headers = Headers()
+    for name, value in (("Origin", origin), (ACL_REQUEST_HEADER_PRIVATE_NETWORK, private_network)):
+        if value is not None:
+            headers.add(name, value)
+    for pattern, options in route.cors or ():
+        if try_match_pattern("/", pattern, caseSensitive=True):
+            added = Headers()
+            for cors_name, cors_value in get_cors_headers(options, headers, "POST").items():
+                added.add(cors_name, cors_value)
+            return tuple(added.to_wsgi_list())
+    return ()
+
+
+def _plain_answer(
+    status: Any, headers: Any, content: Any
+) -> tuple[str, list[tuple[str, str]], bytes] | None:
+    """What Flask's ``Response(content, status, headers)`` hands the WSGI server, built
+    directly for what moto's handlers return (an int status, a dict of str headers, a str or
+    bytes body); None for anything werkzeug treats specially (Location, Content-Length,
+    a body-less status, CORS headers set by moto...), which `Response` then builds."""
+    if type(status) is not int or status < 200 or status in (204, 304):
+        return None
+    reason = HTTP_STATUS_CODES.get(status)
+    if reason is None or type(headers) is not dict:
+        return None
+    if type(content) is str:
+        body = content.encode()
+    elif type(content) is bytes:
+        body = content
+    else:
+        return None
+    answer: list[tuple[str, str]] = []
+    typed = False
+    for name, value in headers.items():
+        if type(name) is not str or type(value) is not str or _NEWLINE.search(value):
+            return None
+        lower = name.lower()
+        if lower in _LEFT_TO_WERKZEUG:
+            return None
+        typed = typed or lower == "content-type"
+        answer.append((name, value))
+    if not typed:
+        answer.append(("Content-Type", _DEFAULT_CONTENT_TYPE))
+    answer.append(("Content-Length", str(len(body))))
+    return f"{status} {reason.upper()}", answer, body
+
+
+_NEWLINE = re.compile(r"[\r\n]")
+_LEFT_TO_WERKZEUG = {"content-length", "location", "content-location", ACL_ORIGIN.lower()}
+_DEFAULT_CONTENT_TYPE = get_content_type(Response.default_mimetype or "text/html", "utf-8")
 
 
 class JsonProtocolDispatch:
@@ -104,6 +191,13 @@ class JsonProtocolDispatch:
             status, headers, content = result
         else:
             status, headers, content = 200, {}, result
+        answer = _plain_answer(status, headers, content)
+        if answer is not None:
+            status_line, header_list, body = answer
+            if route.cors is not None:
+                header_list.extend(route.cors_headers(request.headers))
+            start_response(status_line, header_list)
+            return [body]
         response = Response(response=content, status=status, headers=headers)
         if route.cors is not None and not response.headers.get(ACL_ORIGIN):
             _add_cors_headers(response, request, route.cors)

@@ -25,7 +25,7 @@ from botocore.exceptions import ClientError
 from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 from werkzeug.test import EnvironBuilder
 
-from payflow.sandbox.moto_dispatch import JsonProtocolDispatch
+from payflow.sandbox.moto_dispatch import JsonProtocolDispatch, _plain_answer
 
 ENDPOINT = "http://127.0.0.1:4566"
 # The same length: a name's length shows in Content-Length.
@@ -393,3 +393,47 @@ def test_other_requests_go_to_moto_dispatcher(
         "AWSStepFunctions.ListStateMachines",
         "DynamoDB_20120810.ListTables",
     ]
+
+
+def _through_flask_response(status: Any, headers: Any, content: Any) -> Any:
+    """What Flask's Response (moto's view builds one) hands the WSGI server."""
+    from flask import Response
+
+    started: list[Any] = []
+    environ = EnvironBuilder(method="POST", base_url=ENDPOINT).get_environ()
+    response = Response(response=content, status=status, headers=headers)
+    body = b"".join(response(environ, lambda s, hs, exc=None: started.extend([s, hs])))
+    return started[0], list(started[1]), body
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "content"),
+    [
+        (200, {"Content-Type": "application/x-amz-json-1.0", "x-amz-crc32": "1"}, "{}"),
+        (400, {}, "The security token included in the request is invalid."),
+        (404, {"server": "amazon.com"}, ""),
+        (200, {"content-type": "application/json"}, '{"Item": {"n": {"S": "d\u00e9j\u00e0"}}}'),
+        (200, {"Content-Type": "application/json"}, b"{}"),
+    ],
+)
+def test_a_plain_answer_is_the_one_flask_builds(status: int, headers: Any, content: Any) -> None:
+    assert _plain_answer(status, dict(headers), content) == _through_flask_response(
+        status, headers, content
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "headers", "content"),
+    [
+        (204, {}, ""),  # werkzeug drops the body and Content-Length
+        (200, {"Location": "/x"}, ""),  # and makes Location a URI
+        (200, {"Content-Length": "2"}, "{}"),  # and renames it
+        (200, {"x-amz-crc32": 1}, "{}"),  # and writes an int as str
+        (200, {"Vary": ["Origin", "Accept"]}, "{}"),  # and a list as headers
+        (200, {"Access-Control-Allow-Origin": "*"}, "{}"),  # flask-cors then adds nothing
+        ("200 OK", {}, "{}"),
+        (599, {}, "{}"),  # a status werkzeug has no reason for: "599 UNKNOWN"
+    ],
+)
+def test_anything_else_is_left_to_flask_response(status: Any, headers: Any, content: Any) -> None:
+    assert _plain_answer(status, dict(headers), content) is None
