@@ -13,6 +13,10 @@ handlers (boto3, pydantic, the app) and moto (parsing, conditions, serializing) 
 one core under the GIL; in two they run on two cores. Lambda Invoke requests from the Step
 Functions engine come to this process (moto calls ``localhost:$MOTO_PORT``) and are forwarded
 unchanged to the parent's invoke endpoint, where the handlers live.
+
+moto answers behind `JsonProtocolDispatch` (payflow/sandbox/moto_dispatch.py): the JSON
+requests of DynamoDB, DynamoDB Streams and SQS, most of the traffic, reach moto's handlers
+without Flask's per-request work; everything else goes to moto's Flask apps as before.
 """
 
 from __future__ import annotations
@@ -272,6 +276,7 @@ def serve(
     from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
 
     from payflow.sandbox import moto_fixes, moto_speedups
+    from payflow.sandbox.moto_dispatch import JsonProtocolDispatch
     from payflow.sandbox.timewarp import scale_step_functions_time
 
     moto_fixes.apply()
@@ -279,7 +284,7 @@ def serve(
     scale_step_functions_time(time_scale)
     # Off by default in moto: state machines are stored but never run.
     default_user_config["stepfunctions"]["execute_state_machine"] = True
-    backend = DomainDispatcherApplication(create_backend_app)
+    backend = JsonProtocolDispatch(DomainDispatcherApplication(create_backend_app))
     durability: Durability | None = None
     restored: dict[str, Any] = {"durable": False}
     recorder = Recorder()
