@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import decimal
 import enum
@@ -710,3 +711,57 @@ def test_the_sandbox_answers_every_attribute_type_as_written(
 
     # Then every one is the item as written
     assert got == queried[0] == batch[0] == transact[0]["Item"] == updated == _item("0")
+
+
+def test_two_starts_of_one_name_at_once_make_one_execution(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import json
+    import threading
+
+    from moto.stepfunctions.models import StateMachine
+    from moto.stepfunctions.parser.models import StepFunctionsParserBackend
+
+    from payflow.sandbox.moto_fixes import one_start_at_a_time
+
+    backend = StepFunctionsParserBackend("eu-west-2", "123456789012")
+    definition = {
+        "StartAt": "Hold",
+        "States": {"Hold": {"Type": "Wait", "Seconds": 60, "End": True}},
+    }
+    machine = backend.create_state_machine(
+        name="once", definition=json.dumps(definition), roleArn="arn:aws:iam::123456789012:role/r"
+    )
+    # Given a check for a same-named execution that, once passed, waits for a second start to
+    # reach the check too (the race, made certain)
+    checked = threading.Barrier(2)
+    check = StateMachine._handle_name_input_idempotency
+
+    def racing_check(self: Any, name: str, execution_input: str) -> Any:
+        found = check(self, name, execution_input)
+        if found is None:
+            with contextlib.suppress(threading.BrokenBarrierError):
+                checked.wait(timeout=1)
+        return found
+
+    monkeypatch.setattr(StateMachine, "_handle_name_input_idempotency", racing_check)
+    start = one_start_at_a_time(StepFunctionsParserBackend.start_execution)
+    answers: list[Any] = []
+
+    def one() -> None:
+        answers.append(start(backend, machine.arn, name="pi_1", execution_input="{}"))
+
+    # When two starts of that name come at once
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(10)
+    try:
+        # Then one execution runs, and both starts answer with it
+        executions = machine.executions
+        assert len(executions) == 1
+        assert [a.execution_arn for a in answers] == [executions[0].execution_arn] * 2
+    finally:
+        for execution in machine.executions:
+            backend.stop_execution(execution.execution_arn)
