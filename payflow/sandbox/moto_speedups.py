@@ -53,7 +53,7 @@ import sys
 import threading
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from payflow.sandbox import moto_index
@@ -308,13 +308,14 @@ def _parse_update_expressions_once(patch: Callable[[Any, str, Any], None] = seta
 
     parse = UpdateExpressionParser.make.__func__
 
-    def parse_and_pickle(cls: Any, expression: str) -> Any:
+    def parse_and_keep(cls: Any, expression: str) -> Any:
         tree = parse(cls, expression)
+        kept = _KEPT[tree] = _KeptTree()
         with contextlib.suppress(pickle.PicklingError, TypeError, AttributeError):
-            _PICKLED[tree] = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
+            kept.pickled = pickle.dumps(tree, protocol=pickle.HIGHEST_PROTOCOL)
         return tree
 
-    parsed: Any = functools.lru_cache(maxsize=UPDATE_EXPRESSIONS_KEPT)(parse_and_pickle)
+    parsed: Any = functools.lru_cache(maxsize=UPDATE_EXPRESSIONS_KEPT)(parse_and_keep)
     patch(UpdateExpressionParser, "make", classmethod(parsed))
     patch(validators, "deepcopy", _copy_parsed)
     update_validator = validators.UpdateExpressionValidator
@@ -326,22 +327,31 @@ STRUCTURE_CHECKS = 3
 """moto's first three passes over an update expression (ActionCountValidator,
 OverlappingPathsValidator, UpdateHashRangeKeyValidator) read only the expression, its
 attribute names and the table's key attributes, and change nothing."""
-_STRUCTURE_CHECKED: weakref.WeakKeyDictionary[Any, set[Any]] = weakref.WeakKeyDictionary()
-"""a parsed update expression (shared by the parse cache) -> what its structure passed with"""
 
 
-_PICKLED: weakref.WeakKeyDictionary[Any, bytes] = weakref.WeakKeyDictionary()
-"""a parsed update expression (shared by the parse cache) -> its pickle"""
+@dataclass
+class _KeptTree:
+    """What is known of a parsed update expression the parse cache shares."""
+
+    pickled: bytes | None = None
+    """its pickle, to copy it from (None: it does not pickle)"""
+    passed: set[tuple[Any, ...]] = field(default_factory=set)
+    """the (attribute names, table keys) its structure checks passed with"""
+
+
+_KEPT: weakref.WeakKeyDictionary[Any, _KeptTree] = weakref.WeakKeyDictionary()
 
 
 def _copy_parsed(value: Any, memo: Any = None) -> Any:
     """`copy.deepcopy` for moto's validators, which copy the parsed expression they work on:
     a kept one is copied from its pickle (a fifth of deepcopy's time), anything else as before."""
     try:
-        pickled = _PICKLED.get(value)
+        kept = _KEPT.get(value)
     except TypeError:  # unhashable: not a parsed expression
-        pickled = None
-    return pickle.loads(pickled) if pickled is not None else copy.deepcopy(value, memo)
+        kept = None
+    if kept is not None and kept.pickled is not None:
+        return pickle.loads(kept.pickled)
+    return copy.deepcopy(value, memo)
 
 
 def _remembering_source(init: Callable[..., Any]) -> Callable[..., Any]:
@@ -356,20 +366,19 @@ def _remembering_source(init: Callable[..., Any]) -> Callable[..., Any]:
 def _structure_checked_once(self: Any) -> Any:
     """moto's `Validator.validate` for an update expression, skipping the structure checks it
     passed before with the same attribute names and table keys (they raise or change nothing)."""
-    source = self.__dict__.get("_payflow_source")
+    kept = _KEPT.get(self._payflow_source)  # set by `_remembering_source`
     names = self.expression_attribute_names or {}
     given = (tuple(sorted(names.items())), tuple(self.table.table_key_attrs))
     with _LOCK:
-        passed = _STRUCTURE_CHECKED.setdefault(source, set()) if source is not None else set()
-        skip = given in passed
+        skip = kept is not None and given in kept.passed
     node = self.node_to_validate
     for at, processor in enumerate(self.processors):
         if at < STRUCTURE_CHECKS and skip:
             continue
         node = processor.traverse(node)
-        if at == STRUCTURE_CHECKS - 1:
+        if at == STRUCTURE_CHECKS - 1 and kept is not None:
             with _LOCK:
-                passed.add(given)
+                kept.passed.add(given)
     return node
 
 
