@@ -122,9 +122,7 @@ class IndexPartitions:
                 return None
             kept = indexes.sorted.get((index_name, value))
             if kept is None or kept.attrs != attrs:
-                partitions = indexes.partitions.get(index_name)
-                if partitions is None:
-                    partitions = self._build(table, indexes, index_name, attribute)
+                partitions = self._partitions(table, indexes, index_name, attribute)
                 kept = SortedPartition(attrs, list(partitions.get(value, {}).values()))
                 indexes.sorted[(index_name, value)] = kept
             return kept
@@ -132,10 +130,7 @@ class IndexPartitions:
     def candidates(self, table: Any, index_name: str, attribute: str, value: Any) -> list[Any]:
         """The items whose `attribute` (the index's partition key) equals `value`."""
         with self._lock:
-            indexes = self._indexes(table)
-            partitions = indexes.partitions.get(index_name)
-            if partitions is None:
-                partitions = self._build(table, indexes, index_name, attribute)
+            partitions = self._partitions(table, self._indexes(table), index_name, attribute)
             return list(partitions.get(value, {}).values())
 
     def refresh(self, table: Any, key: dict[str, Any]) -> None:
@@ -190,9 +185,13 @@ class IndexPartitions:
         return kept[1]
 
     @staticmethod
-    def _build(
+    def _partitions(
         table: Any, indexes: _TableIndexes, index_name: str, attribute: str
     ) -> dict[Any, dict[Key, Any]]:
+        """The index's partitions, built from the table's items the first time."""
+        kept = indexes.partitions.get(index_name)
+        if kept is not None:
+            return kept
         partitions: dict[Any, dict[Key, Any]] = {}
         placed: dict[Key, Any] = {}
         for item in all_items(table):
