@@ -14,6 +14,7 @@ import json
 import math
 import os
 import queue
+import re
 import statistics
 import sys
 import threading
@@ -69,7 +70,7 @@ class CallCounter:
         self.psp_calls: Counter[str] = Counter()
         self.enabled = True
         self._sizer = sizer
-        self._updates: queue.Queue[tuple[str, str, str, str, float]] = queue.Queue()
+        self._updates: queue.Queue[tuple[str, str, str, str, float, int]] = queue.Queue()
         self._lock = threading.Lock()
         threading.Thread(target=self._size_updates, daemon=True).start()
 
@@ -91,10 +92,13 @@ class CallCounter:
 
     def _size_updates(self) -> None:
         while True:
-            call, purpose, table, key, factor = self._updates.get()
+            call, purpose, table, key, factor, left = self._updates.get()
             try:
                 item = self._stored(table, json.loads(key))
-                units = factor * _units(item_size(item), 1024) + index_units(item)
+                size = _units(item_size(item), 1024)
+                # An index the update took the item out of deletes its entry: billed by about
+                # the item's size, as the entry projected the whole item.
+                units = factor * size + index_units(item) + left * size
                 with self._lock:
                     self.purpose_write_units[(call, purpose)] += units
                     self.write_units += units
@@ -122,8 +126,8 @@ class CallCounter:
             return
         call, purpose, body = context.pop("bench")
 
-        def later(table: str, key: dict[str, Any], factor: float) -> int:
-            self._updates.put((call, purpose, table, json.dumps(key), factor))
+        def later(table: str, key: dict[str, Any], factor: float, left: int) -> int:
+            self._updates.put((call, purpose, table, json.dumps(key), factor, left))
             return 0
 
         writes, reads = _capacity(model.name, body, later)
@@ -219,24 +223,41 @@ def index_units(item: dict[str, Any]) -> int:
     return sum(_units(item_size(item), 1024) for key in INDEX_KEYS if key in item)
 
 
+def _indexes_left(update: dict[str, Any]) -> int:
+    """How many indexes an update takes its item out of: the index keys its REMOVE clause names
+    (a sparse index's entry is deleted when its key goes). Counted whether or not the item had
+    the key: at most one unit too many, for a key already gone."""
+    expression = update.get("UpdateExpression", "")
+    match = re.search(r"\bREMOVE\b(.*?)(?=\b(?:SET|ADD|DELETE)\b|$)", expression, re.I | re.S)
+    if not match:
+        return 0
+    names = update.get("ExpressionAttributeNames", {})
+    removed = {names.get(part.strip(), part.strip()) for part in match.group(1).split(",")}
+    return sum(1 for key in INDEX_KEYS if key in removed)
+
+
 def _units(size: int, unit: int) -> int:
     return max(1, math.ceil(size / unit))
 
 
 def _capacity(
-    operation: str, body: dict[str, Any], later: Callable[[str, dict[str, Any], float], int]
+    operation: str, body: dict[str, Any], later: Callable[[str, dict[str, Any], float, int], int]
 ) -> tuple[float, float]:
     """(write units, read units) of one DynamoDB request, on-demand: 1 WRU per KB written (x2
-    in a transaction), an update by the size of the item it leaves; 1 RRU per 4 KB read
+    in a transaction), an update by the size of the item it leaves (and of each index entry
+    it deletes); 1 RRU per 4 KB read
     strongly consistent (half for eventually consistent), per item for batch reads. Updates
-    and deletes are handed to `later` (table, key, factor), which bills them once sized."""
+    and deletes are handed to `later` (table, key, factor, indexes left), which bills them
+    once sized."""
 
     def write(action: str, payload: dict[str, Any], factor: float) -> float:
         if action in ("Put", "PutItem"):
             item = payload["Item"]
             return factor * _units(item_size(item), 1024) + index_units(item)
-        if action in ("Update", "UpdateItem", "Delete", "DeleteItem"):
-            later(payload["TableName"], payload["Key"], factor)
+        if action in ("Update", "UpdateItem"):
+            later(payload["TableName"], payload["Key"], factor, _indexes_left(payload))
+        elif action in ("Delete", "DeleteItem"):
+            later(payload["TableName"], payload["Key"], factor, 0)
         return 0.0  # updates billed later; a ConditionCheck is read capacity
 
     if operation in ("PutItem", "UpdateItem", "DeleteItem"):
@@ -254,7 +275,7 @@ def _capacity(
                 if "PutRequest" in request:
                     units += write("Put", request["PutRequest"], 1.0)
                 else:
-                    later(table, request["DeleteRequest"]["Key"], 1.0)
+                    later(table, request["DeleteRequest"]["Key"], 1.0, 0)
         return units, 0.0
     strength = 1.0 if body.get("ConsistentRead") else 0.5
     if operation in ("GetItem", "Query", "Scan"):
