@@ -10,6 +10,12 @@ from the stored object, and for an item whose attributes are missing or stale wr
 attributes alone, on condition that the item's version is unchanged: a real write in between
 wins (and stored fresh attributes itself); it is counted and looked at again on the next run.
 
+Webhook deliveries are walked too, endpoint by endpoint: a pending or failed delivery stored
+before `gsi3` listed them (`chalicelib.dal.webhooks.OPEN_INDEX`) is missing from
+`?status=pending|failed` and from a resend until it gets its keys; those alone are written, on
+condition that its status is unchanged (every status write stores its keys itself). No stream
+consumer reads a delivery's records.
+
 The object's data and version are never written, so the stream carries a MODIFY whose
 object is unchanged: the outbox relay reads INSERTs of events only, the analytics rollup
 INSERTs of attempts and a refund's move to `succeeded`, so no event, webhook or count comes of
@@ -27,12 +33,13 @@ import sys
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any, Protocol, TextIO
 
 from payflow.locate import CliError
 
 if TYPE_CHECKING:
     from chalicelib.dal.objects import ObjectStore
+    from chalicelib.dal.webhooks import WebhookStore
 # The data layer (and boto3 with it) is imported by the functions that use it: every `payflow`
 # command builds this command's parser.
 
@@ -79,6 +86,15 @@ def families() -> dict[str, Family]:
         ),
     ]
     return {family.kind: family for family in found}
+
+
+DELIVERIES = "webhook_delivery"
+"""The kind name of webhook deliveries, walked after the object families."""
+
+
+def kinds() -> list[str]:
+    """Every kind a run can walk, in its order."""
+    return [*families(), DELIVERIES]
 
 
 class BackfillError(CliError):
@@ -134,54 +150,121 @@ class _Position:
     """The id of the last object read, or None: from the kind's first."""
 
 
+class _Walk(Protocol):
+    """One kind's stored items and how their index attributes are checked and written."""
+
+    def items(self, merchant: str, after: str | None) -> Iterator[dict[str, Any]]:
+        """The merchant's items (plain values), from after the one `after` names."""
+        ...
+
+    def name(self, values: dict[str, Any]) -> str:
+        """What names an item in a cursor's `after` (and among the unreadable)."""
+        ...
+
+    def change(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        """(attributes to set, to remove); ValueError when the item cannot be read."""
+        ...
+
+    def write(self, values: dict[str, Any], changed: dict[str, Any], removed: list[str]) -> bool:
+        """Write them unless a write came first (False)."""
+        ...
+
+
+@dataclass(frozen=True)
+class _Objects:
+    family: Family
+    store: ObjectStore
+
+    def items(self, merchant: str, after: str | None) -> Iterator[dict[str, Any]]:
+        return self.store.items_of(self.family.kind, merchant, after=after, page_size=PAGE_SIZE)
+
+    def name(self, values: dict[str, Any]) -> str:
+        return str(values["pk"])
+
+    def change(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        return index_change(self.family, values)
+
+    def write(self, values: dict[str, Any], changed: dict[str, Any], removed: list[str]) -> bool:
+        return self.store.set_index_attributes(self.family.kind, values, changed, removed)
+
+
+@dataclass(frozen=True)
+class _Deliveries:
+    """Each of the merchant's endpoints' deliveries, endpoints in id order; an item is named
+    `<endpoint id>/<delivery id>`."""
+
+    store: WebhookStore
+
+    def items(self, merchant: str, after: str | None) -> Iterator[dict[str, Any]]:
+        endpoint_after, _, delivery_after = (after or "").partition("/")
+        for endpoint in sorted(self.store.all_endpoints(merchant), key=lambda e: e.id):
+            if endpoint.id < endpoint_after:
+                continue
+            start = delivery_after if endpoint.id == endpoint_after else None
+            yield from self.store.stored_deliveries(endpoint.id, after=start, page_size=PAGE_SIZE)
+
+    def name(self, values: dict[str, Any]) -> str:
+        return f"{values['endpoint_id']}/{values['id']}"
+
+    def change(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
+        changed, removed = self.store.open_index_change(values)
+        return dict(changed), removed
+
+    def write(self, values: dict[str, Any], changed: dict[str, Any], removed: list[str]) -> bool:
+        return self.store.set_open_keys(values, changed, removed)
+
+
 def backfill(
     objects: ObjectStore,
     merchants: Sequence[str],
     kinds: Sequence[str],
     *,
     scope: str,
+    deliveries: WebhookStore | None = None,
     dry_run: bool = False,
     limit: int | None = None,
     resume: str | None = None,
 ) -> Outcome:
     """Walk `merchants` x `kinds` (in that order) and give each item that lacks them the index
     attributes a write stores today; at most `limit` items read. `scope` names the run's
-    choice of merchants in its cursor, so a cursor is only taken back by the same choice."""
+    choice of merchants in its cursor, so a cursor is only taken back by the same choice.
+    `deliveries` is the store DELIVERIES are walked through (needed when `kinds` holds it)."""
     kinds = list(kinds)
     start = _decode(resume, scope, kinds) if resume else None
     tallies = {kind: Tally(kind) for kind in kinds}
     budget = limit
     for position in _positions(merchants, kinds, start):
-        family = families()[position.kind]
+        walk: _Walk
+        if position.kind == DELIVERIES:
+            assert deliveries is not None, "walking deliveries needs their store"
+            walk = _Deliveries(deliveries)
+        else:
+            walk = _Objects(families()[position.kind], objects)
         tally = tallies[position.kind]
         last = position.after
-        for values in objects.items_of(
-            position.kind, position.merchant, after=position.after, page_size=PAGE_SIZE
-        ):
+        for values in walk.items(position.merchant, position.after):
             if budget == 0:
-                # Stopped where there is more: the cursor is the last object read (None when
+                # Stopped where there is more: the cursor is the last item read (None when
                 # that more is the first of a kind, which a resume starts from).
                 cursor = _Position(position.merchant, position.kind, last)
                 return Outcome(tallies, _encode(cursor, scope, kinds), dry_run)
-            _one(objects, family, values, tally, dry_run=dry_run)
-            last = str(values["pk"])
+            _one(walk, values, tally, dry_run=dry_run)
+            last = walk.name(values)
             if budget is not None:
                 budget -= 1
     return Outcome(tallies, None, dry_run)
 
 
-def _one(
-    objects: ObjectStore, family: Family, values: dict[str, Any], tally: Tally, *, dry_run: bool
-) -> None:
+def _one(walk: _Walk, values: dict[str, Any], tally: Tally, *, dry_run: bool) -> None:
     tally.scanned += 1
     try:
-        changed, removed = index_change(family, values)
+        changed, removed = walk.change(values)
     except ValueError:  # pydantic's ValidationError: the item stays as it is, named
-        tally.unreadable.append(str(values.get("pk")))
+        tally.unreadable.append(walk.name(values))
         return
     if not changed and not removed:
         tally.current += 1
-    elif dry_run or objects.set_index_attributes(family.kind, values, changed, removed):
+    elif dry_run or walk.write(values, changed, removed):
         tally.updated += 1
     else:
         tally.concurrent += 1
@@ -251,7 +334,8 @@ def add_command(commands: Any, aws_options: Callable[[argparse.ArgumentParser], 
         description="After upgrading PayFlow on a sandbox that kept its state (or a deployed "
         "stack): objects stored before an index existed are missing from what reads it "
         "(GET /v1/payment_intents?connector= and ?payment_method_type=, the dashboard's "
-        "filters, GraphQL, search, a payment's timeline). This writes each such item's index "
+        "filters, GraphQL, search, a payment's timeline, an endpoint's pending and failed "
+        "deliveries). This writes each such item's index "
         "attributes, and nothing else, on condition that nobody wrote it meanwhile; a second "
         "run updates nothing. Prints counts by kind, and a cursor for --resume when --limit "
         "stopped it.",
@@ -269,8 +353,8 @@ def add_command(commands: Any, aws_options: Callable[[argparse.ArgumentParser], 
     command.add_argument(
         "--kind",
         action="append",
-        help="only this kind, e.g. payment_intent or event (repeatable; default: every kind "
-        "kept with index attributes, PaymentIntents first)",
+        help="only this kind, e.g. payment_intent, event or webhook_delivery (repeatable; "
+        "default: every kind kept with index attributes, PaymentIntents first)",
     )
     command.add_argument(
         "--dry-run", action="store_true", help="count what would be updated, write nothing"
@@ -285,26 +369,29 @@ def run(args: argparse.Namespace, dynamodb: Any, out: TextIO | None = None) -> i
     """Run the command on the stack's payments table; 1 when an item could not be read."""
     from chalicelib.dal.merchants import MerchantStore
     from chalicelib.dal.objects import ObjectStore
+    from chalicelib.dal.webhooks import WebhookStore
 
     out = out or sys.stdout
     if args.limit is not None and args.limit < 1:
         raise CliError("--limit must be at least 1")
     table = f"{args.stack}-payments"
-    unknown = sorted(set(args.kind or ()) - set(families()))
+    unknown = sorted(set(args.kind or ()) - set(kinds()))
     if unknown:
-        raise CliError(f"unknown --kind {', '.join(unknown)}: one of {', '.join(families())}")
-    kinds = [kind for kind in families() if kind in set(args.kind or families())]
+        raise CliError(f"unknown --kind {', '.join(unknown)}: one of {', '.join(kinds())}")
+    walked = [kind for kind in kinds() if kind in set(args.kind or kinds())]
     if args.merchant:
         merchants, scope = [args.merchant], args.merchant
         if MerchantStore(dynamodb, table).get(args.merchant) is None:
             raise CliError(f"no merchant {args.merchant} in {table}")
     else:
         merchants, scope = MerchantStore(dynamodb, table).ids(), "every merchant"
+    objects = ObjectStore(dynamodb, table)
     outcome = backfill(
-        ObjectStore(dynamodb, table),
+        objects,
         merchants,
-        kinds,
+        walked,
         scope=scope,
+        deliveries=WebhookStore(dynamodb, table, objects),
         dry_run=args.dry_run,
         limit=args.limit,
         resume=args.resume,

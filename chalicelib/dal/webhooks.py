@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 from botocore.exceptions import ClientError
@@ -238,6 +238,60 @@ class WebhookStore:
             found.reverse()
         return found, has_more
 
+    def stored_deliveries(
+        self, endpoint_id: str, *, after: str | None = None, page_size: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        """The endpoint's stored deliveries as plain values, oldest first, from after the
+        delivery `after` (an id), read `page_size` a Query. For walks over stored items (index
+        backfills), not requests."""
+        condition = "gsi1pk = :pk"
+        values: dict[str, Any] = {":pk": f"{endpoint_id}#{DELIVERY}"}
+        if after is not None:
+            condition += " AND gsi1sk > :after"
+            values[":after"] = after
+        params: dict[str, Any] = {
+            "TableName": self._table,
+            "IndexName": INDEX,
+            "KeyConditionExpression": condition,
+            "ExpressionAttributeValues": to_attrs(values),
+        }
+        if page_size is not None:
+            params["Limit"] = page_size
+        yield from paged(self._client.query, params)
+
+    @staticmethod
+    def open_index_change(values: Mapping[str, Any]) -> tuple[dict[str, str], list[str]]:
+        """What a stored delivery (`values`, plain) lacks of the OPEN_INDEX keys its status
+        calls for: (keys to set, keys to remove), both empty when current. ValueError when the
+        item is not a readable delivery."""
+        delivery = Delivery.model_validate(values)
+        wanted = _open_keys(delivery, delivery.status)
+        changed = {name: key for name, key in wanted.items() if values.get(name) != key}
+        removed = [name for name in ("gsi3pk", "gsi3sk") if name in values and name not in wanted]
+        return changed, removed
+
+    def set_open_keys(
+        self, values: Mapping[str, Any], changed: Mapping[str, str], removed: list[str]
+    ) -> bool:
+        """Write only a stored delivery's OPEN_INDEX keys, on condition that its status is
+        still the one `values` holds; False when a write came first (any write of a status
+        stores that status's keys itself)."""
+        sets = [f"{name} = :{name}" for name in changed]
+        attribute_values: dict[str, Any] = {f":{name}": key for name, key in changed.items()}
+        attribute_values[":status"] = values["status"]
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=to_attrs({"pk": values["pk"], "sk": values["sk"]}),
+                UpdateExpression=_expression(sets, removed),
+                ConditionExpression="attribute_exists(pk) AND #status = :status",
+                ExpressionAttributeNames={"#status": "status"},
+                ExpressionAttributeValues=to_attrs(attribute_values),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def retoken(
         self,
         delivery: Delivery,
@@ -422,10 +476,12 @@ def _list_as(
 
 
 def _expression(sets: list[str], removes: list[str]) -> str:
-    expression = "SET " + ", ".join(sets)
+    clauses = []
+    if sets:
+        clauses.append("SET " + ", ".join(sets))
     if removes:
-        expression += " REMOVE " + ", ".join(removes)
-    return expression
+        clauses.append("REMOVE " + ", ".join(removes))
+    return " ".join(clauses)
 
 
 def _delivery(item: Mapping[str, Any]) -> Delivery:

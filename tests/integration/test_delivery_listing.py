@@ -8,6 +8,7 @@ them while the test reads them back through the API.
 
 from __future__ import annotations
 
+import re
 import time
 from collections import Counter
 from typing import Any
@@ -20,6 +21,7 @@ from chalicelib.dal.objects import ObjectStore
 from chalicelib.dal.webhooks import WebhookStore
 from chalicelib.domain.ids import new_id
 from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, Trigger, delivery_id
+from payflow.cli import main
 from tests.conftest import Api
 from tests.integration.conftest import Hooks
 
@@ -190,3 +192,57 @@ def test_an_index_entry_is_kept_exactly_while_a_delivery_has_not_succeeded(histo
         else:
             assert item["gsi3pk"] == f"{item['endpoint_id']}#webhook_delivery#{item['status']}"
             assert item["gsi3sk"] == item["id"]
+
+
+def test_deliveries_stored_before_the_index_are_listed_once_backfilled(
+    api: Api, history, merchant: dict[str, Any], sandbox: Any, capsys: Any
+):
+    # Given: the endpoint's deliveries as an older PayFlow stored them, without gsi3 keys, and
+    # a succeeded one with keys it no longer needs
+    endpoint_id = history["endpoint"]["id"]
+    table = services().settings.payments_table
+    stored = list(store().stored_deliveries(endpoint_id))
+    for values in stored:
+        if values["status"] != "succeeded":
+            services().dynamodb.update_item(
+                TableName=table,
+                Key=to_attrs({"pk": values["pk"], "sk": values["sk"]}),
+                UpdateExpression="REMOVE gsi3pk, gsi3sk",
+            )
+    stale = next(v for v in stored if v["status"] == "succeeded")
+    services().dynamodb.update_item(
+        TableName=table,
+        Key=to_attrs({"pk": stale["pk"], "sk": stale["sk"]}),
+        UpdateExpression="SET gsi3pk = :pk, gsi3sk = :sk",
+        ExpressionAttributeValues=to_attrs(
+            {":pk": f"{endpoint_id}#webhook_delivery#pending", ":sk": stale["id"]}
+        ),
+    )
+    assert listed(api, endpoint_id, status="failed")["data"] == []
+    assert [d["id"] for d in listed(api, endpoint_id, status="pending")["data"]] == [stale["id"]]
+
+    # When: the backfill walks them, stopped by its limit halfway through and resumed
+    def command(*options: str) -> str:
+        argv = ["backfill-indexes", "--aws-endpoint", sandbox.aws_url, "--merchant"]
+        assert main([*argv, merchant["id"], "--kind", "webhook_delivery", *options]) == 0
+        return str(capsys.readouterr().out)
+
+    first = command("--limit", str(HISTORY // 2))
+    cursor = first.rsplit("--resume ", 1)[1].split()[0]
+    rest = command("--resume", cursor)
+
+    # Then: every delivery was read once, and the open ones and the stale one written
+    counts = [
+        re.search(r"webhook_delivery: (\d+) scanned, (\d+) updated", out) for out in (first, rest)
+    ]
+    assert all(counts)
+    assert sum(int(c[1]) for c in counts if c) == HISTORY + 6
+    assert sum(int(c[2]) for c in counts if c) == 6 + 1
+    for status in ("pending", "failed"):
+        assert [d["id"] for d in listed(api, endpoint_id, status=status)["data"]] == history[status]
+    # And: a second run finds nothing to do
+    again = command()
+    assert (
+        f"webhook_delivery: {HISTORY + 6} scanned, 0 updated, {HISTORY + 6} already current"
+        in again
+    )
