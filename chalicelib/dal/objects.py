@@ -43,9 +43,11 @@ id. Only PaymentIntents carry these attributes (`PaymentIntent.attributes`), and
 routing or a payment method gave them a value. `gsi2` is overloaded: it also holds events by
 their owner (`<merchant>#<owner id>`; an id never holds `#`, so the partitions never meet), and
 overloading it rather than adding a third index keeps this change deployable as one stack
-update (DynamoDB adds one index per table update). A filtered page is one Query of `limit + 1`
-items whatever the merchant's total, as the plain list is; the price is one index write per
-attribute each time such a PaymentIntent is written."""
+update (DynamoDB adds one index per table update). `gsi3` is overloaded too: it holds an
+endpoint's webhook deliveries while they are pending or failed (dal/webhooks.py OPEN_INDEX).
+A filtered page is one Query of `limit + 1` items whatever the merchant's total, as the plain
+list is; the price is one index write per attribute each time such a PaymentIntent is
+written."""
 
 
 RELATED_INDEX = "gsi2"
