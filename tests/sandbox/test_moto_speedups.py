@@ -7,6 +7,7 @@ in this process (`mock_aws`), and compares the whole responses.
 from __future__ import annotations
 
 import json
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -477,3 +478,131 @@ def test_update_expressions_are_applied_and_refused_exactly_as_moto_does(
 
     assert fast == expected == again
     assert fast.count('"Code": "ValidationException"') == 7
+
+
+def random_value(rng: random.Random, depth: int = 0) -> dict[str, Any]:
+    """A DynamoDB JSON value of any type, nested up to four levels."""
+    kinds = ["S", "N", "B", "BOOL", "NULL", "SS", "NS", "BS"] + (
+        ["L", "M"] * 2 if depth < 4 else []
+    )
+    kind = rng.choice(kinds)
+    text = "".join(rng.choice("aé€😀z0") for _ in range(rng.randint(0, 6)))
+    if kind == "S":
+        return {"S": text}
+    if kind == "N":
+        return {"N": str(rng.choice([0, -7, 12.5, 10**30, rng.randint(-999, 999)]))}
+    if kind == "B":
+        return {"B": text.encode()}
+    if kind == "BOOL":
+        return {"BOOL": rng.random() < 0.5}
+    if kind == "NULL":
+        return {"NULL": True}
+    if kind in ("SS", "BS"):
+        members = [f"{text}{i}" for i in range(rng.randint(1, 4))]
+        return {kind: [m.encode() for m in members] if kind == "BS" else members}
+    if kind == "NS":
+        return {"NS": [str(rng.randint(-(10**6), 10**6)) for _ in range(rng.randint(1, 4))]}
+    if kind == "L":
+        return {"L": [random_value(rng, depth + 1) for _ in range(rng.randint(0, 4))]}
+    return {"M": {f"k{i}{text}": random_value(rng, depth + 1) for i in range(rng.randint(0, 4))}}
+
+
+def test_sizes_are_summed_exactly_as_moto_sums_them(monkeypatch: pytest.MonkeyPatch) -> None:
+    from moto.dynamodb.models.dynamo_type import DynamoType, Item
+
+    # Given moto's sizes of a thousand values of every type and nesting, and of items of them
+    rng = random.Random(7)
+    values = [random_value(rng) for _ in range(1000)]
+    items = [{f"a{i}": v for i, v in enumerate(values[n : n + 9])} for n in range(0, 1000, 9)]
+    hash_key = DynamoType({"S": "pk"})
+    expected = [DynamoType(v).size() for v in values]
+    expected_items = [Item(hash_key, None, attrs).size() for attrs in items]
+    nested = DynamoType({"M": {"m": {"L": [{"S": "x"}, {"M": {"y": {"N": "1"}}}]}}})
+    nested.value["m"].value.append({"S": "raw"})  # a member moto has not wrapped yet
+    expected_nested = DynamoType({"M": {"outer": nested}}).size()
+
+    # When the sizes are summed over the values as they are
+    monkeypatch.setattr(DynamoType, "size", moto_speedups._size_of_values)
+
+    # Then every one is the same
+    assert [DynamoType(v).size() for v in values] == expected
+    assert [Item(hash_key, None, attrs).size() for attrs in items] == expected_items
+    assert DynamoType({"M": {"outer": nested}}).size() == expected_nested
+    assert len(set(expected)) > 50  # the values differ in size, so a constant would not pass
+
+
+def test_queue_attributes_read_when_asked_are_the_ones_moto_builds(
+    sqs: tuple[Any, Any],
+) -> None:
+    from moto.sqs.models import Queue
+
+    client, backend = sqs
+    dead = client.create_queue(QueueName="dead.fifo", Attributes={"FifoQueue": "true"})["QueueUrl"]
+    dead_arn = client.get_queue_attributes(QueueUrl=dead, AttributeNames=["QueueArn"])
+    client.create_queue(
+        QueueName="fifo.fifo",
+        Attributes={
+            "FifoQueue": "true",
+            "ContentBasedDeduplication": "true",
+            "KmsMasterKeyId": "alias/key",
+            "Policy": json.dumps({"Version": "2012-10-17", "Statement": []}),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_arn["Attributes"]["QueueArn"], "maxReceiveCount": 3}
+            ),
+        },
+    )
+    built = Queue.attributes.fget  # type: ignore[attr-defined]
+
+    for name in ("work", "dead.fifo", "fifo.fifo"):
+        queue = backend.get_queue(name)
+        expected = built(queue)
+        lazy = moto_speedups.QueueAttributes(queue)
+        assert dict(lazy) == expected and list(lazy) == list(expected), name
+        assert lazy == expected and len(lazy) == len(expected)
+        assert ("ContentBasedDeduplication" in lazy) is ("ContentBasedDeduplication" in expected)
+        assert lazy.get("NoSuchAttribute") is None and "NoSuchAttribute" not in lazy
+    assert (
+        moto_speedups.QueueAttributes(backend.get_queue("work"))[
+            "ApproximateNumberOfMessagesDelayed"
+        ]
+        == 20
+    )
+
+
+def test_sends_deduplicate_by_content_as_moto_does_with_attributes_read_when_asked(
+    sqs: tuple[Any, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from moto.sqs.models import Queue
+
+    client, _ = sqs
+    monkeypatch.setattr(Queue, "attributes", property(moto_speedups.QueueAttributes))
+    url = client.create_queue(
+        QueueName="once.fifo", Attributes={"FifoQueue": "true", "ContentBasedDeduplication": "true"}
+    )["QueueUrl"]
+
+    for body in ("a", "a", "b"):
+        client.send_message(QueueUrl=url, MessageBody=body, MessageGroupId="g")
+
+    got = client.receive_message(QueueUrl=url, MaxNumberOfMessages=10)["Messages"]
+    assert [m["Body"] for m in got] == ["a", "b"]
+    attributes = client.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+    assert attributes["ContentBasedDeduplication"] == "true" and attributes["FifoQueue"] == "true"
+
+
+def test_a_response_without_a_request_id_tag_is_left_as_it_is() -> None:
+    from moto.core.responses import BaseResponse
+
+    original = BaseResponse._enrich_response
+    fast = moto_speedups._searched_only_with_tag(original)
+    xml = "<R><ResponseMetadata><RequestId>old</RequestId></ResponseMetadata></R>"
+
+    for body in ('{"Items": [{"S": "<RequestId"}]}', xml, b"<RequestId>x</RequestId>", ""):
+        headers, answer = fast({"status": 200}, body)
+        expected_headers, expected = original({"status": 200}, body)
+        assert headers.keys() == expected_headers.keys() and headers["status"] == "200"
+        if isinstance(body, bytes):  # moto's search fails on bytes, and leaves them alone
+            assert answer == expected == body
+        else:
+            request_id = headers["x-amzn-requestid"]
+            assert answer == expected.replace(expected_headers["x-amzn-requestid"], request_id)
+    assert fast({}, xml)[1].count("old") == 0
