@@ -32,7 +32,9 @@ Measured with a CPU profiler in the moto process of a chaos run (30 payments):
 - UpdateItem: each of the eight passes validating an update expression rebuilt its map of node
   classes to handlers (a dict of bound methods and a tuple of its keys) for every node of the
   tree, to test the node's class; about a tenth of the process's CPU in a chaos run. Each pass
-  now builds its map once: the maps are literals of the pass's own methods. moto also parsed
+  now builds its map once: the maps are literals of the pass's own methods (and tests a
+  node class against them once, not once per node: moto's node classes are abstract base
+  classes, whose isinstance checks are slow). moto also parsed
   each update expression twice per request (the handler and the backend each parse it) and ran
   its three structure checks on every request, the one counting clauses walking the tree once
   per node: about 40 % of an UpdateItem's time. Parsed expressions are now kept (the
@@ -107,6 +109,7 @@ def apply() -> None:
     )
     DepthFirstTraverser.nodes_to_be_processed = _node_types_once  # type: ignore[method-assign]
     DepthFirstTraverser.process = _process_with_map_once  # type: ignore[method-assign]
+    DepthFirstTraverser.traverse_node_recursively = _traverse_by_class  # type: ignore[method-assign]
     SQSBackend.is_message_valid_based_on_retention_period = _within_retention  # type: ignore[method-assign]
     SQSBackend.get_queue_attributes = _attributes_built_once(SQSBackend.get_queue_attributes)  # type: ignore[method-assign]
     DynamoType.size = _size_of_values  # type: ignore[method-assign]
@@ -262,6 +265,47 @@ def _process_with_map_once(self: Any, node: Any) -> Any:
         if isinstance(node, node_class):
             return processor(node)
     return None
+
+
+_HANDLED_AS: dict[tuple[type, type], type | None] = {}
+"""(pass class, node class) -> the class of the pass's map that handles such nodes, if any."""
+_IS_NODE: dict[type, bool] = {}
+
+
+def _traverse_by_class(self: Any, node: Any, child_id: int = -1) -> Any:
+    """moto's `DepthFirstTraverser.traverse_node_recursively`, each of its class tests made once
+    per class (moto's `Node` is an abstract base class: every isinstance went through ABCMeta,
+    twice per node and pass, and `process` tested the map's classes again)."""
+    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
+    kind = type(node)
+    is_node = _IS_NODE.get(kind)
+    if is_node is None:
+        is_node = _IS_NODE[kind] = isinstance(node, Node)
+    if not is_node:
+        return node
+    parent_node = node.parent
+    if node.children is not None:
+        for i, child_node in enumerate(node.children):
+            self.pre_processing_of_child(node, i)
+            self.traverse_node_recursively(child_node, i)
+    handled_as = _handled_as(self, kind)
+    if handled_as is not None:
+        node = _processing_map_once(self)[handled_as](node)
+        node.parent = parent_node
+        if parent_node:
+            parent_node.children[child_id] = node
+    return node
+
+
+def _handled_as(traverser: Any, kind: type) -> type | None:
+    key = (type(traverser), kind)
+    if key not in _HANDLED_AS:
+        _HANDLED_AS[key] = next(
+            (handled for handled in _processing_map_once(traverser) if issubclass(kind, handled)),
+            None,
+        )
+    return _HANDLED_AS[key]
 
 
 def _within_retention(self: Any, queue_name: str, message: Any) -> bool:

@@ -472,6 +472,9 @@ def test_update_expressions_are_applied_and_refused_exactly_as_moto_does(
         DepthFirstTraverser, "nodes_to_be_processed", moto_speedups._node_types_once
     )
     monkeypatch.setattr(DepthFirstTraverser, "process", moto_speedups._process_with_map_once)
+    monkeypatch.setattr(
+        DepthFirstTraverser, "traverse_node_recursively", moto_speedups._traverse_by_class
+    )
     moto_speedups._parse_update_expressions_once(monkeypatch.setattr)
     fast = update_outcomes(dynamodb)
     again = update_outcomes(dynamodb)  # parsed and structure-checked before
