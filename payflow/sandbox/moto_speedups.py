@@ -72,8 +72,9 @@ import weakref
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
+from urllib.parse import urlsplit
 
-from payflow.sandbox import moto_index
+from payflow.sandbox import moto_index, signing
 
 _APPLIED = False
 PROGRAM_CACHE_SIZE = 64
@@ -546,6 +547,8 @@ def _share_step_functions_clients() -> None:
 
     def shared_client(region: str, service: str, state_credentials: Any = None) -> Any:
         endpoint = None if botocore_stubber.enabled else f"http://localhost:{moto_server_port()}"
+        if endpoint is not None:
+            signing.install(urlsplit(endpoint).netloc)  # this server itself checks none
         key = (region, service, endpoint)
         with lock:
             client = clients.get(key)

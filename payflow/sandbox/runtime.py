@@ -15,7 +15,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from payflow.sandbox import signing
 from payflow.sandbox.aws import EmbeddedAws
 from payflow.sandbox.chalice_bridge import handler_resolver, pollers_for
 from payflow.sandbox.http_api import ApiServer, port_is_free
@@ -269,6 +271,7 @@ class Sandbox:
         )
         os.environ.pop("AWS_SESSION_TOKEN", None)
         os.environ.pop("AWS_PROFILE", None)
+        signing.install(urlsplit(self.aws.endpoint_url).netloc)
 
     @staticmethod
     def _reset_handler_state() -> None:
