@@ -4,6 +4,7 @@ moto's Step Functions engine leaves them (a new client per task)."""
 from __future__ import annotations
 
 import socket
+import time
 import urllib.request
 from collections.abc import Iterator
 from contextlib import ExitStack
@@ -46,3 +47,18 @@ def test_answers_past_waitress_default_limit_of_idle_connections(
         url = f"http://{server.host}:{server.port}/"
         with urllib.request.urlopen(url, timeout=5) as answer:
             assert answer.read() == b"hello"
+
+
+def test_the_date_header_is_the_one_waitress_formats(server: BackgroundServer) -> None:
+    from email.utils import parsedate_to_datetime
+
+    from waitress import task, utilities
+
+    # The date waitress's own function gives, for any time within a second and across seconds
+    for when in (0.0, 0.999, 1.0, 1_764_633_600.25, 1_764_633_600.75, 1_764_633_601.5):
+        assert task.build_http_date(when) == utilities.build_http_date(when)
+    # and an answer carries the current one
+    url = f"http://{server.host}:{server.port}/"
+    with urllib.request.urlopen(url, timeout=5) as answer:
+        sent = parsedate_to_datetime(answer.headers["Date"]).timestamp()
+    assert abs(sent - time.time()) < 5
