@@ -15,7 +15,8 @@ anyway (a malformed update expression), the items already written are restored.
 
 GetRecords: stream records are already DynamoDB JSON, but moto walks each through its generic
 response serializer, about 3.5 ms of CPU per record carrying a PaymentIntent image (most of a
-payment's CPU once the copies were gone). The replacement answers with plain `json.dumps`.
+payment's CPU once the copies were gone). The replacement answers with plain `json.dumps`,
+each record written out once for all the pollers that read it.
 
 DynamoDB responses: since moto 5.1 every response goes through moto's generic ResponseSerializer,
 which walks the botocore output shape value by value (an attribute picker trying aliases for each
@@ -43,6 +44,7 @@ Functions answers a start repeated with the same name and input.
 from __future__ import annotations
 
 import base64
+import collections
 import copy
 import datetime
 import decimal
@@ -106,7 +108,42 @@ def _wire(value: Any) -> Any:
 def _get_records(self: Any) -> str:
     limit = self._get_param("Limit") or 1000
     result = self.backend.get_records(self._get_param("ShardIterator"), limit)
-    return json.dumps(result, default=_wire)
+    return records_json(result)
+
+
+RECORD_TEXTS_KEPT = 4096
+"""Stream records whose JSON is kept: every stream poller (one per function reading the
+stream) reads the same recent records, so each is written out once, not once per poller."""
+_record_texts: collections.OrderedDict[int, tuple[Any, str]] = collections.OrderedDict()
+_record_texts_lock = threading.Lock()
+
+
+def records_json(result: dict[str, Any]) -> str:
+    """`json.dumps(result, default=_wire)` of a GetRecords result, each record's text kept
+    (moto never changes a stream record once written)."""
+    parts = []
+    for key, value in result.items():
+        if key == "Records":
+            text = "[" + ", ".join(_record_text(record) for record in value) + "]"
+        else:
+            text = json.dumps(value, default=_wire)
+        parts.append(f"{json.dumps(key)}: {text}")
+    return "{" + ", ".join(parts) + "}"
+
+
+def _record_text(record: Any) -> str:
+    with _record_texts_lock:
+        kept = _record_texts.get(id(record))
+        if kept is not None and kept[0] is record:
+            _record_texts.move_to_end(id(record))
+            return kept[1]
+    text = json.dumps(record, default=_wire)
+    with _record_texts_lock:
+        # The record itself is held with its text, so its id is not reused meanwhile.
+        _record_texts[id(record)] = (record, text)
+        if len(_record_texts) > RECORD_TEXTS_KEPT:
+            _record_texts.popitem(last=False)
+    return text
 
 
 def _key(backend: Any, op_type: str, op: dict[str, Any]) -> dict[str, Any]:

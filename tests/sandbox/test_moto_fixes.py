@@ -765,3 +765,37 @@ def test_two_starts_of_one_name_at_once_make_one_execution(
     finally:
         for execution in machine.executions:
             backend.stop_execution(execution.execution_arn)
+
+
+def test_a_get_records_answer_is_json_dumps_of_it_also_from_kept_texts() -> None:
+    import json
+    from datetime import UTC, datetime
+
+    from payflow.sandbox import moto_fixes
+
+    # Given records with what json cannot write itself (times, binary), and no records at all
+    records = [
+        {
+            "eventID": str(i),
+            "eventName": "MODIFY",
+            "dynamodb": {
+                "ApproximateCreationDateTime": datetime(2026, 12, 2, tzinfo=UTC),
+                "Keys": {"pk": {"S": f"pi_{i}"}, "blob": {"B": b"\x00\xff"}},
+                "SizeBytes": 12 + i,
+                "Note": "é€",
+            },
+        }
+        for i in range(3)
+    ]
+    results = [
+        {"NextShardIterator": "it-1", "Records": records},
+        {"Records": records[1:], "NextShardIterator": None},
+        {"NextShardIterator": "it-2", "Records": []},
+    ]
+
+    # Then each answer is what json.dumps writes, the second time too (from the kept texts)
+    for _ in range(2):
+        for result in results:
+            expected = json.dumps(result, default=moto_fixes._wire)
+            assert moto_fixes.records_json(result) == expected
+            assert json.loads(moto_fixes.records_json(result)) == json.loads(expected)
