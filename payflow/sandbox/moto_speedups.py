@@ -62,6 +62,7 @@ from __future__ import annotations
 import bisect
 import contextlib
 import copy
+import decimal
 import functools
 import inspect
 import json
@@ -167,7 +168,9 @@ class _Page:
     start: dict[str, Any] | None
     forward: bool
     cut: int | None
-    """Limit + 1 when only Limit ends the page (no sort key condition or legacy filter)."""
+    """Limit + 1 when only Limit ends the page: no legacy filter, and no sort key condition
+    but `key_range`, once it is narrowed to."""
+    key_range: _KeyRange | None = None
     attrs: tuple[str, ...] | None = None
     """What the candidates are sorted by, when they are the page's part of a kept partition."""
 
@@ -175,7 +178,8 @@ class _Page:
         self, found: list[Any], keys: list[tuple[Any, ...]], attrs: tuple[str, ...]
     ) -> list[Any]:
         """The items moto would go through, ascending (moto reverses them for a backward
-        Query): those after the start key, then at most `cut` of them."""
+        Query): those after the start key and within the sort key condition (and the one
+        item past it), then at most `cut` of them."""
         from moto.dynamodb.models.dynamo_type import DynamoType
 
         low, high = 0, len(found)
@@ -185,12 +189,119 @@ class _Page:
                 low = bisect.bisect_right(keys, start)
             else:
                 high = bisect.bisect_left(keys, start)
+        if self.key_range is not None:
+            bounds = self.key_range.bounds(keys, attrs)
+            if bounds is None:
+                return found[low:high]  # moto tests the condition itself, past any Limit
+            # moto skips the items outside the condition; only the first one after the last
+            # match (in the Query's direction) matters: reached with Limit matches, it ends
+            # the page with a LastEvaluatedKey. It stays among the candidates.
+            first, last = bounds
+            if self.forward:
+                low, high = max(low, first), min(high, last + 1)
+            else:
+                low, high = max(low, first - 1, 0), min(high, last)
         if self.cut is not None:
             if self.forward:
                 high = min(high, low + self.cut)
             else:
                 low = max(low, high - self.cut)
         return found[low:high]
+
+
+_COMPARISONS = {
+    "=": "=",
+    "EQ": "=",
+    "<": "<",
+    "LT": "<",
+    "<=": "<=",
+    "LE": "<=",
+    ">": ">",
+    "GT": ">",
+    ">=": ">=",
+    "GE": ">=",
+    "BETWEEN": "BETWEEN",
+}
+"""moto's names of the sort key conditions that select a contiguous run of a sorted partition
+(begins_with does too, but is left to moto)."""
+
+
+@dataclass(frozen=True)
+class _KeyRange:
+    """A Query's condition on its index's sort key (`attribute`), with its values as moto
+    compares them (`cast_value`)."""
+
+    attribute: str
+    comparison: str
+    values: tuple[Any, ...]
+
+    @staticmethod
+    def of(table: Any, index_name: str, call: dict[str, Any]) -> _KeyRange | None:
+        comparison = _COMPARISONS.get(str(call.get("range_comparison") or "").upper())
+        ranges = [k for k in _index_schema(table, index_name) if k["KeyType"] == "RANGE"]
+        values = tuple(v.cast_value for v in call.get("range_objs") or ())
+        if comparison is None or len(ranges) != 1 or call.get("filter_kwargs"):
+            return None
+        if len(values) != (2 if comparison == "BETWEEN" else 1):
+            return None
+        conditions = call.get("range_key_conditions") or []
+        attribute = conditions[-1][0] if conditions else ranges[0]["AttributeName"]
+        return _KeyRange(attribute, comparison, values)
+
+    def bounds(self, keys: list[tuple[Any, ...]], attrs: tuple[str, ...]) -> tuple[int, int] | None:
+        """(first, last): `keys[first:last]` are the ones moto's condition holds for; None when
+        bisection cannot say (values moto would compare across types, which it refuses)."""
+        if self.attribute not in attrs:
+            return None
+        if not keys:
+            return 0, 0
+        # The attributes before the sort key in moto's order are the index's partition key:
+        # one value in a partition, so the keys are in order of the sort key.
+        at = attrs.index(self.attribute)
+        kind = _comparable_kind(keys[0][at])
+        if kind is None or any(_comparable_kind(v) != kind for v in self.values):
+            return None
+
+        def value(key: tuple[Any, ...]) -> Any:
+            return key[at]
+
+        def left(bound: Any) -> int:
+            return bisect.bisect_left(keys, bound, key=value)
+
+        def right(bound: Any) -> int:
+            return bisect.bisect_right(keys, bound, key=value)
+
+        first, *rest = self.values
+        match self.comparison:
+            case "=":
+                return left(first), right(first)
+            case "<":
+                return 0, left(first)
+            case "<=":
+                return 0, right(first)
+            case ">":
+                return right(first), len(keys)
+            case ">=":
+                return left(first), len(keys)
+        low = left(first)
+        return low, max(low, right(rest[0]))  # BETWEEN: none when the bounds are reversed
+
+
+def _comparable_kind(value: Any) -> str | None:
+    """Which values a sort key value compares with as moto compares them: strings, bytes or
+    numbers (a partition's keys are all of one kind, or moto could not have sorted them)."""
+    if isinstance(value, str):
+        return "str"
+    if isinstance(value, bytes):
+        return "bytes"
+    if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
+        return "number"
+    return None
+
+
+def _index_schema(table: Any, index_name: str) -> list[dict[str, str]]:
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    return list(index.schema) if index is not None else []
 
 
 def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
@@ -202,13 +313,17 @@ def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
         candidates: list[Any] | None = None
         if index_name and _single_key_conditions(call):
             limit = call.get("limit")
-            plain = not call.get("range_comparison") and not call.get("filter_kwargs")
+            key_range = _KeyRange.of(self, index_name, call)
+            plain = not call.get("filter_kwargs") and (
+                not call.get("range_comparison") or key_range is not None
+            )
             page = _Page(
                 index_name,
                 hash_key,
                 call.get("exclusive_start_key") or None,
                 call.get("scan_index_forward", True) is not False,
                 limit + 1 if plain and isinstance(limit, int) and limit > 0 else None,
+                key_range,
             )
             attribute = moto_index.index_hash_attribute(self, index_name)
             ordered = (

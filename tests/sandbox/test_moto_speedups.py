@@ -119,6 +119,33 @@ QUERIES: list[dict[str, Any]] = [
 ]
 
 
+def sort_key_queries() -> list[dict[str, Any]]:
+    """Every sort key condition on the index, at values inside, between, before and after the
+    partition's keys (some shared by several items), both ways, at several page sizes: each
+    page's end and LastEvaluatedKey must be moto's."""
+    conditions = [f"gs {op} :a" for op in ("=", "<", "<=", ">", ">=")]
+    conditions += ["gs BETWEEN :a AND :b", "gs BETWEEN :b AND :a", "begins_with(gs, :a)"]
+    queries = []
+    for condition in conditions:
+        # g1 holds t001, t005, t009, t013 and t017, each several times.
+        for low, high in (("t005", "t013"), ("t0075", "t010"), ("t001", "t017"), ("a", "z")):
+            values = {":g": {"S": "g1"}, ":a": {"S": low}}
+            if ":b" in condition:
+                values[":b"] = {"S": high}
+            for limit in (1, 3, None):
+                for forward in (True, False):
+                    query: dict[str, Any] = {
+                        "IndexName": "gsi1",
+                        "KeyConditionExpression": f"g = :g AND {condition}",
+                        "ExpressionAttributeValues": values,
+                        "ScanIndexForward": forward,
+                    }
+                    if limit:
+                        query["Limit"] = limit
+                    queries.append(query)
+    return queries
+
+
 def every_page(client: Any, table: str, query: dict[str, Any]) -> list[dict[str, Any]]:
     pages, params = [], {"TableName": table, **query}
     while True:
@@ -131,7 +158,7 @@ def every_page(client: Any, table: str, query: dict[str, Any]) -> list[dict[str,
 
 
 def answers(client: Any) -> str:
-    results = [every_page(client, "objects", q) for q in QUERIES]
+    results = [every_page(client, "objects", q) for q in QUERIES + sort_key_queries()]
     results.append(
         every_page(
             client,
