@@ -87,6 +87,8 @@ def failed_item_ids(response: Any, item_ids: Sequence[str], enabled: bool) -> se
 class Duplicates:
     """Hands a delivered batch to the handler a second time with probability `rate`: the
     duplicate deliveries that SQS and DynamoDB Streams are allowed to make, on demand. The
+    first batch goes twice whatever the draw, so a run of any size redelivers to every handler
+    (a function that sees few batches, such as ResumePayments, could otherwise draw none). The
     second call's answer is ignored (the first one's decides what is deleted or checkpointed);
     if it raises, that is logged."""
 
@@ -97,13 +99,15 @@ class Duplicates:
         self.rng = rng or random.Random()
         self.name = name
         self.count = 0
+        self._batches = 0
         self._lock = threading.Lock()
 
     def maybe_again(self, handler: Handler, event: Mapping[str, Any]) -> None:
         if self.rate <= 0.0:
             return
         with self._lock:
-            if self.rng.random() >= self.rate:
+            self._batches += 1
+            if self._batches > 1 and self.rng.random() >= self.rate:
                 return
             self.count += 1
         try:

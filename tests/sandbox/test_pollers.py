@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import random
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 
 from payflow.sandbox.event_filters import record_filter
 from payflow.sandbox.pollers import (
+    Duplicates,
     PollerGroup,
     SqsPoller,
     StreamPoller,
@@ -423,3 +425,23 @@ def test_group_stops_promptly(clients: AwsClients, queue: dict[str, str]) -> Non
     group.stop()
 
     assert time.monotonic() - started < 3
+
+
+def test_the_first_batch_goes_twice_whatever_the_draw_then_at_the_rate() -> None:
+    calls: list[dict[str, Any]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        calls.append(event)
+
+    # A rate so low that a draw would almost never duplicate
+    rare = Duplicates(0.001, random.Random(1), "few-batches")
+    for n in range(50):
+        rare.maybe_again(handler, {"batch": n})
+    assert [c["batch"] for c in calls] == [0] and rare.count == 1
+
+    # At rate 0 nothing goes twice, at rate 1 everything does
+    never, always = Duplicates(0.0, random.Random(1), "off"), Duplicates(1.0, None, "all")
+    for n in range(5):
+        never.maybe_again(handler, {"batch": n})
+        always.maybe_again(handler, {"batch": n})
+    assert never.count == 0 and always.count == 5
