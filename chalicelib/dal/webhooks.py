@@ -327,6 +327,22 @@ class WebhookStore:
             return False
         return True
 
+    def mark_dispatched(self, delivery: Delivery) -> bool:
+        """Note that the message with the delivery's current token was sent (False: the token
+        has changed since)."""
+        try:
+            self._client.update_item(
+                TableName=self._table,
+                Key=self._delivery_key(delivery.event_id, delivery.endpoint_id),
+                UpdateExpression="SET dispatched = :true",
+                ConditionExpression="#token = :token",
+                ExpressionAttributeNames={"#token": "token"},
+                ExpressionAttributeValues=to_attrs({":true": True, ":token": delivery.token}),
+            )
+        except self._client.exceptions.ConditionalCheckFailedException:
+            return False
+        return True
+
     def record_attempt(
         self,
         delivery: Delivery,
@@ -434,7 +450,7 @@ class WebhookStore:
         return to_attrs({"pk": event_id, "sk": f"{DELIVERY}#{endpoint_id}"})
 
     def _delivery_item(self, delivery: Delivery) -> dict[str, Any]:
-        values = delivery.model_dump(mode="json")
+        values = delivery.model_dump(mode="json", exclude={"dispatched"})
         return to_attrs(
             {
                 **values,

@@ -198,6 +198,9 @@ class Delivery(BaseModel):
     attempts: list[Attempt] = Field(default_factory=list)
     token: str
     """Names the queue message currently in charge of the schedule; older ones are dropped."""
+    dispatched: bool | None = None
+    """False from a new token (a repeated stream batch's) until its message is known sent;
+    None for a delivery whose token never changed."""
 
     def to_api(self) -> dict[str, Any]:
         return {

@@ -181,3 +181,85 @@ def _of_payment(event: dict, pi_id: str) -> bool:
     """An event of the PaymentIntent itself or of one of its charges."""
     obj = event["data"]["object"]
     return bool(obj["id"] == pi_id or obj.get("payment_intent") == pi_id)
+
+
+class SendsFailing:
+    """The webhook queue, whose next send raises (SQS failing after the relay's retoken)."""
+
+    def __init__(self, queue: Any) -> None:
+        self._queue = queue
+        self.failures = 1
+
+    def send(self, message: Any, delay_seconds: int = 0) -> str:
+        if self.failures:
+            self.failures -= 1
+            raise ConnectionError("SQS did not answer")
+        return str(self._queue.send(message, delay_seconds))
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._queue, name)
+
+
+def test_a_repeat_that_never_sent_its_new_message_is_not_taken_for_delivered(
+    api: Api, hooks: Hooks, merchant: dict, sandbox: Any
+):
+    from chalicelib.container import webhooks
+    from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, Trigger, delivery_id
+    from chalicelib.faults import Faults
+    from chalicelib.webhooks.relay import Dispatcher
+
+    # Given a real event, and an endpoint that subscribed after it was relayed
+    pi = create_payment(api)
+    event_id = next(
+        e["id"]
+        for e in api.get("/v1/events", params={"limit": 100}).json()["data"]
+        if e["data"]["object"]["id"] == pi["id"]
+    )
+    sandbox.pollers.wait_idle(timeout=30)  # the relay is past the event: it opens nothing more
+    receiver = hooks.receiver()
+    endpoint_id = hooks.endpoint(receiver, ["payment_intent.created"])["id"]
+    store, events = webhooks().worker_stores
+    event, endpoint = (
+        events.get(merchant["id"], event_id),
+        store.endpoint(merchant["id"], endpoint_id),
+    )
+    assert event is not None and endpoint is not None
+    queue, schedule = webhooks().queue, webhooks().schedule
+    # and its delivery, written by a relay run that died before sending its message
+    first = Delivery(
+        id=delivery_id(event_id, endpoint_id),
+        merchant_id=merchant["id"],
+        event_id=event_id,
+        event_type=event.type,
+        endpoint_id=endpoint_id,
+        created=int(time.time()),
+        token="first",
+    )
+    assert store.create_delivery(first)
+
+    # When a repeat of the batch gives it a new token, and SQS fails its send
+    failing = SendsFailing(queue)
+    with pytest.raises(ConnectionError):
+        Dispatcher(store, failing, schedule, Faults()).open(event, endpoint)
+    # and an attempt is logged by the first token's message, read before the new token
+    attempt = Attempt(
+        attempt=1, created=int(time.time()), trigger=Trigger.SCHEDULED, status_code=500,
+        latency_ms=5, url=endpoint.url,
+    )  # fmt: skip
+    store.record_attempt(first, attempt, status=DeliveryStatus.PENDING, next_attempt_at=1)
+    # and the batch comes a third time
+    opened = Dispatcher(store, queue, schedule, Faults()).open(event, endpoint)
+
+    # Then the third run sends a message for the delivery, and the webhook arrives
+    assert opened is not None, "the delivery was left pending with no message"
+    receiver.wait_for(lambda rs: any(r.event["id"] == event_id for r in rs))
+    delivered = eventually(lambda: _delivered(store, event_id, endpoint_id))
+    assert delivered.status == DeliveryStatus.SUCCEEDED and delivered.dispatched is True
+
+
+def _delivered(store: Any, event_id: str, endpoint_id: str) -> Any:
+    from chalicelib.domain.webhooks import DeliveryStatus
+
+    delivery = store.delivery(event_id, endpoint_id)
+    assert delivery is not None and delivery.status == DeliveryStatus.SUCCEEDED, delivery
+    return delivery
