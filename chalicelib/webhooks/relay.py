@@ -15,7 +15,8 @@ Duplicate-batch safety (a stream batch may be handed over twice, or retried afte
    retoken until its message is sent): the old message may still be attempted after the
    retoken, and were the new message never sent (the run died between the two), a third run
    would take that attempt for the new message's and queue nothing, leaving the delivery
-   pending with no message (found by a 10,000-payment chaos run: 3 deliveries in 140,000).
+   pending with no message (found while looking into deliveries a 10,000-payment chaos run
+   left pending).
 3. Whatever still slips through (the first copy already being sent when the second arrives)
    carries the same `webhook-id` (the delivery id), so receivers can drop it.
 """
