@@ -56,6 +56,8 @@ index write when a delivery is created and one when it succeeds; a retry while p
 the entry (the index projects the whole item, as every index of the table does). `gsi3` is
 overloaded, as `gsi2` is: PaymentIntents by payment method type are `<merchant>#...` partitions,
 and neither a merchant id nor an endpoint id holds `#`."""
+OPEN_KEYS = ("gsi3pk", "gsi3sk")
+"""The attributes that put a delivery in OPEN_INDEX."""
 FILTERED_READ_MAX = 1000
 """The most deliveries one Query of a status-filtered (`succeeded`) listing reads."""
 
@@ -267,7 +269,7 @@ class WebhookStore:
         delivery = Delivery.model_validate(values)
         wanted = _open_keys(delivery, delivery.status)
         changed = {name: key for name, key in wanted.items() if values.get(name) != key}
-        removed = [name for name in ("gsi3pk", "gsi3sk") if name in values and name not in wanted]
+        removed = [name for name in OPEN_KEYS if name in values and name not in wanted]
         return changed, removed
 
     def set_open_keys(
@@ -472,7 +474,8 @@ def _open_keys(delivery: Delivery, status: DeliveryStatus) -> dict[str, str]:
     """A delivery's OPEN_INDEX keys when it has `status` (none once succeeded)."""
     if status == DeliveryStatus.SUCCEEDED:
         return {}
-    return {"gsi3pk": _open_partition(delivery.endpoint_id, status), "gsi3sk": delivery.id}
+    partition, sort = OPEN_KEYS
+    return {partition: _open_partition(delivery.endpoint_id, status), sort: delivery.id}
 
 
 def _list_as(
@@ -485,7 +488,7 @@ def _list_as(
     """Add to an update that gives `delivery` `status` the writes of its OPEN_INDEX keys."""
     keys = _open_keys(delivery, status)
     if not keys:
-        removes.extend(("gsi3pk", "gsi3sk"))
+        removes.extend(OPEN_KEYS)
     for name, value in keys.items():
         sets.append(f"{name} = :{name}")
         values[f":{name}"] = value

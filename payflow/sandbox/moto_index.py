@@ -235,13 +235,17 @@ def all_items(table: Any) -> list[Any]:
     return [item for bucket in table.items.values() for item in bucket.values()]
 
 
+def index_schema(table: Any, index_name: str) -> list[dict[str, str]]:
+    """The index's key schema (empty for an index moto does not know, which its own query
+    then refuses)."""
+    index = next((i for i in table.all_indexes() if i.name == index_name), None)
+    return list(index.schema) if index is not None else []
+
+
 def index_hash_attribute(table: Any, index_name: str) -> str | None:
     """The index's partition key attribute, when it is a single one (None otherwise, or for
-    an index moto does not know, which its own query then refuses)."""
-    index = next((i for i in table.all_indexes() if i.name == index_name), None)
-    if index is None:
-        return None
-    hashes = [k["AttributeName"] for k in index.schema if k["KeyType"] == "HASH"]
+    an index moto does not know)."""
+    hashes = [k["AttributeName"] for k in index_schema(table, index_name) if k["KeyType"] == "HASH"]
     return hashes[0] if len(hashes) == 1 else None
 
 

@@ -238,7 +238,8 @@ class _KeyRange:
     @staticmethod
     def of(table: Any, index_name: str, call: dict[str, Any]) -> _KeyRange | None:
         comparison = _COMPARISONS.get(str(call.get("range_comparison") or "").upper())
-        ranges = [k for k in _index_schema(table, index_name) if k["KeyType"] == "RANGE"]
+        schema = moto_index.index_schema(table, index_name)
+        ranges = [k for k in schema if k["KeyType"] == "RANGE"]
         values = tuple(v.cast_value for v in call.get("range_objs") or ())
         if comparison is None or len(ranges) != 1 or call.get("filter_kwargs"):
             return None
@@ -297,11 +298,6 @@ def _comparable_kind(value: Any) -> str | None:
     if isinstance(value, int | float | decimal.Decimal) and not isinstance(value, bool):
         return "number"
     return None
-
-
-def _index_schema(table: Any, index_name: str) -> list[dict[str, str]]:
-    index = next((i for i in table.all_indexes() if i.name == index_name), None)
-    return list(index.schema) if index is not None else []
 
 
 def _query_from_candidates(query: Callable[..., Any]) -> Callable[..., Any]:
@@ -392,11 +388,11 @@ def _traverse_by_class(self: Any, node: Any, child_id: int = -1) -> Any:
     """moto's `DepthFirstTraverser.traverse_node_recursively`, each of its class tests made once
     per class (moto's `Node` is an abstract base class: every isinstance went through ABCMeta,
     twice per node and pass, and `process` tested the map's classes again)."""
-    from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
-
     kind = type(node)
     is_node = _IS_NODE.get(kind)
     if is_node is None:
+        from moto.dynamodb.parsing.ast_nodes import Node  # type: ignore[attr-defined]
+
         is_node = _IS_NODE[kind] = isinstance(node, Node)
     if not is_node:
         return node
@@ -489,30 +485,34 @@ class QueueAttributes(Mapping[str, Any]):
 
 def _size_of_values(self: Any) -> int:
     """moto's `DynamoType.size`: the same sum, over the values as they are (moto wraps each
-    value of a map in a new DynamoType, which wraps its members again, at every level)."""
-    from moto.dynamodb.models.dynamo_type import DynamoType
-    from moto.dynamodb.models.utilities import bytesize
-
+    value of a map in a new DynamoType, which wraps its members again, at every level). It runs
+    for every nested value, so it imports nothing: `self` is a DynamoType (moto has no
+    subclass of it), and `_bytesize` is moto's `bytesize`."""
     kind, value = self.type, self.value
     if kind == "N":
         return len(str(value))
     if kind == "NS":
         return sum(len(str(member)) for member in value)
     if kind in ("SS", "BS"):
-        return sum(1 if isinstance(member, bool) else bytesize(member) for member in value)
+        return sum(1 if isinstance(member, bool) else _bytesize(member) for member in value)
+    dynamo_type = type(self)
     if kind == "L":
-        return sum(_size_of(member, DynamoType) for member in value)
+        return sum(_size_of(member, dynamo_type) for member in value)
     if kind == "M":
-        return sum(bytesize(key) + _size_of(member, DynamoType) for key, member in value.items())
+        return sum(_bytesize(key) + _size_of(member, dynamo_type) for key, member in value.items())
     if isinstance(value, bool):
         return 1
-    return bytesize(value)
+    return _bytesize(value)
 
 
 def _size_of(member: Any, dynamo_type: type) -> int:
     """A member's size; one that is not a DynamoType yet is wrapped first, as moto does."""
     typed = member if type(member) is dynamo_type else dynamo_type(member)
     return _size_of_values(typed)
+
+
+def _bytesize(value: str | bytes) -> int:
+    return len(value if isinstance(value, bytes) else value.encode("utf-8"))
 
 
 def _searched_only_with_tag(enrich: Callable[..., Any]) -> Callable[..., Any]:
