@@ -350,8 +350,21 @@ def every_event_delivered(seen: Observed) -> list[str]:
                 if delivery["id"] not in seen.dead_lettered:
                     violations.append(f"{delivery['id']}: failed but not in the dead-letter queue")
             else:
-                violations.append(f"{delivery['id']}: still {delivery['status']}")
+                violations.append(f"{delivery['id']}: still {delivery['status']}, {_log(delivery)}")
     return violations
+
+
+def _log(delivery: dict[str, Any]) -> str:
+    """What a stuck delivery's log says, to tell how it got stuck: each attempt's number, when
+    and its answer."""
+    attempts = [
+        f"#{a['attempt']} at {a['created']} -> {a.get('status_code') or a.get('error')}"
+        for a in delivery.get("attempts") or []
+    ]
+    return (
+        f"created {delivery.get('created')}, next attempt at {delivery.get('next_attempt_at')}, "
+        f"attempts: {', '.join(attempts) or 'none'}"
+    )
 
 
 @invariant("no duplicate delivery a receiver cannot drop by webhook-id")

@@ -16,7 +16,9 @@ Duplicate-batch safety (a stream batch may be handed over twice, or retried afte
    retoken, and were the new message never sent (the run died between the two), a third run
    would take that attempt for the new message's and queue nothing, leaving the delivery
    pending with no message (found while looking into deliveries a 10,000-payment chaos run
-   left pending).
+   left pending). A run that dies between the new token and its send leaves no message either;
+   the batch it failed is handed over again, as a stream retries a failed invocation (never
+   moving past it), and the next run sends one.
 3. Whatever still slips through (the first copy already being sent when the second arrives)
    carries the same `webhook-id` (the delivery id), so receivers can drop it.
 """
@@ -107,6 +109,8 @@ class Dispatcher:
                 existing, delivery.token, next_attempt_at=None, reset_status=False
             ):
                 return None
+            # Crash here: the new token is written, its message not sent yet.
+            self._faults.check("relay_before_enqueue")
             self._enqueue(delivery)
             self._store.mark_dispatched(delivery)
             return delivery

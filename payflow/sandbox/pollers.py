@@ -89,8 +89,10 @@ class Duplicates:
     duplicate deliveries that SQS and DynamoDB Streams are allowed to make, on demand. The
     first batch goes twice whatever the draw, so a run of any size redelivers to every handler
     (a function that sees few batches, such as ResumePayments, could otherwise draw none). The
-    second call's answer is ignored (the first one's decides what is deleted or checkpointed);
-    if it raises, that is logged."""
+    second call's answer is ignored (the first one's decides what is deleted or checkpointed).
+    If it raises, `maybe_again` says so: an SQS poller logs it (two consumers had the message,
+    and the other one's answer deletes it), a stream poller hands the batch over again, as an
+    event source mapping retries a failed invocation instead of moving past it."""
 
     def __init__(self, rate: float, rng: random.Random | None, name: str) -> None:
         if not 0.0 <= rate <= 1.0:
@@ -102,18 +104,21 @@ class Duplicates:
         self._batches = 0
         self._lock = threading.Lock()
 
-    def maybe_again(self, handler: Handler, event: Mapping[str, Any]) -> None:
+    def maybe_again(self, handler: Handler, event: Mapping[str, Any]) -> bool:
+        """Maybe hand `event` over a second time; True when that second call raised."""
         if self.rate <= 0.0:
-            return
+            return False
         with self._lock:
             self._batches += 1
             if self._batches > 1 and self.rng.random() >= self.rate:
-                return
+                return False
             self.count += 1
         try:
             handler(event, LambdaContext(self.name))
         except Exception:
             logger.warning("%s failed on a duplicated batch", self.name, exc_info=True)
+            return True
+        return False
 
 
 def _handler_name(handler: Handler) -> str:
@@ -605,7 +610,10 @@ class StreamPoller:
             self._retry_from(shard, sequence_numbers[0])
             return True
         # At least once: the same batch again, as a retried or replayed shard would (chaos).
-        self.duplicates.maybe_again(self.handler, event)
+        if self.duplicates.maybe_again(self.handler, event):
+            # The last invocation failed: the mapping retries the batch, whatever came before.
+            self._retry_from(shard, sequence_numbers[0])
+            return True
         handed = [r["dynamodb"]["SequenceNumber"] for r in shaped]
         failed = failed_item_ids(response_body, handed, self.report_batch_item_failures)
         if failed:

@@ -6,6 +6,7 @@ import json
 import time
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
@@ -200,15 +201,23 @@ class SendsFailing:
         return getattr(self._queue, name)
 
 
-def test_a_repeat_that_never_sent_its_new_message_is_not_taken_for_delivered(
-    api: Api, hooks: Hooks, merchant: dict, sandbox: Any
-):
-    from chalicelib.container import webhooks
-    from chalicelib.domain.webhooks import Attempt, Delivery, DeliveryStatus, Trigger, delivery_id
-    from chalicelib.faults import Faults
-    from chalicelib.webhooks.relay import Dispatcher
+@dataclass
+class Unsent:
+    """A real event, an endpoint that subscribed after the relay passed it, and its delivery as
+    a relay run left it that died before sending the delivery's message."""
 
-    # Given a real event, and an endpoint that subscribed after it was relayed
+    event: Any
+    endpoint: Any
+    delivery: Any
+    receiver: Any
+    store: Any
+
+
+@pytest.fixture
+def unsent(api: Api, hooks: Hooks, merchant: dict, sandbox: Any) -> Unsent:
+    from chalicelib.container import webhooks
+    from chalicelib.domain.webhooks import Delivery, delivery_id
+
     pi = create_payment(api)
     event_id = next(
         e["id"]
@@ -224,9 +233,7 @@ def test_a_repeat_that_never_sent_its_new_message_is_not_taken_for_delivered(
         store.endpoint(merchant["id"], endpoint_id),
     )
     assert event is not None and endpoint is not None
-    queue, schedule = webhooks().queue, webhooks().schedule
-    # and its delivery, written by a relay run that died before sending its message
-    first = Delivery(
+    delivery = Delivery(
         id=delivery_id(event_id, endpoint_id),
         merchant_id=merchant["id"],
         event_id=event_id,
@@ -235,26 +242,70 @@ def test_a_repeat_that_never_sent_its_new_message_is_not_taken_for_delivered(
         created=int(time.time()),
         token="first",
     )
-    assert store.create_delivery(first)
+    assert store.create_delivery(delivery)
+    return Unsent(event, endpoint, delivery, receiver, store)
 
-    # When a repeat of the batch gives it a new token, and SQS fails its send
-    failing = SendsFailing(queue)
+
+def dispatcher(queue: Any = None, faults: Any = None) -> Any:
+    """A relay's Dispatcher on the sandbox's store and schedule."""
+    from chalicelib.container import webhooks
+    from chalicelib.faults import Faults
+    from chalicelib.webhooks.relay import Dispatcher
+
+    store, _ = webhooks().worker_stores
+    return Dispatcher(store, queue or webhooks().queue, webhooks().schedule, faults or Faults())
+
+
+def test_a_repeat_that_never_sent_its_new_message_is_not_taken_for_delivered(unsent: Unsent):
+    from chalicelib.container import webhooks
+    from chalicelib.domain.webhooks import Attempt, DeliveryStatus, Trigger
+
+    # Given a delivery whose first run died before sending its message,
+    # when a repeat of the batch gives it a new token, and SQS fails its send
     with pytest.raises(ConnectionError):
-        Dispatcher(store, failing, schedule, Faults()).open(event, endpoint)
+        dispatcher(SendsFailing(webhooks().queue)).open(unsent.event, unsent.endpoint)
     # and an attempt is logged by the first token's message, read before the new token
     attempt = Attempt(
         attempt=1, created=int(time.time()), trigger=Trigger.SCHEDULED, status_code=500,
-        latency_ms=5, url=endpoint.url,
+        latency_ms=5, url=unsent.endpoint.url,
     )  # fmt: skip
-    store.record_attempt(first, attempt, status=DeliveryStatus.PENDING, next_attempt_at=1)
+    unsent.store.record_attempt(
+        unsent.delivery, attempt, status=DeliveryStatus.PENDING, next_attempt_at=1
+    )
     # and the batch comes a third time
-    opened = Dispatcher(store, queue, schedule, Faults()).open(event, endpoint)
+    opened = dispatcher().open(unsent.event, unsent.endpoint)
 
     # Then the third run sends a message for the delivery, and the webhook arrives
     assert opened is not None, "the delivery was left pending with no message"
-    receiver.wait_for(lambda rs: any(r.event["id"] == event_id for r in rs))
-    delivered = eventually(lambda: _delivered(store, event_id, endpoint_id))
-    assert delivered.status == DeliveryStatus.SUCCEEDED and delivered.dispatched is True
+    _arrives(unsent)
+
+
+def test_a_repeat_that_dies_between_its_new_token_and_its_send_is_mended_by_the_next(
+    unsent: Unsent,
+):
+    from chalicelib.faults import Faults, InjectedCrash
+
+    # Given a delivery whose first run died before sending its message,
+    # when a repeat gives it a new token and dies before sending that token's message
+    faults = Faults()
+    faults.arm("relay_before_enqueue", 1)
+    with pytest.raises(InjectedCrash):
+        dispatcher(faults=faults).open(unsent.event, unsent.endpoint)
+    token = unsent.store.delivery(unsent.event.id, unsent.endpoint.id).token
+    assert token != unsent.delivery.token, "the crash came before the new token"
+    # and the batch is handed over again, as a stream hands over a batch whose run failed
+    opened = dispatcher().open(unsent.event, unsent.endpoint)
+
+    # Then that run sends a message for the delivery, and the webhook arrives
+    assert opened is not None, "the delivery was left pending with no message"
+    _arrives(unsent)
+
+
+def _arrives(unsent: Unsent) -> None:
+    event_id, endpoint_id = unsent.event.id, unsent.endpoint.id
+    unsent.receiver.wait_for(lambda rs: any(r.event["id"] == event_id for r in rs))
+    delivered = eventually(lambda: _delivered(unsent.store, event_id, endpoint_id))
+    assert delivered.dispatched is True
 
 
 def _delivered(store: Any, event_id: str, endpoint_id: str) -> Any:

@@ -335,6 +335,53 @@ def test_a_failing_stream_batch_is_retried_in_order_not_lost(
     assert poller.is_idle(mark)
 
 
+def test_a_stream_batch_whose_duplicate_fails_is_handed_over_again(
+    clients: AwsClients, streams: Any, table: dict[str, str]
+) -> None:
+    # A run that did its work and a repeat that died halfway: the mapping retries the repeat's
+    # failed invocation, it does not move past the batch (a relay repeat that gave a delivery a
+    # new token and died before sending its message would otherwise strand the delivery)
+    batches: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        batches.append([r["dynamodb"]["Keys"]["pk"]["S"] for r in event["Records"]])
+        if len(batches) == 2:
+            raise RuntimeError("the repeat died")
+
+    poller = StreamPoller(streams, table["stream_arn"], handler, retry_base=0.0, duplicate_rate=1.0)
+    poller.prepare()
+    for key in ("a", "b"):
+        clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": key}})
+
+    drain(poller)
+
+    # the batch, its failed repeat, then the batch again and its repeat; then nothing is left
+    assert batches == [["a", "b"]] * 4
+    assert poller.duplicates.count == 2
+
+
+def test_an_sqs_batch_whose_duplicate_fails_is_deleted_by_the_first_answer(
+    clients: AwsClients, queue: dict[str, str]
+) -> None:
+    # Two consumers had the message: the one that handled it deletes it, whatever the other did
+    calls: list[list[str]] = []
+
+    def handler(event: dict[str, Any], context: Any) -> None:
+        calls.append(bodies(event))
+        if len(calls) == 2:
+            raise RuntimeError("the other consumer died")
+
+    clients.sqs.send_message(QueueUrl=queue["url"], MessageBody="once")
+    poller = SqsPoller(
+        clients.sqs, queue["url"], queue["arn"], handler, duplicate_rate=1.0, concurrency=1
+    )
+
+    drain(poller)
+
+    assert calls == [["once"], ["once"]]
+    assert queue_depth(clients.sqs, queue["url"]) == 0
+
+
 def test_stream_batch_item_failure_redelivers_from_the_failed_record(
     clients: AwsClients, streams: Any, table: dict[str, str]
 ) -> None:
