@@ -31,6 +31,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+import psutil  # noqa: E402
 import requests  # noqa: E402
 
 from bench import cold_start  # noqa: E402
@@ -399,6 +400,7 @@ def pipeline(
     answered: list[float] = []
     counter.reset()
     runs = _lambda_runs(sandbox)
+    cpu = CpuMeter({"api_and_handlers": os.getpid(), "embedded_aws": sandbox.aws.pid})
     began = time.monotonic()
     with ThreadPoolExecutor(concurrency) as pool:
         list(pool.map(one, range(payments)))
@@ -406,6 +408,7 @@ def pipeline(
     while time.monotonic() < deadline and not set(sent) <= set(receiver.succeeded_at):
         time.sleep(0.05)
     done = time.monotonic()
+    cpu_seconds = cpu.used()
     sandbox.pollers.wait_idle(timeout=60)
     counter.settle()
     calls = Counter(counter.calls)
@@ -450,9 +453,46 @@ def pipeline(
         ],
         "dynamodb_write_units": write_units,
         "dynamodb_read_units": read_units,
+        "cpu_ms_per_payment": {
+            name: round(1000 * seconds / max(1, succeeded), 1)
+            for name, seconds in cpu_seconds.items()
+        },
+        "cores": CORES,
         "event_source_batches": batches,
         "executions": _transitions(sandbox, list(sent)[:20]),
     }
+
+
+CORES = len(os.sched_getaffinity(0))
+
+
+class CpuMeter:
+    """CPU seconds (user + system, every thread) that named processes use from now on: this
+    process (the API, the handlers, the pollers, and the bench's own clients and receiver) and
+    the embedded AWS."""
+
+    def __init__(self, pids: dict[str, int | None]) -> None:
+        self._processes = {name: psutil.Process(pid) for name, pid in pids.items() if pid}
+        self._start = self._now()
+
+    def used(self) -> dict[str, float]:
+        """Seconds used by each process since the meter was made, and their `total`."""
+        now = self._now()
+        used = {name: now[name] - self._start[name] for name in now}
+        return {**used, "total": sum(used.values())}
+
+    def _now(self) -> dict[str, float]:
+        times = {name: process.cpu_times() for name, process in self._processes.items()}
+        return {name: t.user + t.system for name, t in times.items()}
+
+
+def latency_floor_ms(run: dict[str, Any]) -> float:
+    """The lowest mean create+confirm latency `run`'s CPU allows its clients: at C ms of CPU a
+    payment (answer, events, webhook), the machine's cores finish at most cores / C payments a
+    second, and clients that each wait for their answer before the next (Little's law) then
+    wait at least clients * C / cores ms on average, once the pipeline keeps up."""
+    per_payment = run["cpu_ms_per_payment"]["total"]
+    return round(run["clients"] * per_payment / run["cores"], 1)
 
 
 def _counting(handler: Any) -> Any:
@@ -788,14 +828,24 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def latency_table(r: dict[str, Any]) -> str:
-    """create+confirm (the API's answer) and create -> verified webhook, 8 clients and one."""
-    lines = ["| clients | create+confirm p50 / p95 | create -> verified webhook p50 / p95 |"]
-    lines.append("| ---: | ---: | ---: |")
+    """create+confirm (the API's answer) and create -> verified webhook, 8 clients and one, with
+    the CPU each payment took and the latency floor that CPU sets (`latency_floor_ms`)."""
+    lines = [
+        "| clients | create+confirm p50 / p95 | create -> verified webhook p50 / p95 "
+        "| CPU per payment (API and handlers + embedded AWS) | floor for the mean answer |"
+    ]
+    lines.append("| ---: | ---: | ---: | ---: | ---: |")
     for run in (r["pipeline"], r["pipeline_one_client"]):
-        api, hook = run["create_confirm_ms"], run["create_to_webhook_ms"]
+        api, hook, cpu = (
+            run["create_confirm_ms"],
+            run["create_to_webhook_ms"],
+            run["cpu_ms_per_payment"],
+        )
         lines.append(
             f"| {run['clients']} | {api['p50']} / {api['p95']} ms "
-            f"| {hook['p50']} / {hook['p95']} ms |"
+            f"| {hook['p50']} / {hook['p95']} ms "
+            f"| {cpu['total']} ms ({cpu['api_and_handlers']} + {cpu['embedded_aws']}) "
+            f"| {latency_floor_ms(run)} ms on {run['cores']} cores |"
         )
     return "\n".join(lines)
 
