@@ -55,6 +55,13 @@ held the GIL):
 - Response bodies (2 %): moto looks for an XML `<RequestId>` in every answer, JSON ones
   included, with a look-behind regular expression over the whole body. A body without that
   tag is now left alone without the search.
+
+Measured the same way in the next 10,000-payment run:
+
+- Request parameters (11 %): moto's JSON parser walks a request along its shape, looking up
+  every member of a structure in the value one after another. A DynamoDB AttributeValue has
+  ten members and holds one, and a payment's transaction holds a few hundred of them. A
+  structure given one key is now parsed by that key alone.
 """
 
 from __future__ import annotations
@@ -121,7 +128,47 @@ def apply() -> None:
     )
     _share_step_functions_clients()
     _parse_update_expressions_once()
+    _parse_json_structures_by_their_keys()
     _APPLIED = True
+
+
+def _parse_json_structures_by_their_keys() -> None:
+    from moto.core.parse import BaseJSONParser
+
+    BaseJSONParser._parse_structure = _one_key_looked_up(BaseJSONParser._parse_structure)  # type: ignore[method-assign]
+
+
+def _one_key_looked_up(parse_structure: Callable[..., Any]) -> Callable[..., Any]:
+    """moto's `_parse_structure`, for a value of one key: that key's member is looked up
+    instead of every member in the value (same result: members the value lacks, or holds as
+    null, are left out either way)."""
+
+    @functools.wraps(parse_structure)
+    def parse(self: Any, shape: Any, value: Any) -> Any:
+        if type(value) is not dict or len(value) != 1 or shape.is_document_type:
+            return parse_structure(self, shape, value)
+        ((key, raw),) = value.items()
+        parsed = self.MAP_TYPE()
+        member = _members_by_json_name(shape).get(key)
+        if member is not None and raw is not None:
+            name, member_shape = member
+            parsed[name] = self._parse_shape(member_shape, raw)
+        return parsed
+
+    return parse
+
+
+def _members_by_json_name(shape: Any) -> dict[str, tuple[str, Any]]:
+    """A structure shape's members by the name they have in JSON (kept on the shape, which the
+    service model keeps)."""
+    found: dict[str, tuple[str, Any]] | None = shape.__dict__.get("_payflow_by_json_name")
+    if found is None:
+        found = {
+            member.serialization.get("name", name): (name, member)
+            for name, member in shape.members.items()
+        }
+        shape._payflow_by_json_name = found
+    return found
 
 
 def query_candidates(table: Any, hash_key: Any, index_name: str | None) -> list[Any]:

@@ -636,3 +636,69 @@ def test_a_response_without_a_request_id_tag_is_left_as_it_is() -> None:
             request_id = headers["x-amzn-requestid"]
             assert answer == expected.replace(expected_headers["x-amzn-requestid"], request_id)
     assert fast({}, xml)[1].count("old") == 0
+
+
+def test_requests_are_parsed_exactly_as_moto_parses_them() -> None:
+    from botocore.serialize import create_serializer
+    from moto.core.parse import JSONParser
+    from moto.core.responses import get_service_model
+
+    # Given requests as boto3 puts them on the wire: items of every type and nesting, keys,
+    # expression values, and SQS messages with attributes
+    rng = random.Random(11)
+    items = [{f"a{i}": random_value(rng) for i in range(rng.randint(1, 9))} for _ in range(40)]
+    dynamodb = [
+        (
+            "PutItem",
+            {"TableName": "t", "Item": item, "ConditionExpression": "attribute_not_exists(a0)"},
+        )
+        for item in items
+    ] + [
+        (
+            "TransactWriteItems",
+            {"TransactItems": [{"Put": {"TableName": "t", "Item": item}} for item in items[:12]]},
+        ),
+        (
+            "Query",
+            {
+                "TableName": "t",
+                "KeyConditionExpression": "a0 = :v",
+                "ExpressionAttributeValues": {":v": items[0]["a0"]},
+                "ExclusiveStartKey": items[1],
+                "Limit": 7,
+                "ScanIndexForward": False,
+            },
+        ),
+    ]
+    sqs = [
+        (
+            "SendMessage",
+            {
+                "QueueUrl": "http://127.0.0.1/q",
+                "MessageBody": "{}",
+                "DelaySeconds": 3,
+                "MessageAttributes": {
+                    "kind": {"DataType": "String", "StringValue": "x"},
+                    "raw": {"DataType": "Binary", "BinaryValue": b"\x00\xff"},
+                },
+            },
+        ),
+        ("DeleteMessage", {"QueueUrl": "http://127.0.0.1/q", "ReceiptHandle": "r"}),
+    ]
+    fast = moto_speedups._one_key_looked_up(JSONParser._parse_structure)
+    for service, requests in (("dynamodb", dynamodb), ("sqs", sqs)):
+        model = get_service_model(service)
+        for operation, params in requests:
+            operation_model = model.operation_model(operation)
+            wire = create_serializer("json").serialize_to_request(params, operation_model)
+            request = {"method": "POST", "values": {}, "headers": {}, "body": wire["body"]}
+            request.update(url_path="/", url_params={})
+            expected = JSONParser(operation_model).parse(request)
+
+            # When the structures given one key are parsed by that key
+            parser = JSONParser(operation_model)
+            parser._parse_structure = fast.__get__(parser)  # type: ignore[method-assign]
+            parsed = parser.parse(request)
+
+            # Then the parameters are the same, in the same order
+            assert parsed == expected and repr(parsed) == repr(expected), operation
