@@ -17,12 +17,13 @@ from __future__ import annotations
 
 import json
 import logging
+import threading
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from chalicelib.concurrency import each_concurrently
+from chalicelib.concurrency import Once, each_concurrently
 from chalicelib.dal.events import EventStore
 from chalicelib.dal.webhooks import WebhookQueue, WebhookStore
 from chalicelib.domain.events import Event
@@ -154,6 +155,32 @@ class EndpointHealth:
             logger.info("endpoint %s changed concurrently; health note skipped", endpoint.id)
 
 
+class BatchEndpoints:
+    """The endpoints one batch of messages goes to, each read once for the whole batch.
+
+    A batch's messages are handled at the same moment, side by side, so one read of an endpoint
+    serves them all as well as one read each would: a change made meanwhile (a URL, a rolled
+    secret, the endpoint disabled) reaches the next batch either way. Ten messages to one
+    endpoint cost one GetItem instead of ten (a chaos run's batches go to a handful of
+    endpoints; a merchant's webhooks, to one or two)."""
+
+    def __init__(self, store: WebhookStore) -> None:
+        self._store = store
+        self._reads: dict[tuple[str, str], Once[WebhookEndpoint | None]] = {}
+        self._lock = threading.Lock()
+
+    def get(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+        """The merchant's endpoint, or None (unknown, deleted or someone else's)."""
+        key = (merchant_id, endpoint_id)
+        with self._lock:
+            read = self._reads.get(key)
+            if read is None:
+                read = self._reads[key] = Once(
+                    lambda: self._store.endpoint(merchant_id, endpoint_id)
+                )
+        return read()
+
+
 class Deliverer:
     """Handles batches of webhook queue messages, each in its own thread."""
 
@@ -184,17 +211,21 @@ class Deliverer:
         """Deliver every message of a Lambda SQS event; returns the message ids to keep in the
         queue (their next attempt is scheduled, or they are bound for the dead-letter queue)."""
         messages = [QueuedMessage.from_record(record) for record in records]
-        outcomes = each_concurrently(self.deliver, messages, self._max_workers)
+        endpoints = BatchEndpoints(self._store)
+        outcomes = each_concurrently(
+            lambda message: self.deliver(message, endpoints), messages, self._max_workers
+        )
         return [m.message_id for m, keep in zip(messages, outcomes, strict=True) if keep]
 
-    def deliver(self, message: QueuedMessage) -> bool:
-        """One attempt for one message; True when the message must stay in the queue."""
+    def deliver(self, message: QueuedMessage, endpoints: BatchEndpoints | None = None) -> bool:
+        """One attempt for one message; True when the message must stay in the queue.
+        `endpoints` holds the endpoints its batch has read (None: read afresh)."""
         with observability().correlate(
             delivery_id=message.delivery_id,
             message_id=message.message_id,
             receive_count=message.receive_count,
         ):
-            return self._deliver(message)
+            return self._deliver(message, endpoints or BatchEndpoints(self._store))
 
     def _read(self, event_id: str, endpoint_id: str) -> tuple[Event | None, Delivery | None]:
         """The event and this delivery of it, read together (they share a partition)."""
@@ -204,7 +235,7 @@ class Deliverer:
                 return event, Delivery.model_validate(item)
         return event, None
 
-    def _deliver(self, message: QueuedMessage) -> bool:
+    def _deliver(self, message: QueuedMessage, endpoints: BatchEndpoints) -> bool:
         ids = parse_delivery_id(message.delivery_id)
         event, delivery = self._read(*ids) if ids else (None, None)
         if delivery is None:
@@ -216,7 +247,7 @@ class Deliverer:
         ):
             logger.info("delivery %s: duplicate or superseded message dropped", delivery.id)
             return False
-        endpoint = self._store.endpoint(delivery.merchant_id, delivery.endpoint_id)
+        endpoint = endpoints.get(delivery.merchant_id, delivery.endpoint_id)
         if event is not None and event.merchant_id != delivery.merchant_id:
             event = None
         if endpoint is None or event is None or endpoint.status == EndpointStatus.DISABLED:

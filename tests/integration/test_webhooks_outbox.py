@@ -1,4 +1,5 @@
-"""The outbox relay under failure: a crash mid-batch and a stream batch handed over twice."""
+"""The outbox relay under failure (a crash mid-batch, a stream batch handed over twice), and the
+delivery handler's batches."""
 
 from __future__ import annotations
 
@@ -314,3 +315,69 @@ def _delivered(store: Any, event_id: str, endpoint_id: str) -> Any:
     delivery = store.delivery(event_id, endpoint_id)
     assert delivery is not None and delivery.status == DeliveryStatus.SUCCEEDED, delivery
     return delivery
+
+
+class EndpointReads:
+    """The webhook store, counting its endpoint reads."""
+
+    def __init__(self, store: Any) -> None:
+        self._store = store
+        self.reads = 0
+
+    def endpoint(self, merchant_id: str, endpoint_id: str) -> Any:
+        self.reads += 1
+        return self._store.endpoint(merchant_id, endpoint_id)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._store, name)
+
+
+def test_a_batch_reads_each_endpoint_once_for_all_its_messages(api: Api, hooks: Hooks):
+    from chalicelib.container import webhooks
+    from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
+    from chalicelib.webhooks.sender import PinnedSender
+
+    # Given four delivered events of one endpoint
+    receiver = hooks.receiver()
+    hooks.endpoint(receiver, ["payment_intent.created"])
+    created = [create_payment(api)["id"] for _ in range(4)]
+    requests = receiver.wait_for(lambda rs: len(rs) >= 4)
+    events = [r.event for r in requests if r.event["data"]["object"]["id"] in created]
+    ids = [deliveries_of(api, event["id"])[0]["id"] for event in events]
+    # and a delivery handler whose store counts its endpoint reads
+    store, event_store = webhooks().worker_stores
+    counting = EndpointReads(store)
+    deliverer = Deliverer(
+        counting,
+        event_store,
+        webhooks().queue,
+        PinnedSender(5, allow_private=True),
+        webhooks().schedule,
+        EndpointHealth(counting, disable_after_seconds=3600),
+    )
+
+    # When one batch asks for a manual attempt of each, and then a second batch for one
+    def batch(delivery_ids: list[str]) -> dict[str, Any]:
+        return {
+            "Records": [
+                {
+                    "messageId": f"m{i}",
+                    "receiptHandle": f"r{i}",
+                    "body": json.dumps({"delivery": d, "trigger": "manual"}),
+                    "attributes": {"ApproximateReceiveCount": "1"},
+                }
+                for i, d in enumerate(delivery_ids)
+            ]
+        }
+
+    assert deliverer.handle(batch(ids)["Records"]) == []
+    assert counting.reads == 1
+    assert deliverer.handle(batch(ids[:1])["Records"]) == []
+
+    # Then every attempt was posted, the first batch reading the endpoint once for all four,
+    # and the next batch reading it again
+    receiver.wait_for(lambda rs: len(rs) >= 4 + 5)
+    assert counting.reads == 2
+    for delivery_id in ids:
+        attempts = api.get(f"/v1/webhook_deliveries/{delivery_id}").json()["attempts"]
+        assert [a["trigger"] for a in attempts][-1] == "manual"
