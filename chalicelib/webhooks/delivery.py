@@ -155,30 +155,40 @@ class EndpointHealth:
             logger.info("endpoint %s changed concurrently; health note skipped", endpoint.id)
 
 
-class BatchEndpoints:
-    """The endpoints one batch of messages goes to, each read once for the whole batch.
+class BatchReads:
+    """What one batch of messages reads, each item once for the whole batch: the endpoints the
+    messages go to, and the partition of each event they deliver (the event and its
+    deliveries).
 
-    A batch's messages are handled at the same moment, side by side, so one read of an endpoint
-    serves them all as well as one read each would: a change made meanwhile (a URL, a rolled
-    secret, the endpoint disabled) reaches the next batch either way. Ten messages to one
-    endpoint cost one GetItem instead of ten (a chaos run's batches go to a handful of
-    endpoints; a merchant's webhooks, to one or two)."""
+    A batch's messages are handled at the same moment, side by side, so one read serves them
+    all as well as one read each would: a change made meanwhile (an endpoint's URL, a rolled
+    secret, an endpoint disabled, a delivery given a new token) reaches the next batch either
+    way. Ten messages to one endpoint cost one GetItem instead of ten, and an event's
+    deliveries to its endpoints, queued together, one Query."""
 
-    def __init__(self, store: WebhookStore) -> None:
+    def __init__(self, store: WebhookStore, events: EventStore) -> None:
         self._store = store
-        self._reads: dict[tuple[str, str], Once[WebhookEndpoint | None]] = {}
+        self._events = events
+        self._reads: dict[tuple[str, ...], Once[Any]] = {}
         self._lock = threading.Lock()
 
-    def get(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
+    def endpoint(self, merchant_id: str, endpoint_id: str) -> WebhookEndpoint | None:
         """The merchant's endpoint, or None (unknown, deleted or someone else's)."""
-        key = (merchant_id, endpoint_id)
+        return self._once(
+            ("endpoint", merchant_id, endpoint_id),
+            lambda: self._store.endpoint(merchant_id, endpoint_id),
+        )
+
+    def event_with_deliveries(self, event_id: str) -> tuple[Event | None, list[dict[str, Any]]]:
+        """`EventStore.with_deliveries`: the event and its deliveries' items."""
+        return self._once(("event", event_id), lambda: self._events.with_deliveries(event_id))
+
+    def _once(self, key: tuple[str, ...], read: Callable[[], Any]) -> Any:
         with self._lock:
-            read = self._reads.get(key)
-            if read is None:
-                read = self._reads[key] = Once(
-                    lambda: self._store.endpoint(merchant_id, endpoint_id)
-                )
-        return read()
+            once = self._reads.get(key)
+            if once is None:
+                once = self._reads[key] = Once(read)
+        return once()
 
 
 class Deliverer:
@@ -211,33 +221,36 @@ class Deliverer:
         """Deliver every message of a Lambda SQS event; returns the message ids to keep in the
         queue (their next attempt is scheduled, or they are bound for the dead-letter queue)."""
         messages = [QueuedMessage.from_record(record) for record in records]
-        endpoints = BatchEndpoints(self._store)
+        reads = BatchReads(self._store, self._events)
         outcomes = each_concurrently(
-            lambda message: self.deliver(message, endpoints), messages, self._max_workers
+            lambda message: self.deliver(message, reads), messages, self._max_workers
         )
         return [m.message_id for m, keep in zip(messages, outcomes, strict=True) if keep]
 
-    def deliver(self, message: QueuedMessage, endpoints: BatchEndpoints | None = None) -> bool:
+    def deliver(self, message: QueuedMessage, reads: BatchReads | None = None) -> bool:
         """One attempt for one message; True when the message must stay in the queue.
-        `endpoints` holds the endpoints its batch has read (None: read afresh)."""
+        `reads` holds what its batch has read (None: read afresh)."""
         with observability().correlate(
             delivery_id=message.delivery_id,
             message_id=message.message_id,
             receive_count=message.receive_count,
         ):
-            return self._deliver(message, endpoints or BatchEndpoints(self._store))
+            return self._deliver(message, reads or BatchReads(self._store, self._events))
 
-    def _read(self, event_id: str, endpoint_id: str) -> tuple[Event | None, Delivery | None]:
+    @staticmethod
+    def _read(
+        reads: BatchReads, event_id: str, endpoint_id: str
+    ) -> tuple[Event | None, Delivery | None]:
         """The event and this delivery of it, read together (they share a partition)."""
-        event, deliveries = self._events.with_deliveries(event_id)
+        event, deliveries = reads.event_with_deliveries(event_id)
         for item in deliveries:
             if item.get("endpoint_id") == endpoint_id:
                 return event, Delivery.model_validate(item)
         return event, None
 
-    def _deliver(self, message: QueuedMessage, endpoints: BatchEndpoints) -> bool:
+    def _deliver(self, message: QueuedMessage, reads: BatchReads) -> bool:
         ids = parse_delivery_id(message.delivery_id)
-        event, delivery = self._read(*ids) if ids else (None, None)
+        event, delivery = self._read(reads, *ids) if ids else (None, None)
         if delivery is None:
             logger.warning("message %s names no delivery: dropped", message.message_id)
             return False
@@ -247,7 +260,7 @@ class Deliverer:
         ):
             logger.info("delivery %s: duplicate or superseded message dropped", delivery.id)
             return False
-        endpoint = endpoints.get(delivery.merchant_id, delivery.endpoint_id)
+        endpoint = reads.endpoint(delivery.merchant_id, delivery.endpoint_id)
         if event is not None and event.merchant_id != delivery.merchant_id:
             event = None
         if endpoint is None or event is None or endpoint.status == EndpointStatus.DISABLED:

@@ -317,67 +317,83 @@ def _delivered(store: Any, event_id: str, endpoint_id: str) -> Any:
     return delivery
 
 
-class EndpointReads:
-    """The webhook store, counting its endpoint reads."""
+class Counting:
+    """A store, counting the calls of one of its methods."""
 
-    def __init__(self, store: Any) -> None:
+    def __init__(self, store: Any, method: str) -> None:
         self._store = store
-        self.reads = 0
-
-    def endpoint(self, merchant_id: str, endpoint_id: str) -> Any:
-        self.reads += 1
-        return self._store.endpoint(merchant_id, endpoint_id)
+        self._method = method
+        self.calls = 0
 
     def __getattr__(self, name: str) -> Any:
-        return getattr(self._store, name)
+        found = getattr(self._store, name)
+        if name != self._method:
+            return found
+
+        def counted(*args: Any) -> Any:
+            self.calls += 1
+            return found(*args)
+
+        return counted
 
 
-def test_a_batch_reads_each_endpoint_once_for_all_its_messages(api: Api, hooks: Hooks):
+def test_a_batch_reads_each_endpoint_and_each_event_once_for_all_its_messages(
+    api: Api, hooks: Hooks
+):
     from chalicelib.container import webhooks
     from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
     from chalicelib.webhooks.sender import PinnedSender
 
-    # Given four delivered events of one endpoint
-    receiver = hooks.receiver()
-    hooks.endpoint(receiver, ["payment_intent.created"])
-    created = [create_payment(api)["id"] for _ in range(4)]
-    requests = receiver.wait_for(lambda rs: len(rs) >= 4)
-    events = [r.event for r in requests if r.event["data"]["object"]["id"] in created]
-    ids = [deliveries_of(api, event["id"])[0]["id"] for event in events]
-    # and a delivery handler whose store counts its endpoint reads
+    # Given two delivered events, each to the same two endpoints
+    receivers = [hooks.receiver(), hooks.receiver()]
+    endpoints = {hooks.endpoint(r, ["payment_intent.created"])["id"] for r in receivers}
+    created = [create_payment(api)["id"] for _ in range(2)]
+    for receiver in receivers:
+        receiver.wait_for(lambda rs: len(rs) >= 2)
+    events = [
+        e["id"]
+        for e in api.get("/v1/events", params={"type": "payment_intent.created"}).json()["data"]
+        if e["data"]["object"]["id"] in created
+    ]
+    ids = [d["id"] for event in events for d in deliveries_of(api, event)]
+    assert (
+        len(ids) == 4
+        and {d["webhook_endpoint"] for e in events for d in deliveries_of(api, e)} == endpoints
+    )
+    # and a delivery handler whose stores count their reads
     store, event_store = webhooks().worker_stores
-    counting = EndpointReads(store)
+    endpoint_reads = Counting(store, "endpoint")
+    event_reads = Counting(event_store, "with_deliveries")
     deliverer = Deliverer(
-        counting,
-        event_store,
+        endpoint_reads,
+        event_reads,
         webhooks().queue,
         PinnedSender(5, allow_private=True),
         webhooks().schedule,
-        EndpointHealth(counting, disable_after_seconds=3600),
+        EndpointHealth(endpoint_reads, disable_after_seconds=3600),
     )
 
     # When one batch asks for a manual attempt of each, and then a second batch for one
-    def batch(delivery_ids: list[str]) -> dict[str, Any]:
-        return {
-            "Records": [
-                {
-                    "messageId": f"m{i}",
-                    "receiptHandle": f"r{i}",
-                    "body": json.dumps({"delivery": d, "trigger": "manual"}),
-                    "attributes": {"ApproximateReceiveCount": "1"},
-                }
-                for i, d in enumerate(delivery_ids)
-            ]
-        }
+    def batch(delivery_ids: list[str]) -> list[dict[str, Any]]:
+        return [
+            {
+                "messageId": f"m{i}",
+                "receiptHandle": f"r{i}",
+                "body": json.dumps({"delivery": d, "trigger": "manual"}),
+                "attributes": {"ApproximateReceiveCount": "1"},
+            }
+            for i, d in enumerate(delivery_ids)
+        ]
 
-    assert deliverer.handle(batch(ids)["Records"]) == []
-    assert counting.reads == 1
-    assert deliverer.handle(batch(ids[:1])["Records"]) == []
+    assert deliverer.handle(batch(ids)) == []
+    assert (endpoint_reads.calls, event_reads.calls) == (2, 2)
+    assert deliverer.handle(batch(ids[:1])) == []
 
-    # Then every attempt was posted, the first batch reading the endpoint once for all four,
-    # and the next batch reading it again
-    receiver.wait_for(lambda rs: len(rs) >= 4 + 5)
-    assert counting.reads == 2
+    # Then every attempt was posted, the first batch reading each endpoint and each event once
+    # for its four messages, and the next batch reading them again
+    for receiver in receivers:
+        receiver.wait_for(lambda rs: len(rs) >= 2 + 2)
+    assert (endpoint_reads.calls, event_reads.calls) == (3, 3)
     for delivery_id in ids:
         attempts = api.get(f"/v1/webhook_deliveries/{delivery_id}").json()["attempts"]
-        assert [a["trigger"] for a in attempts][-1] == "manual"
+        assert attempts[-1]["trigger"] == "manual"
