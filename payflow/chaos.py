@@ -350,7 +350,14 @@ def every_event_delivered(seen: Observed) -> list[str]:
                 if delivery["id"] not in seen.dead_lettered:
                     violations.append(f"{delivery['id']}: failed but not in the dead-letter queue")
             else:
-                violations.append(f"{delivery['id']}: still {delivery['status']}, {_log(delivery)}")
+                # A message in the dead-letter queue whose delivery is still pending: a receive
+                # that logged no attempt (its handler failed) took its last receive.
+                where = " (its message in the dead-letter queue)" * (
+                    delivery["id"] in seen.dead_lettered
+                )
+                violations.append(
+                    f"{delivery['id']}: still {delivery['status']}{where}, {_log(delivery)}"
+                )
     return violations
 
 
