@@ -920,6 +920,10 @@ def _fault_counts(
         duplicates = getattr(poller, "duplicates", None)
         if duplicates is not None:
             counts[f"batches delivered twice to {poller.name}"] = duplicates.count
+        raised = getattr(poller, "raised", None)
+        for kind, n in sorted(raised.by_type.items()) if raised is not None else ():
+            # InjectedCrash: the crashes above; anything else, a handler died of it.
+            counts[f"{poller.name} runs that raised {kind}"] = n
     counts["webhook answers 500 (receiver)"] = sum(1 for h in receiver.hits if h.status != 200)
     counts["client retries (409/5xx/crash)"] = client.retries
     return counts

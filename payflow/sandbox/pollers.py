@@ -24,6 +24,7 @@ import logging
 import random
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -119,6 +120,19 @@ class Duplicates:
             logger.warning("%s failed on a duplicated batch", self.name, exc_info=True)
             return True
         return False
+
+
+class Raised:
+    """How often a poller's handler raised, by exception type (a chaos run reports them: the
+    crashes it injected, and anything else a handler died of)."""
+
+    def __init__(self) -> None:
+        self.by_type: Counter[str] = Counter()
+        self._lock = threading.Lock()
+
+    def note(self, error: BaseException) -> None:
+        with self._lock:
+            self.by_type[type(error).__name__] += 1
 
 
 def _handler_name(handler: Handler) -> str:
@@ -224,6 +238,7 @@ class SqsPoller:
         self.max_idle_interval = max_idle_interval
         self._quiet_polls = 0
         self.duplicates = Duplicates(duplicate_rate, rng, self.name)
+        self.raised = Raised()
 
     @property
     def idle_interval(self) -> float:
@@ -252,7 +267,8 @@ class SqsPoller:
         event = {"Records": records}
         try:
             response = self.handler(event, LambdaContext(self.name))
-        except Exception:
+        except Exception as error:
+            self.raised.note(error)
             logger.exception(
                 "%s failed on %d SQS message(s) from %s; they return after the visibility timeout",
                 self.name,
@@ -520,6 +536,7 @@ class StreamPoller:
         self._last_quiet_pass = -1
         self._lock = threading.Lock()
         self.duplicates = Duplicates(duplicate_rate, rng, self.name)
+        self.raised = Raised()
         self.checkpoints = checkpoints
         if checkpoints is not None:
             self.starting_position = "TRIM_HORIZON"
@@ -599,7 +616,8 @@ class StreamPoller:
         event = {"Records": shaped}
         try:
             response_body = self.handler(event, LambdaContext(self.name))
-        except Exception:
+        except Exception as error:
+            self.raised.note(error)
             logger.exception(
                 "%s failed on %d stream record(s) from %s (attempt %d); retrying the batch",
                 self.name,

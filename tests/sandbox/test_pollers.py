@@ -151,6 +151,8 @@ def test_a_raising_handler_deletes_nothing_and_the_redrive_policy_moves_to_the_d
     assert queue_depth(sqs, queue["url"]) == 0
     moved = sqs.receive_message(QueueUrl=queue["dlq_url"])["Messages"]
     assert [m["Body"] for m in moved] == ["poison"]
+    # and each run that raised is counted by what it raised (a chaos run reports them)
+    assert poller.raised.by_type == {"RuntimeError": 2}
 
 
 # --- DynamoDB Streams ---------------------------------------------------------------------------
@@ -324,6 +326,7 @@ def test_a_failing_stream_batch_is_retried_in_order_not_lost(
         clients.dynamodb.put_item(TableName=table["name"], Item={"pk": {"S": key}})
 
     assert poller.poll_once()  # fails
+    assert poller.raised.by_type == {"RuntimeError": 1}
     mark = poller.mark()
     assert not poller.poll_once()  # backing off: nothing delivered
     assert not poller.is_idle(mark)  # ...but not idle either
