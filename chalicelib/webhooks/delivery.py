@@ -7,10 +7,6 @@ scheduled attempt the delivery is marked failed and the message is made visible 
 next receive exceeds the queue's maxReceiveCount (equal to the number of attempts) and the
 queue's redrive policy moves it to the dead-letter queue.
 
-A run that dies on a message's last receive (before logging its attempt) would leave the delivery
-pending with its message in the dead-letter queue (a 10,000-payment chaos run did): the last
-receive fails the delivery before the attempt, which then sets the outcome.
-
 Every message is safe to handle twice: a scheduled message of a succeeded delivery, or one whose
 token is no longer the delivery's, is dropped; an attempt is appended to the log with a
 condition that never moves a succeeded delivery back, nor a failed one back to pending (an older
@@ -271,12 +267,6 @@ class Deliverer:
             if scheduled:
                 self._store.fail(delivery, only_token=delivery.token)
             return False
-        if scheduled and self._schedule.delay_after(message.receive_count) is None:
-            # The queue's last receive of this message: if this run dies before logging its
-            # attempt, the next receive moves the message to the dead-letter queue while the
-            # delivery would stay pending for good. So it is failed first; the attempt's
-            # answer then sets it (a success still wins).
-            self._store.fail(delivery, only_token=delivery.token)
         result = self._post(delivery, endpoint, event)
         # Crash here: the receiver has the webhook, the log does not know yet.
         self._faults.check("deliver_after_post")

@@ -302,51 +302,6 @@ def test_a_repeat_that_dies_between_its_new_token_and_its_send_is_mended_by_the_
     _arrives(unsent)
 
 
-def test_a_run_that_dies_on_the_last_receive_leaves_the_delivery_failed_not_pending(
-    unsent: Unsent,
-):
-    from chalicelib.container import webhooks
-    from chalicelib.domain.webhooks import DeliveryStatus, Trigger
-    from chalicelib.faults import Faults, InjectedCrash
-    from chalicelib.webhooks.delivery import Deliverer, EndpointHealth, QueuedMessage
-    from chalicelib.webhooks.sender import PinnedSender
-
-    store, events = webhooks().worker_stores
-    schedule = webhooks().schedule
-    faults = Faults()
-    deliverer = Deliverer(
-        store,
-        events,
-        webhooks().queue,
-        PinnedSender(5, allow_private=True),
-        schedule,
-        EndpointHealth(store, disable_after_seconds=3600),
-        faults=faults,
-    )
-    last = QueuedMessage(
-        message_id="m",
-        receipt_handle="r",
-        receive_count=schedule.attempts,  # the queue's maxReceiveCount: its next receive
-        delivery_id=unsent.delivery.id,  # moves the message to the dead-letter queue
-        trigger=Trigger.SCHEDULED,
-        token=unsent.delivery.token,
-    )
-
-    # Given a delivery's message on its last receive, when the run dies after the POST
-    faults.arm("deliver_after_post", 1)
-    with pytest.raises(InjectedCrash):
-        deliverer.deliver(last)
-
-    # Then the delivery is failed, as its message in the dead-letter queue will say
-    found = store.delivery(unsent.event.id, unsent.endpoint.id)
-    assert found.status == DeliveryStatus.FAILED and found.attempt_count == 0
-
-    # and a later handling of that receive that gets a 2xx still makes it succeeded
-    assert deliverer.deliver(last) is False
-    found = store.delivery(unsent.event.id, unsent.endpoint.id)
-    assert found.status == DeliveryStatus.SUCCEEDED and found.attempt_count == 1
-
-
 def _arrives(unsent: Unsent) -> None:
     event_id, endpoint_id = unsent.event.id, unsent.endpoint.id
     unsent.receiver.wait_for(lambda rs: any(r.event["id"] == event_id for r in rs))
