@@ -17,7 +17,8 @@ def test_the_meter_counts_the_cpu_a_process_burns_and_not_its_waits() -> None:
     while time.process_time() - began < 0.3:
         digest = hashlib.sha256(digest).digest()
     used = meter.used()
-    assert 0.3 <= used["this"] < 0.45
+    # the process's times come in clock ticks (10 ms here), process_time() finer
+    assert 0.28 <= used["this"] < 0.45
     assert used["total"] == used["this"]
 
 
