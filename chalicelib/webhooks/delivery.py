@@ -179,9 +179,18 @@ class BatchReads:
             lambda: self._store.endpoint(merchant_id, endpoint_id),
         )
 
-    def event_with_deliveries(self, event_id: str) -> tuple[Event | None, list[dict[str, Any]]]:
-        """`EventStore.with_deliveries`: the event and its deliveries' items."""
-        return self._once(("event", event_id), lambda: self._events.with_deliveries(event_id))
+    def event_and_delivery(
+        self, event_id: str, endpoint_id: str
+    ) -> tuple[Event | None, Delivery | None]:
+        """The event and its delivery to the endpoint, read together (they share a partition:
+        `EventStore.with_deliveries`)."""
+        event, deliveries = self._once(
+            ("event", event_id), lambda: self._events.with_deliveries(event_id)
+        )
+        for item in deliveries:
+            if item.get("endpoint_id") == endpoint_id:
+                return event, Delivery.model_validate(item)
+        return event, None
 
     def _once(self, key: tuple[str, ...], read: Callable[[], Any]) -> Any:
         with self._lock:
@@ -237,20 +246,9 @@ class Deliverer:
         ):
             return self._deliver(message, reads or BatchReads(self._store, self._events))
 
-    @staticmethod
-    def _read(
-        reads: BatchReads, event_id: str, endpoint_id: str
-    ) -> tuple[Event | None, Delivery | None]:
-        """The event and this delivery of it, read together (they share a partition)."""
-        event, deliveries = reads.event_with_deliveries(event_id)
-        for item in deliveries:
-            if item.get("endpoint_id") == endpoint_id:
-                return event, Delivery.model_validate(item)
-        return event, None
-
     def _deliver(self, message: QueuedMessage, reads: BatchReads) -> bool:
         ids = parse_delivery_id(message.delivery_id)
-        event, delivery = self._read(reads, *ids) if ids else (None, None)
+        event, delivery = reads.event_and_delivery(*ids) if ids else (None, None)
         if delivery is None:
             logger.warning("message %s names no delivery: dropped", message.message_id)
             return False

@@ -97,6 +97,7 @@ def apply() -> None:
     if _APPLIED:
         return
     import moto.core.responses as responses
+    from moto.core.parse import BaseJSONParser
     from moto.dynamodb.models import DynamoDBBackend
     from moto.dynamodb.models.dynamo_type import DynamoType
     from moto.dynamodb.models.table import Table
@@ -128,14 +129,8 @@ def apply() -> None:
     )
     _share_step_functions_clients()
     _parse_update_expressions_once()
-    _parse_json_structures_by_their_keys()
-    _APPLIED = True
-
-
-def _parse_json_structures_by_their_keys() -> None:
-    from moto.core.parse import BaseJSONParser
-
     BaseJSONParser._parse_structure = _one_key_looked_up(BaseJSONParser._parse_structure)  # type: ignore[method-assign]
+    _APPLIED = True
 
 
 def _one_key_looked_up(parse_structure: Callable[..., Any]) -> Callable[..., Any]:
