@@ -421,9 +421,8 @@ def test_a_run_that_dies_on_the_last_receive_leaves_a_spare_to_fail_the_delivery
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
     redrive = json.loads(real["RedrivePolicy"])
     redrive["deadLetterTargetArn"] = dlq_arn["Attributes"]["QueueArn"]
-    url = sqs.create_queue(
-        QueueName=name, Attributes={"RedrivePolicy": json.dumps(redrive)}
-    )["QueueUrl"]
+    attributes = {"RedrivePolicy": json.dumps(redrive)}
+    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
     queue = WebhookQueue(sqs, url, dlq_url)
     queue.send({"delivery": unsent.delivery.id, "token": "first", "trigger": "scheduled"})
     unsent.receiver.default = 500
