@@ -29,7 +29,7 @@ class Settings(BaseModel):
         default="0,5,300,1800,7200,18000,36000,36000", alias="PAYFLOW_WEBHOOK_RETRY_SCHEDULE"
     )
     """Seconds before each delivery attempt. The queue's maxReceiveCount (template parameter
-    WebhookMaxReceiveCount) must be `RetrySchedule.max_receives`: its length plus 2."""
+    WebhookMaxReceiveCount) must be `RetrySchedule.max_receives`."""
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, alias="PAYFLOW_WEBHOOK_TIMEOUT_SECONDS"
     )

@@ -316,10 +316,8 @@ def is_public_address(address: str) -> bool:
 class RetrySchedule:
     """Seconds to wait before each attempt: the first entry before attempt 1 (usually 0).
 
-    Its length is the number of scheduled attempts. The webhook queue's maxReceiveCount is
-    `max_receives`: SPARE_RECEIVES more, so that a handler run that dies on the last receive,
-    before logging its attempt, leaves the message a receive that makes the attempt again and
-    fails the delivery, instead of the queue moving the message with the delivery pending.
+    Its length is the number of scheduled attempts; the webhook queue's maxReceiveCount is
+    `max_receives` (SPARE_RECEIVES more: chalicelib.webhooks.delivery says what they are for).
     """
 
     delays: tuple[int, ...]
