@@ -28,8 +28,8 @@ class Settings(BaseModel):
     webhook_retry_schedule: str = Field(
         default="0,5,300,1800,7200,18000,36000,36000", alias="PAYFLOW_WEBHOOK_RETRY_SCHEDULE"
     )
-    """Seconds before each delivery attempt. The queue's maxReceiveCount (template parameter
-    WebhookMaxReceiveCount) must be `RetrySchedule.max_receives`."""
+    """Seconds before each delivery attempt; its length must equal the queue's maxReceiveCount
+    (template parameter WebhookMaxAttempts)."""
     webhook_timeout_seconds: float = Field(
         default=10.0, gt=0, alias="PAYFLOW_WEBHOOK_TIMEOUT_SECONDS"
     )

@@ -351,7 +351,7 @@ def every_event_delivered(seen: Observed) -> list[str]:
                     violations.append(f"{delivery['id']}: failed but not in the dead-letter queue")
             else:
                 # A message in the dead-letter queue whose delivery is still pending: a receive
-                # that logged no attempt (its handler failed) took its last receive and spares.
+                # that logged no attempt (its handler failed) took its last receive.
                 where = " (its message in the dead-letter queue)" * (
                     delivery["id"] in seen.dead_lettered
                 )

@@ -60,9 +60,6 @@ MAX_SECRET_GRACE_SECONDS = 7 * 86_400
 """The longest an old secret may stay valid after a roll."""
 MAX_VISIBILITY_SECONDS = 43_200
 """SQS's ceiling for a visibility timeout, hence for one step of the retry schedule."""
-SPARE_RECEIVES = 2
-"""Receives of a webhook message beyond its schedule's attempts, before the queue moves it to the
-dead-letter queue: they finish the last attempt of handler runs that died before logging it."""
 
 _DELIVERY_PREFIX = "wd_"
 _EVENT_PREFIX = "evt_"
@@ -316,8 +313,9 @@ def is_public_address(address: str) -> bool:
 class RetrySchedule:
     """Seconds to wait before each attempt: the first entry before attempt 1 (usually 0).
 
-    Its length is the number of scheduled attempts; the webhook queue's maxReceiveCount is
-    `max_receives` (SPARE_RECEIVES more: chalicelib.webhooks.delivery says what they are for).
+    Its length is the number of scheduled attempts, which must equal the webhook queue's
+    maxReceiveCount so that the queue moves a message to the dead-letter queue right after its
+    last attempt failed.
     """
 
     delays: tuple[int, ...]
@@ -340,11 +338,6 @@ class RetrySchedule:
     @property
     def attempts(self) -> int:
         return len(self.delays)
-
-    @property
-    def max_receives(self) -> int:
-        """The webhook queue's maxReceiveCount for this schedule."""
-        return self.attempts + SPARE_RECEIVES
 
     @property
     def first_delay(self) -> int:

@@ -3,15 +3,9 @@
 The retry schedule lives in the message's visibility: after a failed attempt N the handler sets
 the visibility timeout to the schedule's next delay and reports the message as failed, so SQS
 hands it back when the next attempt is due, with ApproximateReceiveCount = N + 1. After the last
-scheduled attempt the delivery is marked failed and the message is made visible at once.
-
-The queue's maxReceiveCount is the number of attempts plus SPARE_RECEIVES. A receive beyond the
-schedule whose delivery is failed already is not an attempt: the handler makes the message
-visible again, until the receive after the spares, when the queue's redrive policy moves it to
-the dead-letter queue. A receive beyond the schedule whose delivery is still pending comes after
-a handler run that died before logging its attempt (or before scheduling the next); it makes the
-last attempt. Without the spares that message would go to the dead-letter queue with its
-delivery pending for good (seen once in a 10,000-payment chaos run).
+scheduled attempt the delivery is marked failed and the message is made visible at once: its
+next receive exceeds the queue's maxReceiveCount (equal to the number of attempts) and the
+queue's redrive policy moves it to the dead-letter queue.
 
 Every message is safe to handle twice: a scheduled message of a succeeded delivery, or one whose
 token is no longer the delivery's, is dropped; an attempt is appended to the log with a
@@ -271,14 +265,6 @@ class Deliverer:
             if scheduled:
                 self._store.fail(delivery, only_token=delivery.token)
             return False
-        if (
-            scheduled
-            and delivery.status == DeliveryStatus.FAILED
-            and message.receive_count > self._schedule.attempts
-        ):
-            # Its last attempt is logged: a spare receive, on the way to the dead-letter queue.
-            self._queue.retry_after(message.receipt_handle, 0)
-            return True
         result = self._post(delivery, endpoint, event)
         # Crash here: the receiver has the webhook, the log does not know yet.
         self._faults.check("deliver_after_post")
@@ -310,7 +296,7 @@ class Deliverer:
             self._store.record_attempt(delivery, attempt, status=DeliveryStatus.FAILED)
             if disabled:
                 return False
-            # Visible now: its spare receives pass it on, and then SQS moves it to the DLQ.
+            # Visible now: its next receive exceeds maxReceiveCount, and SQS moves it to the DLQ.
             self._queue.retry_after(message.receipt_handle, 0)
             self._dead_lettered(delivery)
             return True

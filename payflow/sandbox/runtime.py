@@ -155,17 +155,13 @@ class Sandbox:
             logger.info("state restored from %s: %s", config.data_dir, self.restored)
         self._configure_environment()
         clients = AwsClients.for_endpoint(self.aws.endpoint_url)
-        from chalicelib.domain.webhooks import RetrySchedule
-
         self.provisioned = provision(
             load_template(TEMPLATE),
             config.stack_name,
             clients,
             parameters={
-                # The queue's maxReceiveCount follows the number of scheduled attempts.
-                "WebhookMaxReceiveCount": RetrySchedule.parse(
-                    self.webhook_retry_schedule
-                ).max_receives,
+                # The queue's maxReceiveCount must match the number of scheduled attempts.
+                "WebhookMaxAttempts": len(self.webhook_retry_schedule.split(",")),
                 **dict(config.parameters),
             },
         )

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from collections import defaultdict
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -14,7 +13,7 @@ from typing import Any
 import pytest
 
 from chalicelib.container import services
-from payflow.sandbox.pollers import sqs_record, stream_record
+from payflow.sandbox.pollers import stream_record
 from tests.conftest import Api
 from tests.integration.conftest import Hooks, wait_until_drained
 from tests.integration.test_webhooks import create_payment, deliveries_of
@@ -398,70 +397,3 @@ def test_a_batch_reads_each_endpoint_and_each_event_once_for_all_its_messages(
     for delivery_id in ids:
         attempts = api.get(f"/v1/webhook_deliveries/{delivery_id}").json()["attempts"]
         assert attempts[-1]["trigger"] == "manual"
-
-
-def test_a_run_that_dies_on_the_last_receive_leaves_a_spare_to_fail_the_delivery(
-    unsent: Unsent, sandbox: Any
-):
-    from chalicelib.container import webhooks
-    from chalicelib.dal.webhooks import WebhookQueue
-    from chalicelib.domain.webhooks import DeliveryStatus
-    from chalicelib.faults import Faults, InjectedCrash
-    from chalicelib.webhooks.delivery import Deliverer, EndpointHealth
-    from chalicelib.webhooks.sender import PinnedSender
-
-    # Given a delivery to an endpoint that answers 500, its message on a queue whose redrive
-    # policy is the webhook queue's own
-    sqs = sandbox.aws.client("sqs")
-    real = sqs.get_queue_attributes(
-        QueueUrl=sandbox.provisioned.physical_ids["WebhookQueue"], AttributeNames=["All"]
-    )["Attributes"]
-    name = f"spare-{uuid.uuid4().hex[:12]}"
-    dlq_url = sqs.create_queue(QueueName=f"{name}-dlq")["QueueUrl"]
-    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])
-    redrive = json.loads(real["RedrivePolicy"])
-    redrive["deadLetterTargetArn"] = dlq_arn["Attributes"]["QueueArn"]
-    attributes = {"RedrivePolicy": json.dumps(redrive)}
-    url = sqs.create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
-    queue = WebhookQueue(sqs, url, dlq_url)
-    queue.send({"delivery": unsent.delivery.id, "token": "first", "trigger": "scheduled"})
-    unsent.receiver.default = 500
-    faults = Faults()
-    deliverer = Deliverer(
-        unsent.store,
-        webhooks().worker_stores[1],
-        queue,
-        PinnedSender(5, allow_private=True),
-        webhooks().schedule,
-        EndpointHealth(unsent.store, disable_after_seconds=3600),
-        faults=faults,
-    )
-    last = webhooks().schedule.attempts
-
-    # When SQS hands the message over until it stops, and the run on the schedule's last
-    # receive dies after its POST, before logging it
-    receives = 0
-    while messages := sqs.receive_message(
-        QueueUrl=url, AttributeNames=["All"], VisibilityTimeout=60
-    ).get("Messages", []):
-        receives += 1
-        assert receives <= 10, "the message never left the queue"
-        if receives == last:
-            faults.arm("deliver_after_post", 1)
-        try:
-            kept = deliverer.handle([sqs_record(messages[0], "arn:aws:sqs:spare", "us-east-1")])
-        except InjectedCrash:
-            kept = [messages[0]["MessageId"]]
-        if kept:  # visible now, as once its delay (or the dead run's visibility) runs out
-            queue.retry_after(messages[0]["ReceiptHandle"], 0)
-
-    # Then the next receive made the last attempt again and failed the delivery, and the
-    # message reached the dead-letter queue after the spare receives
-    assert not faults.armed("deliver_after_post"), "the run did not die"
-    stored = unsent.store.delivery(unsent.event.id, unsent.endpoint.id)
-    assert stored.status == DeliveryStatus.FAILED, "left pending with its message dead-lettered"
-    assert [a.attempt for a in stored.attempts] == list(range(1, last + 1))
-    assert unsent.receiver.count() == last + 1  # the dead run's POST went out too
-    assert receives == webhooks().schedule.max_receives == int(redrive["maxReceiveCount"])
-    dead = sqs.receive_message(QueueUrl=dlq_url, AttributeNames=["All"])["Messages"]
-    assert [json.loads(m["Body"])["delivery"] for m in dead] == [unsent.delivery.id]

@@ -60,7 +60,7 @@ def test_the_repository_template_provisions_twice_to_the_same_resources(
     )["Attributes"]
     assert json.loads(attributes["RedrivePolicy"]) == {
         "deadLetterTargetArn": first.attributes[("WebhookDeadLetterQueue", "Arn")],
-        "maxReceiveCount": 10,  # the WebhookMaxReceiveCount parameter's default
+        "maxReceiveCount": 8,  # the WebhookMaxAttempts parameter's default
     }
     assert attributes["VisibilityTimeout"] == "60"
     assert first.outputs["WebhookQueueUrl"] == first.physical_ids["WebhookQueue"]
